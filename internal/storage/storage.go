@@ -1,0 +1,179 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors every backend returns (possibly wrapped).
+var (
+	// ErrNotFound: no row with that id (or name).
+	ErrNotFound = errors.New("storage: not found")
+	// ErrAlreadyExists: a unique id, name or alias is taken.
+	ErrAlreadyExists = errors.New("storage: already exists")
+)
+
+// Storage is the one persistence port of the broker. Implementations must be
+// safe for concurrent use by many goroutines and, for PostgreSQL, by many
+// processes sharing one database.
+//
+// Update methods take a closure that the backend runs inside a transaction
+// holding a write lock on the row, so a read-check-write done in the closure
+// is atomic (compare-and-swap without leaking transactions to callers). If the
+// closure returns an error, nothing is written and that error is returned
+// unchanged (errors.Is works on it).
+type Storage interface {
+	// Providers. Names and aliases are stored lower-case and are unique
+	// together: an alias may not equal another provider's name or alias.
+	CreateProvider(ctx context.Context, p Provider) error
+	GetProvider(ctx context.Context, id string) (Provider, error)
+	// GetProviderByName matches name or any alias, case-insensitively.
+	GetProviderByName(ctx context.Context, name string) (Provider, error)
+	// ListProviders returns all providers ordered by name.
+	ListProviders(ctx context.Context) ([]Provider, error)
+	// UpdateProvider replaces the provider (including its aliases) with what
+	// fn returns. ID and CreatedAt are kept; UpdatedAt is set by the caller.
+	UpdateProvider(ctx context.Context, id string, fn func(Provider) (Provider, error)) (Provider, error)
+	// DeleteProvider removes the provider and its aliases. Connections that
+	// refer to it are kept (their provider_id dangles on purpose: audit).
+	DeleteProvider(ctx context.Context, id string) error
+
+	// Connections.
+	CreateConnection(ctx context.Context, c Connection) error
+	GetConnection(ctx context.Context, id string) (Connection, error)
+	ListConnections(ctx context.Context, f ConnectionFilter) ([]Connection, error)
+	// UpdateConnection loads the connection and its token (nil when none)
+	// under a row lock, calls fn, and writes back the connection fn returns
+	// with Version incremented by one, plus the token change fn asks for,
+	// all in one transaction.
+	UpdateConnection(ctx context.Context, id string, fn func(Connection, *Token) (Connection, TokenChange, error)) (Connection, error)
+	// DeleteConnection removes the connection and its token.
+	DeleteConnection(ctx context.Context, id string) error
+
+	// GetToken returns the connection's stored token.
+	GetToken(ctx context.Context, connectionID string) (Token, error)
+
+	// Audit trail, append-only.
+	AppendAudit(ctx context.Context, e AuditEvent) error
+	// ListAudit returns events newest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Provider is a registered OAuth/OIDC provider. Config is the provider
+// profile without its secret, as JSON owned by package provider; the storage
+// layer does not look inside it. ClientSecret is sealed by the vault with the
+// provider id as associated data.
+type Provider struct {
+	ID           string
+	Name         string   // canonical, lower-case
+	Aliases      []string // lower-case, without Name
+	Config       []byte   // JSON
+	ClientSecret []byte   // ciphertext, may be empty
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// ConnectionStatus is the life-cycle state of a connection.
+type ConnectionStatus string
+
+const (
+	StatusPending    ConnectionStatus = "pending"    // consent URL handed out
+	StatusExchanging ConnectionStatus = "exchanging" // callback accepted, code exchange running
+	StatusActive     ConnectionStatus = "active"     // token stored
+	StatusFailed     ConnectionStatus = "failed"     // consent denied, exchange or verification failed, expired while pending
+	StatusExpired    ConnectionStatus = "expired"    // refresh no longer possible: needs re-consent
+	StatusRevoked    ConnectionStatus = "revoked"
+)
+
+// Connection is one user's link to one provider.
+type Connection struct {
+	ID           string
+	WorkspaceID  string
+	UserID       string
+	ClientName   string // the gateway client (agent) that requested it; "" for direct broker use
+	ProviderID   string
+	ProviderName string
+	Scopes       []string
+	ReturnURL    string
+	Metadata     map[string]string
+	Status       ConnectionStatus
+	// StatusReason is a short machine-readable reason for failed/expired
+	// states (e.g. "access_denied", "invalid_id_token"). Never a secret.
+	StatusReason string
+	// Nonce is the OIDC nonce bound into the state (empty without openid).
+	Nonce string
+	// PKCEVerifier is the sealed code_verifier (vault AAD: connection id);
+	// emptied once the code is exchanged.
+	PKCEVerifier []byte
+	// Verified identity from the id_token.
+	Subject string
+	Email   string
+	Issuer  string
+
+	// Lifecycle bookkeeping (refresh).
+	LastRefreshAt  time.Time // zero if never
+	NextRefreshAt  time.Time // zero if none planned
+	LastErrorClass string
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// ExpiresAt bounds the pending phase: after it, a callback is refused.
+	ExpiresAt time.Time
+	// Version starts at 1 and grows by one with every UpdateConnection.
+	Version int64
+}
+
+// ConnectionFilter narrows ListConnections; zero fields match everything.
+type ConnectionFilter struct {
+	WorkspaceID string
+	UserID      string
+	ClientName  string
+	ProviderID  string
+	Status      ConnectionStatus
+	Limit       int // 0 means 100
+}
+
+// Token is the stored token set of a connection. Ciphertext is the vault
+// sealing of the JSON token set, with the connection id as associated data.
+// The plain fields hold only what is not secret.
+type Token struct {
+	ConnectionID string
+	Ciphertext   []byte
+	// ExpiresAt is when the access token expires; zero when unknown.
+	ExpiresAt time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// TokenChange says what UpdateConnection does with the token row.
+// The zero value leaves it alone.
+type TokenChange struct {
+	Put    *Token // insert or replace
+	Delete bool
+}
+
+// AuditEvent is one append-only audit record. It never holds a token, code,
+// verifier or secret.
+type AuditEvent struct {
+	ID           int64 // assigned by the backend
+	Time         time.Time
+	Type         string // e.g. "consent.created", "callback.succeeded"
+	ConnectionID string
+	ProviderID   string
+	Actor        string
+	ClientIP     string
+	UserAgent    string
+	Detail       map[string]string
+}
+
+// AuditFilter narrows ListAudit; zero fields match everything.
+type AuditFilter struct {
+	ConnectionID string
+	Since        time.Time
+	Limit        int // 0 means 100
+}
