@@ -1,0 +1,116 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dromos-dev/dromos/internal/logging"
+)
+
+type body struct {
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+}
+
+func TestDecodeJSON(t *testing.T) {
+	cases := []struct {
+		name, ct, in string
+		status       int
+		msg          string
+	}{
+		{"ok", "application/json", `{"name":"a","scopes":["x"]}`, 0, ""},
+		{"ok without content type", "", `{"name":"a"}`, 0, ""},
+		{"unknown field", "application/json", `{"name":"a","nope":1}`, 400, `unknown field "nope"`},
+		{"wrong type", "application/json", `{"scopes":"x"}`, 400, `field "scopes" must be an array`},
+		{"syntax", "application/json", `{"name":`, 400, "truncated"},
+		{"garbage", "application/json", `{"name" x}`, 400, "malformed JSON at byte"},
+		{"empty", "application/json", ``, 400, "empty"},
+		{"two values", "application/json", `{} {}`, 400, "single JSON object"},
+		{"array", "application/json", `[1]`, 400, "JSON object"},
+		{"text content type", "text/plain", `{}`, 415, "application/json"},
+		{"too large", "application/json", `{"name":"` + strings.Repeat("a", 2000) + `"}`, 413, "larger than 1024"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/", strings.NewReader(tc.in))
+			if tc.ct != "" {
+				r.Header.Set("Content-Type", tc.ct)
+			}
+			var b body
+			err := DecodeJSON(httptest.NewRecorder(), r, &b, 1024)
+			if tc.status == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			e, ok := As(err)
+			if !ok || e.Status != tc.status || !strings.Contains(e.Message, tc.msg) {
+				t.Fatalf("got %#v, want status %d containing %q", err, tc.status, tc.msg)
+			}
+		})
+	}
+}
+
+func TestWriteErrorHidesInternalDetail(t *testing.T) {
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/", nil)
+	WriteError(w, r, logging.Discard(), errors.New("pq: password=hunter2 rejected"))
+	if w.Code != 500 || strings.Contains(w.Body.String(), "hunter2") {
+		t.Fatalf("internal detail leaked: %d %s", w.Code, w.Body)
+	}
+	var env Envelope
+	if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil || env.Code != CodeInternal {
+		t.Fatalf("bad envelope %s", w.Body)
+	}
+}
+
+func TestWriteErrorRetryAfter(t *testing.T) {
+	w := httptest.NewRecorder()
+	WriteError(w, httptest.NewRequest("GET", "/", nil), logging.Discard(), Unavailable("database unavailable", 1500*time.Millisecond, errors.New("dial")))
+	if w.Code != 503 || w.Header().Get("Retry-After") != "2" {
+		t.Fatalf("got %d Retry-After=%q", w.Code, w.Header().Get("Retry-After"))
+	}
+}
+
+func TestMiddlewareRequestIDAndRecovery(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /boom", func(http.ResponseWriter, *http.Request) { panic("kaboom") })
+	mux.HandleFunc("GET /id", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(logging.RequestID(r.Context())))
+	})
+	var routes []string
+	h := Middleware(mux, logging.Discard(), time.Now, func(route string, status int, _ time.Duration) {
+		routes = append(routes, route)
+	})
+
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/id", nil)
+	r.Header.Set(RequestIDHeader, "abc-123")
+	h.ServeHTTP(w, r)
+	if w.Body.String() != "abc-123" || w.Header().Get(RequestIDHeader) != "abc-123" {
+		t.Fatalf("request id not propagated: %q", w.Body.String())
+	}
+
+	w = httptest.NewRecorder()
+	r = httptest.NewRequest("GET", "/id", nil)
+	r.Header.Set(RequestIDHeader, "bad\nid")
+	h.ServeHTTP(w, r)
+	if got := w.Body.String(); got == "" || strings.ContainsAny(got, "\n") {
+		t.Fatalf("unsafe request id kept: %q", got)
+	}
+
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/boom", nil))
+	if w.Code != 500 || !strings.Contains(w.Body.String(), CodeInternal) {
+		t.Fatalf("panic not recovered into envelope: %d %s", w.Code, w.Body)
+	}
+	if len(routes) != 3 || routes[0] != "GET /id" || routes[2] != "GET /boom" {
+		t.Fatalf("observer saw %v", routes)
+	}
+}
