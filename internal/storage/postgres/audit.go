@@ -1,0 +1,78 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/dromos-dev/dromos/internal/storage"
+)
+
+var errNoAuditTime = errors.New("audit event has no time")
+
+// AppendAudit stores e with a new id; e.ID is ignored.
+func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) error {
+	if e.Time.IsZero() {
+		return fmt.Errorf("postgres: append audit %q: %w", e.Type, errNoAuditTime)
+	}
+	detail, err := encodeMap(e.Detail)
+	if err != nil {
+		return fmt.Errorf("postgres: append audit %q: encode detail: %w", e.Type, err)
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO audit_events
+    (occurred_at, type, connection_id, provider_id, actor, client_ip, user_agent, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		e.Time, e.Type, e.ConnectionID, e.ProviderID, e.Actor, e.ClientIP, e.UserAgent, detail)
+	return wrap(fmt.Sprintf("append audit %q", e.Type), err)
+}
+
+// ListAudit returns the events matching f, newest first.
+func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.ConnectionID != "" {
+		args = append(args, f.ConnectionID)
+		where = append(where, "connection_id = $"+strconv.Itoa(len(args)))
+	}
+	if !f.Since.IsZero() {
+		args = append(args, f.Since)
+		where = append(where, "occurred_at >= $"+strconv.Itoa(len(args)))
+	}
+	q := `SELECT id, occurred_at, type, connection_id, provider_id, actor, client_ip, user_agent, detail FROM audit_events`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	args = append(args, limit(f.Limit))
+	q += ` ORDER BY occurred_at DESC, id DESC LIMIT $` + strconv.Itoa(len(args))
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, wrap("list audit", err)
+	}
+	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storage.AuditEvent, error) {
+		var (
+			e      storage.AuditEvent
+			at     pgtype.Timestamptz
+			detail []byte
+		)
+		if err := row.Scan(&e.ID, &at, &e.Type, &e.ConnectionID, &e.ProviderID, &e.Actor, &e.ClientIP, &e.UserAgent, &detail); err != nil {
+			return storage.AuditEvent{}, err
+		}
+		e.Time = fromNullTime(at)
+		var err error
+		if e.Detail, err = decodeMap(detail); err != nil {
+			return storage.AuditEvent{}, fmt.Errorf("decode detail: %w", err)
+		}
+		return e, nil
+	})
+	if err != nil {
+		return nil, wrap("list audit", err)
+	}
+	return events, nil
+}

@@ -1,0 +1,232 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/dromos-dev/dromos/internal/storage"
+)
+
+const connectionColumns = `id, workspace_id, user_id, client_name, provider_id, provider_name,
+    scopes, return_url, metadata, status, status_reason, nonce, pkce_verifier,
+    subject, email, issuer, last_refresh_at, next_refresh_at, last_error_class,
+    created_at, updated_at, expires_at, version`
+
+var (
+	errEmptyCiphertext = errors.New("token ciphertext is empty")
+	errTokenMismatch   = errors.New("token belongs to another connection")
+)
+
+func scanConnection(row pgx.Row) (storage.Connection, error) {
+	var (
+		c                         storage.Connection
+		status                    string
+		metadata, verifier        []byte
+		lastRefresh, nextRefresh  pgtype.Timestamptz
+		created, updated, expires pgtype.Timestamptz
+	)
+	err := row.Scan(&c.ID, &c.WorkspaceID, &c.UserID, &c.ClientName, &c.ProviderID, &c.ProviderName,
+		&c.Scopes, &c.ReturnURL, &metadata, &status, &c.StatusReason, &c.Nonce, &verifier,
+		&c.Subject, &c.Email, &c.Issuer, &lastRefresh, &nextRefresh, &c.LastErrorClass,
+		&created, &updated, &expires, &c.Version)
+	if err != nil {
+		return storage.Connection{}, err
+	}
+	if c.Metadata, err = decodeMap(metadata); err != nil {
+		return storage.Connection{}, fmt.Errorf("decode metadata: %w", err)
+	}
+	c.Scopes = nilIfNone(c.Scopes)
+	c.Status = storage.ConnectionStatus(status)
+	c.PKCEVerifier = nilIfEmpty(verifier)
+	c.LastRefreshAt = fromNullTime(lastRefresh)
+	c.NextRefreshAt = fromNullTime(nextRefresh)
+	c.CreatedAt = fromNullTime(created)
+	c.UpdatedAt = fromNullTime(updated)
+	c.ExpiresAt = fromNullTime(expires)
+	return c, nil
+}
+
+// CreateConnection stores c with Version 1.
+func (s *Store) CreateConnection(ctx context.Context, c storage.Connection) error {
+	metadata, err := encodeMap(c.Metadata)
+	if err != nil {
+		return fmt.Errorf("postgres: create connection %q: encode metadata: %w", c.ID, err)
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO connections (`+connectionColumns+`)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, 1)`,
+		c.ID, c.WorkspaceID, c.UserID, c.ClientName, c.ProviderID, c.ProviderName,
+		nonNil(c.Scopes), c.ReturnURL, metadata, string(c.Status), c.StatusReason, c.Nonce, nilIfEmpty(c.PKCEVerifier),
+		c.Subject, c.Email, c.Issuer, nullTime(c.LastRefreshAt), nullTime(c.NextRefreshAt), c.LastErrorClass,
+		nullTime(c.CreatedAt), nullTime(c.UpdatedAt), nullTime(c.ExpiresAt))
+	return wrap(fmt.Sprintf("create connection %q", c.ID), err)
+}
+
+// GetConnection returns the connection with that id.
+func (s *Store) GetConnection(ctx context.Context, id string) (storage.Connection, error) {
+	c, err := scanConnection(s.pool.QueryRow(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = $1`, id))
+	if err != nil {
+		return storage.Connection{}, wrap(fmt.Sprintf("get connection %q", id), err)
+	}
+	return c, nil
+}
+
+// ListConnections returns the connections matching f, oldest first.
+func (s *Store) ListConnections(ctx context.Context, f storage.ConnectionFilter) ([]storage.Connection, error) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(column, value string) {
+		if value != "" {
+			args = append(args, value)
+			where = append(where, column+" = $"+strconv.Itoa(len(args)))
+		}
+	}
+	add("workspace_id", f.WorkspaceID)
+	add("user_id", f.UserID)
+	add("client_name", f.ClientName)
+	add("provider_id", f.ProviderID)
+	add("status", string(f.Status))
+	q := `SELECT ` + connectionColumns + ` FROM connections`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	args = append(args, limit(f.Limit))
+	q += ` ORDER BY created_at, id LIMIT $` + strconv.Itoa(len(args))
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, wrap("list connections", err)
+	}
+	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Connection, error) { return scanConnection(r) })
+	if err != nil {
+		return nil, wrap("list connections", err)
+	}
+	return cs, nil
+}
+
+// UpdateConnection locks the connection row with SELECT ... FOR UPDATE, so
+// concurrent updates of one connection run one after the other, each seeing
+// the previous one's result.
+func (s *Store) UpdateConnection(ctx context.Context, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error) {
+	var out storage.Connection
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		op := fmt.Sprintf("update connection %q", id)
+		cur, err := scanConnection(tx.QueryRow(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = $1 FOR UPDATE`, id))
+		if err != nil {
+			return wrap(op, err)
+		}
+		tok, err := getToken(ctx, tx, id)
+		var current *storage.Token
+		switch {
+		case err == nil:
+			current = &tok
+		case !errors.Is(err, pgx.ErrNoRows):
+			return wrap(op, err)
+		}
+		next, change, err := fn(cur, current)
+		if err != nil {
+			return err
+		}
+		next.ID, next.CreatedAt, next.Version = cur.ID, cur.CreatedAt, cur.Version+1
+		metadata, err := encodeMap(next.Metadata)
+		if err != nil {
+			return fmt.Errorf("postgres: %s: encode metadata: %w", op, err)
+		}
+		_, err = tx.Exec(ctx, `UPDATE connections SET workspace_id = $2, user_id = $3, client_name = $4,
+    provider_id = $5, provider_name = $6, scopes = $7, return_url = $8, metadata = $9, status = $10,
+    status_reason = $11, nonce = $12, pkce_verifier = $13, subject = $14, email = $15, issuer = $16,
+    last_refresh_at = $17, next_refresh_at = $18, last_error_class = $19, updated_at = $20,
+    expires_at = $21, version = $22
+WHERE id = $1`,
+			id, next.WorkspaceID, next.UserID, next.ClientName, next.ProviderID, next.ProviderName,
+			nonNil(next.Scopes), next.ReturnURL, metadata, string(next.Status), next.StatusReason, next.Nonce,
+			nilIfEmpty(next.PKCEVerifier), next.Subject, next.Email, next.Issuer,
+			nullTime(next.LastRefreshAt), nullTime(next.NextRefreshAt), next.LastErrorClass,
+			nullTime(next.UpdatedAt), nullTime(next.ExpiresAt), next.Version)
+		if err != nil {
+			return wrap(op, err)
+		}
+		if err := applyTokenChange(ctx, tx, id, change); err != nil {
+			return fmt.Errorf("postgres: %s: %w", op, err)
+		}
+		out, err = scanConnection(tx.QueryRow(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = $1`, id))
+		return wrap(op, err)
+	})
+	if err != nil {
+		return storage.Connection{}, err
+	}
+	return out, nil
+}
+
+func applyTokenChange(ctx context.Context, tx pgx.Tx, id string, change storage.TokenChange) error {
+	switch {
+	case change.Put != nil:
+		t := change.Put
+		if t.ConnectionID != "" && t.ConnectionID != id {
+			return errTokenMismatch
+		}
+		if len(t.Ciphertext) == 0 {
+			return errEmptyCiphertext
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO tokens (connection_id, ciphertext, expires_at, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (connection_id) DO UPDATE SET ciphertext = EXCLUDED.ciphertext,
+    expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at`,
+			id, t.Ciphertext, nullTime(t.ExpiresAt), nullTime(t.CreatedAt), nullTime(t.UpdatedAt))
+		if err != nil {
+			return fmt.Errorf("put token: %w", err)
+		}
+	case change.Delete:
+		if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE connection_id = $1`, id); err != nil {
+			return fmt.Errorf("delete token: %w", err)
+		}
+	}
+	return nil
+}
+
+// DeleteConnection removes the connection; its token goes by cascade.
+func (s *Store) DeleteConnection(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM connections WHERE id = $1`, id)
+	if err != nil {
+		return wrap(fmt.Sprintf("delete connection %q", id), err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: delete connection %q: %w", id, storage.ErrNotFound)
+	}
+	return nil
+}
+
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func getToken(ctx context.Context, q rowQuerier, id string) (storage.Token, error) {
+	var (
+		t                         storage.Token
+		expires, created, updated pgtype.Timestamptz
+	)
+	err := q.QueryRow(ctx, `SELECT connection_id, ciphertext, expires_at, created_at, updated_at
+FROM tokens WHERE connection_id = $1`, id).Scan(&t.ConnectionID, &t.Ciphertext, &expires, &created, &updated)
+	if err != nil {
+		return storage.Token{}, err
+	}
+	t.ExpiresAt = fromNullTime(expires)
+	t.CreatedAt = fromNullTime(created)
+	t.UpdatedAt = fromNullTime(updated)
+	return t, nil
+}
+
+// GetToken returns the sealed token of the connection.
+func (s *Store) GetToken(ctx context.Context, connectionID string) (storage.Token, error) {
+	t, err := getToken(ctx, s.pool, connectionID)
+	if err != nil {
+		return storage.Token{}, wrap(fmt.Sprintf("get token of connection %q", connectionID), err)
+	}
+	return t, nil
+}

@@ -1,0 +1,194 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dromos-dev/dromos/internal/storage"
+)
+
+// Options configures Open.
+type Options struct {
+	// Logger receives migration progress; nil discards.
+	Logger *slog.Logger
+	// Migrate applies pending migrations before Open returns. Without it,
+	// Open fails with migration.ErrPending on an outdated schema.
+	Migrate bool
+}
+
+// Store is a storage.Storage on a pgx connection pool. Safe for concurrent
+// use.
+type Store struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+}
+
+var _ storage.Storage = (*Store)(nil)
+
+// Open connects to the database at url (postgres:// or postgresql://),
+// checks that it answers, and migrates it or verifies its schema version.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgconn redacts the password from its parse errors.
+		return nil, fmt.Errorf("postgres: parse database URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: create pool: %w", err)
+	}
+	s := &Store{pool: pool, log: log}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	if opts.Migrate {
+		err = migrateConn(ctx, cfg.ConnConfig, log)
+	} else {
+		err = s.checkSchema(ctx)
+	}
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the pool, waiting for connections in use to be released.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// wrap prefixes err with the operation and maps driver errors to the
+// storage sentinels. Only names and ids go into op, never row values.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres: %s: %w", op, storage.ErrNotFound)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
+		return fmt.Errorf("postgres: %s: %w (constraint %s)", op, storage.ErrAlreadyExists, pgErr.ConstraintName)
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// inTx runs fn in a read-committed transaction, rolling back on any error.
+// fn's error is returned unchanged so callers' closures keep errors.Is.
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return wrap("commit", err)
+	}
+	return nil
+}
+
+func nullTime(t time.Time) pgtype.Timestamptz {
+	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
+}
+
+func fromNullTime(t pgtype.Timestamptz) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
+
+// nilIfEmpty keeps empty byte slices out of the database so that nil and
+// empty read back the same way.
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func encodeMap(m map[string]string) ([]byte, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(m)
+}
+
+func decodeMap(b []byte) (map[string]string, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}
+
+// nonNil gives text[] columns, which are NOT NULL, an empty array for nil.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nilIfNone(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// lookupNames lower-cases the provider's name and aliases, and returns the
+// aliases deduplicated, sorted and without the name.
+func lookupNames(p storage.Provider) (name string, aliases []string) {
+	name = strings.ToLower(p.Name)
+	for _, a := range p.Aliases {
+		a = strings.ToLower(a)
+		if a != "" && a != name {
+			aliases = append(aliases, a)
+		}
+	}
+	slices.Sort(aliases)
+	return name, slices.Compact(aliases)
+}
+
+func limit(n int) int {
+	if n <= 0 {
+		return 100
+	}
+	return n
+}

@@ -1,0 +1,87 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dromos-dev/dromos/internal/storage"
+)
+
+var errNoAuditTime = errors.New("audit event has no time")
+
+// AppendAudit stores e with a new id; e.ID is ignored.
+func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) error {
+	op := fmt.Sprintf("append audit %q", e.Type)
+	if e.Time.IsZero() {
+		return fmt.Errorf("sqlite: %s: %w", op, errNoAuditTime)
+	}
+	if err := checkTimes(e.Time); err != nil {
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	detail, err := encodeMap(e.Detail)
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: encode detail: %w", op, err)
+	}
+	_, err = s.write.ExecContext(ctx, `INSERT INTO audit_events
+    (occurred_at, type, connection_id, provider_id, actor, client_ip, user_agent, detail)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		nanos(e.Time), e.Type, e.ConnectionID, e.ProviderID, e.Actor, e.ClientIP, e.UserAgent, detail)
+	return wrap(op, err)
+}
+
+// ListAudit returns the events matching f, newest first.
+func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.ConnectionID != "" {
+		where = append(where, "connection_id = ?")
+		args = append(args, f.ConnectionID)
+	}
+	if !f.Since.IsZero() {
+		since := f.Since
+		if since.Before(minTime) {
+			since = minTime
+		}
+		if since.After(maxTime) {
+			return nil, nil
+		}
+		where = append(where, "occurred_at >= ?")
+		args = append(args, since.UnixNano())
+	}
+	q := `SELECT id, occurred_at, type, connection_id, provider_id, actor, client_ip, user_agent, detail FROM audit_events`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY occurred_at DESC, id DESC LIMIT ?`
+	args = append(args, limit(f.Limit))
+	rows, err := s.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, wrap("list audit", err)
+	}
+	defer rows.Close()
+	var events []storage.AuditEvent
+	for rows.Next() {
+		var (
+			e      storage.AuditEvent
+			at     sql.NullInt64
+			detail sql.NullString
+		)
+		if err := rows.Scan(&e.ID, &at, &e.Type, &e.ConnectionID, &e.ProviderID, &e.Actor, &e.ClientIP, &e.UserAgent, &detail); err != nil {
+			return nil, wrap("list audit", err)
+		}
+		e.Time = fromNanos(at)
+		if e.Detail, err = decodeMap(detail); err != nil {
+			return nil, fmt.Errorf("sqlite: list audit: decode detail: %w", err)
+		}
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list audit", err)
+	}
+	return events, nil
+}

@@ -1,0 +1,244 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dromos-dev/dromos/internal/storage"
+)
+
+const connectionColumns = `id, workspace_id, user_id, client_name, provider_id, provider_name,
+    scopes, return_url, metadata, status, status_reason, nonce, pkce_verifier,
+    subject, email, issuer, last_refresh_at, next_refresh_at, last_error_class,
+    created_at, updated_at, expires_at, version`
+
+var (
+	errEmptyCiphertext = errors.New("token ciphertext is empty")
+	errTokenMismatch   = errors.New("token belongs to another connection")
+)
+
+func scanConnection(row scanner) (storage.Connection, error) {
+	var (
+		c                         storage.Connection
+		status                    string
+		scopes, metadata          sql.NullString
+		verifier                  []byte
+		lastRefresh, nextRefresh  sql.NullInt64
+		created, updated, expires sql.NullInt64
+	)
+	err := row.Scan(&c.ID, &c.WorkspaceID, &c.UserID, &c.ClientName, &c.ProviderID, &c.ProviderName,
+		&scopes, &c.ReturnURL, &metadata, &status, &c.StatusReason, &c.Nonce, &verifier,
+		&c.Subject, &c.Email, &c.Issuer, &lastRefresh, &nextRefresh, &c.LastErrorClass,
+		&created, &updated, &expires, &c.Version)
+	if err != nil {
+		return storage.Connection{}, err
+	}
+	if c.Scopes, err = decodeList(scopes); err != nil {
+		return storage.Connection{}, fmt.Errorf("decode scopes: %w", err)
+	}
+	if c.Metadata, err = decodeMap(metadata); err != nil {
+		return storage.Connection{}, fmt.Errorf("decode metadata: %w", err)
+	}
+	c.Status = storage.ConnectionStatus(status)
+	c.PKCEVerifier = nilIfEmpty(verifier)
+	c.LastRefreshAt = fromNanos(lastRefresh)
+	c.NextRefreshAt = fromNanos(nextRefresh)
+	c.CreatedAt = fromNanos(created)
+	c.UpdatedAt = fromNanos(updated)
+	c.ExpiresAt = fromNanos(expires)
+	return c, nil
+}
+
+// connectionArgs returns the column values of c in connectionColumns order.
+func connectionArgs(c storage.Connection) ([]any, error) {
+	if err := checkTimes(c.LastRefreshAt, c.NextRefreshAt, c.CreatedAt, c.UpdatedAt, c.ExpiresAt); err != nil {
+		return nil, err
+	}
+	scopes, err := encodeList(c.Scopes)
+	if err != nil {
+		return nil, fmt.Errorf("encode scopes: %w", err)
+	}
+	metadata, err := encodeMap(c.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("encode metadata: %w", err)
+	}
+	return []any{c.ID, c.WorkspaceID, c.UserID, c.ClientName, c.ProviderID, c.ProviderName,
+		scopes, c.ReturnURL, metadata, string(c.Status), c.StatusReason, c.Nonce, blob(c.PKCEVerifier),
+		c.Subject, c.Email, c.Issuer, nanos(c.LastRefreshAt), nanos(c.NextRefreshAt), c.LastErrorClass,
+		nanos(c.CreatedAt), nanos(c.UpdatedAt), nanos(c.ExpiresAt), c.Version}, nil
+}
+
+// CreateConnection stores c with Version 1.
+func (s *Store) CreateConnection(ctx context.Context, c storage.Connection) error {
+	op := fmt.Sprintf("create connection %q", c.ID)
+	c.Version = 1
+	args, err := connectionArgs(c)
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	_, err = s.write.ExecContext(ctx, `INSERT INTO connections (`+connectionColumns+`)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+	return wrap(op, err)
+}
+
+// GetConnection returns the connection with that id.
+func (s *Store) GetConnection(ctx context.Context, id string) (storage.Connection, error) {
+	c, err := scanConnection(s.read.QueryRowContext(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = ?`, id))
+	if err != nil {
+		return storage.Connection{}, wrap(fmt.Sprintf("get connection %q", id), err)
+	}
+	return c, nil
+}
+
+// ListConnections returns the connections matching f, oldest first.
+func (s *Store) ListConnections(ctx context.Context, f storage.ConnectionFilter) ([]storage.Connection, error) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(column, value string) {
+		if value != "" {
+			where = append(where, column+" = ?")
+			args = append(args, value)
+		}
+	}
+	add("workspace_id", f.WorkspaceID)
+	add("user_id", f.UserID)
+	add("client_name", f.ClientName)
+	add("provider_id", f.ProviderID)
+	add("status", string(f.Status))
+	q := `SELECT ` + connectionColumns + ` FROM connections`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY created_at, id LIMIT ?`
+	args = append(args, limit(f.Limit))
+	rows, err := s.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, wrap("list connections", err)
+	}
+	defer rows.Close()
+	var cs []storage.Connection
+	for rows.Next() {
+		c, err := scanConnection(rows)
+		if err != nil {
+			return nil, wrap("list connections", err)
+		}
+		cs = append(cs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list connections", err)
+	}
+	return cs, nil
+}
+
+// UpdateConnection runs the read-check-write in an IMMEDIATE transaction on
+// the single writer connection, so concurrent updates of one connection run
+// one after the other, each seeing the previous one's result.
+func (s *Store) UpdateConnection(ctx context.Context, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error) {
+	op := fmt.Sprintf("update connection %q", id)
+	var out storage.Connection
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		cur, err := scanConnection(tx.QueryRowContext(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = ?`, id))
+		if err != nil {
+			return wrap(op, err)
+		}
+		tok, err := getToken(ctx, tx, id)
+		var current *storage.Token
+		switch {
+		case err == nil:
+			current = &tok
+		case !errors.Is(err, sql.ErrNoRows):
+			return wrap(op, err)
+		}
+		next, change, err := fn(cur, current)
+		if err != nil {
+			return err
+		}
+		next.ID, next.CreatedAt, next.Version = cur.ID, cur.CreatedAt, cur.Version+1
+		args, err := connectionArgs(next)
+		if err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE connections SET (`+connectionColumns+`) =
+(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?`, append(args, id)...)
+		if err != nil {
+			return wrap(op, err)
+		}
+		if err := applyTokenChange(ctx, tx, id, change); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		out, err = scanConnection(tx.QueryRowContext(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = ?`, id))
+		return wrap(op, err)
+	})
+	if err != nil {
+		return storage.Connection{}, err
+	}
+	return out, nil
+}
+
+func applyTokenChange(ctx context.Context, tx *sql.Tx, id string, change storage.TokenChange) error {
+	switch {
+	case change.Put != nil:
+		t := change.Put
+		if t.ConnectionID != "" && t.ConnectionID != id {
+			return errTokenMismatch
+		}
+		if len(t.Ciphertext) == 0 {
+			return errEmptyCiphertext
+		}
+		if err := checkTimes(t.ExpiresAt, t.CreatedAt, t.UpdatedAt); err != nil {
+			return fmt.Errorf("put token: %w", err)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (connection_id, ciphertext, expires_at, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (connection_id) DO UPDATE SET ciphertext = excluded.ciphertext,
+    expires_at = excluded.expires_at, created_at = excluded.created_at, updated_at = excluded.updated_at`,
+			id, t.Ciphertext, nanos(t.ExpiresAt), nanos(t.CreatedAt), nanos(t.UpdatedAt))
+		if err != nil {
+			return fmt.Errorf("put token: %w", err)
+		}
+	case change.Delete:
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE connection_id = ?`, id); err != nil {
+			return fmt.Errorf("delete token: %w", err)
+		}
+	}
+	return nil
+}
+
+// DeleteConnection removes the connection; its token goes by cascade.
+func (s *Store) DeleteConnection(ctx context.Context, id string) error {
+	return deleteByID(ctx, s.write, "connections", id, fmt.Sprintf("delete connection %q", id))
+}
+
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func getToken(ctx context.Context, q rowQuerier, id string) (storage.Token, error) {
+	var (
+		t                         storage.Token
+		expires, created, updated sql.NullInt64
+	)
+	err := q.QueryRowContext(ctx, `SELECT connection_id, ciphertext, expires_at, created_at, updated_at
+FROM tokens WHERE connection_id = ?`, id).Scan(&t.ConnectionID, &t.Ciphertext, &expires, &created, &updated)
+	if err != nil {
+		return storage.Token{}, err
+	}
+	t.ExpiresAt = fromNanos(expires)
+	t.CreatedAt = fromNanos(created)
+	t.UpdatedAt = fromNanos(updated)
+	return t, nil
+}
+
+// GetToken returns the sealed token of the connection.
+func (s *Store) GetToken(ctx context.Context, connectionID string) (storage.Token, error) {
+	t, err := getToken(ctx, s.read, connectionID)
+	if err != nil {
+		return storage.Token{}, wrap(fmt.Sprintf("get token of connection %q", connectionID), err)
+	}
+	return t, nil
+}

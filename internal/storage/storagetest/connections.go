@@ -1,0 +1,299 @@
+package storagetest
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dromos-dev/dromos/internal/storage"
+)
+
+// newConnection fills every field, so a backend that drops a column fails.
+func newConnection(id string) storage.Connection {
+	t := baseTime()
+	return storage.Connection{
+		ID:             id,
+		WorkspaceID:    "ws-1",
+		UserID:         "user-1",
+		ClientName:     "agent-a",
+		ProviderID:     "prov-1",
+		ProviderName:   "google",
+		Scopes:         []string{"openid", "email", "https://www.googleapis.com/auth/drive"},
+		ReturnURL:      "https://app.example.com/done?x=1",
+		Metadata:       map[string]string{"k": "v", "ünïcode": "✓", "empty": ""},
+		Status:         storage.StatusPending,
+		StatusReason:   "why-not",
+		Nonce:          "nonce-123",
+		PKCEVerifier:   []byte{0x00, 0x01, 0xfe, 0xff},
+		Subject:        "sub-1",
+		Email:          "user@example.com",
+		Issuer:         "https://accounts.example.com",
+		LastRefreshAt:  t.Add(-time.Hour),
+		NextRefreshAt:  t.Add(time.Hour),
+		LastErrorClass: "transient",
+		CreatedAt:      t,
+		UpdatedAt:      t.Add(time.Millisecond),
+		ExpiresAt:      t.Add(10 * time.Minute),
+		Version:        1,
+	}
+}
+
+func createConnection(t *testing.T, s storage.Storage, c storage.Connection) {
+	t.Helper()
+	must(t, "CreateConnection "+c.ID, s.CreateConnection(t.Context(), c))
+}
+
+func getConnection(t *testing.T, s storage.Storage, id string) storage.Connection {
+	t.Helper()
+	c, err := s.GetConnection(t.Context(), id)
+	must(t, "GetConnection "+id, err)
+	return c
+}
+
+func runConnections(t *testing.T, open func(t *testing.T) storage.Storage) {
+	t.Run("CreateGetRoundTrip", func(t *testing.T) {
+		s := open(t)
+		in := newConnection("c1")
+		in.Version = 7 // ignored: a new connection starts at 1
+		createConnection(t, s, in)
+		want := in
+		want.Version = 1
+		checkEqual(t, "connection", getConnection(t, s, "c1"), want)
+	})
+
+	t.Run("TimesUTCToTheMicrosecond", func(t *testing.T) {
+		s := open(t)
+		in := newConnection("c1")
+		in.CreatedAt = time.Date(2024, 2, 29, 23, 59, 59, 999999999, time.FixedZone("UTC-7", -7*60*60))
+		in.LastRefreshAt = time.Time{}
+		in.NextRefreshAt = time.Time{}
+		createConnection(t, s, in)
+		got := getConnection(t, s, "c1")
+		if got.CreatedAt.Location() != time.UTC {
+			t.Errorf("CreatedAt location %v, want UTC", got.CreatedAt.Location())
+		}
+		if d := got.CreatedAt.Sub(in.CreatedAt).Abs(); d >= time.Microsecond {
+			t.Errorf("CreatedAt = %v, want %v to the microsecond (off by %v)", got.CreatedAt, in.CreatedAt, d)
+		}
+		if !got.LastRefreshAt.IsZero() || !got.NextRefreshAt.IsZero() {
+			t.Errorf("zero times came back as %v, %v", got.LastRefreshAt, got.NextRefreshAt)
+		}
+	})
+
+	t.Run("CreateDuplicate", func(t *testing.T) {
+		s := open(t)
+		orig := newConnection("c1")
+		createConnection(t, s, orig)
+		dup := newConnection("c1")
+		dup.UserID = "intruder"
+		wantErr(t, "CreateConnection duplicate", s.CreateConnection(t.Context(), dup), storage.ErrAlreadyExists)
+		checkEqual(t, "original connection", getConnection(t, s, "c1"), orig)
+	})
+
+	t.Run("GetNotFound", func(t *testing.T) {
+		s := open(t)
+		_, err := s.GetConnection(t.Context(), "nope")
+		wantErr(t, "GetConnection", err, storage.ErrNotFound)
+	})
+
+	t.Run("NilAndEmptyFields", func(t *testing.T) {
+		s := open(t)
+		for _, tc := range []struct {
+			name string
+			c    storage.Connection
+		}{
+			{"nil", storage.Connection{ID: "c-nil", Status: storage.StatusPending}},
+			{"empty", storage.Connection{ID: "c-empty", Status: storage.StatusPending, Scopes: []string{}, Metadata: map[string]string{}, PKCEVerifier: []byte{}}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				createConnection(t, s, tc.c)
+				got := getConnection(t, s, tc.c.ID)
+				if got.Scopes != nil || got.Metadata != nil || got.PKCEVerifier != nil {
+					t.Fatalf("want nil Scopes, Metadata, PKCEVerifier; got %#v, %#v, %#v", got.Scopes, got.Metadata, got.PKCEVerifier)
+				}
+				// Emptying filled fields through an update reads back nil too.
+				filled := newConnection(tc.c.ID + "-filled")
+				createConnection(t, s, filled)
+				got, err := s.UpdateConnection(t.Context(), filled.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+					c.Scopes, c.Metadata, c.PKCEVerifier = tc.c.Scopes, tc.c.Metadata, tc.c.PKCEVerifier
+					return c, storage.TokenChange{}, nil
+				})
+				must(t, "UpdateConnection", err)
+				got = getConnection(t, s, filled.ID)
+				if got.Scopes != nil || got.Metadata != nil || got.PKCEVerifier != nil {
+					t.Fatalf("after update want nil Scopes, Metadata, PKCEVerifier; got %#v, %#v, %#v", got.Scopes, got.Metadata, got.PKCEVerifier)
+				}
+			})
+		}
+	})
+
+	t.Run("List", func(t *testing.T) {
+		s := open(t)
+		type row struct {
+			id, ws, user, client, provider string
+			status                         storage.ConnectionStatus
+		}
+		// Created out of order; CreatedAt follows the id number.
+		rows := []row{
+			{"c3", "ws-b", "u1", "agent-a", "p1", storage.StatusActive},
+			{"c1", "ws-a", "u1", "agent-a", "p1", storage.StatusPending},
+			{"c2", "ws-a", "u2", "agent-b", "p2", storage.StatusActive},
+			{"c5", "ws-a", "u1", "", "p2", storage.StatusFailed},
+			{"c4", "ws-b", "u2", "agent-b", "p1", storage.StatusPending},
+		}
+		for _, r := range rows {
+			c := newConnection(r.id)
+			n := int(r.id[1] - '0')
+			c.CreatedAt = baseTime().Add(time.Duration(n) * time.Minute)
+			c.WorkspaceID, c.UserID, c.ClientName, c.ProviderID, c.Status = r.ws, r.user, r.client, r.provider, r.status
+			createConnection(t, s, c)
+		}
+		for _, tc := range []struct {
+			name string
+			f    storage.ConnectionFilter
+			want []string
+		}{
+			{"no filter", storage.ConnectionFilter{}, []string{"c1", "c2", "c3", "c4", "c5"}},
+			{"workspace", storage.ConnectionFilter{WorkspaceID: "ws-a"}, []string{"c1", "c2", "c5"}},
+			{"user", storage.ConnectionFilter{UserID: "u2"}, []string{"c2", "c4"}},
+			{"client", storage.ConnectionFilter{ClientName: "agent-a"}, []string{"c1", "c3"}},
+			{"provider", storage.ConnectionFilter{ProviderID: "p2"}, []string{"c2", "c5"}},
+			{"status", storage.ConnectionFilter{Status: storage.StatusPending}, []string{"c1", "c4"}},
+			{"combined", storage.ConnectionFilter{WorkspaceID: "ws-a", UserID: "u1", ProviderID: "p1"}, []string{"c1"}},
+			{"no match", storage.ConnectionFilter{WorkspaceID: "ws-a", Status: storage.StatusRevoked}, nil},
+			{"limit", storage.ConnectionFilter{Limit: 2}, []string{"c1", "c2"}},
+			{"limit with filter", storage.ConnectionFilter{WorkspaceID: "ws-b", Limit: 1}, []string{"c3"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				cs, err := s.ListConnections(t.Context(), tc.f)
+				must(t, "ListConnections", err)
+				var ids []string
+				for _, c := range cs {
+					ids = append(ids, c.ID)
+				}
+				if !slices.Equal(ids, tc.want) {
+					t.Fatalf("ListConnections(%+v) = %q, want %q", tc.f, ids, tc.want)
+				}
+			})
+		}
+		cs, err := s.ListConnections(t.Context(), storage.ConnectionFilter{UserID: "u2", Status: storage.StatusActive})
+		must(t, "ListConnections", err)
+		if len(cs) != 1 {
+			t.Fatalf("ListConnections returned %d rows, want 1", len(cs))
+		}
+		want := newConnection("c2")
+		want.CreatedAt = baseTime().Add(2 * time.Minute)
+		want.WorkspaceID, want.UserID, want.ClientName, want.ProviderID, want.Status = "ws-a", "u2", "agent-b", "p2", storage.StatusActive
+		checkEqual(t, "listed connection", cs[0], want)
+	})
+
+	t.Run("ListDefaultLimit", func(t *testing.T) {
+		s := open(t)
+		for i := range 101 {
+			c := storage.Connection{ID: fmt.Sprintf("c%03d", i), Status: storage.StatusPending, CreatedAt: baseTime()}
+			createConnection(t, s, c)
+		}
+		cs, err := s.ListConnections(t.Context(), storage.ConnectionFilter{})
+		must(t, "ListConnections", err)
+		if len(cs) != 100 {
+			t.Fatalf("ListConnections without limit returned %d, want 100", len(cs))
+		}
+		// Equal CreatedAt: ordered by id.
+		if cs[0].ID != "c000" || cs[99].ID != "c099" {
+			t.Fatalf("first and last = %q, %q; want c000, c099", cs[0].ID, cs[99].ID)
+		}
+	})
+
+	t.Run("Update", func(t *testing.T) {
+		s := open(t)
+		orig := newConnection("c1")
+		createConnection(t, s, orig)
+		var seen storage.Connection
+		var seenToken *storage.Token
+		got, err := s.UpdateConnection(t.Context(), "c1", func(c storage.Connection, tok *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			seen, seenToken = c, tok
+			c.Status = storage.StatusExchanging
+			c.PKCEVerifier = nil
+			c.Scopes = []string{"openid"}
+			c.Metadata = map[string]string{"new": "1"}
+			c.UpdatedAt = baseTime().Add(time.Minute)
+			c.NextRefreshAt = time.Time{}
+			return c, storage.TokenChange{}, nil
+		})
+		must(t, "UpdateConnection", err)
+		checkEqual(t, "connection seen by fn", seen, orig)
+		if seenToken != nil {
+			t.Fatalf("fn saw token %+v for a connection without one", seenToken.ConnectionID)
+		}
+		want := orig
+		want.Status = storage.StatusExchanging
+		want.PKCEVerifier = nil
+		want.Scopes = []string{"openid"}
+		want.Metadata = map[string]string{"new": "1"}
+		want.UpdatedAt = baseTime().Add(time.Minute)
+		want.NextRefreshAt = time.Time{}
+		want.Version = 2
+		checkEqual(t, "UpdateConnection result", got, want)
+		checkEqual(t, "stored connection", getConnection(t, s, "c1"), want)
+	})
+
+	t.Run("UpdateKeepsIdentity", func(t *testing.T) {
+		s := open(t)
+		orig := newConnection("c1")
+		createConnection(t, s, orig)
+		got, err := s.UpdateConnection(t.Context(), "c1", func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			c.ID = "c2"
+			c.CreatedAt = baseTime().AddDate(1, 0, 0)
+			c.Version = 99
+			return c, storage.TokenChange{}, nil
+		})
+		must(t, "UpdateConnection", err)
+		want := orig
+		want.Version = 2
+		checkEqual(t, "UpdateConnection result", got, want)
+		checkEqual(t, "stored connection", getConnection(t, s, "c1"), want)
+		_, err = s.GetConnection(t.Context(), "c2")
+		wantErr(t, "GetConnection of the id fn tried to set", err, storage.ErrNotFound)
+	})
+
+	t.Run("UpdateNotFound", func(t *testing.T) {
+		s := open(t)
+		called := false
+		_, err := s.UpdateConnection(t.Context(), "nope", func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			called = true
+			return c, storage.TokenChange{}, nil
+		})
+		wantErr(t, "UpdateConnection", err, storage.ErrNotFound)
+		if called {
+			t.Fatal("fn called for a missing connection")
+		}
+	})
+
+	t.Run("DeleteConnection", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		createConnection(t, s, newConnection("c1"))
+		createConnection(t, s, newConnection("c2"))
+		putToken(t, s, "c1", newToken("c1", "first"))
+		putToken(t, s, "c2", newToken("c2", "other"))
+		must(t, "DeleteConnection", s.DeleteConnection(ctx, "c1"))
+		_, err := s.GetConnection(ctx, "c1")
+		wantErr(t, "GetConnection after delete", err, storage.ErrNotFound)
+		_, err = s.GetToken(ctx, "c1")
+		wantErr(t, "GetToken after delete", err, storage.ErrNotFound)
+		wantErr(t, "second DeleteConnection", s.DeleteConnection(ctx, "c1"), storage.ErrNotFound)
+		if _, err := s.GetToken(ctx, "c2"); err != nil {
+			t.Fatalf("token of another connection gone: %v", err)
+		}
+		// A new connection with the old id does not inherit the old token.
+		createConnection(t, s, newConnection("c1"))
+		_, err = s.GetToken(ctx, "c1")
+		wantErr(t, "GetToken of re-created connection", err, storage.ErrNotFound)
+	})
+
+	t.Run("DeleteNotFound", func(t *testing.T) {
+		s := open(t)
+		wantErr(t, "DeleteConnection", s.DeleteConnection(t.Context(), "nope"), storage.ErrNotFound)
+	})
+}

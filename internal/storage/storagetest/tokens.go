@@ -1,0 +1,170 @@
+package storagetest
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/dromos-dev/dromos/internal/storage"
+)
+
+func newToken(connectionID, tag string) storage.Token {
+	return storage.Token{
+		ConnectionID: connectionID,
+		// Bytes a text column would mangle: NUL, invalid UTF-8.
+		Ciphertext: append([]byte{0x00, 0xc3, 0x28, 0xff}, tag...),
+		ExpiresAt:  baseTime().Add(time.Hour),
+		CreatedAt:  baseTime(),
+		UpdatedAt:  baseTime().Add(time.Second),
+	}
+}
+
+// putToken stores tok through UpdateConnection, the only way to write one.
+func putToken(t *testing.T, s storage.Storage, id string, tok storage.Token) storage.Connection {
+	t.Helper()
+	c, err := s.UpdateConnection(t.Context(), id, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		return c, storage.TokenChange{Put: &tok}, nil
+	})
+	must(t, "UpdateConnection put token", err)
+	return c
+}
+
+func getToken(t *testing.T, s storage.Storage, id string) storage.Token {
+	t.Helper()
+	tok, err := s.GetToken(t.Context(), id)
+	must(t, "GetToken "+id, err)
+	return tok
+}
+
+func runTokens(t *testing.T, open func(t *testing.T) storage.Storage) {
+	t.Run("PutReplaceDelete", func(t *testing.T) {
+		s := open(t)
+		createConnection(t, s, newConnection("c1"))
+
+		first := newToken("c1", "first")
+		if c := putToken(t, s, "c1", first); c.Version != 2 {
+			t.Fatalf("Version after put = %d, want 2", c.Version)
+		}
+		checkEqual(t, "token after put", getToken(t, s, "c1"), first)
+
+		second := newToken("", "second") // empty ConnectionID: the update's id is used
+		second.ExpiresAt = time.Time{}
+		second.UpdatedAt = baseTime().Add(time.Minute)
+		var seen *storage.Token
+		_, err := s.UpdateConnection(t.Context(), "c1", func(c storage.Connection, tok *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			seen = tok
+			return c, storage.TokenChange{Put: &second}, nil
+		})
+		must(t, "UpdateConnection replace token", err)
+		if seen == nil {
+			t.Fatal("fn saw no token after one was put")
+		}
+		checkEqual(t, "token seen by fn", *seen, first)
+		second.ConnectionID = "c1"
+		checkEqual(t, "token after replace", getToken(t, s, "c1"), second)
+
+		c, err := s.UpdateConnection(t.Context(), "c1", func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			c.Status = storage.StatusRevoked
+			return c, storage.TokenChange{Delete: true}, nil
+		})
+		must(t, "UpdateConnection delete token", err)
+		if c.Version != 4 || c.Status != storage.StatusRevoked {
+			t.Fatalf("after delete: version %d status %q, want 4 revoked", c.Version, c.Status)
+		}
+		_, err = s.GetToken(t.Context(), "c1")
+		wantErr(t, "GetToken after delete", err, storage.ErrNotFound)
+
+		// Deleting when there is no token is not an error.
+		_, err = s.UpdateConnection(t.Context(), "c1", func(c storage.Connection, tok *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			if tok != nil {
+				t.Errorf("fn saw a token after delete")
+			}
+			return c, storage.TokenChange{Delete: true}, nil
+		})
+		must(t, "UpdateConnection delete missing token", err)
+	})
+
+	t.Run("ZeroChangeKeepsToken", func(t *testing.T) {
+		s := open(t)
+		createConnection(t, s, newConnection("c1"))
+		tok := newToken("c1", "keep")
+		putToken(t, s, "c1", tok)
+		_, err := s.UpdateConnection(t.Context(), "c1", func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			c.LastErrorClass = "none"
+			return c, storage.TokenChange{}, nil
+		})
+		must(t, "UpdateConnection", err)
+		checkEqual(t, "token", getToken(t, s, "c1"), tok)
+	})
+
+	t.Run("ClosureErrorWritesNothing", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			change func() storage.TokenChange
+		}{
+			{"put", func() storage.TokenChange { t := newToken("c1", "replacement"); return storage.TokenChange{Put: &t} }},
+			{"delete", func() storage.TokenChange { return storage.TokenChange{Delete: true} }},
+			{"none", func() storage.TokenChange { return storage.TokenChange{} }},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				s := open(t)
+				createConnection(t, s, newConnection("c1"))
+				tok := newToken("c1", "original")
+				before := putToken(t, s, "c1", tok)
+				_, err := s.UpdateConnection(t.Context(), "c1", func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+					c.Status = storage.StatusActive
+					c.Email = "changed@example.com"
+					return c, tc.change(), errBoom
+				})
+				wantErr(t, "UpdateConnection", err, errBoom)
+				checkEqual(t, "connection after failed closure", getConnection(t, s, "c1"), before)
+				checkEqual(t, "token after failed closure", getToken(t, s, "c1"), tok)
+			})
+		}
+	})
+
+	t.Run("PutForOtherConnectionRefused", func(t *testing.T) {
+		s := open(t)
+		createConnection(t, s, newConnection("c1"))
+		createConnection(t, s, newConnection("c2"))
+		before := getConnection(t, s, "c1")
+		other := newToken("c2", "wrong")
+		_, err := s.UpdateConnection(t.Context(), "c1", func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			c.Status = storage.StatusActive
+			return c, storage.TokenChange{Put: &other}, nil
+		})
+		if err == nil {
+			t.Fatal("UpdateConnection accepted a token of another connection")
+		}
+		checkEqual(t, "connection after refused put", getConnection(t, s, "c1"), before)
+		for _, id := range []string{"c1", "c2"} {
+			_, err := s.GetToken(t.Context(), id)
+			wantErr(t, "GetToken "+id, err, storage.ErrNotFound)
+		}
+	})
+
+	t.Run("GetTokenNotFound", func(t *testing.T) {
+		s := open(t)
+		_, err := s.GetToken(t.Context(), "nope")
+		wantErr(t, "GetToken of unknown connection", err, storage.ErrNotFound)
+		createConnection(t, s, newConnection("c1"))
+		_, err = s.GetToken(t.Context(), "c1")
+		wantErr(t, "GetToken of connection without token", err, storage.ErrNotFound)
+	})
+
+	t.Run("ErrorsHoldNoCiphertext", func(t *testing.T) {
+		s := open(t)
+		createConnection(t, s, newConnection("c1"))
+		secret := []byte("SECRET-CIPHERTEXT-MARKER")
+		tok := storage.Token{ConnectionID: "c2", Ciphertext: secret}
+		_, err := s.UpdateConnection(t.Context(), "c1", func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			return c, storage.TokenChange{Put: &tok}, nil
+		})
+		if err == nil {
+			t.Fatal("UpdateConnection accepted a token of another connection")
+		}
+		if bytes.Contains([]byte(err.Error()), secret) {
+			t.Fatalf("error message holds the ciphertext: %v", err)
+		}
+	})
+}
