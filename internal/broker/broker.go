@@ -1,0 +1,242 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dromos-dev/dromos/internal/discovery"
+	"github.com/dromos-dev/dromos/internal/exchange"
+	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/idtoken"
+	"github.com/dromos-dev/dromos/internal/state"
+	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/vault"
+)
+
+// Config is what the broker's behaviour depends on.
+type Config struct {
+	BaseURL      string // public URL, no trailing slash
+	RedirectPath string // e.g. /auth/callback
+
+	APIKeys              [][32]byte // SHA-256 of accepted API keys
+	RequireAPIKey        bool
+	RequireAllowlist     bool
+	AllowedCIDRs         []netip.Prefix
+	EnforceReturnURL     bool
+	AllowedReturnDomains []string
+	ExposeRefreshToken   bool
+
+	// ConsentTTL is how long a pending connection waits for its callback.
+	ConsentTTL time.Duration
+}
+
+// Deps are the broker's collaborators, built once at start.
+type Deps struct {
+	Store     storage.Storage
+	Vault     *vault.Keyring
+	State     *state.Signer
+	Exchange  *exchange.Client
+	Discovery *discovery.Cache
+	IDTokens  *idtoken.Verifier
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	Now        func() time.Time
+	Rand       io.Reader
+}
+
+// Broker serves the broker API.
+type Broker struct {
+	cfg     Config
+	store   storage.Storage
+	vault   *vault.Keyring
+	state   *state.Signer
+	xchg    *exchange.Client
+	disco   *discovery.Cache
+	idt     *idtoken.Verifier
+	log     *slog.Logger
+	now     func() time.Time
+	rand    io.Reader
+	m       *metrics
+	gather  prometheus.Gatherer
+	handler http.Handler
+}
+
+// New builds a broker.
+func New(cfg Config, d Deps) (*Broker, error) {
+	if d.Store == nil || d.Vault == nil || d.State == nil || d.Exchange == nil || d.Discovery == nil || d.IDTokens == nil {
+		return nil, errors.New("broker: Store, Vault, State, Exchange, Discovery and IDTokens are required")
+	}
+	if cfg.BaseURL == "" || !strings.HasPrefix(cfg.RedirectPath, "/") {
+		return nil, errors.New("broker: BaseURL and an absolute RedirectPath are required")
+	}
+	if cfg.ConsentTTL <= 0 {
+		cfg.ConsentTTL = 10 * time.Minute
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	b := &Broker{
+		cfg: cfg, store: d.Store, vault: d.Vault, state: d.State, xchg: d.Exchange,
+		disco: d.Discovery, idt: d.IDTokens, log: d.Logger, now: d.Now, rand: d.Rand,
+		m: newMetrics(d.Registerer), gather: d.Gatherer,
+	}
+	b.handler = httpapi.Middleware(b.routes(), b.log, b.now, b.m.observeHTTP)
+	return b, nil
+}
+
+// Handler is the broker's HTTP handler.
+func (b *Broker) Handler() http.Handler { return b.handler }
+
+// RedirectURI is the callback URL to register at providers.
+func (b *Broker) RedirectURI() string { return b.cfg.BaseURL + b.cfg.RedirectPath }
+
+type apiFunc func(http.ResponseWriter, *http.Request) error
+
+func (b *Broker) routes() http.Handler {
+	mux := http.NewServeMux()
+	guarded := func(pattern string, f apiFunc) {
+		mux.Handle(pattern, b.guard(b.api(f)))
+	}
+	guarded("POST /providers", b.createProvider)
+	guarded("GET /providers", b.listProviders)
+	guarded("GET /providers/{id}", b.getProvider)
+	guarded("GET /providers/by-name/{name}", b.getProviderByName)
+	guarded("PUT /providers/{id}", b.updateProvider)
+	guarded("DELETE /providers/{id}", b.deleteProvider)
+	guarded("POST /auth/consent-spec", b.consentSpec)
+	guarded("GET /connections", b.listConnections)
+	guarded("GET /connections/{id}", b.getConnection)
+	guarded("GET /connections/{id}/token", b.getToken)
+	guarded("POST /connections/{id}/refresh", b.refreshToken)
+	guarded("DELETE /connections/{id}", b.deleteConnection)
+
+	mux.HandleFunc("GET "+b.cfg.RedirectPath, b.callback)
+	mux.Handle("GET /health", b.api(func(w http.ResponseWriter, _ *http.Request) error {
+		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return nil
+	}))
+	mux.Handle("GET /ready", b.api(b.ready))
+	if b.gather != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(b.gather, promhttp.HandlerOpts{}))
+	}
+	mux.Handle("/", b.api(func(_ http.ResponseWriter, r *http.Request) error {
+		return httpapi.NotFound("route")
+	}))
+	return mux
+}
+
+func (b *Broker) api(f apiFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := f(w, r); err != nil {
+			httpapi.WriteError(w, r, b.log, b.mapStorageErr(err))
+		}
+	})
+}
+
+// mapStorageErr turns storage outages into 503s; other errors pass.
+func (b *Broker) mapStorageErr(err error) error {
+	if _, ok := httpapi.As(err); ok {
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) || isConnError(err) {
+		return httpapi.Unavailable("database unavailable", 2*time.Second, err)
+	}
+	return err
+}
+
+func isConnError(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &oe) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+func (b *Broker) ready(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := b.store.Ping(ctx); err != nil {
+		return httpapi.Unavailable("database unavailable", 2*time.Second, err)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+// guard applies the seed's guards to internal routes: the peer allowlist
+// and the API key.
+func (b *Broker) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b.cfg.RequireAllowlist && !b.peerAllowed(r.RemoteAddr) {
+			httpapi.WriteError(w, r, b.log, &httpapi.Error{Status: http.StatusForbidden, Code: "forbidden", Message: "client address not allowed"})
+			return
+		}
+		if b.cfg.RequireAPIKey && !b.keyAllowed(presentedKey(r)) {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			httpapi.WriteError(w, r, b.log, httpapi.Unauthorized("missing or invalid API key"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func presentedKey(r *http.Request) string {
+	if k := r.Header.Get("X-API-Key"); k != "" {
+		return k
+	}
+	if auth, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return strings.TrimSpace(auth)
+	}
+	return ""
+}
+
+// keyAllowed compares against every configured key in constant time, so the
+// answer time does not tell which key nearly matched.
+func (b *Broker) keyAllowed(key string) bool {
+	if key == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(key))
+	ok := 0
+	for _, k := range b.cfg.APIKeys {
+		ok |= subtle.ConstantTimeCompare(sum[:], k[:])
+	}
+	return ok == 1
+}
+
+// peerAllowed judges the TCP peer address, never a header a client sets.
+func (b *Broker) peerAllowed(remote string) bool {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	addr := ap.Addr().Unmap()
+	for _, p := range b.cfg.AllowedCIDRs {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *Broker) randReader() io.Reader {
+	if b.rand != nil {
+		return b.rand
+	}
+	return rand.Reader
+}

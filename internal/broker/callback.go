@@ -1,0 +1,310 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/dromos-dev/dromos/internal/exchange"
+	"github.com/dromos-dev/dromos/internal/storage"
+)
+
+var errNotPending = errors.New("connection is not pending")
+
+// callbackRejection is a callback refused before anything changed: the
+// browser gets a fixed page that echoes nothing from the request.
+type callbackRejection struct {
+	reason  string // for logs and metrics
+	message string // shown to the person
+}
+
+var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Dromos: connection failed</title>
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}
+h1{font-size:1.4rem}</style></head>
+<body><h1>This sign-in link cannot be used</h1><p>{{.}}</p>
+<p>Go back to the application and start connecting again.</p></body></html>
+`))
+
+func (b *Broker) rejectCallback(w http.ResponseWriter, r *http.Request, rej callbackRejection) {
+	b.m.callbacks.WithLabelValues("rejected_" + rej.reason).Inc()
+	b.log.WarnContext(r.Context(), "callback rejected", "reason", rej.reason)
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	w.WriteHeader(http.StatusBadRequest)
+	_ = errorPage.Execute(w, rej.message)
+}
+
+// single returns the only value of key, or ok=false if it is repeated.
+func single(q url.Values, key string) (string, bool) {
+	v := q[key]
+	switch len(v) {
+	case 0:
+		return "", true
+	case 1:
+		return v[0], true
+	default:
+		return "", false
+	}
+}
+
+// callback is the provider's redirect target. Order matters: everything that
+// can be checked without changing state is checked first; the connection
+// then leaves pending exactly once (a row-locked compare-and-swap), and only
+// the winner talks to the provider.
+func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	stateParam, ok1 := single(q, "state")
+	code, ok2 := single(q, "code")
+	provErr, ok3 := single(q, "error")
+	iss, ok4 := single(q, "iss")
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		b.rejectCallback(w, r, callbackRejection{"repeated_parameter", "The sign-in response was malformed."})
+		return
+	}
+	if stateParam == "" {
+		b.rejectCallback(w, r, callbackRejection{"missing_state", "The sign-in response was malformed."})
+		return
+	}
+	payload, err := b.state.Verify(stateParam)
+	if err != nil {
+		b.rejectCallback(w, r, callbackRejection{"invalid_state", "The sign-in link is invalid or has expired."})
+		return
+	}
+	ctx := r.Context()
+	conn, err := b.store.GetConnection(ctx, payload.ConnectionID)
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			b.log.ErrorContext(ctx, "callback: loading connection", "err", err)
+		}
+		b.rejectCallback(w, r, callbackRejection{"unknown_connection", "The sign-in link is invalid or has expired."})
+		return
+	}
+	if conn.WorkspaceID != payload.WorkspaceID || conn.ProviderID != payload.ProviderID || conn.Nonce != payload.Nonce {
+		b.rejectCallback(w, r, callbackRejection{"foreign_state", "The sign-in link is invalid or has expired."})
+		return
+	}
+	if conn.Status != storage.StatusPending {
+		b.rejectCallback(w, r, callbackRejection{"replayed", "This sign-in link has already been used."})
+		return
+	}
+	if !b.now().Before(conn.ExpiresAt) {
+		b.rejectCallback(w, r, callbackRejection{"expired", "The sign-in link is invalid or has expired."})
+		return
+	}
+	if provErr == "" && code == "" {
+		b.rejectCallback(w, r, callbackRejection{"missing_code", "The sign-in response was malformed."})
+		return
+	}
+	if len(code) > 4096 {
+		b.rejectCallback(w, r, callbackRejection{"oversized_code", "The sign-in response was malformed."})
+		return
+	}
+	prov, err := b.lookupProvider(ctx, conn.ProviderID, "")
+	if err != nil {
+		b.rejectCallback(w, r, callbackRejection{"unknown_provider", "The provider of this connection is no longer configured."})
+		return
+	}
+	ends, err := b.endpoints(ctx, prov.profile)
+	if err != nil {
+		b.log.WarnContext(ctx, "callback: provider endpoints unavailable", "err", err)
+		b.rejectCallback(w, r, callbackRejection{"discovery_unavailable", "The provider is unavailable right now; try again shortly."})
+		return
+	}
+	// RFC 9207: an authorization response from another issuer is a mix-up
+	// attack; refuse it before any code leaves this process.
+	if (ends.IssParameter || iss != "") && ends.Issuer != "" && iss != ends.Issuer {
+		b.rejectCallback(w, r, callbackRejection{"issuer_mismatch", "The sign-in response came from an unexpected issuer."})
+		return
+	}
+
+	// The one transition out of pending. Losers of a race see errNotPending.
+	var sealedVerifier []byte
+	next := storage.StatusExchanging
+	if provErr != "" {
+		next = storage.StatusFailed
+	}
+	reason := sanitizeErrorCode(provErr)
+	conn, err = b.store.UpdateConnection(ctx, conn.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		if c.Status != storage.StatusPending {
+			return c, storage.TokenChange{}, errNotPending
+		}
+		sealedVerifier = c.PKCEVerifier
+		c.Status, c.UpdatedAt = next, b.now().UTC()
+		if next == storage.StatusFailed {
+			c.StatusReason, c.PKCEVerifier = reason, nil
+		}
+		return c, storage.TokenChange{}, nil
+	})
+	if errors.Is(err, errNotPending) {
+		b.rejectCallback(w, r, callbackRejection{"replayed", "This sign-in link has already been used."})
+		return
+	}
+	if err != nil {
+		b.log.ErrorContext(ctx, "callback: state transition", "err", err)
+		b.rejectCallback(w, r, callbackRejection{"storage_error", "Something went wrong; try again shortly."})
+		return
+	}
+	if provErr != "" {
+		b.m.callbacks.WithLabelValues("provider_error").Inc()
+		b.audit(r, storage.AuditEvent{Type: "callback.failed", ConnectionID: conn.ID, ProviderID: conn.ProviderID, Actor: conn.ClientName,
+			Detail: map[string]string{"reason": reason}})
+		b.redirectResult(w, r, conn, reason)
+		return
+	}
+
+	// Past this point the connection is ours alone: finish it as active or
+	// failed, even if the browser goes away.
+	ctx = context.WithoutCancel(ctx)
+	if failure := b.completeExchange(ctx, conn, prov, ends, code, sealedVerifier); failure != "" {
+		_, err := b.store.UpdateConnection(ctx, conn.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			c.Status, c.StatusReason, c.PKCEVerifier, c.UpdatedAt = storage.StatusFailed, failure, nil, b.now().UTC()
+			return c, storage.TokenChange{Delete: true}, nil
+		})
+		if err != nil {
+			b.log.ErrorContext(ctx, "callback: marking connection failed", "connection_id", conn.ID, "err", err)
+		}
+		b.m.callbacks.WithLabelValues("failed_" + failure).Inc()
+		b.audit(r, storage.AuditEvent{Type: "callback.failed", ConnectionID: conn.ID, ProviderID: conn.ProviderID, Actor: conn.ClientName,
+			Detail: map[string]string{"reason": failure}})
+		b.redirectResult(w, r, conn, failure)
+		return
+	}
+	b.m.callbacks.WithLabelValues("success").Inc()
+	b.audit(r, storage.AuditEvent{Type: "callback.succeeded", ConnectionID: conn.ID, ProviderID: conn.ProviderID, Actor: conn.ClientName})
+	b.log.InfoContext(ctx, "connection active", "connection_id", conn.ID, "provider", conn.ProviderName)
+	b.redirectResult(w, r, conn, "")
+}
+
+// completeExchange exchanges the code, verifies the id_token and stores the
+// sealed token set, moving the connection to active. It returns "" on
+// success or the short failure reason.
+func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, prov registered, ends endpoints, code string, sealedVerifier []byte) string {
+	verifier, err := b.vault.Open(sealedVerifier, verifierAAD(conn.ID))
+	if err != nil {
+		b.log.ErrorContext(ctx, "callback: opening PKCE verifier", "connection_id", conn.ID, "err", err)
+		return "server_error"
+	}
+	clientSecret, err := b.clientSecret(prov)
+	if err != nil {
+		b.log.ErrorContext(ctx, "callback: opening client secret", "provider", prov.row.Name, "err", err)
+		return "server_error"
+	}
+	ep := exchange.Endpoint{TokenURL: ends.Token, ClientID: prov.profile.ClientID, ClientSecret: clientSecret,
+		AuthMethod: exchange.AuthMethod(prov.profile.TokenEndpointAuthMethod)}
+	start := b.now()
+	tok, err := b.xchg.ExchangeCode(ctx, ep, code, string(verifier), b.RedirectURI())
+	b.m.exchangeSeconds.Observe(b.now().Sub(start).Seconds())
+	if err != nil {
+		class := exchange.Classify(err)
+		b.m.exchanges.WithLabelValues("error").Inc()
+		b.log.WarnContext(ctx, "code exchange failed", "connection_id", conn.ID, "provider", prov.row.Name,
+			"class", string(class), "err", err)
+		return "exchange_failed"
+	}
+	b.m.exchanges.WithLabelValues("success").Inc()
+
+	var claims *idClaims
+	if tok.IDToken != "" || slices.Contains(conn.Scopes, "openid") {
+		c, reason := b.verifyIDToken(ctx, conn, prov, ends, tok.IDToken)
+		if reason != "" {
+			return reason
+		}
+		claims = c
+	}
+	set := newTokenSet(tok, b.now().UTC())
+	plain, err := json.Marshal(set)
+	if err != nil {
+		return "server_error"
+	}
+	sealed, err := b.vault.Seal(plain, tokenAAD(conn.ID))
+	if err != nil {
+		b.log.ErrorContext(ctx, "callback: sealing token", "err", err)
+		return "server_error"
+	}
+	now := b.now().UTC()
+	_, err = b.store.UpdateConnection(ctx, conn.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		if c.Status != storage.StatusExchanging {
+			return c, storage.TokenChange{}, fmt.Errorf("connection left exchanging while the code was exchanged (now %s)", c.Status)
+		}
+		c.Status, c.StatusReason, c.PKCEVerifier, c.UpdatedAt = storage.StatusActive, "", nil, now
+		if claims != nil {
+			c.Subject, c.Email, c.Issuer = claims.Subject, claims.Email, claims.Issuer
+		}
+		return c, storage.TokenChange{Put: &storage.Token{ConnectionID: c.ID, Ciphertext: sealed, ExpiresAt: set.Expiry,
+			CreatedAt: now, UpdatedAt: now}}, nil
+	})
+	if err != nil {
+		b.log.ErrorContext(ctx, "callback: storing token", "connection_id", conn.ID, "err", err)
+		return "server_error"
+	}
+	return ""
+}
+
+// sanitizeErrorCode keeps a provider's error code only if it looks like one
+// (RFC 6749 error codes are short ASCII); anything else becomes a fixed word
+// so the redirect never carries attacker-chosen text.
+func sanitizeErrorCode(s string) string {
+	if s == "" {
+		return ""
+	}
+	if len(s) > 64 {
+		return "provider_error"
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return "provider_error"
+		}
+	}
+	return s
+}
+
+// redirectResult sends the browser back to the agent's return_url with the
+// outcome merged into the query it already has.
+func (b *Broker) redirectResult(w http.ResponseWriter, r *http.Request, conn storage.Connection, failure string) {
+	u, err := url.Parse(conn.ReturnURL)
+	if err != nil {
+		b.rejectCallback(w, r, callbackRejection{"bad_return_url", "The application's return address is invalid."})
+		return
+	}
+	q := u.Query()
+	q.Del("status")
+	q.Del("error")
+	if failure == "" {
+		q.Set("status", "success")
+	} else {
+		q.Set("status", "error")
+		q.Set("error", failure)
+	}
+	q.Set("connection_id", conn.ID)
+	u.RawQuery = q.Encode()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+// tokenSet is what is sealed in the vault for a connection.
+type tokenSet struct {
+	AccessToken  string         `json:"access_token"`
+	TokenType    string         `json:"token_type"`
+	RefreshToken string         `json:"refresh_token,omitempty"`
+	IDToken      string         `json:"id_token,omitempty"`
+	Scope        string         `json:"scope,omitempty"`
+	Expiry       time.Time      `json:"expiry,omitzero"`
+	Extra        map[string]any `json:"extra,omitempty"`
+	ObtainedAt   time.Time      `json:"obtained_at"`
+}
+
+func newTokenSet(t *exchange.Token, now time.Time) tokenSet {
+	return tokenSet{AccessToken: t.AccessToken, TokenType: t.TokenType, RefreshToken: t.RefreshToken,
+		IDToken: t.IDToken, Scope: t.Scope, Expiry: t.Expiry.UTC(), Extra: t.Extra, ObtainedAt: now}
+}

@@ -1,0 +1,238 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/storage"
+)
+
+type connectionView struct {
+	ConnectionID   string            `json:"connection_id"`
+	Status         string            `json:"status"`
+	StatusReason   string            `json:"status_reason,omitempty"`
+	WorkspaceID    string            `json:"workspace_id"`
+	UserID         string            `json:"user_id,omitempty"`
+	ClientName     string            `json:"client_name,omitempty"`
+	ProviderID     string            `json:"provider_id"`
+	Provider       string            `json:"provider"`
+	Scopes         []string          `json:"scopes"`
+	Metadata       map[string]string `json:"metadata"`
+	Subject        string            `json:"subject,omitempty"`
+	Email          string            `json:"email,omitempty"`
+	Issuer         string            `json:"issuer,omitempty"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+	ExpiresAt      *time.Time        `json:"expires_at,omitempty"`
+	LastRefreshAt  *time.Time        `json:"last_refresh_at,omitempty"`
+	NextRefreshAt  *time.Time        `json:"next_refresh_at,omitempty"`
+	LastErrorClass string            `json:"last_error_class,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func viewConnection(c storage.Connection) connectionView {
+	v := connectionView{
+		ConnectionID: c.ID, Status: string(c.Status), StatusReason: c.StatusReason, WorkspaceID: c.WorkspaceID,
+		UserID: c.UserID, ClientName: c.ClientName, ProviderID: c.ProviderID, Provider: c.ProviderName,
+		Scopes: c.Scopes, Metadata: c.Metadata, Subject: c.Subject, Email: c.Email, Issuer: c.Issuer,
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, LastRefreshAt: timePtr(c.LastRefreshAt),
+		NextRefreshAt: timePtr(c.NextRefreshAt), LastErrorClass: c.LastErrorClass,
+	}
+	if c.Status == storage.StatusPending {
+		v.ExpiresAt = timePtr(c.ExpiresAt)
+	}
+	if v.Scopes == nil {
+		v.Scopes = []string{}
+	}
+	if v.Metadata == nil {
+		v.Metadata = map[string]string{}
+	}
+	return v
+}
+
+// loadConnection finds the connection named in the path, applying the
+// optional client_name ownership filter: another client's connection is
+// reported as not found, so its existence is not disclosed.
+func (b *Broker) loadConnection(r *http.Request) (storage.Connection, error) {
+	id := r.PathValue("id")
+	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return storage.Connection{}, httpapi.NotFound("connection")
+	}
+	c, err := b.store.GetConnection(r.Context(), id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Connection{}, httpapi.NotFound("connection")
+	}
+	if err != nil {
+		return storage.Connection{}, err
+	}
+	if q := r.URL.Query(); q.Has("client_name") && q.Get("client_name") != c.ClientName {
+		return storage.Connection{}, httpapi.NotFound("connection")
+	}
+	return c, nil
+}
+
+func (b *Broker) getConnection(w http.ResponseWriter, r *http.Request) error {
+	c, err := b.loadConnection(r)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusOK, viewConnection(c))
+	return nil
+}
+
+func (b *Broker) listConnections(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	f := storage.ConnectionFilter{WorkspaceID: q.Get("workspace_id"), UserID: q.Get("user_id"),
+		ClientName: q.Get("client_name"), ProviderID: q.Get("provider_id"), Status: storage.ConnectionStatus(q.Get("status"))}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return httpapi.BadRequest("limit must be a number from 1 to 1000")
+		}
+		f.Limit = n
+	}
+	conns, err := b.store.ListConnections(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := make([]connectionView, 0, len(conns))
+	for _, c := range conns {
+		out = append(out, viewConnection(c))
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"connections": out})
+	return nil
+}
+
+// usable says whether a connection's token may be read, as an API error.
+func usable(c storage.Connection) error {
+	switch c.Status {
+	case storage.StatusActive:
+		return nil
+	case storage.StatusPending, storage.StatusExchanging:
+		return httpapi.Conflict(httpapi.CodeNotReady, "connection is %s: consent not completed yet", c.Status)
+	default:
+		return httpapi.Conflict(httpapi.CodeReauthRequired, "connection is %s: the user must connect again", c.Status)
+	}
+}
+
+func (b *Broker) openTokenSet(ctx context.Context, c storage.Connection) (tokenSet, error) {
+	tok, err := b.store.GetToken(ctx, c.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return tokenSet{}, httpapi.Conflict(httpapi.CodeReauthRequired, "connection has no stored token: the user must connect again")
+	}
+	if err != nil {
+		return tokenSet{}, err
+	}
+	plain, err := b.vault.Open(tok.Ciphertext, tokenAAD(c.ID))
+	if err != nil {
+		return tokenSet{}, fmt.Errorf("opening token of connection %s: %w", c.ID, err)
+	}
+	var set tokenSet
+	if err := json.Unmarshal(plain, &set); err != nil {
+		return tokenSet{}, fmt.Errorf("decoding token of connection %s: %w", c.ID, err)
+	}
+	return set, nil
+}
+
+// reservedTokenFields may not be overwritten by provider extras.
+var reservedTokenFields = map[string]bool{
+	"access_token": true, "token_type": true, "expires_in": true, "expires_at": true, "scope": true,
+	"id_token": true, "provider": true, "refresh_token": true, "connection_id": true,
+}
+
+func (b *Broker) tokenBody(c storage.Connection, set tokenSet) map[string]any {
+	body := make(map[string]any, 8+len(set.Extra))
+	for k, v := range set.Extra {
+		if !reservedTokenFields[k] {
+			body[k] = v
+		}
+	}
+	body["access_token"] = set.AccessToken
+	body["token_type"] = set.TokenType
+	body["scope"] = set.Scope
+	body["provider"] = c.ProviderName
+	if set.Scope == "" {
+		body["scope"] = strings.Join(c.Scopes, " ")
+	}
+	if !set.Expiry.IsZero() {
+		left := int64(set.Expiry.Sub(b.now()).Seconds())
+		if left < 0 {
+			left = 0
+		}
+		body["expires_in"] = left
+		body["expires_at"] = set.Expiry.UTC().Format(time.RFC3339)
+	} else {
+		body["expires_in"] = nil
+		body["expires_at"] = nil
+	}
+	if set.IDToken != "" {
+		body["id_token"] = set.IDToken
+	}
+	if b.cfg.ExposeRefreshToken && set.RefreshToken != "" {
+		body["refresh_token"] = set.RefreshToken
+	}
+	return body
+}
+
+func (b *Broker) getToken(w http.ResponseWriter, r *http.Request) error {
+	c, err := b.loadConnection(r)
+	if err != nil {
+		return err
+	}
+	if err := usable(c); err != nil {
+		return err
+	}
+	set, err := b.openTokenSet(r.Context(), c)
+	if err != nil {
+		return err
+	}
+	b.m.tokenGets.WithLabelValues(c.ProviderName, strconv.FormatBool(set.IDToken != "")).Inc()
+	if set.IDToken != "" {
+		b.m.idTokens.Inc()
+	}
+	b.audit(r, storage.AuditEvent{Type: "token.read", ConnectionID: c.ID, ProviderID: c.ProviderID})
+	httpapi.WriteJSON(w, http.StatusOK, b.tokenBody(c, set))
+	return nil
+}
+
+func (b *Broker) refreshToken(w http.ResponseWriter, r *http.Request) error {
+	c, err := b.loadConnection(r)
+	if err != nil {
+		return err
+	}
+	if err := usable(c); err != nil {
+		return err
+	}
+	return &httpapi.Error{Status: http.StatusNotImplemented, Code: httpapi.CodeNotImplemented,
+		Message: "forced refresh is not available in this version"}
+}
+
+func (b *Broker) deleteConnection(w http.ResponseWriter, r *http.Request) error {
+	c, err := b.loadConnection(r)
+	if err != nil {
+		return err
+	}
+	if err := b.store.DeleteConnection(r.Context(), c.ID); errors.Is(err, storage.ErrNotFound) {
+		return httpapi.NotFound("connection")
+	} else if err != nil {
+		return err
+	}
+	b.audit(r, storage.AuditEvent{Type: "connection.deleted", ConnectionID: c.ID, ProviderID: c.ProviderID})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,237 @@
+package broker
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/pkce"
+	"github.com/dromos-dev/dromos/internal/provider"
+	"github.com/dromos-dev/dromos/internal/state"
+	"github.com/dromos-dev/dromos/internal/storage"
+)
+
+type consentRequest struct {
+	WorkspaceID  string            `json:"workspace_id"`
+	UserID       string            `json:"user_id"`
+	ClientName   string            `json:"client_name"`
+	ProviderID   string            `json:"provider_id"`
+	ProviderName string            `json:"provider_name"`
+	Scopes       []string          `json:"scopes"`
+	ReturnURL    string            `json:"return_url"`
+	Metadata     map[string]string `json:"metadata"`
+}
+
+type consentResponse struct {
+	AuthURL      string    `json:"authUrl"`
+	State        string    `json:"state"`
+	Scopes       []string  `json:"scopes"`
+	ProviderID   string    `json:"provider_id"`
+	ConnectionID string    `json:"connection_id"`
+	ExpiresAt    time.Time `json:"expires_at"`
+}
+
+const (
+	maxIDLen       = 256
+	maxScopes      = 100
+	maxScopeLen    = 256
+	maxMetadata    = 50
+	maxMetaValue   = 1024
+	maxReturnURLen = 2048
+)
+
+func (req *consentRequest) validate() error {
+	var probs []string
+	add := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+	req.WorkspaceID = strings.TrimSpace(req.WorkspaceID)
+	if req.WorkspaceID == "" || len(req.WorkspaceID) > maxIDLen {
+		add("workspace_id is required (at most %d characters)", maxIDLen)
+	}
+	if len(req.UserID) > maxIDLen || len(req.ClientName) > maxIDLen {
+		add("user_id and client_name are at most %d characters", maxIDLen)
+	}
+	if req.ProviderID == "" && strings.TrimSpace(req.ProviderName) == "" {
+		add("provider_id or provider_name is required")
+	}
+	if len(req.Scopes) > maxScopes {
+		add("at most %d scopes", maxScopes)
+	}
+	for _, s := range req.Scopes {
+		if !validScope(s) {
+			add("scope %q is not a valid OAuth scope token", truncate(s, 64))
+			break
+		}
+	}
+	if err := checkReturnURL(req.ReturnURL); err != nil {
+		add("return_url %v", err)
+	}
+	if len(req.Metadata) > maxMetadata {
+		add("at most %d metadata entries", maxMetadata)
+	}
+	for k, v := range req.Metadata {
+		if k == "" || len(k) > 128 || len(v) > maxMetaValue {
+			add("metadata keys are 1-128 characters and values at most %d", maxMetaValue)
+			break
+		}
+	}
+	if len(probs) > 0 {
+		return httpapi.BadRequest("%s", strings.Join(probs, "; "))
+	}
+	return nil
+}
+
+// validScope follows RFC 6749 §3.3: printable ASCII but space, '"' and '\'.
+func validScope(s string) bool {
+	if s == "" || len(s) > maxScopeLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func checkReturnURL(raw string) error {
+	if raw == "" {
+		return fmt.Errorf("is required")
+	}
+	if len(raw) > maxReturnURLen {
+		return fmt.Errorf("is longer than %d characters", maxReturnURLen)
+	}
+	if strings.ContainsAny(raw, "\\\x00\r\n\t") {
+		return fmt.Errorf("contains forbidden characters")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("must be an absolute http(s) URL")
+	}
+	if u.User != nil {
+		return fmt.Errorf("must not contain credentials")
+	}
+	return nil
+}
+
+// returnURLAllowed applies ENFORCE_RETURN_URL: exact hosts, or *.domain for
+// proper subdomains only.
+func (b *Broker) returnURLAllowed(raw string) bool {
+	if !b.cfg.EnforceReturnURL {
+		return true
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	for _, d := range b.cfg.AllowedReturnDomains {
+		d = strings.TrimSuffix(strings.ToLower(d), ".")
+		if suffix, ok := strings.CutPrefix(d, "*."); ok {
+			if strings.HasSuffix(host, "."+suffix) {
+				return true
+			}
+		} else if host == d {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
+	var req consentRequest
+	if err := httpapi.DecodeJSON(w, r, &req, httpapi.MaxBody); err != nil {
+		return err
+	}
+	if err := req.validate(); err != nil {
+		return err
+	}
+	if !b.returnURLAllowed(req.ReturnURL) {
+		return httpapi.BadRequest("return_url host is not in ALLOWED_RETURN_DOMAINS")
+	}
+	prov, err := b.lookupProvider(r.Context(), req.ProviderID, strings.ToLower(strings.TrimSpace(req.ProviderName)))
+	if err != nil {
+		return err
+	}
+	scopes := req.Scopes
+	if len(scopes) == 0 {
+		scopes = prov.profile.Scopes
+	}
+	ends, err := b.endpoints(r.Context(), prov.profile)
+	if err != nil {
+		return err
+	}
+
+	connID, err := uuid.NewRandomFromReader(b.randReader())
+	if err != nil {
+		return err
+	}
+	id := connID.String()
+	verifier, err := pkce.NewVerifier(b.randReader())
+	if err != nil {
+		return err
+	}
+	sealedVerifier, err := b.vault.Seal([]byte(verifier), verifierAAD(id))
+	if err != nil {
+		return err
+	}
+	openid := slices.Contains(scopes, "openid")
+	var nonce string
+	if openid {
+		if nonce, err = pkce.NewVerifier(b.randReader()); err != nil {
+			return err
+		}
+	}
+	now := b.now().UTC()
+	expires := now.Add(b.cfg.ConsentTTL)
+	st, err := b.state.Sign(state.Payload{ConnectionID: id, WorkspaceID: req.WorkspaceID, ProviderID: prov.row.ID,
+		Nonce: nonce, IssuedAt: now, ExpiresAt: expires})
+	if err != nil {
+		return err
+	}
+	authURL, err := prov.profile.AuthorizationURL(ends.Auth, provider.AuthRequest{
+		ClientID: prov.profile.ClientID, RedirectURI: b.RedirectURI(), Scopes: scopes,
+		State: st, Nonce: nonce, CodeChallenge: pkce.ChallengeS256(verifier),
+	})
+	if err != nil {
+		return fmt.Errorf("building authorization URL: %w", err)
+	}
+	conn := storage.Connection{
+		ID: id, WorkspaceID: req.WorkspaceID, UserID: req.UserID, ClientName: req.ClientName,
+		ProviderID: prov.row.ID, ProviderName: prov.row.Name, Scopes: scopes, ReturnURL: req.ReturnURL,
+		Metadata: req.Metadata, Status: storage.StatusPending, Nonce: nonce, PKCEVerifier: sealedVerifier,
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: expires,
+	}
+	if err := b.store.CreateConnection(r.Context(), conn); err != nil {
+		return err
+	}
+	b.m.consents.Inc()
+	if openid {
+		b.m.consentsOpenID.Inc()
+	}
+	b.audit(r, storage.AuditEvent{Type: "consent.created", ConnectionID: id, ProviderID: prov.row.ID, Actor: req.ClientName,
+		Detail: map[string]string{"workspace_id": req.WorkspaceID, "scopes": strings.Join(scopes, " ")}})
+	b.log.InfoContext(r.Context(), "consent created", "connection_id", id, "provider", prov.row.Name)
+	if scopes == nil {
+		scopes = []string{}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, consentResponse{AuthURL: authURL, State: st, Scopes: scopes,
+		ProviderID: prov.row.ID, ConnectionID: id, ExpiresAt: expires})
+	return nil
+}
+
+func verifierAAD(connID string) []byte { return []byte("pkce-verifier:" + connID) }
+func tokenAAD(connID string) []byte    { return []byte("token:" + connID) }

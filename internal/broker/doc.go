@@ -1,0 +1,5 @@
+// Package broker is the broker's HTTP API: the provider registry, consent
+// (PKCE S256, signed state, nonce), the public callback that exchanges the
+// code and stores the sealed tokens, and token reads. It owns every secret
+// Dromos holds; the gateway only ever talks to it over HTTP.
+package broker

@@ -1,0 +1,40 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/dromos-dev/dromos/internal/idtoken"
+	"github.com/dromos-dev/dromos/internal/storage"
+)
+
+type idClaims struct {
+	Issuer, Subject, Email string
+}
+
+// verifyIDToken checks the id_token before anything is stored: an openid
+// consent without one, or one that fails any check, fails the connection.
+func (b *Broker) verifyIDToken(ctx context.Context, conn storage.Connection, prov registered, ends endpoints, raw string) (*idClaims, string) {
+	log := b.log.With("connection_id", conn.ID, "provider", prov.row.Name)
+	if raw == "" {
+		log.WarnContext(ctx, "id_token verification failed", "check", "missing")
+		return nil, "invalid_id_token"
+	}
+	if ends.Issuer == "" || ends.JWKS == "" {
+		log.WarnContext(ctx, "id_token verification failed", "check", "configuration",
+			"hint", "the provider needs issuer and jwks_url (or discovery) to verify id_tokens")
+		return nil, "invalid_id_token"
+	}
+	claims, err := b.idt.Verify(ctx, raw, idtoken.Expect{Issuer: ends.Issuer, ClientID: prov.profile.ClientID,
+		JWKSURL: ends.JWKS, Nonce: conn.Nonce})
+	if err != nil {
+		check := "unknown"
+		var ve *idtoken.Error
+		if errors.As(err, &ve) {
+			check = ve.Check
+		}
+		log.WarnContext(ctx, "id_token verification failed", "check", check, "err", err)
+		return nil, "invalid_id_token"
+	}
+	return &idClaims{Issuer: claims.Issuer, Subject: claims.Subject, Email: claims.Email}, ""
+}

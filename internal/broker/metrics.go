@@ -1,0 +1,71 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the broker's Prometheus series; names follow the seed and
+// are only ever added to, never renamed.
+type metrics struct {
+	consents        prometheus.Counter
+	consentsOpenID  prometheus.Counter
+	exchanges       *prometheus.CounterVec
+	exchangeSeconds prometheus.Histogram
+	idTokens        prometheus.Counter
+	tokenGets       *prometheus.CounterVec
+	callbacks       *prometheus.CounterVec
+	httpRequests    *prometheus.CounterVec
+	httpSeconds     *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		consents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oauth_consents_created_total", Help: "Consent specs created (pending connections)."}),
+		consentsOpenID: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oauth_consents_with_openid_total", Help: "Consent specs created that requested openid."}),
+		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oauth_token_exchanges_total", Help: "Authorization code exchanges by result."}, []string{"status"}),
+		exchangeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "oauth_exchange_duration_seconds", Help: "Time spent exchanging a code at the provider.",
+			Buckets: prometheus.DefBuckets}),
+		idTokens: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oauth_id_tokens_returned_total", Help: "Token reads that returned an id_token."}),
+		tokenGets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oauth_token_get_total", Help: "Token reads by provider."}, []string{"provider", "has_id_token"}),
+		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oauth_callbacks_total", Help: "Callbacks by outcome."}, []string{"result"}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "broker_http_requests_total", Help: "Broker HTTP requests by route and status."}, []string{"route", "status"}),
+		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "broker_http_request_duration_seconds", Help: "Broker HTTP request duration by route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"route"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.consents, m.consentsOpenID, m.exchanges, m.exchangeSeconds, m.idTokens,
+			m.tokenGets, m.callbacks, m.httpRequests, m.httpSeconds)
+	}
+	return m
+}
+
+func (m *metrics) observeHTTP(route string, status int, d time.Duration) {
+	m.httpRequests.WithLabelValues(route, statusClass(status)).Inc()
+	m.httpSeconds.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func statusClass(code int) string {
+	switch {
+	case code < 200:
+		return "1xx"
+	case code < 300:
+		return "2xx"
+	case code < 400:
+		return "3xx"
+	case code < 500:
+		return "4xx"
+	default:
+		return "5xx"
+	}
+}

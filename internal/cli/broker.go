@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/dromos-dev/dromos/internal/broker"
+	"github.com/dromos-dev/dromos/internal/config"
+	"github.com/dromos-dev/dromos/internal/database"
+	"github.com/dromos-dev/dromos/internal/discovery"
+	"github.com/dromos-dev/dromos/internal/exchange"
+	"github.com/dromos-dev/dromos/internal/idtoken"
+	"github.com/dromos-dev/dromos/internal/logging"
+	"github.com/dromos-dev/dromos/internal/state"
+	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/vault"
+)
+
+func runBroker(ctx context.Context, args []string, ios ioSet, env config.Env) error {
+	fs := newFlags("broker", "Runs the broker: provider registry, consent, the public OAuth callback, the encrypted token vault.",
+		config.BrokerVars, ios)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.LoadBroker(env)
+	if err != nil {
+		return err
+	}
+	log := logging.New(ios.err, cfg.LogLevel)
+	reg := newRegistry()
+	svc, store, err := buildBroker(ctx, cfg, log, reg, nil)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ln, err := listen(net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return err
+	}
+	log.Info("broker ready", "base_url", cfg.BaseURL, "redirect_uri", cfg.RedirectURI())
+	return runServers(ctx, log, httpListener("broker", ln, svc.Handler(), log))
+}
+
+// newRegistry is a fresh Prometheus registry with the process and Go
+// collectors, never the global default.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// outboundClient is the base client for provider back-channel calls; each
+// package wraps it with its own redirect and size rules.
+func outboundClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 16
+	tr.ResponseHeaderTimeout = 15 * time.Second
+	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
+}
+
+// buildBroker opens the store (migrating it) and wires the broker. now may
+// be nil for the real clock.
+func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *prometheus.Registry, now func() time.Time) (*broker.Broker, storage.Storage, error) {
+	if now == nil {
+		now = time.Now
+	}
+	ring, err := vault.NewKeyring(cfg.EncryptionKeys[0], cfg.EncryptionKeys[1:]...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ENCRYPTION_KEYS: %w", err)
+	}
+	signer, err := state.NewSigner(cfg.StateKeys[0], cfg.StateKeys[1:], state.Options{Now: now})
+	if err != nil {
+		return nil, nil, fmt.Errorf("STATE_KEYS: %w", err)
+	}
+	store, err := database.Open(ctx, cfg.DatabaseURL, database.Options{Logger: log, Migrate: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	hc := outboundClient()
+	svc, err := broker.New(broker.Config{
+		BaseURL: cfg.BaseURL, RedirectPath: cfg.RedirectPath,
+		APIKeys: cfg.APIKeys, RequireAPIKey: cfg.RequireAPIKey,
+		RequireAllowlist: cfg.RequireAllowlist, AllowedCIDRs: cfg.AllowedCIDRs,
+		EnforceReturnURL: cfg.EnforceReturnURL, AllowedReturnDomains: cfg.AllowedReturnDomains,
+		ExposeRefreshToken: cfg.ExposeRefreshToken,
+	}, broker.Deps{
+		Store:     store,
+		Vault:     ring,
+		State:     signer,
+		Exchange:  exchange.New(exchange.Options{HTTPClient: hc, Now: now, Logger: log}),
+		Discovery: discovery.New(discovery.Options{HTTPClient: hc, Now: now, Logger: log, Metrics: discovery.NewMetrics(reg)}),
+		IDTokens:  idtoken.NewVerifier(idtoken.Options{HTTPClient: hc, Now: now, Logger: log, Metrics: idtoken.NewMetrics(reg)}),
+		Logger:    log, Registerer: reg, Gatherer: reg, Now: now,
+	})
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return svc, store, nil
+}

@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"io"
+	"runtime/debug"
+
+	"github.com/dromos-dev/dromos/internal/config"
+	"github.com/dromos-dev/dromos/internal/database"
+)
+
+// Version is set at build time with -ldflags "-X …/internal/cli.Version=…".
+var Version = "dev"
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, io ioSet, env config.Env) error
+}
+
+type ioSet struct{ out, err io.Writer }
+
+func commands() []command {
+	return []command{
+		{"broker", "run the broker service (consent, callback, token vault)", runBroker},
+
+		{"dev", "run broker, gateway and a demo OIDC provider in one process (not for production)", runDev},
+		{"migrate", "apply database migrations to DATABASE_URL and exit", runMigrate},
+		{"keygen", "print fresh base64 32-byte keys for ENCRYPTION_KEY and STATE_KEY", runKeygen},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// Run executes the command line and returns the process exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int {
+	ios := ioSet{stdout, stderr}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			err := c.run(ctx, args[1:], ios, config.FromList(environ))
+			if err == nil || err == flag.ErrHelp {
+				return 0
+			}
+			fmt.Fprintf(stderr, "dromos %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "dromos: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Dromos: the OAuth connection broker for AI agents.")
+	fmt.Fprintln(w, "\nUsage: dromos COMMAND [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'dromos COMMAND --help' for a command's flags and environment variables.")
+}
+
+// newFlags makes a flag set whose --help prints the summary, the flags and
+// the environment variables the command reads.
+func newFlags(name, summary, envHelp string, ios ioSet) *flag.FlagSet {
+	fs := flag.NewFlagSet("dromos "+name, flag.ContinueOnError)
+	fs.SetOutput(ios.err)
+	fs.Usage = func() {
+		w := ios.out
+		fmt.Fprintf(w, "Usage: dromos %s [flags]\n\n%s\n", name, summary)
+		var hasFlags bool
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintln(w, "\nFlags:")
+			fs.SetOutput(w)
+			fs.PrintDefaults()
+			fs.SetOutput(ios.err)
+		}
+		if envHelp != "" {
+			fmt.Fprintf(w, "\nEnvironment:\n%s", envHelp)
+		}
+	}
+	return fs
+}
+
+func runKeygen(_ context.Context, args []string, ios ioSet, _ config.Env) error {
+	fs := newFlags("keygen", "Prints fresh random keys (base64 of 32 bytes) ready to paste into the environment.", "", ios)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, name := range []string{"ENCRYPTION_KEY", "STATE_KEY"} {
+		k, err := config.NewKey(rand.Read)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(ios.out, "%s=%s\n", name, k)
+	}
+	return nil
+}
+
+func runVersion(_ context.Context, args []string, ios ioSet, _ config.Env) error {
+	fs := newFlags("version", "Prints the dromos version.", "", ios)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	v := Version
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v = "dev-" + s.Value[:12]
+			}
+		}
+	}
+	fmt.Fprintf(ios.out, "dromos %s\n", v)
+	return nil
+}
+
+func runMigrate(ctx context.Context, args []string, ios ioSet, env config.Env) error {
+	fs := newFlags("migrate", "Applies the embedded schema migrations to DATABASE_URL and exits. Brokers also migrate at start.",
+		"  DATABASE_URL  postgres://… or sqlite:PATH (default sqlite:dromos.db)\n", ios)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := database.Migrate(ctx, config.DatabaseURL(env)); err != nil {
+		return err
+	}
+	fmt.Fprintln(ios.out, "migrations applied")
+	return nil
+}

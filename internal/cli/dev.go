@@ -1,0 +1,185 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dromos-dev/dromos/internal/config"
+	"github.com/dromos-dev/dromos/internal/demoprovider"
+	"github.com/dromos-dev/dromos/internal/logging"
+	"github.com/dromos-dev/dromos/internal/provider"
+)
+
+const (
+	demoPrefix   = "/demo"
+	demoClientID = "dromos-dev"
+)
+
+type devFlags struct {
+	dataDir                           string
+	listen                            string
+	brokerPort, gatewayPort, grpcPort int
+	logLevel                          string
+}
+
+func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error {
+	var f devFlags
+	fs := newFlags("dev", "Runs the whole system in one process for development: the broker, the gateway and a built-in\n"+
+		"demo OIDC provider, on an embedded SQLite database with keys generated on first run.\n"+
+		"NOT FOR PRODUCTION: guards are off and keys sit in the data folder.", "", ios)
+	fs.StringVar(&f.dataDir, "data-dir", ".dromos", "folder for the SQLite database and generated keys (created if missing)")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1", "address every server binds to")
+	fs.IntVar(&f.brokerPort, "broker-port", 8080, "broker HTTP port (0 picks a free one)")
+	fs.IntVar(&f.gatewayPort, "gateway-port", 8090, "gateway HTTP port (0 picks a free one)")
+	fs.IntVar(&f.grpcPort, "grpc-port", 9090, "gateway gRPC port (0 picks a free one)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("--log-level must be debug, info, warn or error")
+	}
+	log := logging.New(ios.err, level)
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data folder: %w", err)
+	}
+	secrets, signingKey, created, err := loadDevSecrets(f.dataDir)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("generated development keys", "file", filepath.Join(f.dataDir, devSecretsFile))
+	}
+
+	brokerLn, err := listen(net.JoinHostPort(f.listen, strconv.Itoa(f.brokerPort)))
+	if err != nil {
+		return err
+	}
+	baseURL := "http://" + publicHostPort(brokerLn.Addr(), f.listen)
+
+	cfgEnv := config.Env{
+		"BASE_URL":       baseURL,
+		"DATABASE_URL":   "sqlite:" + filepath.Join(f.dataDir, "dromos.db"),
+		"ENCRYPTION_KEY": secrets.EncryptionKey,
+		"STATE_KEY":      secrets.StateKey,
+		"LOG_LEVEL":      f.logLevel,
+	}
+	cfg, err := config.LoadBroker(cfgEnv)
+	if err != nil {
+		return err
+	}
+	reg := newRegistry()
+	svc, store, err := buildBroker(ctx, cfg, log, reg, nil)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	issuer := baseURL + demoPrefix
+	demo, err := demoprovider.New(demoprovider.Options{
+		Issuer: issuer, ClientID: demoClientID, ClientSecret: secrets.DemoClientSecret,
+		RedirectURIs: []string{cfg.RedirectURI()}, SigningKey: signingKey, Logger: log.With("component", "demo-provider"),
+		Now: time.Now,
+	})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(demoPrefix+"/", http.StripPrefix(demoPrefix, demo.Handler()))
+	mux.Handle("/", svc.Handler())
+
+	servers := []listener{httpListener("broker", brokerLn, mux, log)}
+	gw, err := startDevGateway(ctx, f, baseURL, secrets, log, reg)
+	if err != nil {
+		return err
+	}
+	servers = append(servers, gw.listeners...)
+
+	// Register the demo provider once the broker answers, through the same
+	// discovery path a real issuer takes.
+	ready := make(chan error, 1)
+	go func() {
+		ready <- registerDemo(ctx, svc, issuer, secrets.DemoClientSecret)
+	}()
+	errc := make(chan error, 1)
+	go func() { errc <- runServers(ctx, log, servers...) }()
+	select {
+	case err := <-ready:
+		if err != nil {
+			return fmt.Errorf("registering the demo provider: %w", err)
+		}
+	case err := <-errc:
+		return err
+	}
+	printBanner(ios.out, baseURL, gw, f.dataDir, issuer)
+	return <-errc
+}
+
+func registerDemo(ctx context.Context, svc interface {
+	EnsureProvider(context.Context, provider.Profile) (string, error)
+}, issuer, secret string) error {
+	var err error
+	for i := 0; i < 50; i++ {
+		_, err = svc.EnsureProvider(ctx, provider.Profile{
+			Name: "demo", DisplayName: "Dromos demo provider", Issuer: issuer, EnableDiscovery: true,
+			ClientID: demoClientID, ClientSecret: secretString(secret),
+			Scopes:                  []string{"openid", "email", "profile", "offline_access", "demo.read"},
+			TokenEndpointAuthMethod: provider.AuthBasic,
+		})
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// publicHostPort is how a browser on this machine reaches addr.
+func publicHostPort(addr net.Addr, listenHost string) string {
+	_, port, _ := net.SplitHostPort(addr.String())
+	host := listenHost
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func printBanner(w io.Writer, brokerURL string, gw devGateway, dataDir, issuer string) {
+	line := strings.Repeat("─", 72)
+	fmt.Fprintf(w, "\n%s\n  Dromos dev — DEVELOPMENT MODE, NOT FOR PRODUCTION\n  (guards off, gateway open to anyone, keys kept in %s)\n%s\n", line, dataDir, line)
+	fmt.Fprintf(w, "  broker          %s\n", brokerURL)
+	fmt.Fprintf(w, "  callback        %s/auth/callback\n", brokerURL)
+	fmt.Fprintf(w, "  demo provider   %s  (name: demo)\n", issuer)
+	if gw.httpURL != "" {
+		fmt.Fprintf(w, "  gateway HTTP    %s\n", gw.httpURL)
+		fmt.Fprintf(w, "  gateway gRPC    %s\n", gw.grpcAddr)
+	}
+	fmt.Fprintf(w, "  data folder     %s\n%s\n", dataDir, line)
+	api, path := gw.httpURL, "/v1/request-connection"
+	body := `{"user_id":"alice","provider_name":"demo","scopes":["openid","email","offline_access"],"return_url":"` + brokerURL + `/health"}`
+	if api == "" {
+		api, path = brokerURL, "/auth/consent-spec"
+		body = `{"workspace_id":"alice","provider_name":"demo","scopes":["openid","email","offline_access"],"return_url":"` + brokerURL + `/health"}`
+	}
+	fmt.Fprintf(w, "1. Start a connection:\n\n  curl -s -X POST %s%s \\\n    -H 'Content-Type: application/json' \\\n    -d '%s'\n\n", api, path, body)
+	fmt.Fprintf(w, "2. Open the authUrl from the answer in a browser and click Approve.\n\n")
+	if gw.httpURL != "" {
+		fmt.Fprintf(w, "3. Fetch the token:\n\n  curl -s %s/v1/token/CONNECTION_ID\n%s\n\n", gw.httpURL, line)
+	} else {
+		fmt.Fprintf(w, "3. Fetch the token:\n\n  curl -s %s/connections/CONNECTION_ID/token\n%s\n\n", brokerURL, line)
+	}
+}

@@ -1,0 +1,116 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+
+	"github.com/dromos-dev/dromos/internal/state"
+	"github.com/dromos-dev/dromos/internal/vault"
+)
+
+// Broker is the broker's configuration.
+type Broker struct {
+	Port         int
+	ListenHost   string // "" = all interfaces
+	BaseURL      string // public URL, no trailing slash
+	RedirectPath string
+	DatabaseURL  string
+
+	EncryptionKeys []vault.Key // first is primary
+	StateKeys      []state.Key // first is primary
+
+	APIKeys              [][32]byte // SHA-256 of accepted keys
+	RequireAPIKey        bool
+	RequireAllowlist     bool
+	AllowedCIDRs         []netip.Prefix
+	EnforceReturnURL     bool
+	AllowedReturnDomains []string
+	ExposeRefreshToken   bool
+	LogLevel             slog.Level
+}
+
+// RedirectURI is the callback URL registered at providers.
+func (b Broker) RedirectURI() string { return b.BaseURL + b.RedirectPath }
+
+// BrokerVars documents the variables LoadBroker reads (for --help).
+const BrokerVars = `  PORT                    listen port (default 8080)
+  BASE_URL                public URL of the broker (default http://localhost:PORT)
+  REDIRECT_PATH           callback path (default /auth/callback)
+  DATABASE_URL            postgres://… or sqlite:PATH (default sqlite:dromos.db)
+  ENCRYPTION_KEY          base64 32-byte AES-256-GCM key for secrets at rest (required)
+  ENCRYPTION_KEYS         ID:BASE64,… several keys, first primary (replaces ENCRYPTION_KEY)
+  STATE_KEY               base64 32-byte HMAC key for state, shared with the gateway (required)
+  STATE_KEYS              ID:BASE64,… several keys, first primary (replaces STATE_KEY)
+  API_KEY, API_KEYS       key(s) callers present (plain or sha256:HEX, comma-separated)
+  REQUIRE_API_KEY         true to require a key on every route but callback/health/ready/metrics
+  REQUIRE_ALLOWLIST       true to accept those routes only from ALLOWED_CIDRS
+  ALLOWED_CIDRS           comma-separated CIDRs
+  ENFORCE_RETURN_URL      true to accept only return URLs on ALLOWED_RETURN_DOMAINS
+  ALLOWED_RETURN_DOMAINS  comma-separated hosts, *.example.com for subdomains
+  EXPOSE_REFRESH_TOKEN    true to include refresh_token in token answers (default false)
+  LOG_LEVEL               debug, info, warn or error (default info)
+`
+
+// LoadBroker reads the broker's configuration from env.
+func LoadBroker(env Env) (Broker, error) {
+	var probs Problems
+	r := reader{env: env, errs: &probs}
+	b := Broker{
+		Port:                 r.port("PORT", 8080),
+		ListenHost:           r.str("LISTEN_HOST", ""),
+		RedirectPath:         r.str("REDIRECT_PATH", "/auth/callback"),
+		DatabaseURL:          r.str("DATABASE_URL", "sqlite:dromos.db"),
+		RequireAPIKey:        r.boolean("REQUIRE_API_KEY", false),
+		RequireAllowlist:     r.boolean("REQUIRE_ALLOWLIST", false),
+		AllowedCIDRs:         r.cidrs("ALLOWED_CIDRS"),
+		EnforceReturnURL:     r.boolean("ENFORCE_RETURN_URL", false),
+		ExposeRefreshToken:   r.boolean("EXPOSE_REFRESH_TOKEN", false),
+		AllowedReturnDomains: r.list("ALLOWED_RETURN_DOMAINS"),
+	}
+	b.BaseURL = r.absURL("BASE_URL", r.str("BASE_URL", fmt.Sprintf("http://localhost:%d", b.Port)))
+	if !strings.HasPrefix(b.RedirectPath, "/") {
+		probs.add("REDIRECT_PATH must start with /")
+	}
+	b.APIKeys = append(r.apiKeyHashes("API_KEY"), r.apiKeyHashes("API_KEYS")...)
+
+	enc := r.idKeys("ENCRYPTION_KEYS", "ENCRYPTION_KEY")
+	if len(enc) == 0 && r.str("ENCRYPTION_KEY", "") == "" && r.str("ENCRYPTION_KEYS", "") == "" {
+		probs.add("ENCRYPTION_KEY is required (generate one with `dromos keygen`)")
+	}
+	b.EncryptionKeys = toVaultKeys(enc)
+	st := r.idKeys("STATE_KEYS", "STATE_KEY")
+	if len(st) == 0 && r.str("STATE_KEY", "") == "" && r.str("STATE_KEYS", "") == "" {
+		probs.add("STATE_KEY is required (generate one with `dromos keygen`)")
+	}
+	b.StateKeys = toStateKeys(st)
+
+	if b.RequireAPIKey && len(b.APIKeys) == 0 {
+		probs.add("REQUIRE_API_KEY=true needs API_KEY or API_KEYS")
+	}
+	if b.RequireAllowlist && len(b.AllowedCIDRs) == 0 {
+		probs.add("REQUIRE_ALLOWLIST=true needs ALLOWED_CIDRS")
+	}
+	if b.EnforceReturnURL && len(b.AllowedReturnDomains) == 0 {
+		probs.add("ENFORCE_RETURN_URL=true needs ALLOWED_RETURN_DOMAINS")
+	}
+	lvl, err := parseLevel(r.str("LOG_LEVEL", "info"))
+	if err != nil {
+		probs.add("LOG_LEVEL must be debug, info, warn or error")
+	}
+	b.LogLevel = lvl
+	return b, probs.err()
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+// DatabaseURL is DATABASE_URL with its default, for commands (migrate)
+// that need nothing else.
+func DatabaseURL(env Env) string {
+	return reader{env: env, errs: new(Problems)}.str("DATABASE_URL", "sqlite:dromos.db")
+}

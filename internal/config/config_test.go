@@ -1,0 +1,94 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"strings"
+	"testing"
+)
+
+var (
+	key32  = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	key32b = base64.RawURLEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210"))
+)
+
+func TestLoadBrokerDefaults(t *testing.T) {
+	b, err := LoadBroker(Env{"ENCRYPTION_KEY": key32, "STATE_KEY": key32b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Port != 8080 || b.BaseURL != "http://localhost:8080" || b.RedirectURI() != "http://localhost:8080/auth/callback" ||
+		b.DatabaseURL != "sqlite:dromos.db" || len(b.EncryptionKeys) != 1 || b.EncryptionKeys[0].ID != 1 || len(b.StateKeys) != 1 {
+		t.Fatalf("defaults: %+v", b)
+	}
+	if b.RequireAPIKey || b.ExposeRefreshToken {
+		t.Fatal("guards/exposure on by default")
+	}
+}
+
+func TestLoadBrokerReportsEveryProblemWithoutValues(t *testing.T) {
+	secretish := "c2VjcmV0LXZhbHVlLXRoYXQtaXMtbm90LTMyLWJ5dGVz"
+	_, err := LoadBroker(Env{
+		"ENCRYPTION_KEY":     secretish,
+		"PORT":               "http",
+		"BASE_URL":           "ftp://x",
+		"REQUIRE_API_KEY":    "yes please",
+		"ALLOWED_CIDRS":      "10.0.0.0/8,not-a-cidr",
+		"REQUIRE_ALLOWLIST":  "true",
+		"ENFORCE_RETURN_URL": "true",
+		"LOG_LEVEL":          "loud",
+		"REDIRECT_PATH":      "callback",
+		"API_KEYS":           "sha256:zz",
+	})
+	if err == nil {
+		t.Fatal("expected errors")
+	}
+	msg := err.Error()
+	for _, want := range []string{"ENCRYPTION_KEY must be base64", "STATE_KEY is required", "PORT must be a port",
+		"BASE_URL must be an absolute", "REQUIRE_API_KEY must be true or false", "ALLOWED_CIDRS entry 2",
+		"ENFORCE_RETURN_URL=true needs", "LOG_LEVEL", "REDIRECT_PATH must start", "API_KEYS entry 1"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in %s", want, msg)
+		}
+	}
+	if strings.Contains(msg, secretish) {
+		t.Fatal("error echoes a key value")
+	}
+}
+
+func TestKeyListsAndAPIKeys(t *testing.T) {
+	hashed := sha256.Sum256([]byte("agent-key"))
+	b, err := LoadBroker(Env{
+		"ENCRYPTION_KEYS": "2:" + key32b + ",1:" + key32,
+		"STATE_KEY":       key32,
+		"API_KEY":         "plain-key",
+		"API_KEYS":        "sha256:" + strings.ToLower(hexOf(hashed[:])),
+		"REQUIRE_API_KEY": "true",
+		"ALLOWED_CIDRS":   "127.0.0.1, 10.1.2.3/8",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.EncryptionKeys) != 2 || b.EncryptionKeys[0].ID != 2 {
+		t.Fatalf("key order: %+v", b.EncryptionKeys)
+	}
+	if len(b.APIKeys) != 2 || b.APIKeys[0] != sha256.Sum256([]byte("plain-key")) || b.APIKeys[1] != hashed {
+		t.Fatal("api key hashes")
+	}
+	if len(b.AllowedCIDRs) != 2 || b.AllowedCIDRs[1].String() != "10.0.0.0/8" {
+		t.Fatalf("cidrs %v", b.AllowedCIDRs)
+	}
+	if _, err := LoadBroker(Env{"ENCRYPTION_KEYS": "1:" + key32 + ",1:" + key32b, "STATE_KEY": key32}); err == nil ||
+		!strings.Contains(err.Error(), "repeats key id 1") {
+		t.Fatalf("duplicate ids: %v", err)
+	}
+}
+
+func hexOf(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 0, len(b)*2)
+	for _, c := range b {
+		out = append(out, digits[c>>4], digits[c&15])
+	}
+	return string(out)
+}

@@ -1,0 +1,215 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/dromos-dev/dromos/internal/state"
+	"github.com/dromos-dev/dromos/internal/vault"
+)
+
+// Env is a snapshot of the environment as KEY → value.
+type Env map[string]string
+
+// FromList turns os.Environ()-style "K=V" entries into an Env.
+func FromList(list []string) Env {
+	env := make(Env, len(list))
+	for _, kv := range list {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// Problems collects every configuration problem, so an operator fixes them
+// all in one go.
+type Problems []string
+
+func (p Problems) Error() string {
+	return "configuration: " + strings.Join(p, "; ")
+}
+
+func (p *Problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+func (p Problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return p
+}
+
+type reader struct {
+	env  Env
+	errs *Problems
+}
+
+func (r reader) str(key, def string) string {
+	if v, ok := r.env[key]; ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+func (r reader) boolean(key string, def bool) bool {
+	v := r.str(key, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.errs.add("%s must be true or false", key)
+		return def
+	}
+	return b
+}
+
+func (r reader) port(key string, def int) int {
+	v := r.str(key, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 65535 {
+		r.errs.add("%s must be a port number (0-65535)", key)
+		return def
+	}
+	return n
+}
+
+func (r reader) list(key string) []string {
+	var out []string
+	for _, s := range strings.Split(r.str(key, ""), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// keyMaterial parses a base64 32-byte key; the message names the variable,
+// never the value.
+func (r reader) keyMaterial(key, val string) ([32]byte, bool) {
+	k, err := vault.ParseKey(val)
+	if err != nil {
+		r.errs.add("%s must be base64 of exactly 32 bytes (generate one with `dromos keygen`)", key)
+		return k, false
+	}
+	return k, true
+}
+
+// idKeys reads "ID:BASE64,ID:BASE64" (first primary) from multiKey, or a
+// single BASE64 key (id 1) from singleKey. required says whether one of
+// them must be set.
+func (r reader) idKeys(multiKey, singleKey string) []idKey {
+	if multi := r.list(multiKey); len(multi) > 0 {
+		var keys []idKey
+		seen := map[byte]bool{}
+		for i, entry := range multi {
+			idStr, b64, ok := strings.Cut(entry, ":")
+			id, err := strconv.Atoi(idStr)
+			if !ok || err != nil || id < 1 || id > 255 {
+				r.errs.add("%s entry %d must be ID:BASE64 with ID 1-255", multiKey, i+1)
+				continue
+			}
+			if seen[byte(id)] {
+				r.errs.add("%s entry %d repeats key id %d", multiKey, i+1, id)
+				continue
+			}
+			seen[byte(id)] = true
+			if k, ok := r.keyMaterial(fmt.Sprintf("%s entry %d", multiKey, i+1), b64); ok {
+				keys = append(keys, idKey{byte(id), k})
+			}
+		}
+		return keys
+	}
+	if v := r.str(singleKey, ""); v != "" {
+		if k, ok := r.keyMaterial(singleKey, v); ok {
+			return []idKey{{1, k}}
+		}
+		return nil
+	}
+	return nil
+}
+
+type idKey struct {
+	id  byte
+	key [32]byte
+}
+
+func toVaultKeys(ks []idKey) []vault.Key {
+	out := make([]vault.Key, len(ks))
+	for i, k := range ks {
+		out[i] = vault.Key{ID: k.id, Secret: k.key}
+	}
+	return out
+}
+
+func toStateKeys(ks []idKey) []state.Key {
+	out := make([]state.Key, len(ks))
+	for i, k := range ks {
+		secret := k.key
+		out[i] = state.Key{ID: k.id, Secret: secret[:]}
+	}
+	return out
+}
+
+// APIKeyHashes parses comma-separated keys, each either plain or
+// "sha256:HEX", into SHA-256 digests for constant-time comparison.
+func (r reader) apiKeyHashes(key string) [][32]byte {
+	var out [][32]byte
+	for i, k := range r.list(key) {
+		if hx, ok := strings.CutPrefix(k, "sha256:"); ok {
+			b, err := hex.DecodeString(hx)
+			if err != nil || len(b) != 32 {
+				r.errs.add("%s entry %d: sha256: must be followed by 64 hex characters", key, i+1)
+				continue
+			}
+			out = append(out, [32]byte(b))
+			continue
+		}
+		out = append(out, sha256.Sum256([]byte(k)))
+	}
+	return out
+}
+
+func (r reader) cidrs(key string) []netip.Prefix {
+	var out []netip.Prefix
+	for i, s := range r.list(key) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			if a, err2 := netip.ParseAddr(s); err2 == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			} else {
+				r.errs.add("%s entry %d is not a CIDR (e.g. 10.0.0.0/8)", key, i+1)
+				continue
+			}
+		}
+		out = append(out, p.Masked())
+	}
+	return out
+}
+
+func (r reader) absURL(key, val string) string {
+	u, err := url.Parse(val)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		r.errs.add("%s must be an absolute http(s) URL without credentials", key)
+		return val
+	}
+	return strings.TrimSuffix(val, "/")
+}
+
+// NewKey returns a fresh random key as standard base64, for `dromos keygen`.
+func NewKey(random func([]byte) (int, error)) (string, error) {
+	var b [32]byte
+	if _, err := random(b[:]); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(b[:]), nil
+}

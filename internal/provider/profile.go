@@ -1,0 +1,199 @@
+package provider
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/dromos-dev/dromos/internal/secret"
+)
+
+// Token endpoint client authentication methods.
+const (
+	AuthBasic = "client_secret_basic"
+	AuthPost  = "client_secret_post"
+	AuthAuto  = "auto"
+	AuthNone  = "none"
+)
+
+// Profile is a provider registration as operators write it. ClientSecret is
+// accepted on input only: it is sealed before storage and never marshalled
+// back (the field is dropped by Public).
+type Profile struct {
+	Name                    string            `json:"name"`
+	DisplayName             string            `json:"display_name,omitempty"`
+	Aliases                 []string          `json:"aliases,omitempty"`
+	Issuer                  string            `json:"issuer,omitempty"`
+	EnableDiscovery         bool              `json:"enable_discovery,omitempty"`
+	AuthURL                 string            `json:"auth_url,omitempty"`
+	TokenURL                string            `json:"token_url,omitempty"`
+	RevocationURL           string            `json:"revocation_url,omitempty"`
+	UserinfoURL             string            `json:"userinfo_url,omitempty"`
+	JWKSURL                 string            `json:"jwks_url,omitempty"`
+	ClientID                string            `json:"client_id"`
+	ClientSecret            secret.String     `json:"client_secret,omitempty"`
+	Scopes                  []string          `json:"scopes,omitempty"`
+	TokenEndpointAuthMethod string            `json:"token_endpoint_auth_method,omitempty"`
+	AuthParams              map[string]string `json:"auth_params,omitempty"`
+	Quirks                  []string          `json:"quirks,omitempty"`
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// reservedAuthParams are set by the broker itself; a profile may not
+// override them, or a registration could disable PKCE or redirect codes.
+var reservedAuthParams = map[string]bool{
+	"client_id": true, "redirect_uri": true, "response_type": true, "state": true,
+	"nonce": true, "code_challenge": true, "code_challenge_method": true, "scope": true,
+}
+
+// Normalize lower-cases names, trims values, drops duplicate aliases and
+// scopes, fills defaults and switches on quirks implied by well-known
+// issuers (Google's offline access rules).
+func (p *Profile) Normalize() {
+	p.Name = strings.ToLower(strings.TrimSpace(p.Name))
+	var aliases []string
+	for _, a := range p.Aliases {
+		a = strings.ToLower(strings.TrimSpace(a))
+		if a != "" && a != p.Name && !slices.Contains(aliases, a) {
+			aliases = append(aliases, a)
+		}
+	}
+	p.Aliases = aliases
+	for _, f := range []*string{&p.Issuer, &p.AuthURL, &p.TokenURL, &p.RevocationURL, &p.UserinfoURL, &p.JWKSURL, &p.ClientID, &p.DisplayName} {
+		*f = strings.TrimSpace(*f)
+	}
+	p.Scopes = dedupe(p.Scopes)
+	if p.TokenEndpointAuthMethod == "" {
+		p.TokenEndpointAuthMethod = AuthAuto
+	}
+	if p.DisplayName == "" {
+		p.DisplayName = p.Name
+	}
+	if isGoogle(p) && !slices.Contains(p.Quirks, QuirkGoogleOffline) {
+		p.Quirks = append(p.Quirks, QuirkGoogleOffline)
+	}
+	p.Quirks = dedupe(p.Quirks)
+}
+
+func isGoogle(p *Profile) bool {
+	if strings.TrimSuffix(p.Issuer, "/") == "https://accounts.google.com" {
+		return true
+	}
+	u, err := url.Parse(p.AuthURL)
+	return err == nil && strings.EqualFold(u.Hostname(), "accounts.google.com")
+}
+
+func dedupe(in []string) []string {
+	var out []string
+	for _, s := range in {
+		s = strings.TrimSpace(s)
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ValidationError lists every problem with a profile at once.
+type ValidationError struct{ Problems []string }
+
+func (e *ValidationError) Error() string {
+	return "invalid provider profile: " + strings.Join(e.Problems, "; ")
+}
+
+// Validate reports every problem with a normalised profile. It does not
+// check that discovery works: that needs the network and is the broker's.
+func (p *Profile) Validate() error {
+	var probs []string
+	add := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+	if !nameRE.MatchString(p.Name) {
+		add("name must be 1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit")
+	}
+	for _, a := range p.Aliases {
+		if !nameRE.MatchString(a) {
+			add("alias %q is not a valid name", a)
+		}
+	}
+	if p.ClientID == "" {
+		add("client_id is required")
+	}
+	if p.EnableDiscovery && p.Issuer == "" {
+		add("enable_discovery needs issuer")
+	}
+	if !p.EnableDiscovery && (p.AuthURL == "" || p.TokenURL == "") {
+		add("auth_url and token_url are required unless issuer with enable_discovery is given")
+	}
+	for _, f := range []struct{ name, val string }{
+		{"issuer", p.Issuer}, {"auth_url", p.AuthURL}, {"token_url", p.TokenURL},
+		{"revocation_url", p.RevocationURL}, {"userinfo_url", p.UserinfoURL}, {"jwks_url", p.JWKSURL},
+	} {
+		if f.val != "" {
+			if err := checkEndpoint(f.val); err != nil {
+				add("%s %v", f.name, err)
+			}
+		}
+	}
+	switch p.TokenEndpointAuthMethod {
+	case AuthBasic, AuthPost, AuthAuto, AuthNone:
+	default:
+		add("token_endpoint_auth_method must be %s, %s, %s or %s", AuthBasic, AuthPost, AuthAuto, AuthNone)
+	}
+	if p.TokenEndpointAuthMethod != AuthNone && p.ClientSecret.Reveal() == "" {
+		add("client_secret is required unless token_endpoint_auth_method is none")
+	}
+	for k := range p.AuthParams {
+		if reservedAuthParams[strings.ToLower(k)] {
+			add("auth_params may not set %q: the broker sets it", k)
+		}
+	}
+	for _, q := range p.Quirks {
+		if _, ok := quirks[q]; !ok {
+			add("unknown quirk %q", q)
+		}
+	}
+	if len(probs) > 0 {
+		return &ValidationError{Problems: probs}
+	}
+	return nil
+}
+
+func checkEndpoint(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("is not a URL")
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return errors.New("must be an http(s) URL")
+	}
+	if u.Host == "" {
+		return errors.New("must be an absolute URL")
+	}
+	if u.User != nil {
+		return errors.New("must not contain credentials")
+	}
+	if u.Fragment != "" {
+		return errors.New("must not contain a fragment")
+	}
+	return nil
+}
+
+// StoredConfig is the profile as JSON without its secret: what storage keeps
+// in providers.config.
+func (p Profile) StoredConfig() ([]byte, error) {
+	p.ClientSecret = ""
+	return json.Marshal(p)
+}
+
+// FromStoredConfig decodes a stored profile (its secret stays empty).
+func FromStoredConfig(b []byte) (Profile, error) {
+	var p Profile
+	if err := json.Unmarshal(b, &p); err != nil {
+		return Profile{}, fmt.Errorf("decoding stored provider profile: %w", err)
+	}
+	return p, nil
+}

@@ -1,0 +1,175 @@
+package provider
+
+import (
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func validProfile() Profile {
+	return Profile{
+		Name:         " Acme ",
+		Aliases:      []string{"ACME", "acme-corp", "acme-corp"},
+		AuthURL:      "https://id.acme.test/authorize?tenant=x",
+		TokenURL:     "https://id.acme.test/token",
+		ClientID:     "cid",
+		ClientSecret: "s3cret",
+		Scopes:       []string{"read", "read", " write "},
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	p := validProfile()
+	p.Normalize()
+	if p.Name != "acme" || len(p.Aliases) != 1 || p.Aliases[0] != "acme-corp" {
+		t.Fatalf("names not normalised: %q %v", p.Name, p.Aliases)
+	}
+	if len(p.Scopes) != 2 || p.Scopes[1] != "write" {
+		t.Fatalf("scopes not deduped: %v", p.Scopes)
+	}
+	if p.TokenEndpointAuthMethod != AuthAuto || p.DisplayName != "acme" {
+		t.Fatalf("defaults not filled: %+v", p)
+	}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGoogleQuirkSwitchedOnByIssuer(t *testing.T) {
+	for _, p := range []Profile{
+		{Name: "g", Issuer: "https://accounts.google.com", EnableDiscovery: true},
+		{Name: "g", AuthURL: "https://accounts.google.com/o/oauth2/v2/auth"},
+	} {
+		p.Normalize()
+		if len(p.Quirks) != 1 || p.Quirks[0] != QuirkGoogleOffline {
+			t.Fatalf("google quirk missing for %+v", p)
+		}
+	}
+}
+
+func TestValidateListsEveryProblem(t *testing.T) {
+	p := Profile{
+		Name:                    "Bad Name!",
+		AuthURL:                 "ftp://x",
+		TokenEndpointAuthMethod: "magic",
+		AuthParams:              map[string]string{"redirect_uri": "https://evil.test"},
+		Quirks:                  []string{"nope"},
+		Aliases:                 []string{"ok", "not ok"},
+		UserinfoURL:             "https://user:pw@x.test/u",
+	}
+	err := p.Validate()
+	ve, ok := err.(*ValidationError)
+	if !ok {
+		t.Fatalf("got %v", err)
+	}
+	want := []string{"name must", "alias \"not ok\"", "client_id is required", "auth_url and token_url are required",
+		"auth_url must be an http(s) URL", "token_endpoint_auth_method", "client_secret is required",
+		"may not set \"redirect_uri\"", "unknown quirk", "userinfo_url must not contain credentials"}
+	msg := ve.Error()
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("missing problem %q in %q", w, msg)
+		}
+	}
+}
+
+func TestDiscoveryProfileNeedsNoStaticEndpoints(t *testing.T) {
+	p := Profile{Name: "okta", Issuer: "https://acme.okta.test", EnableDiscovery: true, ClientID: "c", ClientSecret: "s"}
+	p.Normalize()
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p.Issuer = ""
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "enable_discovery needs issuer") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestStoredConfigNeverHoldsSecret(t *testing.T) {
+	p := validProfile()
+	b, err := p.StoredConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "s3cret") || strings.Contains(string(b), "client_secret") {
+		t.Fatalf("secret in stored config: %s", b)
+	}
+	back, err := FromStoredConfig(b)
+	if err != nil || back.ClientID != "cid" || back.TokenURL != p.TokenURL {
+		t.Fatalf("round trip: %+v %v", back, err)
+	}
+	// Even a plain json.Marshal of a profile must not reveal the secret.
+	raw, _ := json.Marshal(p)
+	if strings.Contains(string(raw), "s3cret") {
+		t.Fatalf("json.Marshal leaked the secret: %s", raw)
+	}
+}
+
+func TestAuthorizationURL(t *testing.T) {
+	cases := []struct {
+		name    string
+		profile Profile
+		scopes  []string
+		want    map[string]string
+		absent  []string
+	}{
+		{
+			name:    "plain with openid",
+			profile: Profile{Name: "p", AuthParams: map[string]string{"audience": "api"}},
+			scopes:  []string{"openid", "email"},
+			want: map[string]string{"scope": "openid email", "audience": "api", "tenant": "x", "nonce": "n1",
+				"response_type": "code", "code_challenge_method": "S256", "code_challenge": "cc", "state": "st",
+				"client_id": "cid", "redirect_uri": "https://broker.test/auth/callback"},
+		},
+		{
+			name:    "google drops offline_access and asks for offline",
+			profile: Profile{Name: "google", Quirks: []string{QuirkGoogleOffline}},
+			scopes:  []string{"openid", "offline_access", "email"},
+			want:    map[string]string{"scope": "openid email", "access_type": "offline", "prompt": "consent"},
+		},
+		{
+			name:    "comma separated scopes",
+			profile: Profile{Name: "slack", Quirks: []string{QuirkCommaScopes}},
+			scopes:  []string{"chat:write", "channels:read"},
+			want:    map[string]string{"scope": "chat:write,channels:read"},
+		},
+		{
+			name:    "protocol parameters win over auth_params",
+			profile: Profile{Name: "p", AuthParams: map[string]string{"prompt": "login"}},
+			scopes:  nil,
+			want:    map[string]string{"prompt": "login"},
+			absent:  []string{"scope"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			nonce := ""
+			if tc.name == "plain with openid" {
+				nonce = "n1"
+			}
+			raw, err := tc.profile.AuthorizationURL("https://id.test/authorize?tenant=x", AuthRequest{
+				ClientID: "cid", RedirectURI: "https://broker.test/auth/callback", Scopes: tc.scopes,
+				State: "st", Nonce: nonce, CodeChallenge: "cc",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, _ := url.Parse(raw)
+			q := u.Query()
+			for k, v := range tc.want {
+				if q.Get(k) != v {
+					t.Errorf("%s = %q, want %q (url %s)", k, q.Get(k), v, raw)
+				}
+			}
+			for _, k := range tc.absent {
+				if q.Has(k) {
+					t.Errorf("%s should be absent in %s", k, raw)
+				}
+			}
+			if u.Host != "id.test" || u.Path != "/authorize" {
+				t.Errorf("endpoint changed: %s", raw)
+			}
+		})
+	}
+}
