@@ -46,6 +46,7 @@ func runBroker(ctx context.Context, args []string, ios ioSet, env config.Env) er
 		return err
 	}
 	log.Info("broker ready", "base_url", cfg.BaseURL, "redirect_uri", cfg.RedirectURI())
+	go svc.RunWorker(ctx, broker.WorkerOptions{})
 	return runServers(ctx, log, httpListener("broker", ln, svc.Handler(), log))
 }
 

@@ -26,6 +26,7 @@ func commands() []command {
 	return []command{
 		{"broker", "run the broker service (consent, callback, token vault)", runBroker},
 
+		{"gateway", "run the gateway service (the v1 REST and gRPC API for agents)", runGateway},
 		{"dev", "run broker, gateway and a demo OIDC provider in one process (not for production)", runDev},
 		{"migrate", "apply database migrations to DATABASE_URL and exit", runMigrate},
 		{"keygen", "print fresh base64 32-byte keys for ENCRYPTION_KEY and STATE_KEY", runKeygen},

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dromos-dev/dromos/internal/broker"
 	"github.com/dromos-dev/dromos/internal/config"
 	"github.com/dromos-dev/dromos/internal/demoprovider"
 	"github.com/dromos-dev/dromos/internal/logging"
@@ -96,10 +97,11 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 	}
 	mux := http.NewServeMux()
 	mux.Handle(demoPrefix+"/", http.StripPrefix(demoPrefix, demo.Handler()))
+	mux.HandleFunc("GET /dev/return", devReturnPage)
 	mux.Handle("/", svc.Handler())
 
 	servers := []listener{httpListener("broker", brokerLn, mux, log)}
-	gw, err := startDevGateway(ctx, f, baseURL, secrets, log, reg)
+	gw, err := startDevGateway(ctx, f, baseURL, secrets, log)
 	if err != nil {
 		return err
 	}
@@ -111,6 +113,7 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 	go func() {
 		ready <- registerDemo(ctx, svc, issuer, secrets.DemoClientSecret)
 	}()
+	go svc.RunWorker(ctx, broker.WorkerOptions{})
 	errc := make(chan error, 1)
 	go func() { errc <- runServers(ctx, log, servers...) }()
 	select {
@@ -170,10 +173,10 @@ func printBanner(w io.Writer, brokerURL string, gw devGateway, dataDir, issuer s
 	}
 	fmt.Fprintf(w, "  data folder     %s\n%s\n", dataDir, line)
 	api, path := gw.httpURL, "/v1/request-connection"
-	body := `{"user_id":"alice","provider_name":"demo","scopes":["openid","email","offline_access"],"return_url":"` + brokerURL + `/health"}`
+	body := `{"user_id":"alice","provider_name":"demo","scopes":["openid","email","offline_access"],"return_url":"` + brokerURL + `/dev/return"}`
 	if api == "" {
 		api, path = brokerURL, "/auth/consent-spec"
-		body = `{"workspace_id":"alice","provider_name":"demo","scopes":["openid","email","offline_access"],"return_url":"` + brokerURL + `/health"}`
+		body = `{"workspace_id":"alice","provider_name":"demo","scopes":["openid","email","offline_access"],"return_url":"` + brokerURL + `/dev/return"}`
 	}
 	fmt.Fprintf(w, "1. Start a connection:\n\n  curl -s -X POST %s%s \\\n    -H 'Content-Type: application/json' \\\n    -d '%s'\n\n", api, path, body)
 	fmt.Fprintf(w, "2. Open the authUrl from the answer in a browser and click Approve.\n\n")

@@ -3,8 +3,14 @@ package cli
 import (
 	"context"
 	"log/slog"
+	"net"
+	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dromos-dev/dromos/internal/config"
+	"github.com/dromos-dev/dromos/internal/gateway"
 )
 
 // devGateway is the gateway part of dromos dev.
@@ -13,8 +19,37 @@ type devGateway struct {
 	listeners         []listener
 }
 
-// startDevGateway wires the gateway into the dev process. Until the gateway
-// lands it runs nothing and the banner points at the broker.
-func startDevGateway(_ context.Context, _ devFlags, _ string, _ devSecrets, _ *slog.Logger, _ *prometheus.Registry) (devGateway, error) {
-	return devGateway{}, nil
+// startDevGateway runs the gateway in the dev process, open to anonymous
+// agents (the banner says so), talking to the dev broker over loopback HTTP
+// exactly as a separate gateway would.
+func startDevGateway(_ context.Context, f devFlags, brokerURL string, s devSecrets, log *slog.Logger) (devGateway, error) {
+	// Its own registry: the gateway's /metrics shows the gateway, as it
+	// would in production.
+	reg := prometheus.NewRegistry()
+	cfg, err := config.LoadGateway(config.Env{
+		"BROKER_BASE_URL": brokerURL, "STATE_KEY": s.StateKey, "GATEWAY_ALLOW_ANONYMOUS": "true",
+	})
+	if err != nil {
+		return devGateway{}, err
+	}
+	gw, err := gateway.New(gateway.Config{
+		BrokerBaseURL: cfg.BrokerBaseURL, StateKeys: cfg.StateKeys, AllowAnonymous: true,
+	}, gateway.Deps{Logger: log.With("component", "gateway"), Registerer: reg, Gatherer: reg, Now: time.Now})
+	if err != nil {
+		return devGateway{}, err
+	}
+	httpLn, err := listen(net.JoinHostPort(f.listen, strconv.Itoa(f.gatewayPort)))
+	if err != nil {
+		return devGateway{}, err
+	}
+	grpcLn, err := listen(net.JoinHostPort(f.listen, strconv.Itoa(f.grpcPort)))
+	if err != nil {
+		httpLn.Close()
+		return devGateway{}, err
+	}
+	return devGateway{
+		httpURL:   "http://" + publicHostPort(httpLn.Addr(), f.listen),
+		grpcAddr:  publicHostPort(grpcLn.Addr(), f.listen),
+		listeners: []listener{httpListener("gateway-http", httpLn, gw.HTTPHandler(), log), grpcListener(grpcLn, gw)},
+	}, nil
 }

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/dromos-dev/dromos/internal/config"
+	"github.com/dromos-dev/dromos/internal/gateway"
+	"github.com/dromos-dev/dromos/internal/logging"
+)
+
+func runGateway(ctx context.Context, args []string, ios ioSet, env config.Env) error {
+	fs := newFlags("gateway", "Runs the gateway: the stable v1 REST and gRPC API agents use. It stores no tokens.",
+		config.GatewayVars, ios)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.LoadGateway(env)
+	if err != nil {
+		return err
+	}
+	log := logging.New(ios.err, cfg.LogLevel)
+	reg := newRegistry()
+	gw, err := gateway.New(gateway.Config{
+		BrokerBaseURL: cfg.BrokerBaseURL, BrokerAPIKey: cfg.BrokerAPIKey, StateKeys: cfg.StateKeys,
+		Clients: cfg.Clients, AllowAnonymous: cfg.AllowAnonymous,
+	}, gateway.Deps{Logger: log, Registerer: reg, Gatherer: reg, Now: time.Now})
+	if err != nil {
+		return err
+	}
+	httpLn, err := listen(net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return err
+	}
+	grpcLn, err := listen(net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.GRPCPort)))
+	if err != nil {
+		httpLn.Close()
+		return err
+	}
+	return runServers(ctx, log, httpListener("gateway-http", httpLn, gw.HTTPHandler(), log), grpcListener(grpcLn, gw))
+}
+
+// grpcListener serves the gateway's gRPC service; shutdown drains calls
+// until the context ends, then stops hard.
+func grpcListener(ln net.Listener, gw *gateway.Gateway) listener {
+	srv := gw.GRPCServer()
+	return listener{name: "gateway-grpc", ln: ln, serve: srv.Serve, stop: func(ctx context.Context) error {
+		done := make(chan struct{})
+		go func() { srv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			srv.Stop()
+		}
+		return nil
+	}}
+}

@@ -1,0 +1,69 @@
+package config
+
+import (
+	"log/slog"
+
+	"github.com/dromos-dev/dromos/internal/gateway"
+	"github.com/dromos-dev/dromos/internal/state"
+)
+
+// Gateway is the gateway's configuration.
+type Gateway struct {
+	Port           int
+	GRPCPort       int
+	ListenHost     string
+	BrokerBaseURL  string
+	BrokerAPIKey   string
+	StateKeys      []state.Key
+	Clients        []gateway.ClientKey
+	AllowAnonymous bool
+	LogLevel       slog.Level
+}
+
+// GatewayVars documents the variables LoadGateway reads (for --help).
+const GatewayVars = `  PORT                     HTTP listen port (default 8090)
+  PORT_GRPC                gRPC listen port (default 9090)
+  BROKER_BASE_URL          the broker's URL (required)
+  BROKER_API_KEY           key sent to the broker as X-API-Key
+  STATE_KEY, STATE_KEYS    the broker's state key(s), to verify the state it signs (required)
+  GATEWAY_API_KEYS         agents' keys: client-name:key or client-name:sha256:HEX, comma-separated
+  GATEWAY_ALLOW_ANONYMOUS  true to run without GATEWAY_API_KEYS (anyone may call; development only)
+  LOG_LEVEL                debug, info, warn or error (default info)
+`
+
+// LoadGateway reads the gateway's configuration from env.
+func LoadGateway(env Env) (Gateway, error) {
+	var probs Problems
+	r := reader{env: env, errs: &probs}
+	g := Gateway{
+		Port:           r.port("PORT", 8090),
+		GRPCPort:       r.port("PORT_GRPC", 9090),
+		ListenHost:     r.str("LISTEN_HOST", ""),
+		BrokerAPIKey:   r.str("BROKER_API_KEY", ""),
+		AllowAnonymous: r.boolean("GATEWAY_ALLOW_ANONYMOUS", false),
+	}
+	if v := r.str("BROKER_BASE_URL", ""); v == "" {
+		probs.add("BROKER_BASE_URL is required")
+	} else {
+		g.BrokerBaseURL = r.absURL("BROKER_BASE_URL", v)
+	}
+	st := r.idKeys("STATE_KEYS", "STATE_KEY")
+	if len(st) == 0 && r.str("STATE_KEY", "") == "" && r.str("STATE_KEYS", "") == "" {
+		probs.add("STATE_KEY is required (the same key as the broker's)")
+	}
+	g.StateKeys = toStateKeys(st)
+	clients, err := gateway.ParseClientKeys(r.str("GATEWAY_API_KEYS", ""))
+	if err != nil {
+		probs.add("GATEWAY_API_KEYS: %v", err)
+	}
+	g.Clients = clients
+	if len(g.Clients) == 0 && !g.AllowAnonymous && err == nil {
+		probs.add("GATEWAY_API_KEYS is empty: set it, or GATEWAY_ALLOW_ANONYMOUS=true to let anyone in")
+	}
+	lvl, lerr := parseLevel(r.str("LOG_LEVEL", "info"))
+	if lerr != nil {
+		probs.add("LOG_LEVEL must be debug, info, warn or error")
+	}
+	g.LogLevel = lvl
+	return g, probs.err()
+}

@@ -1,0 +1,80 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"strings"
+
+	"github.com/dromos-dev/dromos/internal/httpapi"
+)
+
+// anonymousWorkspace is the broker workspace of every anonymous caller.
+const anonymousWorkspace = "default"
+
+// Caller is the authenticated agent behind a request.
+type Caller struct {
+	// Name is the client name from GATEWAY_API_KEYS; empty when anonymous.
+	Name string
+}
+
+// workspace is the broker workspace the caller's connections live in.
+func (c Caller) workspace() string {
+	if c.Name == "" {
+		return anonymousWorkspace
+	}
+	return c.Name
+}
+
+// authenticator checks presented keys against the configured hashes.
+type authenticator struct {
+	clients   []ClientKey
+	anonymous bool
+}
+
+// errUnauthorized is the one answer for a missing, malformed or wrong key,
+// so that nothing tells which it was.
+func errUnauthorized() *httpapi.Error {
+	return httpapi.Unauthorized("a valid API key is required (Authorization: Bearer KEY or X-API-Key: KEY)")
+}
+
+// authenticate maps credentials to a Caller. authorization is the value of
+// an Authorization header, apiKey of an X-API-Key header; either may be
+// empty. The comparison runs over every configured key whatever the
+// outcome, so its timing tells nothing about which key came close.
+func (a *authenticator) authenticate(authorization, apiKey string) (Caller, error) {
+	if len(a.clients) == 0 {
+		if a.anonymous {
+			return Caller{}, nil
+		}
+		return Caller{}, errUnauthorized()
+	}
+	key, ok := presentedKey(authorization, apiKey)
+	if !ok {
+		return Caller{}, errUnauthorized()
+	}
+	sum := sha256.Sum256([]byte(key))
+	match := -1
+	for i := range a.clients {
+		eq := subtle.ConstantTimeCompare(sum[:], a.clients[i].SHA256[:])
+		match = subtle.ConstantTimeSelect(eq, i, match)
+	}
+	if match < 0 {
+		return Caller{}, errUnauthorized()
+	}
+	return Caller{Name: a.clients[match].Name}, nil
+}
+
+// presentedKey picks the key out of the headers: a Bearer Authorization
+// wins over X-API-Key; any other Authorization scheme counts as no key.
+func presentedKey(authorization, apiKey string) (string, bool) {
+	if authorization != "" {
+		scheme, rest, ok := strings.Cut(strings.TrimSpace(authorization), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return "", false
+		}
+		key := strings.TrimSpace(rest)
+		return key, key != ""
+	}
+	key := strings.TrimSpace(apiKey)
+	return key, key != ""
+}

@@ -1,0 +1,221 @@
+package brokerclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/dromos-dev/dromos/internal/httpapi"
+)
+
+// Operation names, used as the op metric label.
+const (
+	OpConsentSpec   = "consent_spec"
+	OpGetConnection = "get_connection"
+	OpGetToken      = "get_token"
+	OpRefresh       = "refresh"
+	OpListProviders = "list_providers"
+)
+
+// ConsentRequest is the body of POST /auth/consent-spec.
+type ConsentRequest struct {
+	WorkspaceID  string            `json:"workspace_id"`
+	UserID       string            `json:"user_id"`
+	ClientName   string            `json:"client_name,omitempty"`
+	ProviderName string            `json:"provider_name"`
+	Scopes       []string          `json:"scopes"`
+	ReturnURL    string            `json:"return_url"`
+	Metadata     map[string]string `json:"metadata,omitempty"`
+}
+
+// Consent is the broker's answer to a consent request. State is a bearer
+// credential for the callback: callers must not log it.
+type Consent struct {
+	AuthURL      string    `json:"authUrl"`
+	State        string    `json:"state"`
+	Scopes       []string  `json:"scopes"`
+	ProviderID   string    `json:"provider_id"`
+	ConnectionID string    `json:"connection_id"`
+	ExpiresAt    time.Time `json:"expires_at"`
+}
+
+// Connection holds the fields of a broker connection the gateway uses.
+type Connection struct {
+	ConnectionID string `json:"connection_id"`
+	Status       string `json:"status"`
+	StatusReason string `json:"status_reason"`
+}
+
+// Provider holds the public fields of a registered provider. Only these are
+// decoded, so client ids and secret flags never enter the gateway.
+type Provider struct {
+	Name        string   `json:"name"`
+	DisplayName string   `json:"display_name"`
+	Scopes      []string `json:"scopes"`
+}
+
+// Token is a broker token answer. It holds live credentials: keep it only
+// for the request that asked for it and never log it.
+type Token struct {
+	AccessToken string
+	TokenType   string
+	// ExpiresIn and ExpiresAt are zero when the provider gave no expiry.
+	ExpiresIn int64
+	ExpiresAt time.Time
+	Scope     string
+	IDToken   string
+	Provider  string
+	// Extras are the other members of the provider's token response, as the
+	// broker sent them.
+	Extras map[string]json.RawMessage
+}
+
+// IsTokenMember reports whether name is one of Token's named members, which
+// an extra must never shadow.
+func IsTokenMember(name string) bool {
+	switch name {
+	case "access_token", "token_type", "expires_in", "expires_at", "scope", "id_token", "provider":
+		return true
+	}
+	return false
+}
+
+// ConsentSpec asks the broker to start a connection. It is never retried:
+// a lost answer after the broker created the connection must not create a
+// second one.
+func (cl *Client) ConsentSpec(ctx context.Context, req ConsentRequest) (Consent, error) {
+	var out Consent
+	err := cl.do(ctx, call{op: OpConsentSpec, method: http.MethodPost, path: []string{"auth", "consent-spec"}, body: req}, &out)
+	return out, err
+}
+
+// Connection reads a connection. clientName, when set, makes the broker
+// answer 404 for a connection another client requested.
+func (cl *Client) Connection(ctx context.Context, id, clientName string) (Connection, error) {
+	var out Connection
+	err := cl.do(ctx, call{op: OpGetConnection, method: http.MethodGet, path: []string{"connections", id}, query: clientQuery(clientName)}, &out)
+	return out, err
+}
+
+// Token reads a currently valid access token for a connection.
+func (cl *Client) Token(ctx context.Context, id, clientName string) (Token, error) {
+	var raw map[string]json.RawMessage
+	if err := cl.do(ctx, call{op: OpGetToken, method: http.MethodGet, path: []string{"connections", id, "token"}, query: clientQuery(clientName)}, &raw); err != nil {
+		return Token{}, err
+	}
+	return parseToken(OpGetToken, raw)
+}
+
+// Refresh forces a refresh at the provider. It is never retried: the
+// provider may rotate the refresh token on each use.
+func (cl *Client) Refresh(ctx context.Context, id, clientName string) (Token, error) {
+	var raw map[string]json.RawMessage
+	if err := cl.do(ctx, call{op: OpRefresh, method: http.MethodPost, path: []string{"connections", id, "refresh"}, query: clientQuery(clientName)}, &raw); err != nil {
+		return Token{}, err
+	}
+	return parseToken(OpRefresh, raw)
+}
+
+// Providers lists the registered providers.
+func (cl *Client) Providers(ctx context.Context) ([]Provider, error) {
+	var out struct {
+		Providers []Provider `json:"providers"`
+	}
+	if err := cl.do(ctx, call{op: OpListProviders, method: http.MethodGet, path: []string{"providers"}}, &out); err != nil {
+		return nil, err
+	}
+	return out.Providers, nil
+}
+
+func clientQuery(clientName string) url.Values {
+	if clientName == "" {
+		return nil
+	}
+	return url.Values{"client_name": {clientName}}
+}
+
+// parseToken reads the named members of a token answer and keeps the rest
+// as extras. Its errors never include member values.
+func parseToken(op string, raw map[string]json.RawMessage) (Token, error) {
+	var t Token
+	bad := func(member string, err error) (Token, error) {
+		return Token{}, httpapi.BadGateway(CodeBrokerError, "the broker sent an unreadable token answer",
+			fmt.Errorf("broker %s: token member %q: %w", op, member, err))
+	}
+	str := func(member string, dst *string, required bool) error {
+		v, ok := raw[member]
+		if !ok || string(v) == "null" {
+			if required {
+				return errors.New("missing")
+			}
+			return nil
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			return errors.New("not a string")
+		}
+		if required && *dst == "" {
+			return errors.New("empty")
+		}
+		return nil
+	}
+	for _, m := range []struct {
+		name     string
+		dst      *string
+		required bool
+	}{
+		{"access_token", &t.AccessToken, true},
+		{"token_type", &t.TokenType, true},
+		{"scope", &t.Scope, false},
+		{"id_token", &t.IDToken, false},
+		{"provider", &t.Provider, false},
+	} {
+		if err := str(m.name, m.dst, m.required); err != nil {
+			return bad(m.name, err)
+		}
+	}
+	if v, ok := raw["expires_in"]; ok && string(v) != "null" {
+		n, err := expiresIn(v)
+		if err != nil {
+			return bad("expires_in", err)
+		}
+		t.ExpiresIn = n
+	}
+	if v, ok := raw["expires_at"]; ok && string(v) != "null" {
+		if err := json.Unmarshal(v, &t.ExpiresAt); err != nil {
+			return bad("expires_at", errors.New("not an RFC 3339 time"))
+		}
+		t.ExpiresAt = t.ExpiresAt.UTC()
+	}
+	for k, v := range raw {
+		if IsTokenMember(k) {
+			continue
+		}
+		if t.Extras == nil {
+			t.Extras = make(map[string]json.RawMessage, len(raw))
+		}
+		t.Extras[k] = v
+	}
+	return t, nil
+}
+
+// expiresIn accepts a JSON number or a numeric string, as providers send
+// both and the broker may pass either through.
+func expiresIn(v json.RawMessage) (int64, error) {
+	var n json.Number
+	if err := json.Unmarshal(v, &n); err != nil {
+		return 0, errors.New("not a number")
+	}
+	if i, err := n.Int64(); err == nil {
+		return i, nil
+	}
+	f, err := strconv.ParseFloat(n.String(), 64)
+	if err != nil || f < 0 || f > 1<<53 {
+		return 0, errors.New("not a number")
+	}
+	return int64(f), nil
+}

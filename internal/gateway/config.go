@@ -1,0 +1,155 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/dromos-dev/dromos/internal/state"
+)
+
+// Config is what the gateway needs to run. The CLI fills it from the
+// environment (docs/GATEWAY.md).
+type Config struct {
+	// BrokerBaseURL is the broker's root URL (BROKER_BASE_URL).
+	BrokerBaseURL string
+	// BrokerAPIKey is sent to the broker as X-API-Key (BROKER_API_KEY).
+	BrokerAPIKey string
+	// StateKeys verify the state the broker signs; the first is the primary
+	// (STATE_KEY / STATE_KEYS). The gateway never signs.
+	StateKeys []state.Key
+	// Clients are the agents allowed in (GATEWAY_API_KEYS).
+	Clients []ClientKey
+	// AllowAnonymous lets requests in without a key when Clients is empty
+	// (GATEWAY_ALLOW_ANONYMOUS). All anonymous callers share the "default"
+	// workspace and can read each other's connections: for local use only.
+	// When Clients is not empty every request must carry a key and this is
+	// ignored.
+	AllowAnonymous bool
+
+	// Broker call tuning; zero means the brokerclient default.
+	BrokerDialTimeout           time.Duration // 3s
+	BrokerResponseHeaderTimeout time.Duration // 15s
+	BrokerAttemptTimeout        time.Duration // 20s, per attempt, body included
+	BrokerAttempts              int           // 3, for idempotent reads only
+	BrokerRetryBase             time.Duration // 100ms
+	BrokerRetryMax              time.Duration // 1s
+}
+
+// ClientKey is one agent's credential: a name that becomes its workspace
+// and client name at the broker, and the SHA-256 of its key.
+type ClientKey struct {
+	Name   string
+	SHA256 [32]byte
+}
+
+// String never shows the hash, so that a logged Config reveals nothing that
+// helps an offline guess.
+func (k ClientKey) String() string { return "ClientKey(" + k.Name + ")" }
+
+// ErrBadClientKeys is wrapped by every ParseClientKeys error.
+var ErrBadClientKeys = errors.New("invalid client keys")
+
+// maxClientName bounds a client name; it travels as a workspace id and in
+// the state token, whose fields hold at most 255 bytes.
+const maxClientName = 64
+
+// ParseClientKeys parses the GATEWAY_API_KEYS format: comma-separated
+// entries "client-name:key" or "client-name:sha256:HEX" (HEX = 64 hex
+// digits, the SHA-256 of the key). Blank entries are skipped. Errors name
+// the entry by its 1-based position and never include a key.
+func ParseClientKeys(s string) ([]ClientKey, error) {
+	var (
+		out    []ClientKey
+		names  = map[string]int{}
+		hashes = map[[32]byte]int{}
+	)
+	for i, entry := range strings.Split(s, ",") {
+		pos := i + 1
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		name, key, ok := strings.Cut(entry, ":")
+		name = strings.TrimSpace(name)
+		if !ok {
+			return nil, fmt.Errorf("%w: entry %d: want client-name:key or client-name:sha256:HEX", ErrBadClientKeys, pos)
+		}
+		if !validClientName(name) {
+			return nil, fmt.Errorf("%w: entry %d: client name must be 1-%d characters of a-z A-Z 0-9 . _ -", ErrBadClientKeys, pos, maxClientName)
+		}
+		ck := ClientKey{Name: name}
+		if h, isHash := strings.CutPrefix(key, "sha256:"); isHash {
+			b, err := hex.DecodeString(h)
+			if err != nil || len(b) != sha256.Size {
+				return nil, fmt.Errorf("%w: entry %d (client %q): sha256 form needs exactly 64 hex digits", ErrBadClientKeys, pos, name)
+			}
+			copy(ck.SHA256[:], b)
+		} else {
+			if key == "" {
+				return nil, fmt.Errorf("%w: entry %d (client %q): empty key", ErrBadClientKeys, pos, name)
+			}
+			ck.SHA256 = sha256.Sum256([]byte(key))
+		}
+		if prev, dup := names[name]; dup {
+			return nil, fmt.Errorf("%w: entry %d: client %q already named in entry %d", ErrBadClientKeys, pos, name, prev)
+		}
+		if prev, dup := hashes[ck.SHA256]; dup {
+			return nil, fmt.Errorf("%w: entry %d (client %q): same key as entry %d", ErrBadClientKeys, pos, name, prev)
+		}
+		names[name], hashes[ck.SHA256] = pos, pos
+		out = append(out, ck)
+	}
+	return out, nil
+}
+
+func validClientName(s string) bool {
+	if s == "" || len(s) > maxClientName {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validate reports every problem with c at once.
+func (c Config) validate() error {
+	var errs []error
+	if u, err := url.Parse(c.BrokerBaseURL); c.BrokerBaseURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, errors.New("BROKER_BASE_URL must be an absolute http(s) URL"))
+	}
+	if len(c.StateKeys) == 0 {
+		errs = append(errs, errors.New("STATE_KEY is required: the gateway verifies the state the broker signs"))
+	}
+	if len(c.Clients) == 0 && !c.AllowAnonymous {
+		errs = append(errs, errors.New("no agent credentials: set GATEWAY_API_KEYS, or GATEWAY_ALLOW_ANONYMOUS=true for local use"))
+	}
+	seen := map[string]bool{}
+	for i, k := range c.Clients {
+		if !validClientName(k.Name) {
+			errs = append(errs, fmt.Errorf("client %d: invalid name", i+1))
+		}
+		if seen[k.Name] {
+			errs = append(errs, fmt.Errorf("client %d: duplicate name %q", i+1, k.Name))
+		}
+		seen[k.Name] = true
+	}
+	for _, d := range []time.Duration{c.BrokerDialTimeout, c.BrokerResponseHeaderTimeout, c.BrokerAttemptTimeout, c.BrokerRetryBase, c.BrokerRetryMax} {
+		if d < 0 {
+			errs = append(errs, errors.New("broker timeouts and delays must not be negative"))
+			break
+		}
+	}
+	if c.BrokerAttempts < 0 {
+		errs = append(errs, errors.New("broker attempts must not be negative"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,140 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	dromosv1 "github.com/dromos-dev/dromos/api/proto/dromos/v1"
+	"github.com/dromos-dev/dromos/internal/gateway/brokerclient"
+	"github.com/dromos-dev/dromos/internal/logging"
+	"github.com/dromos-dev/dromos/internal/state"
+)
+
+// Deps are the gateway's injected dependencies.
+type Deps struct {
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the gateway's metrics; nil means a private
+	// registry (never the global one).
+	Registerer prometheus.Registerer
+	// Gatherer is what GET /metrics serves. Nil means Registerer when it is
+	// also a Gatherer (as a *prometheus.Registry is).
+	Gatherer prometheus.Gatherer
+	// Now is the clock. Required: pass time.Now in production.
+	Now func() time.Time
+	// HTTPClient, when set, replaces the tuned keep-alive client used for
+	// the broker.
+	HTTPClient *http.Client
+}
+
+// Gateway serves the agent-facing API over HTTP and gRPC. It holds no
+// per-request state and is safe for concurrent use.
+type Gateway struct {
+	svc      *service
+	auth     *authenticator
+	log      *slog.Logger
+	now      func() time.Time
+	metrics  *metrics
+	gatherer prometheus.Gatherer
+	handler  http.Handler
+}
+
+// New checks cfg and builds a Gateway. It makes no network calls.
+func New(cfg Config, deps Deps) (*Gateway, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if deps.Now == nil {
+		return nil, errors.New("gateway: Deps.Now is required")
+	}
+	log := deps.Logger
+	if log == nil {
+		log = logging.Discard()
+	}
+	reg, gath := deps.Registerer, deps.Gatherer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg = r
+		if gath == nil {
+			gath = r
+		}
+	}
+	if gath == nil {
+		g, ok := reg.(prometheus.Gatherer)
+		if !ok {
+			return nil, errors.New("gateway: Deps.Gatherer is required when Deps.Registerer is not a Gatherer")
+		}
+		gath = g
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: register metrics: %w", err)
+	}
+	signer, err := state.NewSigner(cfg.StateKeys[0], cfg.StateKeys[1:], state.Options{Now: deps.Now})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: STATE_KEY: %w", err)
+	}
+	broker, err := brokerclient.New(brokerclient.Options{
+		BaseURL:               cfg.BrokerBaseURL,
+		APIKey:                cfg.BrokerAPIKey,
+		HTTPClient:            deps.HTTPClient,
+		DialTimeout:           cfg.BrokerDialTimeout,
+		ResponseHeaderTimeout: cfg.BrokerResponseHeaderTimeout,
+		AttemptTimeout:        cfg.BrokerAttemptTimeout,
+		Attempts:              cfg.BrokerAttempts,
+		RetryBase:             cfg.BrokerRetryBase,
+		RetryMax:              cfg.BrokerRetryMax,
+		Observe:               m.observeBroker,
+		Now:                   deps.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if len(cfg.Clients) > 0 && cfg.AllowAnonymous {
+		log.Warn("GATEWAY_ALLOW_ANONYMOUS is ignored because GATEWAY_API_KEYS is set: every request needs a key")
+	}
+	if len(cfg.Clients) == 0 {
+		log.Warn("gateway accepts anonymous requests: every caller shares one workspace; do not use in production")
+	}
+	g := &Gateway{
+		svc:      &service{broker: broker, states: signer, log: log, metrics: m, now: deps.Now},
+		auth:     &authenticator{clients: append([]ClientKey(nil), cfg.Clients...), anonymous: cfg.AllowAnonymous},
+		log:      log,
+		now:      deps.Now,
+		metrics:  m,
+		gatherer: gath,
+	}
+	g.handler = g.routes()
+	return g, nil
+}
+
+// HTTPHandler returns the REST API, /health, /metrics and /openapi.yaml.
+func (g *Gateway) HTTPHandler() http.Handler { return g.handler }
+
+// GRPCServer returns a gRPC server with the dromos.v1.Gateway service,
+// server reflection and the standard health service (serving) registered.
+// Requests are limited to the REST body limit; opts come after the
+// gateway's own options and may override that.
+func (g *Gateway) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
+	all := append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(g.unaryRequestID),
+		grpc.MaxRecvMsgSize(maxRequestBody),
+	}, opts...)
+	s := grpc.NewServer(all...)
+	dromosv1.RegisterGatewayServer(s, &grpcServer{g: g})
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(dromosv1.Gateway_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(s, hs)
+	reflection.Register(s)
+	return s
+}

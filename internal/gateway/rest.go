@@ -1,0 +1,205 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dromos-dev/dromos/api"
+	"github.com/dromos-dev/dromos/internal/gateway/brokerclient"
+	"github.com/dromos-dev/dromos/internal/httpapi"
+)
+
+// maxRequestBody is the limit on a request-connection body.
+const maxRequestBody = 64 << 10
+
+// routes builds the REST mux. Every path the API knows also has a
+// method-less pattern that answers 405 in the envelope, and "/" answers 404,
+// so that no plain-text answer from ServeMux reaches an agent. Routes that
+// take a connection id capture the whole rest of the path, so that an id
+// with an encoded slash or an extra segment reaches the id check and is
+// refused there with 400 rather than falling through to another route.
+func (g *Gateway) routes() http.Handler {
+	mux := http.NewServeMux()
+	route := func(method, path string, h http.Handler) {
+		mux.Handle(method+" "+path, h)
+		mux.Handle(path, methodNotAllowed(g, method))
+	}
+	route(http.MethodPost, "/v1/request-connection", g.authed(g.requestConnection))
+	route(http.MethodGet, "/v1/providers", g.authed(g.providers))
+	for _, r := range []struct {
+		method, prefix string
+		h              func(http.ResponseWriter, *http.Request, Caller)
+	}{
+		{http.MethodGet, "/v1/check-connection", g.checkConnection},
+		{http.MethodGet, "/v1/token", g.token},
+		{http.MethodPost, "/v1/refresh", g.refresh},
+	} {
+		route(r.method, r.prefix, g.authed(r.h))
+		route(r.method, r.prefix+"/{connection_id...}", g.authed(r.h))
+	}
+	route(http.MethodGet, "/health", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}))
+	route(http.MethodGet, "/metrics", promhttp.HandlerFor(g.gatherer, promhttp.HandlerOpts{}))
+	route(http.MethodGet, "/openapi.yaml", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write([]byte(api.OpenAPI()))
+	}))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.writeError(w, r, &httpapi.Error{Status: http.StatusNotFound, Code: httpapi.CodeNotFound, Message: "no such endpoint"})
+	}))
+	return httpapi.Middleware(mux, g.log, g.now, g.metrics.observeHTTP)
+}
+
+func methodNotAllowed(g *Gateway, allow string) http.Handler {
+	if allow == http.MethodGet {
+		allow = "GET, HEAD"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		g.writeError(w, r, &httpapi.Error{Status: http.StatusMethodNotAllowed, Code: httpapi.CodeMethod, Message: "method not allowed; use " + allow})
+	})
+}
+
+// writeError sends err in the envelope; a 401 also names the scheme.
+func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if e, ok := httpapi.As(err); ok && e.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="dromos-gateway"`)
+	}
+	httpapi.WriteError(w, r, g.log, err)
+}
+
+// authed runs h for an authenticated caller and answers 401 otherwise.
+func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, Caller)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := g.auth.authenticate(r.Header.Get("Authorization"), r.Header.Get("X-API-Key"))
+		if err != nil {
+			g.writeError(w, r, err)
+			return
+		}
+		h(w, r, c)
+	})
+}
+
+// requestConnectionBody is the frozen request-connection input.
+type requestConnectionBody struct {
+	UserID       string            `json:"user_id"`
+	ProviderName string            `json:"provider_name"`
+	Scopes       []string          `json:"scopes"`
+	ReturnURL    string            `json:"return_url"`
+	Metadata     map[string]string `json:"metadata"`
+}
+
+// requestConnectionAnswer is the frozen request-connection output; authUrl
+// is camelCase by contract.
+type requestConnectionAnswer struct {
+	AuthURL      string   `json:"authUrl"`
+	ConnectionID string   `json:"connection_id"`
+	State        string   `json:"state"`
+	Scopes       []string `json:"scopes"`
+	ProviderID   string   `json:"provider_id"`
+}
+
+func (g *Gateway) requestConnection(w http.ResponseWriter, r *http.Request, c Caller) {
+	var in requestConnectionBody
+	if err := httpapi.DecodeJSON(w, r, &in, maxRequestBody); err != nil {
+		g.writeError(w, r, asBadInput(err))
+		return
+	}
+	out, err := g.svc.RequestConnection(r.Context(), c, ConnectionRequest(in))
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, requestConnectionAnswer(out))
+}
+
+// asBadInput folds DecodeJSON's 413 and 415 into 400, the one status the
+// frozen contract has for bad input; the code still says too_large.
+func asBadInput(err error) error {
+	e, ok := httpapi.As(err)
+	if !ok || e.Status == http.StatusBadRequest {
+		return err
+	}
+	c := *e
+	c.Status = http.StatusBadRequest
+	return &c
+}
+
+type checkConnectionAnswer struct {
+	Status string `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+func (g *Gateway) checkConnection(w http.ResponseWriter, r *http.Request, c Caller) {
+	out, err := g.svc.CheckConnection(r.Context(), c, r.PathValue("connection_id"))
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, checkConnectionAnswer(out))
+}
+
+func (g *Gateway) token(w http.ResponseWriter, r *http.Request, c Caller) {
+	t, err := g.svc.Token(r.Context(), c, r.PathValue("connection_id"))
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, tokenBody(t))
+}
+
+func (g *Gateway) refresh(w http.ResponseWriter, r *http.Request, c Caller) {
+	t, err := g.svc.Refresh(r.Context(), c, r.PathValue("connection_id"))
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, tokenBody(t))
+}
+
+// tokenBody is the broker's token answer again: the named members, then
+// the provider's extras beside them (never over them).
+func tokenBody(t brokerclient.Token) map[string]any {
+	out := make(map[string]any, len(t.Extras)+7)
+	for k, v := range t.Extras {
+		out[k] = json.RawMessage(v)
+	}
+	out["access_token"] = t.AccessToken
+	out["token_type"] = t.TokenType
+	out["scope"] = t.Scope
+	out["provider"] = t.Provider
+	if t.ExpiresIn != 0 || !t.ExpiresAt.IsZero() {
+		out["expires_in"] = t.ExpiresIn
+	}
+	if !t.ExpiresAt.IsZero() {
+		out["expires_at"] = t.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	if t.IDToken != "" {
+		out["id_token"] = t.IDToken
+	}
+	return out
+}
+
+type providerAnswer struct {
+	Name        string   `json:"name"`
+	DisplayName string   `json:"display_name"`
+	Scopes      []string `json:"scopes"`
+}
+
+func (g *Gateway) providers(w http.ResponseWriter, r *http.Request, _ Caller) {
+	ps, err := g.svc.Providers(r.Context())
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	out := make([]providerAnswer, len(ps))
+	for i, p := range ps {
+		out[i] = providerAnswer(p)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"providers": out})
+}

@@ -1,0 +1,310 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dromos-dev/dromos/internal/gateway/brokerclient"
+	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/state"
+)
+
+// Connection statuses of the frozen contract.
+const (
+	StatusPending = "pending"
+	StatusActive  = "active"
+	StatusFailed  = "failed"
+)
+
+// ConnectionRequest is what an agent asks for.
+type ConnectionRequest struct {
+	UserID       string
+	ProviderName string
+	Scopes       []string
+	ReturnURL    string
+	Metadata     map[string]string
+}
+
+// ConnectionGrant is the answer to a ConnectionRequest. State is a bearer
+// credential for the callback: never log it.
+type ConnectionGrant struct {
+	AuthURL      string
+	ConnectionID string
+	State        string
+	Scopes       []string
+	ProviderID   string
+}
+
+// ConnectionStatus is a connection's status in contract terms.
+type ConnectionStatus struct {
+	Status string // StatusPending, StatusActive or StatusFailed
+	Detail string // the broker's finer status when it differs from Status
+	Reason string // why it failed, when the broker said
+}
+
+// service is the one implementation of the gateway operations, called by
+// both the REST handlers and the gRPC server with an authenticated Caller.
+type service struct {
+	broker  *brokerclient.Client
+	states  *state.Signer
+	log     *slog.Logger
+	metrics *metrics
+	now     func() time.Time
+}
+
+// Input limits. The body limit bounds the total; these keep single fields
+// within what the broker and the state token accept.
+const (
+	maxUserID       = 255
+	maxProviderName = 128
+	maxScopes       = 64
+	maxScopeLen     = 256
+	maxReturnURL    = 2048
+	maxMetadata     = 64
+	maxMetadataKey  = 128
+	maxMetadataVal  = 1024
+)
+
+// validate says what is wrong with r, first problem first.
+func (r ConnectionRequest) validate() error {
+	switch {
+	case r.UserID == "":
+		return httpapi.BadRequest("user_id is required")
+	case !printable(r.UserID, maxUserID):
+		return httpapi.BadRequest("user_id must be at most %d printable characters", maxUserID)
+	case r.ProviderName == "":
+		return httpapi.BadRequest("provider_name is required")
+	case !printable(r.ProviderName, maxProviderName):
+		return httpapi.BadRequest("provider_name must be at most %d printable characters", maxProviderName)
+	case r.Scopes == nil:
+		return httpapi.BadRequest("scopes is required")
+	case len(r.Scopes) == 0:
+		return httpapi.BadRequest("scopes must not be empty")
+	case len(r.Scopes) > maxScopes:
+		return httpapi.BadRequest("at most %d scopes", maxScopes)
+	case r.ReturnURL == "":
+		return httpapi.BadRequest("return_url is required")
+	}
+	for i, s := range r.Scopes {
+		if !scopeToken(s) {
+			return httpapi.BadRequest("scopes[%d] is not an OAuth scope token (1-%d visible ASCII characters, no space, quote or backslash)", i, maxScopeLen)
+		}
+	}
+	if u, err := url.Parse(r.ReturnURL); len(r.ReturnURL) > maxReturnURL || err != nil ||
+		(u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return httpapi.BadRequest("return_url must be an absolute http or https URL of at most %d bytes", maxReturnURL)
+	}
+	if len(r.Metadata) > maxMetadata {
+		return httpapi.BadRequest("at most %d metadata entries", maxMetadata)
+	}
+	for k, v := range r.Metadata {
+		if k == "" || !printable(k, maxMetadataKey) || !utf8.ValidString(v) || len(v) > maxMetadataVal {
+			return httpapi.BadRequest("metadata keys must be 1-%d printable characters and values at most %d bytes", maxMetadataKey, maxMetadataVal)
+		}
+	}
+	return nil
+}
+
+func printable(s string, max int) bool {
+	if len(s) > max || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// scopeToken follows RFC 6749 §3.3: scope-token = 1*NQCHAR.
+func scopeToken(s string) bool {
+	if s == "" || len(s) > maxScopeLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalUUID reports whether s is a UUID in lower-case 8-4-4-4-12 form,
+// the only form the broker issues. Anything else is refused before a broker
+// URL is built from it.
+func canonicalUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func checkConnectionID(id string) error {
+	if !canonicalUUID(id) {
+		return httpapi.BadRequest("connection_id must be a lower-case UUID")
+	}
+	return nil
+}
+
+// errUnverifiedState is the agent-facing answer when the broker's consent
+// cannot be trusted; the agent gets no part of it.
+func errUnverifiedState(cause error) error {
+	return httpapi.BadGateway(brokerclient.CodeBrokerError, "the broker's answer could not be verified", cause)
+}
+
+// RequestConnection starts a connection at the broker and returns its
+// consent URL, but only after verifying that the state the broker signed
+// names the connection id it returned: an id the gateway could not verify
+// is never handed to an agent.
+func (s *service) RequestConnection(ctx context.Context, c Caller, r ConnectionRequest) (ConnectionGrant, error) {
+	if err := r.validate(); err != nil {
+		return ConnectionGrant{}, err
+	}
+	consent, err := s.broker.ConsentSpec(ctx, brokerclient.ConsentRequest{
+		WorkspaceID:  c.workspace(),
+		UserID:       r.UserID,
+		ClientName:   c.Name,
+		ProviderName: r.ProviderName,
+		Scopes:       r.Scopes,
+		ReturnURL:    r.ReturnURL,
+		Metadata:     r.Metadata,
+	})
+	if err != nil {
+		return ConnectionGrant{}, err
+	}
+	payload, err := s.states.Verify(consent.State)
+	if err != nil {
+		// state's errors never contain the token.
+		return ConnectionGrant{}, errUnverifiedState(fmt.Errorf("consent state: %w", err))
+	}
+	switch {
+	case payload.ConnectionID != consent.ConnectionID:
+		return ConnectionGrant{}, errUnverifiedState(errors.New("consent state names another connection"))
+	case !canonicalUUID(consent.ConnectionID):
+		return ConnectionGrant{}, errUnverifiedState(errors.New("consent connection id is not a canonical UUID"))
+	case !absoluteHTTP(consent.AuthURL):
+		return ConnectionGrant{}, errUnverifiedState(errors.New("consent authUrl is not an absolute http(s) URL"))
+	}
+	scopes := consent.Scopes
+	if scopes == nil {
+		scopes = r.Scopes
+	}
+	s.log.DebugContext(ctx, "connection requested", "client", c.Name, "connection_id", consent.ConnectionID,
+		"provider_id", consent.ProviderID)
+	return ConnectionGrant{
+		AuthURL:      consent.AuthURL,
+		ConnectionID: consent.ConnectionID,
+		State:        consent.State,
+		Scopes:       scopes,
+		ProviderID:   consent.ProviderID,
+	}, nil
+}
+
+func absoluteHTTP(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+}
+
+// CheckConnection maps the broker's status onto the contract's three.
+func (s *service) CheckConnection(ctx context.Context, c Caller, id string) (ConnectionStatus, error) {
+	if err := checkConnectionID(id); err != nil {
+		return ConnectionStatus{}, err
+	}
+	conn, err := s.broker.Connection(ctx, id, c.Name)
+	if err != nil {
+		return ConnectionStatus{}, err
+	}
+	if conn.ConnectionID != "" && conn.ConnectionID != id {
+		return ConnectionStatus{}, httpapi.BadGateway(brokerclient.CodeBrokerError, "the broker answered for another connection",
+			errors.New("broker get_connection: connection id mismatch"))
+	}
+	var out ConnectionStatus
+	switch conn.Status {
+	case "pending", "exchanging":
+		out.Status = StatusPending
+	case "active":
+		out.Status = StatusActive
+	case "failed", "expired", "revoked":
+		out.Status = StatusFailed
+	default:
+		return ConnectionStatus{}, httpapi.BadGateway(brokerclient.CodeBrokerError, "the broker reported an unknown connection status",
+			fmt.Errorf("broker get_connection: unknown status %q", conn.Status))
+	}
+	if conn.Status != out.Status {
+		out.Detail = conn.Status
+	}
+	out.Reason = conn.StatusReason
+	return out, nil
+}
+
+// Token returns a currently valid token for the caller's connection.
+func (s *service) Token(ctx context.Context, c Caller, id string) (brokerclient.Token, error) {
+	if err := checkConnectionID(id); err != nil {
+		return brokerclient.Token{}, err
+	}
+	return s.broker.Token(ctx, id, c.Name)
+}
+
+// Refresh forces a provider refresh for the caller's connection.
+func (s *service) Refresh(ctx context.Context, c Caller, id string) (brokerclient.Token, error) {
+	if err := checkConnectionID(id); err != nil {
+		return brokerclient.Token{}, err
+	}
+	start := s.now()
+	t, err := s.broker.Refresh(ctx, id, c.Name)
+	s.metrics.refreshed(refreshResult(err), s.now().Sub(start))
+	return t, err
+}
+
+// refreshResult is a bounded label for token_refresh_total.
+func refreshResult(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	if e, ok := httpapi.As(err); ok {
+		switch e.Code {
+		case httpapi.CodeNotFound, httpapi.CodeNotReady, httpapi.CodeReauthRequired, httpapi.CodeNotImplemented,
+			httpapi.CodeUnavailable, httpapi.CodeProviderError, brokerclient.CodeBrokerError:
+			return e.Code
+		}
+	}
+	return "error"
+}
+
+// Providers lists the providers agents may ask for, without anything an
+// agent has no use for.
+func (s *service) Providers(ctx context.Context) ([]brokerclient.Provider, error) {
+	ps, err := s.broker.Providers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ps {
+		if ps[i].Scopes == nil {
+			ps[i].Scopes = []string{}
+		}
+	}
+	if ps == nil {
+		ps = []brokerclient.Provider{}
+	}
+	return ps, nil
+}
