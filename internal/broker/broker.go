@@ -41,6 +41,15 @@ type Config struct {
 
 	// ConsentTTL is how long a pending connection waits for its callback.
 	ConsentTTL time.Duration
+	// RefreshMargin: a token with less life left is refreshed before it is
+	// returned (default 60 s).
+	RefreshMargin time.Duration
+	// LeaseTTL bounds how long one broker may hold a connection's refresh
+	// lease (default 30 s); it must exceed the provider call timeout.
+	LeaseTTL time.Duration
+	// LockWait is how long a reader waits for another broker's refresh
+	// before answering 503 (default 35 s).
+	LockWait time.Duration
 }
 
 // Deps are the broker's collaborators, built once at start.
@@ -74,6 +83,9 @@ type Broker struct {
 	m       *metrics
 	gather  prometheus.Gatherer
 	handler http.Handler
+	// instance names this broker in refresh leases.
+	instance string
+	flights  flight
 }
 
 // New builds a broker.
@@ -87,6 +99,15 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	if cfg.ConsentTTL <= 0 {
 		cfg.ConsentTTL = 10 * time.Minute
 	}
+	if cfg.RefreshMargin <= 0 {
+		cfg.RefreshMargin = defaultRefreshMargin
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = defaultLeaseTTL
+	}
+	if cfg.LockWait <= 0 {
+		cfg.LockWait = defaultLockWait
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -96,7 +117,7 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	b := &Broker{
 		cfg: cfg, store: d.Store, vault: d.Vault, state: d.State, xchg: d.Exchange,
 		disco: d.Discovery, idt: d.IDTokens, log: d.Logger, now: d.Now, rand: d.Rand,
-		m: newMetrics(d.Registerer), gather: d.Gatherer,
+		m: newMetrics(d.Registerer), gather: d.Gatherer, instance: newLeaseOwner("broker"),
 	}
 	b.handler = httpapi.Middleware(b.routes(), b.log, b.now, b.m.observeHTTP)
 	return b, nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dromos-dev/dromos/internal/exchange"
+	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/storage"
 )
 
@@ -220,7 +221,7 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 		}
 		claims = c
 	}
-	set := newTokenSet(tok, b.now().UTC())
+	set := newTokenSet(tok, prov.profile, b.now().UTC())
 	plain, err := json.Marshal(set)
 	if err != nil {
 		return "server_error"
@@ -240,7 +241,7 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 			c.Subject, c.Email, c.Issuer = claims.Subject, claims.Email, claims.Issuer
 		}
 		return c, storage.TokenChange{Put: &storage.Token{ConnectionID: c.ID, Ciphertext: sealed, ExpiresAt: set.Expiry,
-			CreatedAt: now, UpdatedAt: now}}, nil
+			ExpirySource: set.ExpirySource, CreatedAt: now, UpdatedAt: now}}, nil
 	})
 	if err != nil {
 		b.log.ErrorContext(ctx, "callback: storing token", "connection_id", conn.ID, "err", err)
@@ -300,11 +301,13 @@ type tokenSet struct {
 	IDToken      string         `json:"id_token,omitempty"`
 	Scope        string         `json:"scope,omitempty"`
 	Expiry       time.Time      `json:"expiry,omitzero"`
+	ExpirySource string         `json:"expiry_source,omitempty"`
 	Extra        map[string]any `json:"extra,omitempty"`
 	ObtainedAt   time.Time      `json:"obtained_at"`
 }
 
-func newTokenSet(t *exchange.Token, now time.Time) tokenSet {
+func newTokenSet(t *exchange.Token, p provider.Profile, now time.Time) tokenSet {
+	exp, src := inferExpiry(t, p, now)
 	return tokenSet{AccessToken: t.AccessToken, TokenType: t.TokenType, RefreshToken: t.RefreshToken,
-		IDToken: t.IDToken, Scope: t.Scope, Expiry: t.Expiry.UTC(), Extra: t.Extra, ObtainedAt: now}
+		IDToken: t.IDToken, Scope: t.Scope, Expiry: exp, ExpirySource: src, Extra: t.Extra, ObtainedAt: now}
 }

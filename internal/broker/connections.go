@@ -2,9 +2,7 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/storage"
 )
@@ -130,25 +129,6 @@ func usable(c storage.Connection) error {
 	}
 }
 
-func (b *Broker) openTokenSet(ctx context.Context, c storage.Connection) (tokenSet, error) {
-	tok, err := b.store.GetToken(ctx, c.ID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return tokenSet{}, httpapi.Conflict(httpapi.CodeReauthRequired, "connection has no stored token: the user must connect again")
-	}
-	if err != nil {
-		return tokenSet{}, err
-	}
-	plain, err := b.vault.Open(tok.Ciphertext, tokenAAD(c.ID))
-	if err != nil {
-		return tokenSet{}, fmt.Errorf("opening token of connection %s: %w", c.ID, err)
-	}
-	var set tokenSet
-	if err := json.Unmarshal(plain, &set); err != nil {
-		return tokenSet{}, fmt.Errorf("decoding token of connection %s: %w", c.ID, err)
-	}
-	return set, nil
-}
-
 // reservedTokenFields may not be overwritten by provider extras.
 var reservedTokenFields = map[string]bool{
 	"access_token": true, "token_type": true, "expires_in": true, "expires_at": true, "scope": true,
@@ -169,6 +149,7 @@ func (b *Broker) tokenBody(c storage.Connection, set tokenSet) map[string]any {
 	if set.Scope == "" {
 		body["scope"] = strings.Join(c.Scopes, " ")
 	}
+	body["expires_at_source"] = set.ExpirySource
 	if !set.Expiry.IsZero() {
 		left := int64(set.Expiry.Sub(b.now()).Seconds())
 		if left < 0 {
@@ -176,9 +157,6 @@ func (b *Broker) tokenBody(c storage.Connection, set tokenSet) map[string]any {
 		}
 		body["expires_in"] = left
 		body["expires_at"] = set.Expiry.UTC().Format(time.RFC3339)
-	} else {
-		body["expires_in"] = nil
-		body["expires_at"] = nil
 	}
 	if set.IDToken != "" {
 		body["id_token"] = set.IDToken
@@ -197,7 +175,15 @@ func (b *Broker) getToken(w http.ResponseWriter, r *http.Request) error {
 	if err := usable(c); err != nil {
 		return err
 	}
-	set, err := b.openTokenSet(r.Context(), c)
+	var set tokenSet
+	switch r.URL.Query().Get("auto_refresh") {
+	case "false", "0":
+		_, set, err = b.readTokenRow(r.Context(), c)
+	case "", "true", "1":
+		c, set, err = b.currentToken(r.Context(), c, false)
+	default:
+		return httpapi.BadRequest("auto_refresh must be true or false")
+	}
 	if err != nil {
 		return err
 	}
@@ -218,8 +204,13 @@ func (b *Broker) refreshToken(w http.ResponseWriter, r *http.Request) error {
 	if err := usable(c); err != nil {
 		return err
 	}
-	return &httpapi.Error{Status: http.StatusNotImplemented, Code: httpapi.CodeNotImplemented,
-		Message: "forced refresh is not available in this version"}
+	c, set, err := b.currentToken(r.Context(), c, true)
+	if err != nil {
+		return err
+	}
+	b.audit(r, storage.AuditEvent{Type: "token.refreshed", ConnectionID: c.ID, ProviderID: c.ProviderID})
+	httpapi.WriteJSON(w, http.StatusOK, b.tokenBody(c, set))
+	return nil
 }
 
 func (b *Broker) deleteConnection(w http.ResponseWriter, r *http.Request) error {
@@ -227,12 +218,51 @@ func (b *Broker) deleteConnection(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	revoked := b.revokeAtProvider(r.Context(), c)
 	if err := b.store.DeleteConnection(r.Context(), c.ID); errors.Is(err, storage.ErrNotFound) {
 		return httpapi.NotFound("connection")
 	} else if err != nil {
 		return err
 	}
-	b.audit(r, storage.AuditEvent{Type: "connection.deleted", ConnectionID: c.ID, ProviderID: c.ProviderID})
+	b.audit(r, storage.AuditEvent{Type: "connection.deleted", ConnectionID: c.ID, ProviderID: c.ProviderID,
+		Detail: map[string]string{"revoked_at_provider": revoked}})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// revokeAtProvider revokes the connection's grant at the provider (RFC
+// 7009) when it has a revocation endpoint: the refresh token when there is
+// one (which ends the grant), else the access token. Best effort: the local
+// deletion goes ahead either way. It returns "yes", "no" or "failed".
+func (b *Broker) revokeAtProvider(ctx context.Context, c storage.Connection) string {
+	if c.Status != storage.StatusActive {
+		return "no"
+	}
+	_, set, err := b.readTokenRow(ctx, c)
+	if err != nil {
+		return "no"
+	}
+	prov, err := b.lookupProvider(ctx, c.ProviderID, "")
+	if err != nil {
+		return "no"
+	}
+	ends, err := b.endpoints(ctx, prov.profile)
+	if err != nil || ends.Revocation == "" {
+		return "no"
+	}
+	secret, err := b.clientSecret(prov)
+	if err != nil {
+		return "failed"
+	}
+	ep := exchange.Endpoint{TokenURL: ends.Token, ClientID: prov.profile.ClientID, ClientSecret: secret,
+		AuthMethod: exchange.AuthMethod(prov.profile.TokenEndpointAuthMethod)}
+	token, hint := set.RefreshToken, "refresh_token"
+	if token == "" {
+		token, hint = set.AccessToken, "access_token"
+	}
+	if err := b.xchg.Revoke(ctx, ends.Revocation, ep, token, hint); err != nil {
+		b.log.WarnContext(ctx, "revocation at provider failed", "connection_id", c.ID, "provider", c.ProviderName, "err", err)
+		return "failed"
+	}
+	return "yes"
 }

@@ -18,6 +18,7 @@ type fakeProvider struct {
 	calls   atomic.Int64
 	mu      sync.Mutex
 	respond func(w http.ResponseWriter, r *http.Request)
+	revoke  func(r *http.Request)
 }
 
 func newFakeProvider(t *testing.T) *fakeProvider {
@@ -30,6 +31,15 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 		})
 	}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/revoke" {
+			f.mu.Lock()
+			revoke := f.revoke
+			f.mu.Unlock()
+			if revoke != nil {
+				revoke(r)
+				return
+			}
+		}
 		if r.URL.Path != "/token" {
 			http.NotFound(w, r)
 			return

@@ -9,15 +9,20 @@ import (
 // metrics are the broker's Prometheus series; names follow the seed and
 // are only ever added to, never renamed.
 type metrics struct {
-	consents        prometheus.Counter
-	consentsOpenID  prometheus.Counter
-	exchanges       *prometheus.CounterVec
-	exchangeSeconds prometheus.Histogram
-	idTokens        prometheus.Counter
-	tokenGets       *prometheus.CounterVec
-	callbacks       *prometheus.CounterVec
-	httpRequests    *prometheus.CounterVec
-	httpSeconds     *prometheus.HistogramVec
+	consents              prometheus.Counter
+	consentsOpenID        prometheus.Counter
+	exchanges             *prometheus.CounterVec
+	exchangeSeconds       prometheus.Histogram
+	idTokens              prometheus.Counter
+	tokenGets             *prometheus.CounterVec
+	callbacks             *prometheus.CounterVec
+	refreshes             *prometheus.CounterVec
+	refreshSeconds        prometheus.Histogram
+	lockWait              prometheus.Histogram
+	refreshProviderErrors *prometheus.CounterVec
+	refreshQueue          prometheus.Gauge
+	httpRequests          *prometheus.CounterVec
+	httpSeconds           *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,6 +42,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "oauth_token_get_total", Help: "Token reads by provider."}, []string{"provider", "has_id_token"}),
 		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oauth_callbacks_total", Help: "Callbacks by outcome."}, []string{"result"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "token_refresh_total", Help: "Token refreshes at providers by result."}, []string{"result"}),
+		refreshSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "token_refresh_duration_seconds", Help: "Time spent refreshing a token at the provider.",
+			Buckets: prometheus.DefBuckets}),
+		lockWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "token_refresh_lock_wait_seconds", Help: "Time readers waited for a connection's refresh lease.",
+			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
+		refreshProviderErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "token_refresh_client_errors_total", Help: "Refreshes refused for the broker's client credentials (invalid_client), by provider."}, []string{"provider"}),
+		refreshQueue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "token_refresh_ahead_queue", Help: "Connections found due by the last refresh-ahead pass."}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "broker_http_requests_total", Help: "Broker HTTP requests by route and status."}, []string{"route", "status"}),
 		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -45,7 +62,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.consents, m.consentsOpenID, m.exchanges, m.exchangeSeconds, m.idTokens,
-			m.tokenGets, m.callbacks, m.httpRequests, m.httpSeconds)
+			m.tokenGets, m.callbacks, m.httpRequests, m.httpSeconds,
+			m.refreshes, m.refreshSeconds, m.lockWait, m.refreshProviderErrors, m.refreshQueue)
 	}
 	return m
 }

@@ -40,6 +40,10 @@ type Profile struct {
 	TokenEndpointAuthMethod string            `json:"token_endpoint_auth_method,omitempty"`
 	AuthParams              map[string]string `json:"auth_params,omitempty"`
 	Quirks                  []string          `json:"quirks,omitempty"`
+	// TokenLifetimeSeconds is the access-token lifetime to assume when the
+	// provider's token response has no expires_in and the token is not a
+	// JWT with exp (GitHub apps, Zendesk…). 0 means unknown.
+	TokenLifetimeSeconds int64 `json:"token_lifetime_seconds,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
@@ -145,6 +149,9 @@ func (p *Profile) Validate() error {
 	}
 	if p.TokenEndpointAuthMethod != AuthNone && p.ClientSecret.Reveal() == "" {
 		add("client_secret is required unless token_endpoint_auth_method is none")
+	}
+	if p.TokenLifetimeSeconds < 0 {
+		add("token_lifetime_seconds must not be negative")
 	}
 	for k := range p.AuthParams {
 		if reservedAuthParams[strings.ToLower(k)] {

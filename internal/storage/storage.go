@@ -48,6 +48,13 @@ type Storage interface {
 	// with Version incremented by one, plus the token change fn asks for,
 	// all in one transaction.
 	UpdateConnection(ctx context.Context, id string, fn func(Connection, *Token) (Connection, TokenChange, error)) (Connection, error)
+	// DueForRefresh returns the ids of active connections whose token
+	// expires (non-zero ExpiresAt) before expiringBefore, or whose
+	// LastRefreshAt (CreatedAt when never refreshed) is before
+	// untouchedBefore, whose refresh lease is not held at now, and whose
+	// NextRefreshAt is zero or not after now; soonest-expiring first, at
+	// most limit.
+	DueForRefresh(ctx context.Context, now, expiringBefore, untouchedBefore time.Time, limit int) ([]string, error)
 	// DeleteConnection removes the connection and its token.
 	DeleteConnection(ctx context.Context, id string) error
 
@@ -117,8 +124,14 @@ type Connection struct {
 
 	// Lifecycle bookkeeping (refresh).
 	LastRefreshAt  time.Time // zero if never
-	NextRefreshAt  time.Time // zero if none planned
+	NextRefreshAt  time.Time // zero if none planned; after a transient failure, the earliest retry
 	LastErrorClass string
+	// RefreshLeaseUntil and RefreshLeaseOwner are the cross-process refresh
+	// lock: a broker claims it (in UpdateConnection) before calling the
+	// provider and clears it when done. A holder that crashes leaves a lease
+	// that simply runs out, so no connection stays stuck.
+	RefreshLeaseUntil time.Time
+	RefreshLeaseOwner string
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -146,8 +159,11 @@ type Token struct {
 	Ciphertext   []byte
 	// ExpiresAt is when the access token expires; zero when unknown.
 	ExpiresAt time.Time
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// ExpirySource says how ExpiresAt was obtained: "expires_in",
+	// "jwt_exp", "provider_default" or "unknown".
+	ExpirySource string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // TokenChange says what UpdateConnection does with the token row.

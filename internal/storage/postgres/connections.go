@@ -16,7 +16,7 @@ import (
 const connectionColumns = `id, workspace_id, user_id, client_name, provider_id, provider_name,
     scopes, return_url, metadata, status, status_reason, nonce, pkce_verifier,
     subject, email, issuer, last_refresh_at, next_refresh_at, last_error_class,
-    created_at, updated_at, expires_at, version`
+    refresh_lease_until, refresh_lease_owner, created_at, updated_at, expires_at, version`
 
 var (
 	errEmptyCiphertext = errors.New("token ciphertext is empty")
@@ -29,12 +29,13 @@ func scanConnection(row pgx.Row) (storage.Connection, error) {
 		status                    string
 		metadata, verifier        []byte
 		lastRefresh, nextRefresh  pgtype.Timestamptz
+		leaseUntil                pgtype.Timestamptz
 		created, updated, expires pgtype.Timestamptz
 	)
 	err := row.Scan(&c.ID, &c.WorkspaceID, &c.UserID, &c.ClientName, &c.ProviderID, &c.ProviderName,
 		&c.Scopes, &c.ReturnURL, &metadata, &status, &c.StatusReason, &c.Nonce, &verifier,
 		&c.Subject, &c.Email, &c.Issuer, &lastRefresh, &nextRefresh, &c.LastErrorClass,
-		&created, &updated, &expires, &c.Version)
+		&leaseUntil, &c.RefreshLeaseOwner, &created, &updated, &expires, &c.Version)
 	if err != nil {
 		return storage.Connection{}, err
 	}
@@ -46,6 +47,7 @@ func scanConnection(row pgx.Row) (storage.Connection, error) {
 	c.PKCEVerifier = nilIfEmpty(verifier)
 	c.LastRefreshAt = fromNullTime(lastRefresh)
 	c.NextRefreshAt = fromNullTime(nextRefresh)
+	c.RefreshLeaseUntil = fromNullTime(leaseUntil)
 	c.CreatedAt = fromNullTime(created)
 	c.UpdatedAt = fromNullTime(updated)
 	c.ExpiresAt = fromNullTime(expires)
@@ -59,11 +61,11 @@ func (s *Store) CreateConnection(ctx context.Context, c storage.Connection) erro
 		return fmt.Errorf("postgres: create connection %q: encode metadata: %w", c.ID, err)
 	}
 	_, err = s.pool.Exec(ctx, `INSERT INTO connections (`+connectionColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, 1)`,
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, 1)`,
 		c.ID, c.WorkspaceID, c.UserID, c.ClientName, c.ProviderID, c.ProviderName,
 		nonNil(c.Scopes), c.ReturnURL, metadata, string(c.Status), c.StatusReason, c.Nonce, nilIfEmpty(c.PKCEVerifier),
 		c.Subject, c.Email, c.Issuer, nullTime(c.LastRefreshAt), nullTime(c.NextRefreshAt), c.LastErrorClass,
-		nullTime(c.CreatedAt), nullTime(c.UpdatedAt), nullTime(c.ExpiresAt))
+		nullTime(c.RefreshLeaseUntil), c.RefreshLeaseOwner, nullTime(c.CreatedAt), nullTime(c.UpdatedAt), nullTime(c.ExpiresAt))
 	return wrap(fmt.Sprintf("create connection %q", c.ID), err)
 }
 
@@ -141,13 +143,14 @@ func (s *Store) UpdateConnection(ctx context.Context, id string, fn func(storage
 		_, err = tx.Exec(ctx, `UPDATE connections SET workspace_id = $2, user_id = $3, client_name = $4,
     provider_id = $5, provider_name = $6, scopes = $7, return_url = $8, metadata = $9, status = $10,
     status_reason = $11, nonce = $12, pkce_verifier = $13, subject = $14, email = $15, issuer = $16,
-    last_refresh_at = $17, next_refresh_at = $18, last_error_class = $19, updated_at = $20,
-    expires_at = $21, version = $22
+    last_refresh_at = $17, next_refresh_at = $18, last_error_class = $19, refresh_lease_until = $20,
+    refresh_lease_owner = $21, updated_at = $22, expires_at = $23, version = $24
 WHERE id = $1`,
 			id, next.WorkspaceID, next.UserID, next.ClientName, next.ProviderID, next.ProviderName,
 			nonNil(next.Scopes), next.ReturnURL, metadata, string(next.Status), next.StatusReason, next.Nonce,
 			nilIfEmpty(next.PKCEVerifier), next.Subject, next.Email, next.Issuer,
 			nullTime(next.LastRefreshAt), nullTime(next.NextRefreshAt), next.LastErrorClass,
+			nullTime(next.RefreshLeaseUntil), next.RefreshLeaseOwner,
 			nullTime(next.UpdatedAt), nullTime(next.ExpiresAt), next.Version)
 		if err != nil {
 			return wrap(op, err)
@@ -174,11 +177,11 @@ func applyTokenChange(ctx context.Context, tx pgx.Tx, id string, change storage.
 		if len(t.Ciphertext) == 0 {
 			return errEmptyCiphertext
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO tokens (connection_id, ciphertext, expires_at, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (connection_id) DO UPDATE SET ciphertext = EXCLUDED.ciphertext,
-    expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at`,
-			id, t.Ciphertext, nullTime(t.ExpiresAt), nullTime(t.CreatedAt), nullTime(t.UpdatedAt))
+		_, err := tx.Exec(ctx, `INSERT INTO tokens (connection_id, ciphertext, expires_at, expiry_source, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (connection_id) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, expires_at = EXCLUDED.expires_at,
+    expiry_source = EXCLUDED.expiry_source, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at`,
+			id, t.Ciphertext, nullTime(t.ExpiresAt), t.ExpirySource, nullTime(t.CreatedAt), nullTime(t.UpdatedAt))
 		if err != nil {
 			return fmt.Errorf("put token: %w", err)
 		}
@@ -211,8 +214,8 @@ func getToken(ctx context.Context, q rowQuerier, id string) (storage.Token, erro
 		t                         storage.Token
 		expires, created, updated pgtype.Timestamptz
 	)
-	err := q.QueryRow(ctx, `SELECT connection_id, ciphertext, expires_at, created_at, updated_at
-FROM tokens WHERE connection_id = $1`, id).Scan(&t.ConnectionID, &t.Ciphertext, &expires, &created, &updated)
+	err := q.QueryRow(ctx, `SELECT connection_id, ciphertext, expires_at, expiry_source, created_at, updated_at
+FROM tokens WHERE connection_id = $1`, id).Scan(&t.ConnectionID, &t.Ciphertext, &expires, &t.ExpirySource, &created, &updated)
 	if err != nil {
 		return storage.Token{}, err
 	}

@@ -23,5 +23,7 @@
 //   - ListConnections orders by created_at, then id; ListAudit by time, then
 //     id, newest first;
 //   - AppendAudit requires a non-zero Time, since the storage layer has no
-//     clock of its own.
+//     clock of its own;
+//   - DueForRefresh is the UNION of its two reasons, each served by an index
+//     of migration 0002; a zero bound matches nothing on its side.
 package postgres

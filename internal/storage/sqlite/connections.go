@@ -13,7 +13,7 @@ import (
 const connectionColumns = `id, workspace_id, user_id, client_name, provider_id, provider_name,
     scopes, return_url, metadata, status, status_reason, nonce, pkce_verifier,
     subject, email, issuer, last_refresh_at, next_refresh_at, last_error_class,
-    created_at, updated_at, expires_at, version`
+    refresh_lease_until, refresh_lease_owner, created_at, updated_at, expires_at, version`
 
 var (
 	errEmptyCiphertext = errors.New("token ciphertext is empty")
@@ -27,12 +27,13 @@ func scanConnection(row scanner) (storage.Connection, error) {
 		scopes, metadata          sql.NullString
 		verifier                  []byte
 		lastRefresh, nextRefresh  sql.NullInt64
+		leaseUntil                sql.NullInt64
 		created, updated, expires sql.NullInt64
 	)
 	err := row.Scan(&c.ID, &c.WorkspaceID, &c.UserID, &c.ClientName, &c.ProviderID, &c.ProviderName,
 		&scopes, &c.ReturnURL, &metadata, &status, &c.StatusReason, &c.Nonce, &verifier,
 		&c.Subject, &c.Email, &c.Issuer, &lastRefresh, &nextRefresh, &c.LastErrorClass,
-		&created, &updated, &expires, &c.Version)
+		&leaseUntil, &c.RefreshLeaseOwner, &created, &updated, &expires, &c.Version)
 	if err != nil {
 		return storage.Connection{}, err
 	}
@@ -46,6 +47,7 @@ func scanConnection(row scanner) (storage.Connection, error) {
 	c.PKCEVerifier = nilIfEmpty(verifier)
 	c.LastRefreshAt = fromNanos(lastRefresh)
 	c.NextRefreshAt = fromNanos(nextRefresh)
+	c.RefreshLeaseUntil = fromNanos(leaseUntil)
 	c.CreatedAt = fromNanos(created)
 	c.UpdatedAt = fromNanos(updated)
 	c.ExpiresAt = fromNanos(expires)
@@ -54,7 +56,7 @@ func scanConnection(row scanner) (storage.Connection, error) {
 
 // connectionArgs returns the column values of c in connectionColumns order.
 func connectionArgs(c storage.Connection) ([]any, error) {
-	if err := checkTimes(c.LastRefreshAt, c.NextRefreshAt, c.CreatedAt, c.UpdatedAt, c.ExpiresAt); err != nil {
+	if err := checkTimes(c.LastRefreshAt, c.NextRefreshAt, c.RefreshLeaseUntil, c.CreatedAt, c.UpdatedAt, c.ExpiresAt); err != nil {
 		return nil, err
 	}
 	scopes, err := encodeList(c.Scopes)
@@ -68,7 +70,7 @@ func connectionArgs(c storage.Connection) ([]any, error) {
 	return []any{c.ID, c.WorkspaceID, c.UserID, c.ClientName, c.ProviderID, c.ProviderName,
 		scopes, c.ReturnURL, metadata, string(c.Status), c.StatusReason, c.Nonce, blob(c.PKCEVerifier),
 		c.Subject, c.Email, c.Issuer, nanos(c.LastRefreshAt), nanos(c.NextRefreshAt), c.LastErrorClass,
-		nanos(c.CreatedAt), nanos(c.UpdatedAt), nanos(c.ExpiresAt), c.Version}, nil
+		nanos(c.RefreshLeaseUntil), c.RefreshLeaseOwner, nanos(c.CreatedAt), nanos(c.UpdatedAt), nanos(c.ExpiresAt), c.Version}, nil
 }
 
 // CreateConnection stores c with Version 1.
@@ -80,7 +82,7 @@ func (s *Store) CreateConnection(ctx context.Context, c storage.Connection) erro
 		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	_, err = s.write.ExecContext(ctx, `INSERT INTO connections (`+connectionColumns+`)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	return wrap(op, err)
 }
 
@@ -164,7 +166,7 @@ func (s *Store) UpdateConnection(ctx context.Context, id string, fn func(storage
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE connections SET (`+connectionColumns+`) =
-(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?`, append(args, id)...)
+(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?`, append(args, id)...)
 		if err != nil {
 			return wrap(op, err)
 		}
@@ -193,11 +195,11 @@ func applyTokenChange(ctx context.Context, tx *sql.Tx, id string, change storage
 		if err := checkTimes(t.ExpiresAt, t.CreatedAt, t.UpdatedAt); err != nil {
 			return fmt.Errorf("put token: %w", err)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (connection_id, ciphertext, expires_at, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (connection_id) DO UPDATE SET ciphertext = excluded.ciphertext,
-    expires_at = excluded.expires_at, created_at = excluded.created_at, updated_at = excluded.updated_at`,
-			id, t.Ciphertext, nanos(t.ExpiresAt), nanos(t.CreatedAt), nanos(t.UpdatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (connection_id, ciphertext, expires_at, expiry_source, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (connection_id) DO UPDATE SET ciphertext = excluded.ciphertext, expires_at = excluded.expires_at,
+    expiry_source = excluded.expiry_source, created_at = excluded.created_at, updated_at = excluded.updated_at`,
+			id, t.Ciphertext, nanos(t.ExpiresAt), t.ExpirySource, nanos(t.CreatedAt), nanos(t.UpdatedAt))
 		if err != nil {
 			return fmt.Errorf("put token: %w", err)
 		}
@@ -223,8 +225,8 @@ func getToken(ctx context.Context, q rowQuerier, id string) (storage.Token, erro
 		t                         storage.Token
 		expires, created, updated sql.NullInt64
 	)
-	err := q.QueryRowContext(ctx, `SELECT connection_id, ciphertext, expires_at, created_at, updated_at
-FROM tokens WHERE connection_id = ?`, id).Scan(&t.ConnectionID, &t.Ciphertext, &expires, &created, &updated)
+	err := q.QueryRowContext(ctx, `SELECT connection_id, ciphertext, expires_at, expiry_source, created_at, updated_at
+FROM tokens WHERE connection_id = ?`, id).Scan(&t.ConnectionID, &t.Ciphertext, &expires, &t.ExpirySource, &created, &updated)
 	if err != nil {
 		return storage.Token{}, err
 	}

@@ -28,5 +28,8 @@
 //     CreatedAt and sets Version to the stored one plus one;
 //   - ListConnections orders by created_at, then id; ListAudit by time, then
 //     id, newest first;
-//   - AppendAudit requires a non-zero Time.
+//   - AppendAudit requires a non-zero Time;
+//   - DueForRefresh is the UNION of its two reasons, each pinned to an index
+//     of migration 0002 with INDEXED BY; a zero bound matches nothing on its
+//     side, one outside the storable years is clamped.
 package sqlite

@@ -32,10 +32,14 @@ func newConnection(id string) storage.Connection {
 		LastRefreshAt:  t.Add(-time.Hour),
 		NextRefreshAt:  t.Add(time.Hour),
 		LastErrorClass: "transient",
-		CreatedAt:      t,
-		UpdatedAt:      t.Add(time.Millisecond),
-		ExpiresAt:      t.Add(10 * time.Minute),
-		Version:        1,
+		// A lease has nanoseconds of its own, so a backend that rounds it
+		// to whole seconds fails.
+		RefreshLeaseUntil: t.Add(30*time.Second + 987654321),
+		RefreshLeaseOwner: "broker-7f3a",
+		CreatedAt:         t,
+		UpdatedAt:         t.Add(time.Millisecond),
+		ExpiresAt:         t.Add(10 * time.Minute),
+		Version:           1,
 	}
 }
 
@@ -68,6 +72,7 @@ func runConnections(t *testing.T, open func(t *testing.T) storage.Storage) {
 		in.CreatedAt = time.Date(2024, 2, 29, 23, 59, 59, 999999999, time.FixedZone("UTC-7", -7*60*60))
 		in.LastRefreshAt = time.Time{}
 		in.NextRefreshAt = time.Time{}
+		in.RefreshLeaseUntil = time.Time{}
 		createConnection(t, s, in)
 		got := getConnection(t, s, "c1")
 		if got.CreatedAt.Location() != time.UTC {
@@ -76,8 +81,8 @@ func runConnections(t *testing.T, open func(t *testing.T) storage.Storage) {
 		if d := got.CreatedAt.Sub(in.CreatedAt).Abs(); d >= time.Microsecond {
 			t.Errorf("CreatedAt = %v, want %v to the microsecond (off by %v)", got.CreatedAt, in.CreatedAt, d)
 		}
-		if !got.LastRefreshAt.IsZero() || !got.NextRefreshAt.IsZero() {
-			t.Errorf("zero times came back as %v, %v", got.LastRefreshAt, got.NextRefreshAt)
+		if !got.LastRefreshAt.IsZero() || !got.NextRefreshAt.IsZero() || !got.RefreshLeaseUntil.IsZero() {
+			t.Errorf("zero times came back as %v, %v, %v", got.LastRefreshAt, got.NextRefreshAt, got.RefreshLeaseUntil)
 		}
 	})
 

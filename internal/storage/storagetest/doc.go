@@ -14,7 +14,12 @@
 //     CreatedAt and bumps Version whatever fn returns;
 //   - ListProviders orders by name, ListConnections by CreatedAt then ID,
 //     ListAudit by Time then ID, newest first;
-//   - a TokenChange.Put for another connection is refused.
+//   - a TokenChange.Put for another connection is refused;
+//   - DueForRefresh bounds are strict (a token expiring exactly at
+//     expiringBefore is not due), a lease or retry time equal to now no
+//     longer holds the connection back, a connection without a token row is
+//     never due, and ids come soonest expiry first, unknown expiry last,
+//     then by id, each once.
 //
 // PostgresURL gives PostgreSQL tests an isolated schema in the database named
 // by DROMOS_TEST_POSTGRES_URL, and skips them when it is unset.

@@ -17,6 +17,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Storage) {
 	t.Run("Connections", func(t *testing.T) { runConnections(t, open) })
 	t.Run("Tokens", func(t *testing.T) { runTokens(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { runConcurrency(t, open) })
+	t.Run("Refresh", func(t *testing.T) { runRefresh(t, open) })
 	t.Run("Audit", func(t *testing.T) { runAudit(t, open) })
 	t.Run("Ping", func(t *testing.T) {
 		s := open(t)

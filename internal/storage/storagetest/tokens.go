@@ -12,10 +12,11 @@ func newToken(connectionID, tag string) storage.Token {
 	return storage.Token{
 		ConnectionID: connectionID,
 		// Bytes a text column would mangle: NUL, invalid UTF-8.
-		Ciphertext: append([]byte{0x00, 0xc3, 0x28, 0xff}, tag...),
-		ExpiresAt:  baseTime().Add(time.Hour),
-		CreatedAt:  baseTime(),
-		UpdatedAt:  baseTime().Add(time.Second),
+		Ciphertext:   append([]byte{0x00, 0xc3, 0x28, 0xff}, tag...),
+		ExpiresAt:    baseTime().Add(time.Hour),
+		ExpirySource: "expires_in",
+		CreatedAt:    baseTime(),
+		UpdatedAt:    baseTime().Add(time.Second),
 	}
 }
 
@@ -49,6 +50,7 @@ func runTokens(t *testing.T, open func(t *testing.T) storage.Storage) {
 
 		second := newToken("", "second") // empty ConnectionID: the update's id is used
 		second.ExpiresAt = time.Time{}
+		second.ExpirySource = "unknown" // the upsert must replace it too
 		second.UpdatedAt = baseTime().Add(time.Minute)
 		var seen *storage.Token
 		_, err := s.UpdateConnection(t.Context(), "c1", func(c storage.Connection, tok *storage.Token) (storage.Connection, storage.TokenChange, error) {

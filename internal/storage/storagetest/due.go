@@ -1,0 +1,291 @@
+package storagetest
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dromos-dev/dromos/internal/storage"
+)
+
+// The refresh windows the DueForRefresh cases are written against.
+const (
+	expiringWithin = 5 * time.Minute
+	untouchedFor   = 24 * time.Hour
+)
+
+// dueConnection is an active connection refreshed an hour before now, with
+// no lease and no retry planned: due exactly when its token expires within
+// expiringWithin.
+func dueConnection(id string, now time.Time) storage.Connection {
+	c := newConnection(id)
+	c.Status = storage.StatusActive
+	c.CreatedAt = now.Add(-2 * time.Hour)
+	c.LastRefreshAt = now.Add(-time.Hour)
+	c.NextRefreshAt = time.Time{}
+	c.RefreshLeaseUntil, c.RefreshLeaseOwner = time.Time{}, ""
+	return c
+}
+
+// wantDue checks DueForRefresh at now, with the standard windows, in order.
+func wantDue(t *testing.T, s storage.Storage, what string, now time.Time, want []string) {
+	t.Helper()
+	got, err := s.DueForRefresh(t.Context(), now, now.Add(expiringWithin), now.Add(-untouchedFor), 0)
+	must(t, "DueForRefresh "+what, err)
+	if !slices.Equal(got, want) {
+		t.Errorf("DueForRefresh %s = %q, want %q", what, got, want)
+	}
+}
+
+func runDueForRefresh(t *testing.T, open func(t *testing.T) storage.Storage) {
+	now := baseTime()
+	expiringBefore, untouchedBefore := now.Add(expiringWithin), now.Add(-untouchedFor)
+	long := now.Add(-2 * untouchedFor)
+
+	t.Run("Selection", func(t *testing.T) {
+		s := open(t)
+		// Each case changes the due connection (token expiring in a minute)
+		// in one or two ways. tok is nil for no token row.
+		cases := []struct {
+			name string
+			edit func(c *storage.Connection, tok *storage.Token) *storage.Token
+			due  bool
+		}{
+			{"expiring soon", nil, true},
+			{"already expired", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				tok.ExpiresAt = now.Add(-time.Hour)
+				return tok
+			}, true},
+			{"expiring exactly at the bound", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				tok.ExpiresAt = expiringBefore
+				return tok
+			}, false},
+			{"far-future expiry", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				tok.ExpiresAt = now.Add(untouchedFor)
+				return tok
+			}, false},
+			{"unknown expiry, refreshed recently", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				tok.ExpiresAt = time.Time{}
+				return tok
+			}, false},
+			{"unknown expiry, untouched for long", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				tok.ExpiresAt, c.LastRefreshAt = time.Time{}, long
+				return tok
+			}, true},
+			{"far expiry, untouched for long", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				tok.ExpiresAt, c.LastRefreshAt = now.Add(untouchedFor), long
+				return tok
+			}, true},
+			{"expired and untouched for long", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				tok.ExpiresAt, c.LastRefreshAt = now.Add(-time.Hour), long
+				return tok
+			}, true},
+			{"untouched exactly to the bound", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				tok.ExpiresAt, c.LastRefreshAt = now.Add(untouchedFor), untouchedBefore
+				return tok
+			}, false},
+			{"never refreshed, created long ago", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				tok.ExpiresAt, c.LastRefreshAt, c.CreatedAt = now.Add(untouchedFor), time.Time{}, long
+				return tok
+			}, true},
+			{"never refreshed, created recently", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				tok.ExpiresAt, c.LastRefreshAt = now.Add(untouchedFor), time.Time{}
+				return tok
+			}, false},
+			{"refreshed recently, created long ago", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				tok.ExpiresAt, c.CreatedAt = now.Add(untouchedFor), long
+				return tok
+			}, false},
+			{"lease held", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				c.RefreshLeaseUntil, c.RefreshLeaseOwner = now.Add(time.Minute), "other-broker"
+				return tok
+			}, false},
+			{"lease held, untouched for long", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				tok.ExpiresAt, c.LastRefreshAt = now.Add(untouchedFor), long
+				c.RefreshLeaseUntil, c.RefreshLeaseOwner = now.Add(time.Minute), "other-broker"
+				return tok
+			}, false},
+			{"lease run out", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				c.RefreshLeaseUntil, c.RefreshLeaseOwner = now.Add(-time.Minute), "crashed-broker"
+				return tok
+			}, true},
+			{"lease ends now", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				c.RefreshLeaseUntil, c.RefreshLeaseOwner = now, "finished-broker"
+				return tok
+			}, true},
+			{"lease ends now, untouched for long", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				tok.ExpiresAt, c.LastRefreshAt = now.Add(untouchedFor), long
+				c.RefreshLeaseUntil, c.RefreshLeaseOwner = now, "finished-broker"
+				return tok
+			}, true},
+			{"retry planned later", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				c.NextRefreshAt = now.Add(time.Minute)
+				return tok
+			}, false},
+			{"retry planned later, untouched for long", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				tok.ExpiresAt, c.LastRefreshAt, c.NextRefreshAt = now.Add(untouchedFor), long, now.Add(time.Minute)
+				return tok
+			}, false},
+			{"retry time passed", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				c.NextRefreshAt = now.Add(-time.Minute)
+				return tok
+			}, true},
+			{"retry time is now", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				c.NextRefreshAt = now
+				return tok
+			}, true},
+			{"retry time is now, untouched for long", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				tok.ExpiresAt, c.LastRefreshAt, c.NextRefreshAt = now.Add(untouchedFor), long, now
+				return tok
+			}, true},
+			{"status pending", withStatus(storage.StatusPending), false},
+			{"status exchanging", withStatus(storage.StatusExchanging), false},
+			{"status failed", withStatus(storage.StatusFailed), false},
+			{"status expired", withStatus(storage.StatusExpired), false},
+			{"status revoked", withStatus(storage.StatusRevoked), false},
+			{"status expired, untouched for long", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				c.Status, tok.ExpiresAt, c.LastRefreshAt = storage.StatusExpired, now.Add(untouchedFor), long
+				return tok
+			}, false},
+			{"no token", func(c *storage.Connection, tok *storage.Token) *storage.Token {
+				c.LastRefreshAt, c.CreatedAt = time.Time{}, long
+				return nil
+			}, false},
+		}
+		ids := make(map[string]string, len(cases)) // case name → connection id
+		for i, tc := range cases {
+			id := fmt.Sprintf("c%02d", i)
+			ids[tc.name] = id
+			c := dueConnection(id, now)
+			tok := newToken(id, tc.name)
+			tok.ExpiresAt = now.Add(time.Minute)
+			ptok := &tok
+			if tc.edit != nil {
+				ptok = tc.edit(&c, ptok)
+			}
+			createConnection(t, s, c)
+			if ptok != nil {
+				putToken(t, s, id, *ptok)
+			}
+		}
+		got, err := s.DueForRefresh(t.Context(), now, expiringBefore, untouchedBefore, 1000)
+		must(t, "DueForRefresh", err)
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				id := ids[tc.name]
+				switch n := count(got, id); {
+				case n > 1:
+					t.Fatalf("%s returned %d times", id, n)
+				case (n == 1) != tc.due:
+					t.Fatalf("%s returned: %v, want %v (all returned: %q)", id, n == 1, tc.due, got)
+				}
+			})
+		}
+	})
+
+	t.Run("OrderAndLimit", func(t *testing.T) {
+		s := open(t)
+		// Created in this order, so neither creation nor id order is the
+		// expected one; d and e expire together and go by id.
+		for _, r := range []struct {
+			id        string
+			expiresAt time.Time
+			untouched bool
+		}{
+			{"f", now.Add(untouchedFor), true},
+			{"c", time.Time{}, true},
+			{"e", now.Add(time.Minute), false},
+			{"a", now.Add(3 * time.Minute), false},
+			{"d", now.Add(time.Minute), false},
+			{"b", now.Add(-time.Minute), false},
+		} {
+			c := dueConnection(r.id, now)
+			if r.untouched {
+				c.LastRefreshAt = long
+			}
+			createConnection(t, s, c)
+			tok := newToken(r.id, "t")
+			tok.ExpiresAt = r.expiresAt
+			putToken(t, s, r.id, tok)
+		}
+		all := []string{"b", "d", "e", "a", "f", "c"} // soonest first, unknown expiry last
+		for _, tc := range []struct {
+			name                        string
+			zeroExpiring, zeroUntouched bool // pass a zero time for that bound
+			limit                       int
+			want                        []string
+		}{
+			{name: "default limit", want: all},
+			{name: "negative limit means default", limit: -1, want: all},
+			{name: "limit above count", limit: 100, want: all},
+			{name: "limit 3", limit: 3, want: all[:3]},
+			{name: "limit 1", limit: 1, want: all[:1]},
+			// Nothing is before the zero time: a zero bound disables its reason.
+			{name: "zero expiringBefore", zeroExpiring: true, want: []string{"f", "c"}},
+			{name: "zero untouchedBefore", zeroUntouched: true, want: []string{"b", "d", "e", "a"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				eb, ub := expiringBefore, untouchedBefore
+				if tc.zeroExpiring {
+					eb = time.Time{}
+				}
+				if tc.zeroUntouched {
+					ub = time.Time{}
+				}
+				got, err := s.DueForRefresh(t.Context(), now, eb, ub, tc.limit)
+				must(t, "DueForRefresh", err)
+				if !slices.Equal(got, tc.want) {
+					t.Fatalf("DueForRefresh(limit %d) = %q, want %q", tc.limit, got, tc.want)
+				}
+			})
+		}
+	})
+
+	t.Run("DefaultLimitIs100", func(t *testing.T) {
+		s := open(t)
+		for i := range 101 {
+			id := fmt.Sprintf("c%03d", i)
+			createConnection(t, s, dueConnection(id, now))
+			tok := newToken(id, "t")
+			tok.ExpiresAt = now.Add(time.Minute)
+			putToken(t, s, id, tok)
+		}
+		got, err := s.DueForRefresh(t.Context(), now, expiringBefore, untouchedBefore, 0)
+		must(t, "DueForRefresh", err)
+		if len(got) != 100 || got[0] != "c000" || got[99] != "c099" {
+			t.Fatalf("DueForRefresh without limit returned %d ids (%q … %q), want 100 from c000 to c099", len(got), first(got), last(got))
+		}
+	})
+}
+
+func withStatus(status storage.ConnectionStatus) func(*storage.Connection, *storage.Token) *storage.Token {
+	return func(c *storage.Connection, tok *storage.Token) *storage.Token {
+		c.Status = status
+		return tok
+	}
+}
+
+func count(ids []string, id string) int {
+	n := 0
+	for _, x := range ids {
+		if x == id {
+			n++
+		}
+	}
+	return n
+}
+
+func first(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	return ids[0]
+}
+
+func last(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	return ids[len(ids)-1]
+}
