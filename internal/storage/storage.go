@@ -48,12 +48,14 @@ type Storage interface {
 	// with Version incremented by one, plus the token change fn asks for,
 	// all in one transaction.
 	UpdateConnection(ctx context.Context, id string, fn func(Connection, *Token) (Connection, TokenChange, error)) (Connection, error)
-	// DueForRefresh returns the ids of active connections whose token
-	// expires (non-zero ExpiresAt) before expiringBefore, or whose
-	// LastRefreshAt (CreatedAt when never refreshed) is before
-	// untouchedBefore, whose refresh lease is not held at now, and whose
-	// NextRefreshAt is zero or not after now; soonest-expiring first, at
-	// most limit.
+	// DueForRefresh returns the ids of active connections that have a token
+	// row and are due: their token expires (non-zero ExpiresAt) before
+	// expiringBefore, or their LastRefreshAt (CreatedAt when never
+	// refreshed) is before untouchedBefore. A connection whose lease is held
+	// (RefreshLeaseUntil after now) or that is backing off (NextRefreshAt
+	// after now) is left out. Soonest expiry first, unknown expiries last,
+	// ties by id; at most limit (0 or less means 100). A zero bound switches
+	// that reason off.
 	DueForRefresh(ctx context.Context, now, expiringBefore, untouchedBefore time.Time, limit int) ([]string, error)
 	// DeleteConnection removes the connection and its token.
 	DeleteConnection(ctx context.Context, id string) error

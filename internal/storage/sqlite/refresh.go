@@ -29,10 +29,11 @@ const dueForRefresh = `SELECT id FROM (
 ORDER BY expires_at ASC NULLS LAST, id
 LIMIT ?4`
 
-// DueForRefresh returns the ids of active connections with a token that
-// expires before expiringBefore or was last refreshed (or created) before
-// untouchedBefore, whose lease is free at now and whose retry time has come.
-// A zero bound matches nothing on its side.
+// DueForRefresh returns the ids of active connections that have a token
+// and either that token expires before expiringBefore or the connection was
+// last refreshed (or created) before untouchedBefore, whose lease is free at
+// now and whose retry time has come. A zero bound matches nothing on its
+// side.
 func (s *Store) DueForRefresh(ctx context.Context, now, expiringBefore, untouchedBefore time.Time, n int) ([]string, error) {
 	const op = "due for refresh"
 	rows, err := s.read.QueryContext(ctx, dueForRefresh,
