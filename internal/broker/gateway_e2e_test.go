@@ -177,6 +177,16 @@ func TestGatewayEndToEndREST(t *testing.T) {
 			fresh["access_token"] == tok["access_token"] {
 			t.Fatalf("refresh %d %v", st, fresh)
 		}
+		// Another agent cannot delete it; its owner can, and then it is gone.
+		if st := s.rest(t, "DELETE", "/v1/connections/"+id, "/v1/connections/{connection_id}", "other-key", nil, &env); st != 404 {
+			t.Fatalf("other client delete: %d", st)
+		}
+		if st := s.rest(t, "DELETE", "/v1/connections/"+id, "/v1/connections/{connection_id}", agentKey, nil, nil); st != 204 {
+			t.Fatalf("delete: %d", st)
+		}
+		if st := s.rest(t, "GET", "/v1/check-connection/"+id, "/v1/check-connection/{connection_id}", agentKey, nil, &env); st != 404 {
+			t.Fatalf("after delete: %d", st)
+		}
 		for _, secret := range []string{tok["access_token"].(string), fresh["access_token"].(string), agentKey} {
 			if strings.Contains(s.gwLogs.String(), secret) || strings.Contains(s.h.logs.String(), secret) {
 				t.Fatal("a token or API key reached the logs")

@@ -115,6 +115,17 @@ func (s *grpcServer) RefreshToken(ctx context.Context, in *dromosv1.RefreshToken
 	return tokenMessage(t), nil
 }
 
+func (s *grpcServer) DeleteConnection(ctx context.Context, in *dromosv1.DeleteConnectionRequest) (*dromosv1.DeleteConnectionResponse, error) {
+	c, err := s.caller(ctx)
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	if err := s.g.svc.DeleteConnection(ctx, c, in.GetConnectionId()); err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &dromosv1.DeleteConnectionResponse{}, nil
+}
+
 func (s *grpcServer) ListProviders(ctx context.Context, _ *dromosv1.ListProvidersRequest) (*dromosv1.ListProvidersResponse, error) {
 	if _, err := s.caller(ctx); err != nil {
 		return nil, s.status(ctx, err)

@@ -36,6 +36,7 @@ func (g *Gateway) routes() http.Handler {
 		{http.MethodGet, "/v1/check-connection", g.checkConnection},
 		{http.MethodGet, "/v1/token", g.token},
 		{http.MethodPost, "/v1/refresh", g.refresh},
+		{http.MethodDelete, "/v1/connections", g.deleteConnection},
 	} {
 		route(r.method, r.prefix, g.authed(r.h))
 		route(r.method, r.prefix+"/{connection_id...}", g.authed(r.h))
@@ -164,6 +165,14 @@ func (g *Gateway) refresh(w http.ResponseWriter, r *http.Request, c Caller) {
 
 // tokenBody is the broker's token answer again: the named members, then
 // the provider's extras beside them (never over them).
+func (g *Gateway) deleteConnection(w http.ResponseWriter, r *http.Request, c Caller) {
+	if err := g.svc.DeleteConnection(r.Context(), c, r.PathValue("connection_id")); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func tokenBody(t brokerclient.Token) map[string]any {
 	out := make(map[string]any, len(t.Extras)+7)
 	for k, v := range t.Extras {

@@ -276,6 +276,14 @@ func (s *service) Refresh(ctx context.Context, c Caller, id string) (brokerclien
 	return t, err
 }
 
+// DeleteConnection deletes the caller's connection.
+func (s *service) DeleteConnection(ctx context.Context, c Caller, id string) error {
+	if err := checkConnectionID(id); err != nil {
+		return err
+	}
+	return s.broker.DeleteConnection(ctx, id, c.Name)
+}
+
 // refreshResult is a bounded label for token_refresh_total.
 func refreshResult(err error) string {
 	if err == nil {

@@ -19,6 +19,7 @@ const (
 	OpGetConnection = "get_connection"
 	OpGetToken      = "get_token"
 	OpRefresh       = "refresh"
+	OpDelete        = "delete_connection"
 	OpListProviders = "list_providers"
 )
 
@@ -119,6 +120,13 @@ func (cl *Client) Refresh(ctx context.Context, id, clientName string) (Token, er
 		return Token{}, err
 	}
 	return parseToken(OpRefresh, raw)
+}
+
+// DeleteConnection deletes a connection (the broker revokes it at the
+// provider first). Not retried: a lost answer is safe to repeat by hand,
+// but the agent should see the first outcome.
+func (cl *Client) DeleteConnection(ctx context.Context, id, clientName string) error {
+	return cl.do(ctx, call{op: OpDelete, method: http.MethodDelete, path: []string{"connections", id}, query: clientQuery(clientName)}, nil)
 }
 
 // Providers lists the registered providers.

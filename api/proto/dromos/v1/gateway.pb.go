@@ -679,6 +679,86 @@ func (x *ListProvidersResponse) GetProviders() []*Provider {
 	return nil
 }
 
+type DeleteConnectionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,proto3" json:"connection_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteConnectionRequest) Reset() {
+	*x = DeleteConnectionRequest{}
+	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteConnectionRequest) ProtoMessage() {}
+
+func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteConnectionRequest.ProtoReflect.Descriptor instead.
+func (*DeleteConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DeleteConnectionRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+type DeleteConnectionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteConnectionResponse) Reset() {
+	*x = DeleteConnectionResponse{}
+	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteConnectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteConnectionResponse) ProtoMessage() {}
+
+func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteConnectionResponse.ProtoReflect.Descriptor instead.
+func (*DeleteConnectionResponse) Descriptor() ([]byte, []int) {
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{11}
+}
+
 var File_dromos_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_dromos_v1_gateway_proto_rawDesc = "" +
@@ -736,17 +816,21 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\fdisplay_name\x18\x02 \x01(\tR\fdisplay_name\x12\x16\n" +
 	"\x06scopes\x18\x03 \x03(\tR\x06scopes\"J\n" +
 	"\x15ListProvidersResponse\x121\n" +
-	"\tproviders\x18\x01 \x03(\v2\x13.dromos.v1.ProviderR\tproviders*\x90\x01\n" +
+	"\tproviders\x18\x01 \x03(\v2\x13.dromos.v1.ProviderR\tproviders\"?\n" +
+	"\x17DeleteConnectionRequest\x12$\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\"\x1a\n" +
+	"\x18DeleteConnectionResponse*\x90\x01\n" +
 	"\x10ConnectionStatus\x12!\n" +
 	"\x1dCONNECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CONNECTION_STATUS_PENDING\x10\x01\x12\x1c\n" +
 	"\x18CONNECTION_STATUS_ACTIVE\x10\x02\x12\x1c\n" +
-	"\x18CONNECTION_STATUS_FAILED\x10\x032\xc5\x04\n" +
+	"\x18CONNECTION_STATUS_FAILED\x10\x032\xcc\x05\n" +
 	"\aGateway\x12\x81\x01\n" +
 	"\x11RequestConnection\x12#.dromos.v1.RequestConnectionRequest\x1a$.dromos.v1.RequestConnectionResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/request-connection\x12\x86\x01\n" +
 	"\x0fCheckConnection\x12!.dromos.v1.CheckConnectionRequest\x1a\".dromos.v1.CheckConnectionResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/check-connection/{connection_id}\x12[\n" +
 	"\bGetToken\x12\x1a.dromos.v1.GetTokenRequest\x1a\x10.dromos.v1.Token\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/token/{connection_id}\x12e\n" +
-	"\fRefreshToken\x12\x1e.dromos.v1.RefreshTokenRequest\x1a\x10.dromos.v1.Token\"#\x82\xd3\xe4\x93\x02\x1d\"\x1b/v1/refresh/{connection_id}\x12i\n" +
+	"\fRefreshToken\x12\x1e.dromos.v1.RefreshTokenRequest\x1a\x10.dromos.v1.Token\"#\x82\xd3\xe4\x93\x02\x1d\"\x1b/v1/refresh/{connection_id}\x12\x84\x01\n" +
+	"\x10DeleteConnection\x12\".dromos.v1.DeleteConnectionRequest\x1a#.dromos.v1.DeleteConnectionResponse\"'\x82\xd3\xe4\x93\x02!*\x1f/v1/connections/{connection_id}\x12i\n" +
 	"\rListProviders\x12\x1f.dromos.v1.ListProvidersRequest\x1a .dromos.v1.ListProvidersResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/providersB;Z9github.com/dromos-dev/dromos/api/proto/dromos/v1;dromosv1b\x06proto3"
 
 var (
@@ -762,7 +846,7 @@ func file_dromos_v1_gateway_proto_rawDescGZIP() []byte {
 }
 
 var file_dromos_v1_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_dromos_v1_gateway_proto_goTypes = []any{
 	(ConnectionStatus)(0),             // 0: dromos.v1.ConnectionStatus
 	(*RequestConnectionRequest)(nil),  // 1: dromos.v1.RequestConnectionRequest
@@ -775,28 +859,32 @@ var file_dromos_v1_gateway_proto_goTypes = []any{
 	(*ListProvidersRequest)(nil),      // 8: dromos.v1.ListProvidersRequest
 	(*Provider)(nil),                  // 9: dromos.v1.Provider
 	(*ListProvidersResponse)(nil),     // 10: dromos.v1.ListProvidersResponse
-	nil,                               // 11: dromos.v1.RequestConnectionRequest.MetadataEntry
-	nil,                               // 12: dromos.v1.Token.ExtrasEntry
-	(*timestamppb.Timestamp)(nil),     // 13: google.protobuf.Timestamp
+	(*DeleteConnectionRequest)(nil),   // 11: dromos.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),  // 12: dromos.v1.DeleteConnectionResponse
+	nil,                               // 13: dromos.v1.RequestConnectionRequest.MetadataEntry
+	nil,                               // 14: dromos.v1.Token.ExtrasEntry
+	(*timestamppb.Timestamp)(nil),     // 15: google.protobuf.Timestamp
 }
 var file_dromos_v1_gateway_proto_depIdxs = []int32{
-	11, // 0: dromos.v1.RequestConnectionRequest.metadata:type_name -> dromos.v1.RequestConnectionRequest.MetadataEntry
+	13, // 0: dromos.v1.RequestConnectionRequest.metadata:type_name -> dromos.v1.RequestConnectionRequest.MetadataEntry
 	0,  // 1: dromos.v1.CheckConnectionResponse.status:type_name -> dromos.v1.ConnectionStatus
-	13, // 2: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	12, // 3: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
+	15, // 2: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 3: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
 	9,  // 4: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
 	1,  // 5: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
 	3,  // 6: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
 	5,  // 7: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
 	6,  // 8: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
-	8,  // 9: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
-	2,  // 10: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
-	4,  // 11: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
-	7,  // 12: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
-	7,  // 13: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
-	10, // 14: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
+	11, // 9: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
+	8,  // 10: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
+	2,  // 11: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
+	4,  // 12: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
+	7,  // 13: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
+	7,  // 14: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
+	12, // 15: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
+	10, // 16: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
+	11, // [11:17] is the sub-list for method output_type
+	5,  // [5:11] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -814,7 +902,7 @@ func file_dromos_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dromos_v1_gateway_proto_rawDesc), len(file_dromos_v1_gateway_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,6 +33,7 @@ const (
 	Gateway_CheckConnection_FullMethodName   = "/dromos.v1.Gateway/CheckConnection"
 	Gateway_GetToken_FullMethodName          = "/dromos.v1.Gateway/GetToken"
 	Gateway_RefreshToken_FullMethodName      = "/dromos.v1.Gateway/RefreshToken"
+	Gateway_DeleteConnection_FullMethodName  = "/dromos.v1.Gateway/DeleteConnection"
 	Gateway_ListProviders_FullMethodName     = "/dromos.v1.Gateway/ListProviders"
 )
 
@@ -51,6 +52,9 @@ type GatewayClient interface {
 	GetToken(ctx context.Context, in *GetTokenRequest, opts ...grpc.CallOption) (*Token, error)
 	// Forces a refresh at the provider and returns the new token.
 	RefreshToken(ctx context.Context, in *RefreshTokenRequest, opts ...grpc.CallOption) (*Token, error)
+	// Deletes the connection: the broker revokes the grant at the provider
+	// when it can and forgets the tokens.
+	DeleteConnection(ctx context.Context, in *DeleteConnectionRequest, opts ...grpc.CallOption) (*DeleteConnectionResponse, error)
 	// Lists the providers agents may ask for.
 	ListProviders(ctx context.Context, in *ListProvidersRequest, opts ...grpc.CallOption) (*ListProvidersResponse, error)
 }
@@ -103,6 +107,16 @@ func (c *gatewayClient) RefreshToken(ctx context.Context, in *RefreshTokenReques
 	return out, nil
 }
 
+func (c *gatewayClient) DeleteConnection(ctx context.Context, in *DeleteConnectionRequest, opts ...grpc.CallOption) (*DeleteConnectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteConnectionResponse)
+	err := c.cc.Invoke(ctx, Gateway_DeleteConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *gatewayClient) ListProviders(ctx context.Context, in *ListProvidersRequest, opts ...grpc.CallOption) (*ListProvidersResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListProvidersResponse)
@@ -128,6 +142,9 @@ type GatewayServer interface {
 	GetToken(context.Context, *GetTokenRequest) (*Token, error)
 	// Forces a refresh at the provider and returns the new token.
 	RefreshToken(context.Context, *RefreshTokenRequest) (*Token, error)
+	// Deletes the connection: the broker revokes the grant at the provider
+	// when it can and forgets the tokens.
+	DeleteConnection(context.Context, *DeleteConnectionRequest) (*DeleteConnectionResponse, error)
 	// Lists the providers agents may ask for.
 	ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error)
 	mustEmbedUnimplementedGatewayServer()
@@ -151,6 +168,9 @@ func (UnimplementedGatewayServer) GetToken(context.Context, *GetTokenRequest) (*
 }
 func (UnimplementedGatewayServer) RefreshToken(context.Context, *RefreshTokenRequest) (*Token, error) {
 	return nil, status.Error(codes.Unimplemented, "method RefreshToken not implemented")
+}
+func (UnimplementedGatewayServer) DeleteConnection(context.Context, *DeleteConnectionRequest) (*DeleteConnectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteConnection not implemented")
 }
 func (UnimplementedGatewayServer) ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListProviders not implemented")
@@ -248,6 +268,24 @@ func _Gateway_RefreshToken_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Gateway_DeleteConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).DeleteConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_DeleteConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).DeleteConnection(ctx, req.(*DeleteConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Gateway_ListProviders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListProvidersRequest)
 	if err := dec(in); err != nil {
@@ -288,6 +326,10 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RefreshToken",
 			Handler:    _Gateway_RefreshToken_Handler,
+		},
+		{
+			MethodName: "DeleteConnection",
+			Handler:    _Gateway_DeleteConnection_Handler,
 		},
 		{
 			MethodName: "ListProviders",
