@@ -220,6 +220,11 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 			return reason
 		}
 		claims = c
+		// A reconnect must bring back the same account it was bound to.
+		if conn.Subject != "" && (c.Subject != conn.Subject || c.Issuer != conn.Issuer) {
+			b.log.WarnContext(ctx, "reconnect refused: a different account consented", "connection_id", conn.ID)
+			return "identity_mismatch"
+		}
 	}
 	set := newTokenSet(tok, prov.profile, b.now().UTC())
 	plain, err := json.Marshal(set)

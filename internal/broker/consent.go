@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -26,6 +28,9 @@ type consentRequest struct {
 	Scopes       []string          `json:"scopes"`
 	ReturnURL    string            `json:"return_url"`
 	Metadata     map[string]string `json:"metadata"`
+	// ConnectionID reconnects an existing connection (one that is expired,
+	// failed or revoked) under the same id instead of creating a new one.
+	ConnectionID string `json:"connection_id"`
 }
 
 type consentResponse struct {
@@ -175,11 +180,22 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
+	var prev *storage.Connection
+	if req.ConnectionID != "" {
+		c, err := b.reconnectable(r.Context(), req, prov.row.ID)
+		if err != nil {
+			return err
+		}
+		prev = &c
+	}
 	connID, err := uuid.NewRandomFromReader(b.randReader())
 	if err != nil {
 		return err
 	}
 	id := connID.String()
+	if prev != nil {
+		id = prev.ID
+	}
 	verifier, err := pkce.NewVerifier(b.randReader())
 	if err != nil {
 		return err
@@ -215,7 +231,11 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 		Metadata: req.Metadata, Status: storage.StatusPending, Nonce: nonce, PKCEVerifier: sealedVerifier,
 		CreatedAt: now, UpdatedAt: now, ExpiresAt: expires,
 	}
-	if err := b.store.CreateConnection(r.Context(), conn); err != nil {
+	if prev != nil {
+		if err := b.restartConsent(r.Context(), conn); err != nil {
+			return err
+		}
+	} else if err := b.store.CreateConnection(r.Context(), conn); err != nil {
 		return err
 	}
 	b.m.consents.Inc()
@@ -235,3 +255,51 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 
 func verifierAAD(connID string) []byte { return []byte("pkce-verifier:" + connID) }
 func tokenAAD(connID string) []byte    { return []byte("token:" + connID) }
+
+var errNotReconnectable = errors.New("connection cannot be reconnected")
+
+// reconnectable checks that req may reconnect the named connection: it
+// exists, belongs to the same client and provider, and needs a new consent.
+func (b *Broker) reconnectable(ctx context.Context, req consentRequest, providerID string) (storage.Connection, error) {
+	if _, err := uuid.Parse(req.ConnectionID); err != nil || len(req.ConnectionID) != 36 {
+		return storage.Connection{}, httpapi.NotFound("connection")
+	}
+	c, err := b.store.GetConnection(ctx, req.ConnectionID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && c.ClientName != req.ClientName) {
+		return storage.Connection{}, httpapi.NotFound("connection")
+	}
+	if err != nil {
+		return storage.Connection{}, err
+	}
+	if c.ProviderID != providerID {
+		return storage.Connection{}, httpapi.BadRequest("connection_id belongs to another provider")
+	}
+	switch c.Status {
+	case storage.StatusExpired, storage.StatusFailed, storage.StatusRevoked:
+		return c, nil
+	default:
+		return storage.Connection{}, httpapi.Conflict("not_reconnectable", "connection is %s: only expired, failed or revoked connections can be reconnected", c.Status)
+	}
+}
+
+// restartConsent puts an existing connection back to pending for a new
+// consent, keeping its id and the identity it was bound to (the callback
+// refuses a different account).
+func (b *Broker) restartConsent(ctx context.Context, fresh storage.Connection) error {
+	_, err := b.store.UpdateConnection(ctx, fresh.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		switch c.Status {
+		case storage.StatusExpired, storage.StatusFailed, storage.StatusRevoked:
+		default:
+			return c, storage.TokenChange{}, errNotReconnectable
+		}
+		c.Status, c.StatusReason, c.Nonce, c.PKCEVerifier = storage.StatusPending, "", fresh.Nonce, fresh.PKCEVerifier
+		c.Scopes, c.ReturnURL, c.Metadata, c.UserID = fresh.Scopes, fresh.ReturnURL, fresh.Metadata, fresh.UserID
+		c.ExpiresAt, c.UpdatedAt = fresh.ExpiresAt, fresh.UpdatedAt
+		c.LastErrorClass, c.NextRefreshAt, c.RefreshLeaseOwner, c.RefreshLeaseUntil = "", time.Time{}, "", time.Time{}
+		return c, storage.TokenChange{Delete: true}, nil
+	})
+	if errors.Is(err, errNotReconnectable) {
+		return httpapi.Conflict("not_reconnectable", "connection changed while reconnecting; try again")
+	}
+	return err
+}

@@ -40,7 +40,7 @@ func newFakeIssuer(t *testing.T, issParam bool) *fakeIssuer {
 			_ = json.NewEncoder(w).Encode(map[string]any{
 				"issuer": iss, "authorization_endpoint": f.srv.URL + "/authorize",
 				"token_endpoint": f.tokens.srv.URL + "/token", "jwks_uri": f.srv.URL + "/jwks",
-				"response_types_supported":                      []string{"code"},
+				"response_types_supported":                       []string{"code"},
 				"authorization_response_iss_parameter_supported": f.issParam,
 			})
 		default:

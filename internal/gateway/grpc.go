@@ -57,6 +57,7 @@ func (s *grpcServer) RequestConnection(ctx context.Context, in *dromosv1.Request
 		Scopes:       in.GetScopes(),
 		ReturnURL:    in.GetReturnUrl(),
 		Metadata:     in.GetMetadata(),
+		ConnectionID: in.GetConnectionId(),
 	})
 	if err != nil {
 		return nil, s.status(ctx, err)

@@ -92,6 +92,8 @@ type requestConnectionBody struct {
 	Scopes       []string          `json:"scopes"`
 	ReturnURL    string            `json:"return_url"`
 	Metadata     map[string]string `json:"metadata"`
+	// ConnectionID is additive: it reconnects an existing connection.
+	ConnectionID string `json:"connection_id"`
 }
 
 // requestConnectionAnswer is the frozen request-connection output; authUrl

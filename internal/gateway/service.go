@@ -28,6 +28,9 @@ type ConnectionRequest struct {
 	Scopes       []string
 	ReturnURL    string
 	Metadata     map[string]string
+	// ConnectionID, when set, reconnects that (expired or failed)
+	// connection under the same id instead of starting a new one.
+	ConnectionID string
 }
 
 // ConnectionGrant is the answer to a ConnectionRequest. State is a bearer
@@ -89,6 +92,8 @@ func (r ConnectionRequest) validate() error {
 		return httpapi.BadRequest("at most %d scopes", maxScopes)
 	case r.ReturnURL == "":
 		return httpapi.BadRequest("return_url is required")
+	case r.ConnectionID != "" && !canonicalUUID(r.ConnectionID):
+		return httpapi.BadRequest("connection_id must be a lower-case UUID")
 	}
 	for i, s := range r.Scopes {
 		if !scopeToken(s) {
@@ -188,6 +193,7 @@ func (s *service) RequestConnection(ctx context.Context, c Caller, r ConnectionR
 		Scopes:       r.Scopes,
 		ReturnURL:    r.ReturnURL,
 		Metadata:     r.Metadata,
+		ConnectionID: r.ConnectionID,
 	})
 	if err != nil {
 		return ConnectionGrant{}, err
@@ -200,6 +206,8 @@ func (s *service) RequestConnection(ctx context.Context, c Caller, r ConnectionR
 	switch {
 	case payload.ConnectionID != consent.ConnectionID:
 		return ConnectionGrant{}, errUnverifiedState(errors.New("consent state names another connection"))
+	case r.ConnectionID != "" && consent.ConnectionID != r.ConnectionID:
+		return ConnectionGrant{}, errUnverifiedState(errors.New("reconnect answered with another connection"))
 	case !canonicalUUID(consent.ConnectionID):
 		return ConnectionGrant{}, errUnverifiedState(errors.New("consent connection id is not a canonical UUID"))
 	case !absoluteHTTP(consent.AuthURL):

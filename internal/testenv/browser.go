@@ -101,14 +101,25 @@ func htmlUnescape(s string) string {
 	return r.Replace(s)
 }
 
-// LoginAtOP completes the example OP's login form on page as username.
+// LoginAtOP completes the example OP's login form on page as its first
+// user.
 func (o *OP) LoginAtOP(b *Browser, page *url.URL, body string) (*url.URL, string, int) {
+	b.t.Helper()
+	return o.LoginAs(b, page, body, o.Username)
+}
+
+// SecondUser is another account of the example OP, for tests that need two
+// identities.
+const SecondUser = "test-user2"
+
+// LoginAs completes the example OP's login form as username.
+func (o *OP) LoginAs(b *Browser, page *url.URL, body, username string) (*url.URL, string, int) {
 	b.t.Helper()
 	action, v, err := Form(page, body)
 	if err != nil {
 		b.t.Fatalf("OP login page: %v (status page %s)", err, page)
 	}
-	v.Set("username", o.Username)
+	v.Set("username", username)
 	v.Set("password", o.Password)
 	return b.PostForm(action, v)
 }

@@ -32,6 +32,7 @@ type ConsentRequest struct {
 	Scopes       []string          `json:"scopes"`
 	ReturnURL    string            `json:"return_url"`
 	Metadata     map[string]string `json:"metadata,omitempty"`
+	ConnectionID string            `json:"connection_id,omitempty"`
 }
 
 // Consent is the broker's answer to a consent request. State is a bearer

@@ -91,8 +91,11 @@ type RequestConnectionRequest struct {
 	ProviderName string                 `protobuf:"bytes,2,opt,name=provider_name,proto3" json:"provider_name,omitempty"`
 	Scopes       []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// Absolute http(s) URL the browser returns to after consent.
-	ReturnUrl     string            `protobuf:"bytes,4,opt,name=return_url,proto3" json:"return_url,omitempty"`
-	Metadata      map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ReturnUrl string            `protobuf:"bytes,4,opt,name=return_url,proto3" json:"return_url,omitempty"`
+	Metadata  map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Reconnects this expired or failed connection under the same id. The
+	// new consent must come from the same account (verified iss and sub).
+	ConnectionId  string `protobuf:"bytes,6,opt,name=connection_id,proto3" json:"connection_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -160,6 +163,13 @@ func (x *RequestConnectionRequest) GetMetadata() map[string]string {
 		return x.Metadata
 	}
 	return nil
+}
+
+func (x *RequestConnectionRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
 }
 
 type RequestConnectionResponse struct {
@@ -763,7 +773,7 @@ var File_dromos_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x17dromos/v1/gateway.proto\x12\tdromos.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x02\n" +
+	"\x17dromos/v1/gateway.proto\x12\tdromos.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x02\n" +
 	"\x18RequestConnectionRequest\x12\x18\n" +
 	"\auser_id\x18\x01 \x01(\tR\auser_id\x12$\n" +
 	"\rprovider_name\x18\x02 \x01(\tR\rprovider_name\x12\x16\n" +
@@ -771,7 +781,8 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\n" +
 	"return_url\x18\x04 \x01(\tR\n" +
 	"return_url\x12M\n" +
-	"\bmetadata\x18\x05 \x03(\v21.dromos.v1.RequestConnectionRequest.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\x05 \x03(\v21.dromos.v1.RequestConnectionRequest.MetadataEntryR\bmetadata\x12$\n" +
+	"\rconnection_id\x18\x06 \x01(\tR\rconnection_id\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x01\n" +
