@@ -38,6 +38,11 @@ type Config struct {
 	EnforceReturnURL     bool
 	AllowedReturnDomains []string
 	ExposeRefreshToken   bool
+	// InsecureSkipBrowserBinding hands agents the provider's URL directly
+	// and accepts callbacks without the flow cookie. It MUST NOT be used
+	// where an authUrl can leak: anyone holding it could complete consent
+	// with their own account into a connection the agent trusts.
+	InsecureSkipBrowserBinding bool
 
 	// ConsentTTL is how long a pending connection waits for its callback.
 	ConsentTTL time.Duration
@@ -150,6 +155,7 @@ func (b *Broker) routes() http.Handler {
 	guarded("DELETE /connections/{id}", b.deleteConnection)
 
 	mux.HandleFunc("GET "+b.cfg.RedirectPath, b.callback)
+	mux.HandleFunc("GET "+startPath+"{state}", b.start)
 	mux.Handle("GET /health", b.api(func(w http.ResponseWriter, _ *http.Request) error {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return nil

@@ -89,8 +89,13 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 		b.rejectCallback(w, r, callbackRejection{"unknown_connection", "The sign-in link is invalid or has expired."})
 		return
 	}
-	if conn.WorkspaceID != payload.WorkspaceID || conn.ProviderID != payload.ProviderID || conn.Nonce != payload.Nonce {
+	if !sameFlow(conn, payload) {
 		b.rejectCallback(w, r, callbackRejection{"foreign_state", "The sign-in link is invalid or has expired."})
+		return
+	}
+	if !b.cfg.InsecureSkipBrowserBinding && !b.browserBound(r, conn.ID, stateParam) {
+		b.rejectCallback(w, r, callbackRejection{"browser_mismatch",
+			"This sign-in was started in another browser. Open the link from the application again in this browser."})
 		return
 	}
 	if conn.Status != storage.StatusPending {
@@ -293,6 +298,7 @@ func (b *Broker) redirectResult(w http.ResponseWriter, r *http.Request, conn sto
 	}
 	q.Set("connection_id", conn.ID)
 	u.RawQuery = q.Encode()
+	http.SetCookie(w, b.flowCookie(conn.ID, "", -1))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, u.String(), http.StatusFound)

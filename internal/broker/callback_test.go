@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dromos-dev/dromos/internal/broker"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
 )
@@ -32,9 +33,13 @@ func TestCallbackSuccessWithFakeProvider(t *testing.T) {
 		if len(c.Scopes) != 1 || c.Scopes[0] != "read" {
 			t.Fatalf("default scopes not applied: %v", c.Scopes)
 		}
-		au, _ := url.Parse(c.AuthURL)
-		if au.Query().Get("code_challenge_method") != "S256" || au.Query().Get("code_challenge") == "" {
-			t.Fatalf("no PKCE in %s", c.AuthURL)
+		if !strings.HasPrefix(c.AuthURL, h.srv.URL+"/auth/start/") {
+			t.Fatalf("authUrl does not bind the browser: %s", c.AuthURL)
+		}
+		au, _ := url.Parse(c.ProviderURL)
+		if au.Query().Get("code_challenge_method") != "S256" || au.Query().Get("code_challenge") == "" ||
+			au.Query().Get("state") != c.State || au.Path != "/authorize" {
+			t.Fatalf("provider URL %s", c.ProviderURL)
 		}
 		resp := h.callback(url.Values{"state": {c.State}, "code": {"c1"}})
 		if resp.StatusCode != http.StatusFound {
@@ -312,4 +317,52 @@ func TestCiphertextMovedBetweenRowsFails(t *testing.T) {
 			t.Fatalf("moved ciphertext served: %d %v", st, out)
 		}
 	})
+}
+
+// TestCallbackInAnotherBrowserRefused: the consent was started in one
+// browser; finishing it in a fresh cookie jar (a leaked authUrl, a login
+// CSRF) is refused before any provider call.
+func TestCallbackInAnotherBrowserRefused(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h, f := setupFake(t, dbURL)
+		c := h.consent("fake", nil, returnURL)
+		stranger := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := stranger.Get(h.srv.URL + "/auth/callback?" + url.Values{"state": {c.State}, "code": {"attacker-code"}}.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 || f.calls.Load() != 0 || h.status(c.ConnectionID) != storage.StatusPending {
+			t.Fatalf("fresh browser: %d calls=%d", resp.StatusCode, f.calls.Load())
+		}
+		h.assertNoToken(c.ConnectionID)
+		// The browser that started it still completes it.
+		if resp := h.callback(url.Values{"state": {c.State}, "code": {"c"}}); resp.StatusCode != 302 {
+			t.Fatalf("own browser: %d", resp.StatusCode)
+		}
+	})
+}
+
+func TestFlowCookieAttributes(t *testing.T) {
+	for _, tc := range []struct{ base, prefix string }{
+		{"http://127.0.0.1", "dromos_flow_"},
+		{"https://broker.example.test", "__Host-dromos_flow_"},
+	} {
+		h := newHarness(t, sqliteURL(t), func(c *broker.Config) { c.BaseURL = tc.base })
+		f := newFakeProvider(t)
+		h.registerProvider(f.profile("fake"))
+		var c consentResp
+		h.do("POST", "/auth/consent-spec", map[string]any{"workspace_id": "w", "provider_name": "fake", "return_url": returnURL}, &c)
+		start := strings.Replace(c.AuthURL, tc.base, h.srv.URL, 1)
+		resp := h.visitStart(start)
+		cookies := resp.Cookies()
+		if resp.StatusCode != 302 || len(cookies) != 1 {
+			t.Fatalf("%s: %d %v", tc.base, resp.StatusCode, cookies)
+		}
+		ck := cookies[0]
+		if !strings.HasPrefix(ck.Name, tc.prefix) || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" ||
+			ck.Secure != strings.HasPrefix(tc.base, "https") || strings.Contains(ck.Value, c.State) {
+			t.Fatalf("%s: cookie %+v", tc.base, ck)
+		}
+	}
 }

@@ -225,6 +225,9 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("building authorization URL: %w", err)
 	}
+	if !b.cfg.InsecureSkipBrowserBinding {
+		authURL = b.startURL(st)
+	}
 	conn := storage.Connection{
 		ID: id, WorkspaceID: req.WorkspaceID, UserID: req.UserID, ClientName: req.ClientName,
 		ProviderID: prov.row.ID, ProviderName: prov.row.Name, Scopes: scopes, ReturnURL: req.ReturnURL,

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"sync"
@@ -81,6 +82,9 @@ type harness struct {
 	cfg    broker.Config
 	// handler is what the server serves; start swaps it on restart.
 	handler atomic.Pointer[http.Handler]
+	// flow is the user's browser: it visits the start URL (getting the
+	// flow cookie) and then the callback; it never follows redirects.
+	flow *http.Client
 }
 
 type syncBuffer struct {
@@ -104,6 +108,11 @@ func (s *syncBuffer) String() string {
 func newHarness(t *testing.T, dbURL string, tweak ...func(*broker.Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, dbURL: dbURL, clock: &clock{t: time.Now().UTC()}, logs: &syncBuffer{}}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.flow = &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*h.handler.Load()).ServeHTTP(w, r)
 	}))
@@ -199,6 +208,8 @@ type consentResp struct {
 	Scopes       []string `json:"scopes"`
 	ProviderID   string   `json:"provider_id"`
 	ConnectionID string   `json:"connection_id"`
+	// ProviderURL is where the start URL sent the browser.
+	ProviderURL string `json:"-"`
 }
 
 func (h *harness) registerProvider(profile map[string]any) string {
@@ -223,14 +234,27 @@ func (h *harness) consent(providerName string, scopes []string, returnURL string
 	if st != http.StatusOK {
 		h.t.Fatalf("consent: %d", st)
 	}
+	out.ProviderURL = h.visitStart(out.AuthURL).Header.Get("Location")
 	return out
+}
+
+// visitStart opens an authUrl in the user's browser: the broker sets the
+// flow cookie and redirects to the provider (not followed).
+func (h *harness) visitStart(authURL string) *http.Response {
+	h.t.Helper()
+	resp, err := h.flow.Get(authURL)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
 }
 
 // callback hits the callback directly without following the redirect.
 func (h *harness) callback(query url.Values) *http.Response {
 	h.t.Helper()
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(h.srv.URL + "/auth/callback?" + query.Encode())
+	resp, err := h.flow.Get(h.srv.URL + "/auth/callback?" + query.Encode())
 	if err != nil {
 		h.t.Fatal(err)
 	}

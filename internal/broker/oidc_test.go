@@ -62,9 +62,9 @@ func TestDiscoveryOutageAfterFirstSuccess(t *testing.T) {
 	h.registerProvider(iss.profile("disco"))
 	iss.down.Store(true)
 	c := h.consent("disco", nil, returnURL)
-	au, _ := url.Parse(c.AuthURL)
+	au, _ := url.Parse(c.ProviderURL)
 	if au.Host != mustHost(iss.srv.URL) || au.Path != "/authorize" {
-		t.Fatalf("authUrl not from the cached document: %s", c.AuthURL)
+		t.Fatalf("provider URL not from the cached document: %s", c.ProviderURL)
 	}
 	if resp := h.callback(url.Values{"state": {c.State}, "code": {"c"}}); resp.StatusCode != 302 {
 		t.Fatalf("callback during outage: %d", resp.StatusCode)

@@ -91,7 +91,7 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 		APIKeys: cfg.APIKeys, RequireAPIKey: cfg.RequireAPIKey,
 		RequireAllowlist: cfg.RequireAllowlist, AllowedCIDRs: cfg.AllowedCIDRs,
 		EnforceReturnURL: cfg.EnforceReturnURL, AllowedReturnDomains: cfg.AllowedReturnDomains,
-		ExposeRefreshToken: cfg.ExposeRefreshToken,
+		ExposeRefreshToken: cfg.ExposeRefreshToken, InsecureSkipBrowserBinding: cfg.InsecureSkipBrowserBinding,
 	}, broker.Deps{
 		Store:     store,
 		Vault:     ring,

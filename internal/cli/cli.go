@@ -30,6 +30,10 @@ func commands() []command {
 		{"dev", "run broker, gateway and a demo OIDC provider in one process (not for production)", runDev},
 		{"migrate", "apply database migrations to DATABASE_URL and exit", runMigrate},
 		{"keygen", "print fresh base64 32-byte keys for ENCRYPTION_KEY and STATE_KEY", runKeygen},
+		{"providers", "add, list, show or remove providers at a running broker", runProviders},
+		{"connections", "list, show or delete connections at a running broker", runConnections},
+		{"token", "print a redacted summary of a connection's current token", runToken},
+		{"connect", "connect a user's account through the gateway and wait for consent", runConnect},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -28,7 +28,9 @@ type Broker struct {
 	EnforceReturnURL     bool
 	AllowedReturnDomains []string
 	ExposeRefreshToken   bool
-	LogLevel             slog.Level
+	// InsecureSkipBrowserBinding turns off the flow cookie (see broker).
+	InsecureSkipBrowserBinding bool
+	LogLevel                   slog.Level
 }
 
 // RedirectURI is the callback URL registered at providers.
@@ -50,6 +52,8 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   ENFORCE_RETURN_URL      true to accept only return URLs on ALLOWED_RETURN_DOMAINS
   ALLOWED_RETURN_DOMAINS  comma-separated hosts, *.example.com for subdomains
   EXPOSE_REFRESH_TOKEN    true to include refresh_token in token answers (default false)
+  INSECURE_SKIP_BROWSER_BINDING  true to hand out provider URLs directly and accept
+                          callbacks from any browser (MUST NOT be used where an authUrl can leak)
   LOG_LEVEL               debug, info, warn or error (default info)
 `
 
@@ -58,16 +62,17 @@ func LoadBroker(env Env) (Broker, error) {
 	var probs Problems
 	r := reader{env: env, errs: &probs}
 	b := Broker{
-		Port:                 r.port("PORT", 8080),
-		ListenHost:           r.str("LISTEN_HOST", ""),
-		RedirectPath:         r.str("REDIRECT_PATH", "/auth/callback"),
-		DatabaseURL:          r.str("DATABASE_URL", "sqlite:dromos.db"),
-		RequireAPIKey:        r.boolean("REQUIRE_API_KEY", false),
-		RequireAllowlist:     r.boolean("REQUIRE_ALLOWLIST", false),
-		AllowedCIDRs:         r.cidrs("ALLOWED_CIDRS"),
-		EnforceReturnURL:     r.boolean("ENFORCE_RETURN_URL", false),
-		ExposeRefreshToken:   r.boolean("EXPOSE_REFRESH_TOKEN", false),
-		AllowedReturnDomains: r.list("ALLOWED_RETURN_DOMAINS"),
+		Port:                       r.port("PORT", 8080),
+		ListenHost:                 r.str("LISTEN_HOST", ""),
+		RedirectPath:               r.str("REDIRECT_PATH", "/auth/callback"),
+		DatabaseURL:                r.str("DATABASE_URL", "sqlite:dromos.db"),
+		RequireAPIKey:              r.boolean("REQUIRE_API_KEY", false),
+		RequireAllowlist:           r.boolean("REQUIRE_ALLOWLIST", false),
+		AllowedCIDRs:               r.cidrs("ALLOWED_CIDRS"),
+		EnforceReturnURL:           r.boolean("ENFORCE_RETURN_URL", false),
+		ExposeRefreshToken:         r.boolean("EXPOSE_REFRESH_TOKEN", false),
+		InsecureSkipBrowserBinding: r.boolean("INSECURE_SKIP_BROWSER_BINDING", false),
+		AllowedReturnDomains:       r.list("ALLOWED_RETURN_DOMAINS"),
 	}
 	b.BaseURL = r.absURL("BASE_URL", r.str("BASE_URL", fmt.Sprintf("http://localhost:%d", b.Port)))
 	if !strings.HasPrefix(b.RedirectPath, "/") {

@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dromos-dev/dromos/internal/config"
+	"github.com/dromos-dev/dromos/sdk"
+)
+
+const connectEnvHelp = "  " + envGatewayURL + "      gateway URL when --gateway is not given (default " + defaultGatewayURL + ")\n" +
+	"  " + envGatewayAPIKey + "  the gateway key when --gateway-key is not given\n" +
+	"  " + envBrokerURL + "       broker URL for the default --return-url (default " + defaultBrokerURL + ")\n"
+
+type connectFlags struct {
+	gateway, gatewayKey, broker string
+	provider, user, returnURL   string
+	scopes                      listFlag
+	timeout                     time.Duration
+	json, reveal                bool
+}
+
+func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) error {
+	var f connectFlags
+	fs := newFlags("connect", "Connects a user's account through the gateway, as an agent would: prints the consent URL,\n"+
+		"waits until the user has approved (a progress line on a terminal, quiet otherwise), then prints\n"+
+		"the connection id and a summary of its token.", connectEnvHelp, ios)
+	fs.StringVar(&f.gateway, "gateway", "", "gateway URL (default $"+envGatewayURL+" or "+defaultGatewayURL+")")
+	fs.StringVar(&f.gatewayKey, "gateway-key", "", "the gateway key to act with (default $"+envGatewayAPIKey+")")
+	fs.StringVar(&f.broker, "broker", "", "broker URL, only for the default --return-url")
+	fs.StringVar(&f.provider, "provider", "", "provider name or alias (required)")
+	fs.StringVar(&f.user, "user", "", "the user id to connect (required)")
+	fs.Var(&f.scopes, "scopes", "scopes to ask for, comma- or space-separated (default: the provider's)")
+	fs.StringVar(&f.returnURL, "return-url", "", "where the browser lands after consent (default BROKER/dev/return, the page dromos dev serves)")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "how long to wait for the user")
+	fs.BoolVar(&f.json, "json", false, "print JSON instead of text (the consent URL then goes to stderr)")
+	fs.BoolVar(&f.reveal, "reveal", false, "print the whole access and id tokens")
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return err
+	}
+	if f.provider == "" || f.user == "" {
+		return errors.New("--provider and --user are required")
+	}
+	if f.timeout <= 0 {
+		return errors.New("--timeout must be positive")
+	}
+	client, err := sdk.New(firstNonEmpty(f.gateway, env[envGatewayURL], defaultGatewayURL),
+		sdk.WithAPIKey(firstNonEmpty(f.gatewayKey, env[envGatewayAPIKey])))
+	if err != nil {
+		return err
+	}
+	if len(f.scopes) == 0 {
+		if f.scopes, err = providerScopes(ctx, client, f.provider); err != nil {
+			return err
+		}
+	}
+	returnURL := firstNonEmpty(f.returnURL, strings.TrimSuffix(firstNonEmpty(f.broker, env[envBrokerURL], defaultBrokerURL), "/")+"/dev/return")
+
+	conn, err := client.RequestConnection(ctx, sdk.RequestConnectionInput{
+		UserID: f.user, ProviderName: f.provider, Scopes: f.scopes, ReturnURL: returnURL,
+	})
+	if err != nil {
+		return err
+	}
+	urlOut := ios.out
+	if f.json {
+		urlOut = ios.err
+	}
+	fmt.Fprintf(urlOut, "Open this URL in a browser to connect %s for user %s:\n\n  %s\n\n", f.provider, f.user, conn.AuthURL)
+
+	waitCtx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	err = client.WaitForActive(waitCtx, conn.ConnectionID, sdk.WaitOptions{Progress: progressLine(ios.err, time.Now())})
+	if isTerminal(ios.err) {
+		fmt.Fprint(ios.err, "\r\033[K")
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("the user did not finish consent within %s (connection %s stays pending until it expires)", f.timeout, conn.ConnectionID)
+	}
+	if err != nil {
+		return err
+	}
+	tok, err := client.GetToken(ctx, conn.ConnectionID)
+	if err != nil {
+		return fmt.Errorf("connection %s is active but its token could not be read: %w", conn.ConnectionID, err)
+	}
+	sum := newTokenSummary(tok.AccessToken, tok.TokenType, tok.Scope, tok.IDToken, tok.Provider, tok.ExpiresAt, time.Now(), f.reveal)
+	if f.json {
+		return printJSON(ios.out, map[string]any{"connection_id": conn.ConnectionID, "auth_url": conn.AuthURL, "status": sdk.StatusActive, "token": sum})
+	}
+	fmt.Fprintf(ios.out, "Connected.\n\n")
+	return sum.write(ios.out, false, [2]string{"CONNECTION ID", conn.ConnectionID})
+}
+
+// providerScopes are the default scopes the gateway lists for a provider.
+func providerScopes(ctx context.Context, c *sdk.Client, name string) ([]string, error) {
+	ps, err := c.ListProviders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		if strings.EqualFold(p.Name, name) && len(p.Scopes) > 0 {
+			return slices.Clone(p.Scopes), nil
+		}
+	}
+	return nil, fmt.Errorf("no default scopes known for provider %q; give --scopes", name)
+}
+
+// progressLine rewrites one status line on a terminal while the user
+// consents; elsewhere it prints nothing.
+func progressLine(w io.Writer, start time.Time) func(sdk.Status) {
+	if !isTerminal(w) {
+		return nil
+	}
+	return func(s sdk.Status) {
+		state := s.Status
+		if s.Detail != "" {
+			state += " (" + s.Detail + ")"
+		}
+		fmt.Fprintf(w, "\r\033[Kwaiting for consent… %s, %s", time.Since(start).Round(time.Second), state)
+	}
+}
