@@ -4,6 +4,10 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/dromos-dev/dromos/internal/httpapi"
 
 	"github.com/dromos-dev/dromos/internal/storage"
 )
@@ -29,5 +33,62 @@ func (b *Broker) audit(r *http.Request, e storage.AuditEvent) {
 	ctx := context.WithoutCancel(r.Context())
 	if err := b.store.AppendAudit(ctx, e); err != nil {
 		b.log.WarnContext(ctx, "audit append failed", "type", e.Type, "connection_id", e.ConnectionID, "err", err)
+	}
+}
+
+type auditView struct {
+	ID           int64             `json:"id"`
+	Time         time.Time         `json:"time"`
+	Type         string            `json:"type"`
+	ConnectionID string            `json:"connection_id,omitempty"`
+	ProviderID   string            `json:"provider_id,omitempty"`
+	Actor        string            `json:"actor,omitempty"`
+	ClientIP     string            `json:"client_ip,omitempty"`
+	UserAgent    string            `json:"user_agent,omitempty"`
+	Detail       map[string]string `json:"detail,omitempty"`
+}
+
+// listAudit is GET /audit?connection_id=&since=&limit=: newest first.
+func (b *Broker) listAudit(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	f := storage.AuditFilter{ConnectionID: q.Get("connection_id"), Limit: 100}
+	if s := q.Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return httpapi.BadRequest("since must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
+		}
+		f.Since = t
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return httpapi.BadRequest("limit must be a number from 1 to 1000")
+		}
+		f.Limit = n
+	}
+	events, err := b.store.ListAudit(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := make([]auditView, len(events))
+	for i, e := range events {
+		out[i] = auditView(e)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"events": out})
+	return nil
+}
+
+// pruneAudit applies the retention setting.
+func (b *Broker) pruneAudit(ctx context.Context) {
+	if b.cfg.AuditRetention <= 0 {
+		return
+	}
+	n, err := b.store.PruneAudit(ctx, b.now().Add(-b.cfg.AuditRetention))
+	if err != nil {
+		b.log.WarnContext(ctx, "audit prune failed", "err", err)
+		return
+	}
+	if n > 0 {
+		b.log.InfoContext(ctx, "audit events pruned", "count", n)
 	}
 }

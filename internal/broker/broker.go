@@ -43,6 +43,9 @@ type Config struct {
 	// where an authUrl can leak: anyone holding it could complete consent
 	// with their own account into a connection the agent trusts.
 	InsecureSkipBrowserBinding bool
+	// AuditRetention: audit events older than this are pruned by the
+	// worker; 0 keeps them forever.
+	AuditRetention time.Duration
 
 	// ConsentTTL is how long a pending connection waits for its callback.
 	ConsentTTL time.Duration
@@ -153,6 +156,7 @@ func (b *Broker) routes() http.Handler {
 	guarded("GET /connections/{id}/token", b.getToken)
 	guarded("POST /connections/{id}/refresh", b.refreshToken)
 	guarded("DELETE /connections/{id}", b.deleteConnection)
+	guarded("GET /audit", b.listAudit)
 
 	mux.HandleFunc("GET "+b.cfg.RedirectPath, b.callback)
 	mux.HandleFunc("GET "+startPath+"{state}", b.start)

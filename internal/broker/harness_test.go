@@ -286,3 +286,8 @@ func (h *harness) status(connID string) storage.ConnectionStatus {
 }
 
 func sha(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+func toJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -52,6 +52,7 @@ func (b *Broker) RunWorker(ctx context.Context, opts WorkerOptions) {
 		if _, err := b.CleanupPending(ctx); err != nil && ctx.Err() == nil {
 			b.log.WarnContext(ctx, "pending clean-up failed", "err", err)
 		}
+		b.pruneAudit(ctx)
 		select {
 		case <-ctx.Done():
 			return

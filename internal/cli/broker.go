@@ -92,6 +92,7 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 		RequireAllowlist: cfg.RequireAllowlist, AllowedCIDRs: cfg.AllowedCIDRs,
 		EnforceReturnURL: cfg.EnforceReturnURL, AllowedReturnDomains: cfg.AllowedReturnDomains,
 		ExposeRefreshToken: cfg.ExposeRefreshToken, InsecureSkipBrowserBinding: cfg.InsecureSkipBrowserBinding,
+		AuditRetention: cfg.AuditRetention,
 	}, broker.Deps{
 		Store:     store,
 		Vault:     ring,

@@ -17,7 +17,7 @@ import (
 
 func runConnections(ctx context.Context, args []string, ios ioSet, env config.Env) error {
 	return runGroup(ctx, "connections", "Inspects and deletes connections at the broker.", []subcommand{
-		{"list", "list connections, newest first, with filters", runConnectionsList},
+		{"list", "list connections (oldest first) with filters", runConnectionsList},
 		{"show", "show one connection", runConnectionsShow},
 		{"delete", "delete a connection and its tokens", runConnectionsDelete},
 	}, args, ios, env)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/vault"
@@ -30,6 +31,7 @@ type Broker struct {
 	ExposeRefreshToken   bool
 	// InsecureSkipBrowserBinding turns off the flow cookie (see broker).
 	InsecureSkipBrowserBinding bool
+	AuditRetention             time.Duration
 	LogLevel                   slog.Level
 }
 
@@ -54,6 +56,7 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   EXPOSE_REFRESH_TOKEN    true to include refresh_token in token answers (default false)
   INSECURE_SKIP_BROWSER_BINDING  true to hand out provider URLs directly and accept
                           callbacks from any browser (MUST NOT be used where an authUrl can leak)
+  AUDIT_RETENTION         how long audit events are kept (default 2160h = 90 days; 0 keeps them)
   LOG_LEVEL               debug, info, warn or error (default info)
 `
 
@@ -72,6 +75,7 @@ func LoadBroker(env Env) (Broker, error) {
 		EnforceReturnURL:           r.boolean("ENFORCE_RETURN_URL", false),
 		ExposeRefreshToken:         r.boolean("EXPOSE_REFRESH_TOKEN", false),
 		InsecureSkipBrowserBinding: r.boolean("INSECURE_SKIP_BROWSER_BINDING", false),
+		AuditRetention:             r.duration("AUDIT_RETENTION", 90*24*time.Hour),
 		AllowedReturnDomains:       r.list("ALLOWED_RETURN_DOMAINS"),
 	}
 	b.BaseURL = r.absURL("BASE_URL", r.str("BASE_URL", fmt.Sprintf("http://localhost:%d", b.Port)))

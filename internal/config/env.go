@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/vault"
@@ -81,6 +82,22 @@ func (r reader) port(key string, def int) int {
 		return def
 	}
 	return n
+}
+
+func (r reader) duration(key string, def time.Duration) time.Duration {
+	v := r.str(key, "")
+	if v == "" {
+		return def
+	}
+	if v == "0" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		r.errs.add("%s must be a duration such as 2160h or 30m (0 disables)", key)
+		return def
+	}
+	return d
 }
 
 func (r reader) list(key string) []string {

@@ -67,6 +67,9 @@ type Storage interface {
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	// ListAudit returns events newest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	// PruneAudit deletes events older than before (retention) and returns
+	// how many it deleted.
+	PruneAudit(ctx context.Context, before time.Time) (int64, error)
 
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -75,4 +76,13 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 		return nil, wrap("list audit", err)
 	}
 	return events, nil
+}
+
+// PruneAudit deletes events that occurred before before.
+func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM audit_events WHERE occurred_at < $1`, before)
+	if err != nil {
+		return 0, wrap("prune audit", err)
+	}
+	return tag.RowsAffected(), nil
 }

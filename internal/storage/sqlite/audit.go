@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/dromos-dev/dromos/internal/storage"
 )
@@ -84,4 +85,13 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 		return nil, wrap("list audit", err)
 	}
 	return events, nil
+}
+
+// PruneAudit deletes events that occurred before before.
+func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.write.ExecContext(ctx, `DELETE FROM audit_events WHERE occurred_at < ?`, nanos(before))
+	if err != nil {
+		return 0, wrap("prune audit", err)
+	}
+	return res.RowsAffected()
 }

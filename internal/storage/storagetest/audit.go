@@ -23,6 +23,23 @@ func newEvent(typ, connectionID string, at time.Time) storage.AuditEvent {
 }
 
 func runAudit(t *testing.T, open func(t *testing.T) storage.Storage) {
+	t.Run("PruneOlderThan", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		for i := 0; i < 5; i++ {
+			must(t, "AppendAudit", s.AppendAudit(ctx, newEvent("e", "c1", baseTime().Add(time.Duration(i)*time.Hour))))
+		}
+		n, err := s.PruneAudit(ctx, baseTime().Add(2*time.Hour))
+		must(t, "PruneAudit", err)
+		if n != 2 {
+			t.Fatalf("pruned %d, want 2", n)
+		}
+		got, err := s.ListAudit(ctx, storage.AuditFilter{})
+		must(t, "ListAudit", err)
+		if len(got) != 3 || got[len(got)-1].Time.Before(baseTime().Add(2*time.Hour)) {
+			t.Fatalf("left %d events, oldest %v", len(got), got[len(got)-1].Time)
+		}
+	})
 	t.Run("AppendListNewestFirst", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()
