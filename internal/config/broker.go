@@ -33,6 +33,8 @@ type Broker struct {
 	InsecureSkipBrowserBinding bool
 	AuditRetention             time.Duration
 	LogLevel                   slog.Level
+	// Production is DROMOS_ENV=production: insecure settings refuse to start.
+	Production bool
 }
 
 // RedirectURI is the callback URL registered at providers.
@@ -56,6 +58,7 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   EXPOSE_REFRESH_TOKEN    true to include refresh_token in token answers (default false)
   INSECURE_SKIP_BROWSER_BINDING  true to hand out provider URLs directly and accept
                           callbacks from any browser (MUST NOT be used where an authUrl can leak)
+  DROMOS_ENV              production refuses to start on insecure settings (lists them all)
   AUDIT_RETENTION         how long audit events are kept (default 2160h = 90 days; 0 keeps them)
   LOG_LEVEL               debug, info, warn or error (default info)
 `
@@ -109,7 +112,35 @@ func LoadBroker(env Env) (Broker, error) {
 		probs.add("LOG_LEVEL must be debug, info, warn or error")
 	}
 	b.LogLevel = lvl
+	b.Production = r.production()
+	if b.Production {
+		probs = append(probs, b.productionProblems()...)
+	}
 	return b, probs.err()
+}
+
+// productionProblems lists every setting DROMOS_ENV=production refuses.
+func (b Broker) productionProblems() Problems {
+	var p Problems
+	if !strings.HasPrefix(b.BaseURL, "https://") {
+		p.add("DROMOS_ENV=production: BASE_URL must be https")
+	}
+	if !b.RequireAPIKey {
+		p.add("DROMOS_ENV=production: REQUIRE_API_KEY must be true")
+	}
+	if !b.EnforceReturnURL {
+		p.add("DROMOS_ENV=production: ENFORCE_RETURN_URL must be true (with ALLOWED_RETURN_DOMAINS)")
+	}
+	if b.InsecureSkipBrowserBinding {
+		p.add("DROMOS_ENV=production: INSECURE_SKIP_BROWSER_BINDING must not be set")
+	}
+	if !strings.HasPrefix(b.DatabaseURL, "postgres://") && !strings.HasPrefix(b.DatabaseURL, "postgresql://") {
+		p.add("DROMOS_ENV=production: DATABASE_URL must be PostgreSQL")
+	}
+	if b.ExposeRefreshToken {
+		p.add("DROMOS_ENV=production: EXPOSE_REFRESH_TOKEN hands refresh tokens to agents; unset it")
+	}
+	return p
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -92,3 +92,27 @@ func hexOf(b []byte) string {
 	}
 	return string(out)
 }
+
+func TestProductionModeRefusesInsecureDefaults(t *testing.T) {
+	_, err := LoadBroker(Env{"DROMOS_ENV": "production", "ENCRYPTION_KEY": key32, "STATE_KEY": key32b,
+		"INSECURE_SKIP_BROWSER_BINDING": "true"})
+	if err == nil {
+		t.Fatal("production started on defaults")
+	}
+	for _, want := range []string{"BASE_URL must be https", "REQUIRE_API_KEY must be true", "ENFORCE_RETURN_URL must be true",
+		"INSECURE_SKIP_BROWSER_BINDING", "DATABASE_URL must be PostgreSQL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+	ok := Env{"DROMOS_ENV": "production", "ENCRYPTION_KEY": key32, "STATE_KEY": key32b, "BASE_URL": "https://broker.example.com",
+		"REQUIRE_API_KEY": "true", "API_KEYS": "k1", "ENFORCE_RETURN_URL": "true", "ALLOWED_RETURN_DOMAINS": "app.example.com",
+		"DATABASE_URL": "postgres://db/dromos"}
+	if b, err := LoadBroker(ok); err != nil || !b.Production {
+		t.Fatalf("secure production settings refused: %v", err)
+	}
+	if _, err := LoadGateway(Env{"DROMOS_ENV": "production", "BROKER_BASE_URL": "http://broker:8080", "STATE_KEY": key32,
+		"GATEWAY_ALLOW_ANONYMOUS": "true"}); err == nil || !strings.Contains(err.Error(), "GATEWAY_ALLOW_ANONYMOUS must not be set") {
+		t.Fatalf("anonymous production gateway: %v", err)
+	}
+}

@@ -222,6 +222,19 @@ func (r reader) absURL(key, val string) string {
 	return strings.TrimSuffix(val, "/")
 }
 
+// production reads DROMOS_ENV: "production" or empty/"development".
+func (r reader) production() bool {
+	switch v := strings.ToLower(r.str("DROMOS_ENV", "")); v {
+	case "production", "prod":
+		return true
+	case "", "development", "dev":
+		return false
+	default:
+		r.errs.add("DROMOS_ENV must be production or development")
+		return false
+	}
+}
+
 // NewKey returns a fresh random key as standard base64, for `dromos keygen`.
 func NewKey(random func([]byte) (int, error)) (string, error) {
 	var b [32]byte

@@ -28,6 +28,7 @@ const GatewayVars = `  PORT                     HTTP listen port (default 8090)
   STATE_KEY, STATE_KEYS    the broker's state key(s), to verify the state it signs (required)
   GATEWAY_API_KEYS         agents' keys: client-name:key or client-name:sha256:HEX, comma-separated
   GATEWAY_ALLOW_ANONYMOUS  true to run without GATEWAY_API_KEYS (anyone may call; development only)
+  DROMOS_ENV               production refuses anonymous agents
   LOG_LEVEL                debug, info, warn or error (default info)
 `
 
@@ -59,6 +60,14 @@ func LoadGateway(env Env) (Gateway, error) {
 	g.Clients = clients
 	if len(g.Clients) == 0 && !g.AllowAnonymous && err == nil {
 		probs.add("GATEWAY_API_KEYS is empty: set it, or GATEWAY_ALLOW_ANONYMOUS=true to let anyone in")
+	}
+	if r.production() {
+		if g.AllowAnonymous {
+			probs.add("DROMOS_ENV=production: GATEWAY_ALLOW_ANONYMOUS must not be set")
+		}
+		if len(g.Clients) == 0 {
+			probs.add("DROMOS_ENV=production: GATEWAY_API_KEYS is required")
+		}
 	}
 	lvl, lerr := parseLevel(r.str("LOG_LEVEL", "info"))
 	if lerr != nil {
