@@ -57,6 +57,10 @@ type Storage interface {
 	// ties by id; at most limit (0 or less means 100). A zero bound switches
 	// that reason off.
 	DueForRefresh(ctx context.Context, now, expiringBefore, untouchedBefore time.Time, limit int) ([]string, error)
+	// ListConnectionIDs pages through every connection id in ascending
+	// order: ids greater than after, at most limit (0 or less means 100).
+	// Maintenance (key rotation) walks the table with it.
+	ListConnectionIDs(ctx context.Context, after string, limit int) ([]string, error)
 	// DeleteConnection removes the connection and its token.
 	DeleteConnection(ctx context.Context, id string) error
 

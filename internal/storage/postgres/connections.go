@@ -233,3 +233,16 @@ func (s *Store) GetToken(ctx context.Context, connectionID string) (storage.Toke
 	}
 	return t, nil
 }
+
+// ListConnectionIDs pages through connection ids in ascending order.
+func (s *Store) ListConnectionIDs(ctx context.Context, after string, n int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM connections WHERE id > $1 ORDER BY id LIMIT $2`, after, limit(n))
+	if err != nil {
+		return nil, wrap("list connection ids", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, wrap("list connection ids", err)
+	}
+	return ids, nil
+}

@@ -244,3 +244,24 @@ func (s *Store) GetToken(ctx context.Context, connectionID string) (storage.Toke
 	}
 	return t, nil
 }
+
+// ListConnectionIDs pages through connection ids in ascending order.
+func (s *Store) ListConnectionIDs(ctx context.Context, after string, n int) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT id FROM connections WHERE id > ? ORDER BY id LIMIT ?`, after, limit(n))
+	if err != nil {
+		return nil, wrap("list connection ids", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrap("list connection ids", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list connection ids", err)
+	}
+	return ids, nil
+}

@@ -3,6 +3,7 @@ package storagetest
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +57,31 @@ func getConnection(t *testing.T, s storage.Storage, id string) storage.Connectio
 }
 
 func runConnections(t *testing.T, open func(t *testing.T) storage.Storage) {
+	t.Run("ListConnectionIDsPages", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		want := []string{"id-a", "id-b", "id-c", "id-d", "id-e"}
+		for _, id := range []string{"id-c", "id-a", "id-e", "id-b", "id-d"} {
+			must(t, "CreateConnection", s.CreateConnection(ctx, newConnection(id)))
+		}
+		var got []string
+		after := ""
+		for {
+			page, err := s.ListConnectionIDs(ctx, after, 2)
+			must(t, "ListConnectionIDs", err)
+			if len(page) == 0 {
+				break
+			}
+			if len(page) > 2 {
+				t.Fatalf("page of %d, limit 2", len(page))
+			}
+			got = append(got, page...)
+			after = page[len(page)-1]
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("paged ids %v, want %v", got, want)
+		}
+	})
 	t.Run("CreateGetRoundTrip", func(t *testing.T) {
 		s := open(t)
 		in := newConnection("c1")
