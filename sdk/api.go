@@ -1,0 +1,214 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// RequestConnectionInput asks for a new connection. UserID, ProviderName,
+// Scopes and ReturnURL are required by the gateway.
+type RequestConnectionInput struct {
+	UserID       string            // your identifier for the user
+	ProviderName string            // a provider name or alias, case-insensitive
+	Scopes       []string          // OAuth scopes to ask the user for
+	ReturnURL    string            // where the browser lands after consent
+	Metadata     map[string]string // optional labels kept with the connection
+}
+
+// Connection is a started connection: send the user to AuthURL, keep
+// ConnectionID.
+type Connection struct {
+	AuthURL      string
+	ConnectionID string
+	State        string // the signed OAuth state inside AuthURL; treat it as a secret
+	Scopes       []string
+	ProviderID   string
+}
+
+// Connection statuses as the gateway reports them.
+const (
+	StatusPending = "pending"
+	StatusActive  = "active"
+	StatusFailed  = "failed"
+)
+
+// Status is a connection's state. Status is StatusPending, StatusActive or
+// StatusFailed; Detail is the finer broker status when it differs
+// (exchanging, expired, revoked…), Reason why it failed when known.
+type Status struct {
+	Status string `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Provider is a provider agents may ask for.
+type Provider struct {
+	Name        string   `json:"name"`
+	DisplayName string   `json:"display_name"`
+	Scopes      []string `json:"scopes"` // used when a request names none the provider knows
+}
+
+// connPath is the path of a per-connection route; an empty id is refused
+// here rather than turned into another route.
+func connPath(prefix, id string) (string, error) {
+	if id == "" {
+		return "", errors.New("dromos: empty connection id")
+	}
+	return prefix + "/" + url.PathEscape(id), nil
+}
+
+// RequestConnection starts a connection for a user. The answer's AuthURL is
+// the provider's consent page; the connection stays pending (for ten
+// minutes) until the user finishes there. A retried attempt may leave an
+// extra pending connection behind; it expires on its own.
+func (c *Client) RequestConnection(ctx context.Context, in RequestConnectionInput) (*Connection, error) {
+	body := struct {
+		UserID       string            `json:"user_id"`
+		ProviderName string            `json:"provider_name"`
+		Scopes       []string          `json:"scopes"`
+		ReturnURL    string            `json:"return_url"`
+		Metadata     map[string]string `json:"metadata,omitempty"`
+	}{in.UserID, in.ProviderName, in.Scopes, in.ReturnURL, in.Metadata}
+	var out struct {
+		AuthURL      string   `json:"authUrl"`
+		ConnectionID string   `json:"connection_id"`
+		State        string   `json:"state"`
+		Scopes       []string `json:"scopes"`
+		ProviderID   string   `json:"provider_id"`
+	}
+	err := c.do(ctx, call{method: http.MethodPost, route: "/v1/request-connection", path: "/v1/request-connection", body: body}, &out)
+	if err != nil {
+		return nil, err
+	}
+	if out.AuthURL == "" || out.ConnectionID == "" {
+		return nil, errors.New("dromos: request-connection answer lacks authUrl or connection_id")
+	}
+	return (*Connection)(&out), nil
+}
+
+// CheckConnection reports whether the user has finished consent.
+func (c *Client) CheckConnection(ctx context.Context, id string) (*Status, error) {
+	p, err := connPath("/v1/check-connection", id)
+	if err != nil {
+		return nil, err
+	}
+	var s Status
+	if err := c.do(ctx, call{method: http.MethodGet, route: "/v1/check-connection/{id}", path: p}, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// WaitOptions tune WaitForActive. The zero value polls after 1 s, then
+// 1.5 times longer each time up to 5 s.
+type WaitOptions struct {
+	Interval    time.Duration // first pause between polls
+	MaxInterval time.Duration // longest pause
+	// Progress, when set, sees every status polled, e.g. to show a
+	// spinner. It runs on the calling goroutine.
+	Progress func(Status)
+}
+
+// WaitForActive polls CheckConnection until the connection is active
+// (nil), failed (a *FailedError, errors.Is ErrFailed), or ctx ends (the
+// context's error). Gateway errors that outlive the retry policy end the
+// wait too. Bound the wait with a context deadline: consent can take a
+// person minutes, and a pending connection expires after ten.
+func (c *Client) WaitForActive(ctx context.Context, id string, opts WaitOptions) error {
+	pause, maxPause := opts.Interval, opts.MaxInterval
+	if pause <= 0 {
+		pause = time.Second
+	}
+	if maxPause < pause {
+		maxPause = max(5*time.Second, pause)
+	}
+	for {
+		s, err := c.CheckConnection(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		if opts.Progress != nil {
+			opts.Progress(*s)
+		}
+		switch s.Status {
+		case StatusActive:
+			return nil
+		case StatusFailed:
+			return &FailedError{ConnectionID: id, Detail: s.Detail, Reason: s.Reason}
+		}
+		if err := c.sleep(ctx, pause); err != nil {
+			return err
+		}
+		pause = min(pause*3/2, maxPause)
+	}
+}
+
+// GetToken returns a currently valid access token; the broker refreshes an
+// expired or nearly expired one first. ErrPending while consent is not
+// finished, ErrReauthRequired when the user must connect again.
+func (c *Client) GetToken(ctx context.Context, id string) (*Token, error) {
+	p, err := connPath("/v1/token", id)
+	if err != nil {
+		return nil, err
+	}
+	return c.token(ctx, call{method: http.MethodGet, route: "/v1/token/{id}", path: p})
+}
+
+// Refresh forces a refresh at the provider and returns the new token, for
+// when the provider refused a token that had not expired yet. Gateways
+// whose broker cannot force a refresh answer 501 (ErrNotSupported).
+func (c *Client) Refresh(ctx context.Context, id string) (*Token, error) {
+	p, err := connPath("/v1/refresh", id)
+	if err != nil {
+		return nil, err
+	}
+	return c.token(ctx, call{method: http.MethodPost, route: "/v1/refresh/{id}", path: p})
+}
+
+func (c *Client) token(ctx context.Context, cl call) (*Token, error) {
+	var raw json.RawMessage
+	if err := c.do(ctx, cl, &raw); err != nil {
+		return nil, err
+	}
+	return decodeToken(raw, c.now())
+}
+
+// DeleteConnection removes a connection and its tokens. A gateway without
+// the DELETE route yields ErrNotSupported; an unknown connection
+// ErrNotFound.
+func (c *Client) DeleteConnection(ctx context.Context, id string) error {
+	p, err := connPath("/v1/connections", id)
+	if err != nil {
+		return err
+	}
+	err = c.do(ctx, call{method: http.MethodDelete, route: "/v1/connections/{id}", path: p}, nil)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+		return err
+	}
+	// A gateway without the route answers 404 too. The connection's own
+	// status tells the two apart: if it exists, the route does not.
+	if _, cerr := c.CheckConnection(ctx, id); cerr == nil {
+		return fmt.Errorf("%w: the gateway has no DELETE /v1/connections/{id}", ErrNotSupported)
+	}
+	return err
+}
+
+// ListProviders lists the providers agents may ask for.
+func (c *Client) ListProviders(ctx context.Context) ([]Provider, error) {
+	var out struct {
+		Providers []Provider `json:"providers"`
+	}
+	if err := c.do(ctx, call{method: http.MethodGet, route: "/v1/providers", path: "/v1/providers"}, &out); err != nil {
+		return nil, err
+	}
+	return out.Providers, nil
+}

@@ -1,0 +1,188 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+const (
+	// expiryMargin: a cached token is replaced this long before it
+	// expires, so a request never leaves with a token about to die.
+	expiryMargin = 30 * time.Second
+	// noExpiryTTL: a token without expiry is asked for again after this
+	// long, so a revocation or re-consent is noticed.
+	noExpiryTTL = time.Minute
+)
+
+// tokenSource caches one connection's token. The mutex is held across the
+// gateway call, so concurrent callers wait for one fetch instead of each
+// making their own.
+type tokenSource struct {
+	c   *Client
+	ctx context.Context
+	id  string
+
+	mu    sync.Mutex
+	cur   *Token
+	until time.Time // cur is handed out before this instant
+}
+
+// TokenSource returns an oauth2.TokenSource for the connection, so that
+// oauth2.NewClient(ctx, client.TokenSource(ctx, id)) is an *http.Client
+// that calls the provider's API as the user. It is safe for concurrent use
+// and keeps a token until 30 s before it expires (half its remaining life
+// if that is shorter; one minute when it has no expiry), then asks the
+// gateway again. ctx bounds those gateway calls, as in package oauth2.
+func (c *Client) TokenSource(ctx context.Context, connectionID string) oauth2.TokenSource {
+	return c.newTokenSource(ctx, connectionID)
+}
+
+func (c *Client) newTokenSource(ctx context.Context, id string) *tokenSource {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return &tokenSource{c: c, ctx: ctx, id: id}
+}
+
+// Token implements oauth2.TokenSource.
+func (ts *tokenSource) Token() (*oauth2.Token, error) {
+	t, err := ts.current(ts.ctx)
+	if err != nil {
+		return nil, err
+	}
+	return t.OAuth2(), nil
+}
+
+// current returns the cached token while it is fresh, else fetches one.
+func (ts *tokenSource) current(ctx context.Context) (*Token, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.cur != nil && ts.c.now().Before(ts.until) {
+		return ts.cur, nil
+	}
+	t, err := ts.c.GetToken(ctx, ts.id)
+	if err != nil {
+		return nil, err
+	}
+	ts.keep(t)
+	return t, nil
+}
+
+// renew replaces a token the provider refused: a forced refresh, or a plain
+// read when the gateway cannot force one. When another caller already
+// replaced the refused token, that replacement is used instead of
+// refreshing again.
+func (ts *tokenSource) renew(ctx context.Context, refused string) (*Token, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.cur != nil && ts.cur.AccessToken != refused && ts.c.now().Before(ts.until) {
+		return ts.cur, nil
+	}
+	t, err := ts.c.Refresh(ctx, ts.id)
+	if errors.Is(err, ErrNotSupported) {
+		t, err = ts.c.GetToken(ctx, ts.id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ts.keep(t)
+	return t, nil
+}
+
+func (ts *tokenSource) keep(t *Token) {
+	now := ts.c.now()
+	ts.cur = t
+	if t.ExpiresAt.IsZero() {
+		ts.until = now.Add(noExpiryTTL)
+		return
+	}
+	left := t.ExpiresAt.Sub(now)
+	ts.until = t.ExpiresAt.Add(-min(expiryMargin, left/2))
+}
+
+// HTTPClient returns an *http.Client that calls a provider's API as the
+// connection's user: each request carries the current access token (cached
+// as by TokenSource). When the provider answers 401 — the token was
+// revoked or expired early — the client forces one refresh through the
+// gateway and sends the request once more with the new token; a second 401
+// is returned as it is, never looped. A request whose body cannot be
+// replayed (no GetBody) gets its first 401 back. Gateway calls end when ctx
+// or the request's context ends. The returned client has no timeout; set
+// one on it if you want one. Keep and reuse the client: its token cache
+// lives in it.
+func (c *Client) HTTPClient(ctx context.Context, connectionID string) *http.Client {
+	base := c.hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &http.Client{Transport: &bearerTransport{base: base, ts: c.newTokenSource(ctx, connectionID)}}
+}
+
+type bearerTransport struct {
+	base http.RoundTripper
+	ts   *tokenSource
+}
+
+func (bt *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(req.Context())
+	defer cancel()
+	defer context.AfterFunc(bt.ts.ctx, cancel)()
+
+	tok, err := bt.ts.current(ctx)
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	resp, err := bt.base.RoundTrip(withBearer(req, tok.AccessToken, nil))
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !replayable {
+		return resp, err
+	}
+	var body io.ReadCloser
+	if req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
+		if body, err = req.GetBody(); err != nil {
+			return resp, nil
+		}
+	}
+	log := bt.ts.c.log
+	fresh, err := bt.ts.renew(ctx, tok.AccessToken)
+	if err != nil || fresh.AccessToken == tok.AccessToken {
+		if body != nil {
+			body.Close()
+		}
+		if err != nil {
+			log.LogAttrs(req.Context(), slog.LevelWarn, "dromos: provider refused the token and renewing it failed",
+				slog.String("connection_id", bt.ts.id), slog.String("error", err.Error()))
+		}
+		return resp, nil
+	}
+	log.LogAttrs(req.Context(), slog.LevelDebug, "dromos: provider refused the token; retrying once with a renewed one",
+		slog.String("connection_id", bt.ts.id))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return bt.base.RoundTrip(withBearer(req, fresh.AccessToken, body))
+}
+
+// withBearer is a copy of req with the token set (and body, when given);
+// a RoundTripper must not change the request it was handed.
+func withBearer(req *http.Request, token string, body io.ReadCloser) *http.Request {
+	r := req.Clone(req.Context())
+	r.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		r.Body = body
+	}
+	return r
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
