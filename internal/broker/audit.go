@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -17,8 +16,8 @@ import (
 // codes, verifiers or secrets in Detail.
 func (b *Broker) audit(r *http.Request, e storage.AuditEvent) {
 	e.Time = b.now().UTC()
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		e.ClientIP = host
+	if ip := b.clientIP(r); ip.IsValid() {
+		e.ClientIP = ip.Unmap().String()
 	}
 	if ua := r.UserAgent(); len(ua) > 256 {
 		e.UserAgent = ua[:256]

@@ -31,10 +31,13 @@ type Config struct {
 	BaseURL      string // public URL, no trailing slash
 	RedirectPath string // e.g. /auth/callback
 
-	APIKeys              [][32]byte // SHA-256 of accepted API keys
-	RequireAPIKey        bool
-	RequireAllowlist     bool
-	AllowedCIDRs         []netip.Prefix
+	APIKeys          [][32]byte // SHA-256 of accepted API keys
+	RequireAPIKey    bool
+	RequireAllowlist bool
+	AllowedCIDRs     []netip.Prefix
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For /
+	// Forwarded headers are believed (rightmost untrusted hop).
+	TrustedProxies       []netip.Prefix
 	EnforceReturnURL     bool
 	AllowedReturnDomains []string
 	ExposeRefreshToken   bool
@@ -43,6 +46,13 @@ type Config struct {
 	// where an authUrl can leak: anyone holding it could complete consent
 	// with their own account into a connection the agent trusts.
 	InsecureSkipBrowserBinding bool
+	// CallbackRatePerMinute and ConsentRatePerMinute limit each client IP
+	// on /auth/start + /auth/callback and on consent creation (0: off).
+	CallbackRatePerMinute int
+	ConsentRatePerMinute  int
+	// ProviderNetGuard (production) refuses provider endpoints that are not
+	// https or that resolve to non-public addresses.
+	ProviderNetGuard bool
 	// AuditRetention: audit events older than this are pruned by the
 	// worker; 0 keeps them forever.
 	AuditRetention time.Duration
@@ -94,6 +104,7 @@ type Broker struct {
 	// instance names this broker in refresh leases.
 	instance string
 	flights  flight
+	guards   *guards
 }
 
 // New builds a broker.
@@ -127,6 +138,11 @@ func New(cfg Config, d Deps) (*Broker, error) {
 		disco: d.Discovery, idt: d.IDTokens, log: d.Logger, now: d.Now, rand: d.Rand,
 		m: newMetrics(d.Registerer), gather: d.Gatherer, instance: newLeaseOwner("broker"),
 	}
+	g, err := newGuards(cfg, d.Now)
+	if err != nil {
+		return nil, err
+	}
+	b.guards = g
 	b.handler = httpapi.Middleware(b.routes(), b.log, b.now, b.m.observeHTTP)
 	return b, nil
 }
@@ -158,8 +174,16 @@ func (b *Broker) routes() http.Handler {
 	guarded("DELETE /connections/{id}", b.deleteConnection)
 	guarded("GET /audit", b.listAudit)
 
-	mux.HandleFunc("GET "+b.cfg.RedirectPath, b.callback)
-	mux.HandleFunc("GET "+startPath+"{state}", b.start)
+	mux.HandleFunc("GET "+b.cfg.RedirectPath, func(w http.ResponseWriter, r *http.Request) {
+		if !b.limited(b.guards.callback, w, r) {
+			b.callback(w, r)
+		}
+	})
+	mux.HandleFunc("GET "+startPath+"{state}", func(w http.ResponseWriter, r *http.Request) {
+		if !b.limited(b.guards.callback, w, r) {
+			b.start(w, r)
+		}
+	})
 	mux.Handle("GET /health", b.api(func(w http.ResponseWriter, _ *http.Request) error {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return nil
@@ -213,7 +237,7 @@ func (b *Broker) ready(w http.ResponseWriter, r *http.Request) error {
 // and the API key.
 func (b *Broker) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if b.cfg.RequireAllowlist && !b.peerAllowed(r.RemoteAddr) {
+		if b.cfg.RequireAllowlist && !b.allowlisted(r) {
 			httpapi.WriteError(w, r, b.log, &httpapi.Error{Status: http.StatusForbidden, Code: "forbidden", Message: "client address not allowed"})
 			return
 		}
@@ -248,21 +272,6 @@ func (b *Broker) keyAllowed(key string) bool {
 		ok |= subtle.ConstantTimeCompare(sum[:], k[:])
 	}
 	return ok == 1
-}
-
-// peerAllowed judges the TCP peer address, never a header a client sets.
-func (b *Broker) peerAllowed(remote string) bool {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return false
-	}
-	addr := ap.Addr().Unmap()
-	for _, p := range b.cfg.AllowedCIDRs {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
 }
 
 func (b *Broker) randReader() io.Reader {

@@ -282,8 +282,9 @@ func sanitizeErrorCode(s string) string {
 // redirectResult sends the browser back to the agent's return_url with the
 // outcome merged into the query it already has.
 func (b *Broker) redirectResult(w http.ResponseWriter, r *http.Request, conn storage.Connection, failure string) {
+	// Checked again: the allow-list may have changed since consent.
 	u, err := url.Parse(conn.ReturnURL)
-	if err != nil {
+	if err != nil || b.checkReturnURL(conn.ReturnURL) != nil {
 		b.rejectCallback(w, r, callbackRejection{"bad_return_url", "The application's return address is invalid."})
 		return
 	}

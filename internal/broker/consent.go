@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -73,8 +72,8 @@ func (req *consentRequest) validate() error {
 			break
 		}
 	}
-	if err := checkReturnURL(req.ReturnURL); err != nil {
-		add("return_url %v", err)
+	if req.ReturnURL == "" {
+		add("return_url is required")
 	}
 	if len(req.Metadata) > maxMetadata {
 		add("at most %d metadata entries", maxMetadata)
@@ -112,51 +111,10 @@ func truncate(s string, n int) string {
 	return s
 }
 
-func checkReturnURL(raw string) error {
-	if raw == "" {
-		return fmt.Errorf("is required")
-	}
-	if len(raw) > maxReturnURLen {
-		return fmt.Errorf("is longer than %d characters", maxReturnURLen)
-	}
-	if strings.ContainsAny(raw, "\\\x00\r\n\t") {
-		return fmt.Errorf("contains forbidden characters")
-	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("must be an absolute http(s) URL")
-	}
-	if u.User != nil {
-		return fmt.Errorf("must not contain credentials")
-	}
-	return nil
-}
-
-// returnURLAllowed applies ENFORCE_RETURN_URL: exact hosts, or *.domain for
-// proper subdomains only.
-func (b *Broker) returnURLAllowed(raw string) bool {
-	if !b.cfg.EnforceReturnURL {
-		return true
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return false
-	}
-	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
-	for _, d := range b.cfg.AllowedReturnDomains {
-		d = strings.TrimSuffix(strings.ToLower(d), ".")
-		if suffix, ok := strings.CutPrefix(d, "*."); ok {
-			if strings.HasSuffix(host, "."+suffix) {
-				return true
-			}
-		} else if host == d {
-			return true
-		}
-	}
-	return false
-}
-
 func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
+	if b.limited(b.guards.consent, w, r) {
+		return nil
+	}
 	var req consentRequest
 	if err := httpapi.DecodeJSON(w, r, &req, httpapi.MaxBody); err != nil {
 		return err
@@ -164,8 +122,8 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if err := req.validate(); err != nil {
 		return err
 	}
-	if !b.returnURLAllowed(req.ReturnURL) {
-		return httpapi.BadRequest("return_url host is not in ALLOWED_RETURN_DOMAINS")
+	if err := b.checkReturnURL(req.ReturnURL); err != nil {
+		return err
 	}
 	prov, err := b.lookupProvider(r.Context(), req.ProviderID, strings.ToLower(strings.TrimSpace(req.ProviderName)))
 	if err != nil {

@@ -90,6 +90,9 @@ func validationErr(err error) error {
 // issuer is down or lying is reported at registration rather than
 // half-configured.
 func (b *Broker) checkDiscovery(ctx context.Context, p *provider.Profile) error {
+	if err := b.checkProviderEndpoints(ctx, p); err != nil {
+		return err
+	}
 	if !p.EnableDiscovery {
 		return nil
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/idtoken"
 	"github.com/dromos-dev/dromos/internal/logging"
+	"github.com/dromos-dev/dromos/internal/netguard"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/vault"
@@ -60,8 +61,14 @@ func newRegistry() *prometheus.Registry {
 
 // outboundClient is the base client for provider back-channel calls; each
 // package wraps it with its own redirect and size rules.
-func outboundClient() *http.Client {
+func outboundClient(production bool) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if production {
+		// Every dial is checked against loopback, private, link-local and
+		// metadata addresses, so a provider (or its DNS) cannot point the
+		// broker at internal services.
+		tr = netguard.Transport(false)
+	}
 	tr.MaxIdleConnsPerHost = 16
 	tr.ResponseHeaderTimeout = 15 * time.Second
 	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
@@ -85,7 +92,7 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 	if err != nil {
 		return nil, nil, err
 	}
-	hc := outboundClient()
+	hc := outboundClient(cfg.Production)
 	svc, err := broker.New(broker.Config{
 		BaseURL: cfg.BaseURL, RedirectPath: cfg.RedirectPath,
 		APIKeys: cfg.APIKeys, RequireAPIKey: cfg.RequireAPIKey,
@@ -93,6 +100,8 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 		EnforceReturnURL: cfg.EnforceReturnURL, AllowedReturnDomains: cfg.AllowedReturnDomains,
 		ExposeRefreshToken: cfg.ExposeRefreshToken, InsecureSkipBrowserBinding: cfg.InsecureSkipBrowserBinding,
 		AuditRetention: cfg.AuditRetention,
+		TrustedProxies: cfg.TrustedProxies, CallbackRatePerMinute: cfg.CallbackRate, ConsentRatePerMinute: cfg.ConsentRate,
+		ProviderNetGuard: cfg.Production,
 	}, broker.Deps{
 		Store:     store,
 		Vault:     ring,

@@ -26,6 +26,9 @@ type Broker struct {
 	RequireAPIKey        bool
 	RequireAllowlist     bool
 	AllowedCIDRs         []netip.Prefix
+	TrustedProxies       []netip.Prefix
+	CallbackRate         int // per client IP per minute on /auth/start + callback; 0 off
+	ConsentRate          int // per client IP per minute on consent creation; 0 off
 	EnforceReturnURL     bool
 	AllowedReturnDomains []string
 	ExposeRefreshToken   bool
@@ -53,6 +56,9 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   REQUIRE_API_KEY         true to require a key on every route but callback/health/ready/metrics
   REQUIRE_ALLOWLIST       true to accept those routes only from ALLOWED_CIDRS
   ALLOWED_CIDRS           comma-separated CIDRs
+  TRUSTED_PROXIES         CIDRs of reverse proxies whose X-Forwarded-For/Forwarded are believed
+  RATE_LIMIT_CALLBACK     per client IP per minute on /auth/start and the callback (default 20; 0 off)
+  RATE_LIMIT_CONSENT      per client IP per minute on consent creation (default 600; 0 off)
   ENFORCE_RETURN_URL      true to accept only return URLs on ALLOWED_RETURN_DOMAINS
   ALLOWED_RETURN_DOMAINS  comma-separated hosts, *.example.com for subdomains
   EXPOSE_REFRESH_TOKEN    true to include refresh_token in token answers (default false)

@@ -84,6 +84,19 @@ func (r reader) port(key string, def int) int {
 	return n
 }
 
+func (r reader) count(key string, def int) int {
+	v := r.str(key, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 1_000_000 {
+		r.errs.add("%s must be a whole number from 0 to 1000000", key)
+		return def
+	}
+	return n
+}
+
 func (r reader) duration(key string, def time.Duration) time.Duration {
 	v := r.str(key, "")
 	if v == "" {
