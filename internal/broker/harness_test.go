@@ -85,6 +85,9 @@ type harness struct {
 	// flow is the user's browser: it visits the start URL (getting the
 	// flow cookie) and then the callback; it never follows redirects.
 	flow *http.Client
+	// encKeys and stateKeys configure the next start (first is primary).
+	encKeys   []vault.Key
+	stateKeys []state.Key
 }
 
 type syncBuffer struct {
@@ -107,7 +110,8 @@ func (s *syncBuffer) String() string {
 // newHarness starts a broker on a loopback server backed by dbURL.
 func newHarness(t *testing.T, dbURL string, tweak ...func(*broker.Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, dbURL: dbURL, clock: &clock{t: time.Now().UTC()}, logs: &syncBuffer{}}
+	h := &harness{t: t, dbURL: dbURL, clock: &clock{t: time.Now().UTC()}, logs: &syncBuffer{},
+		encKeys: []vault.Key{encKey}, stateKeys: []state.Key{stateKey}}
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -134,11 +138,11 @@ func (h *harness) start() {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	ring, err := vault.NewKeyring(encKey)
+	ring, err := vault.NewKeyring(h.encKeys[0], h.encKeys[1:]...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := state.NewSigner(stateKey, nil, state.Options{Now: h.clock.Now})
+	signer, err := state.NewSigner(h.stateKeys[0], h.stateKeys[1:], state.Options{Now: h.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

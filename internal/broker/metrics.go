@@ -21,6 +21,7 @@ type metrics struct {
 	lockWait              prometheus.Histogram
 	refreshProviderErrors *prometheus.CounterVec
 	refreshQueue          prometheus.Gauge
+	oldKeyRows            prometheus.Gauge
 	httpRequests          *prometheus.CounterVec
 	httpSeconds           *prometheus.HistogramVec
 }
@@ -54,6 +55,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "token_refresh_client_errors_total", Help: "Refreshes refused for the broker's client credentials (invalid_client), by provider."}, []string{"provider"}),
 		refreshQueue: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "token_refresh_ahead_queue", Help: "Connections found due by the last refresh-ahead pass."}),
+		oldKeyRows: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vault_ciphertexts_on_old_keys", Help: "Ciphertexts not under the primary encryption key, as of the last count (rotate-keys or the hourly worker count)."}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "broker_http_requests_total", Help: "Broker HTTP requests by route and status."}, []string{"route", "status"}),
 		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -63,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.consents, m.consentsOpenID, m.exchanges, m.exchangeSeconds, m.idTokens,
 			m.tokenGets, m.callbacks, m.httpRequests, m.httpSeconds,
-			m.refreshes, m.refreshSeconds, m.lockWait, m.refreshProviderErrors, m.refreshQueue)
+			m.refreshes, m.refreshSeconds, m.lockWait, m.refreshProviderErrors, m.refreshQueue, m.oldKeyRows)
 	}
 	return m
 }

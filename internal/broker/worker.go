@@ -45,7 +45,14 @@ func (b *Broker) RunWorker(ctx context.Context, opts WorkerOptions) {
 	opts.defaults()
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
+	var lastCount time.Time
 	for {
+		if b.now().Sub(lastCount) >= time.Hour {
+			lastCount = b.now()
+			if n, err := b.KeyUsage(ctx); err == nil {
+				b.m.oldKeyRows.Set(float64(n))
+			}
+		}
 		if _, err := b.RefreshDue(ctx, opts); err != nil && ctx.Err() == nil {
 			b.log.WarnContext(ctx, "refresh-ahead pass failed", "err", err)
 		}

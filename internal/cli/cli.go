@@ -29,6 +29,7 @@ func commands() []command {
 		{"gateway", "run the gateway service (the v1 REST and gRPC API for agents)", runGateway},
 		{"dev", "run broker, gateway and a demo OIDC provider in one process (not for production)", runDev},
 		{"migrate", "apply database migrations to DATABASE_URL and exit", runMigrate},
+		{"rotate-keys", "re-seal every stored secret under the primary ENCRYPTION_KEYS key, online", runRotateKeys},
 		{"keygen", "print fresh base64 32-byte keys for ENCRYPTION_KEY and STATE_KEY", runKeygen},
 		{"providers", "add, list, show or remove providers at a running broker", runProviders},
 		{"connections", "list, show or delete connections at a running broker", runConnections},
@@ -67,7 +68,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Dromos: the OAuth connection broker for AI agents.")
 	fmt.Fprintln(w, "\nUsage: dromos COMMAND [flags]\n\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'dromos COMMAND --help' for a command's flags and environment variables.")
 }

@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dromos-dev/dromos/internal/broker"
+	"github.com/dromos-dev/dromos/internal/config"
+	"github.com/dromos-dev/dromos/internal/logging"
+)
+
+func runRotateKeys(ctx context.Context, args []string, ios ioSet, env config.Env) error {
+	fs := newFlags("rotate-keys", "Re-seals every stored secret (tokens, PKCE verifiers, client secrets) under the primary key of\n"+
+		"ENCRYPTION_KEYS, online and in batches, while brokers keep serving. Interrupted runs resume where\n"+
+		"they stopped (rows already on the primary key are skipped). Deploy the new ENCRYPTION_KEYS to every\n"+
+		"broker first, keeping the old key listed after the new one, then run this; afterwards the old key\n"+
+		"can be removed.", config.BrokerVars, ios)
+	batch := fs.Int("batch", 200, "connections per batch")
+	check := fs.Bool("check", false, "only count ciphertexts not on the primary key")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.LoadBroker(env)
+	if err != nil {
+		return err
+	}
+	log := logging.New(ios.err, cfg.LogLevel)
+	svc, store, err := buildBroker(ctx, cfg, log, newRegistry(), nil)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if *check {
+		n, err := svc.KeyUsage(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(ios.out, "ciphertexts on old keys: %d\n", n)
+		return nil
+	}
+	st, err := svc.RotateKeys(ctx, *batch, func(s broker.RotateStats) {
+		fmt.Fprintf(ios.err, "… %d connections checked, %d re-sealed\n", s.Connections, s.Resealed)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(ios.out, "providers checked: %d\nconnections checked: %d\nciphertexts re-sealed: %d\nciphertexts still on old keys: %d\n",
+		st.Providers, st.Connections, st.Resealed, st.OnOldKeys)
+	if st.OnOldKeys > 0 {
+		return fmt.Errorf("%d ciphertexts are still on old keys (written during the run?); run again", st.OnOldKeys)
+	}
+	return nil
+}
