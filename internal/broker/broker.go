@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dromos-dev/dromos/internal/catalog"
 	"github.com/dromos-dev/dromos/internal/discovery"
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/httpapi"
@@ -78,6 +79,8 @@ type Deps struct {
 	Exchange  *exchange.Client
 	Discovery *discovery.Cache
 	IDTokens  *idtoken.Verifier
+	// Catalog resolves provider templates; nil disables them.
+	Catalog *catalog.Catalog
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -95,6 +98,7 @@ type Broker struct {
 	xchg    *exchange.Client
 	disco   *discovery.Cache
 	idt     *idtoken.Verifier
+	catalog *catalog.Catalog
 	log     *slog.Logger
 	now     func() time.Time
 	rand    io.Reader
@@ -135,7 +139,7 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	}
 	b := &Broker{
 		cfg: cfg, store: d.Store, vault: d.Vault, state: d.State, xchg: d.Exchange,
-		disco: d.Discovery, idt: d.IDTokens, log: d.Logger, now: d.Now, rand: d.Rand,
+		disco: d.Discovery, idt: d.IDTokens, catalog: d.Catalog, log: d.Logger, now: d.Now, rand: d.Rand,
 		m: newMetrics(d.Registerer), gather: d.Gatherer, instance: newLeaseOwner("broker"),
 	}
 	g, err := newGuards(cfg, d.Now)

@@ -119,6 +119,11 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 		b.rejectCallback(w, r, callbackRejection{"unknown_provider", "The provider of this connection is no longer configured."})
 		return
 	}
+	kept, err := prov.profile.CallbackValues(q)
+	if err != nil {
+		b.rejectCallback(w, r, callbackRejection{"bad_callback_param", "The sign-in response was malformed."})
+		return
+	}
 	ends, err := b.endpoints(ctx, prov.profile)
 	if err != nil {
 		b.log.WarnContext(ctx, "callback: provider endpoints unavailable", "err", err)
@@ -170,7 +175,7 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	// Past this point the connection is ours alone: finish it as active or
 	// failed, even if the browser goes away.
 	ctx = context.WithoutCancel(ctx)
-	if failure := b.completeExchange(ctx, conn, prov, ends, code, sealedVerifier); failure != "" {
+	if failure := b.completeExchange(ctx, conn, prov, ends, code, sealedVerifier, kept); failure != "" {
 		_, err := b.store.UpdateConnection(ctx, conn.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
 			c.Status, c.StatusReason, c.PKCEVerifier, c.UpdatedAt = storage.StatusFailed, failure, nil, b.now().UTC()
 			return c, storage.TokenChange{Delete: true}, nil
@@ -193,7 +198,7 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 // completeExchange exchanges the code, verifies the id_token and stores the
 // sealed token set, moving the connection to active. It returns "" on
 // success or the short failure reason.
-func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, prov registered, ends endpoints, code string, sealedVerifier []byte) string {
+func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, prov registered, ends endpoints, code string, sealedVerifier []byte, kept map[string]string) string {
 	verifier, err := b.vault.Open(sealedVerifier, verifierAAD(conn.ID))
 	if err != nil {
 		b.log.ErrorContext(ctx, "callback: opening PKCE verifier", "connection_id", conn.ID, "err", err)
@@ -204,8 +209,7 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 		b.log.ErrorContext(ctx, "callback: opening client secret", "provider", prov.row.Name, "err", err)
 		return "server_error"
 	}
-	ep := exchange.Endpoint{TokenURL: ends.Token, ClientID: prov.profile.ClientID, ClientSecret: clientSecret,
-		AuthMethod: exchange.AuthMethod(prov.profile.TokenEndpointAuthMethod)}
+	ep := b.tokenEndpoint(prov, ends, clientSecret)
 	start := b.now()
 	tok, err := b.xchg.ExchangeCode(ctx, ep, code, string(verifier), b.RedirectURI())
 	b.m.exchangeSeconds.Observe(b.now().Sub(start).Seconds())
@@ -214,6 +218,11 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 		b.m.exchanges.WithLabelValues("error").Inc()
 		b.log.WarnContext(ctx, "code exchange failed", "connection_id", conn.ID, "provider", prov.row.Name,
 			"class", string(class), "err", err)
+		return "exchange_failed"
+	}
+	if err := prov.profile.NormalizeTokenResponse(tok); err != nil {
+		b.m.exchanges.WithLabelValues("error").Inc()
+		b.log.WarnContext(ctx, "token response refused by provider quirks", "connection_id", conn.ID, "provider", prov.row.Name, "err", err)
 		return "exchange_failed"
 	}
 	b.m.exchanges.WithLabelValues("success").Inc()
@@ -249,6 +258,14 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 		c.Status, c.StatusReason, c.PKCEVerifier, c.UpdatedAt = storage.StatusActive, "", nil, now
 		if claims != nil {
 			c.Subject, c.Email, c.Issuer = claims.Subject, claims.Email, claims.Issuer
+		}
+		// Parameters some providers send only on the callback (QuickBooks
+		// realmId, Shopify shop) are kept on the connection.
+		for k, v := range kept {
+			if c.Metadata == nil {
+				c.Metadata = map[string]string{}
+			}
+			c.Metadata["callback."+k] = v
 		}
 		return c, storage.TokenChange{Put: &storage.Token{ConnectionID: c.ID, Ciphertext: sealed, ExpiresAt: set.Expiry,
 			ExpirySource: set.ExpirySource, CreatedAt: now, UpdatedAt: now}}, nil

@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/storage"
 )
@@ -254,8 +253,7 @@ func (b *Broker) revokeAtProvider(ctx context.Context, c storage.Connection) str
 	if err != nil {
 		return "failed"
 	}
-	ep := exchange.Endpoint{TokenURL: ends.Token, ClientID: prov.profile.ClientID, ClientSecret: secret,
-		AuthMethod: exchange.AuthMethod(prov.profile.TokenEndpointAuthMethod)}
+	ep := b.tokenEndpoint(prov, ends, secret)
 	token, hint := set.RefreshToken, "refresh_token"
 	if token == "" {
 		token, hint = set.AccessToken, "access_token"

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dromos-dev/dromos/internal/broker"
+	"github.com/dromos-dev/dromos/internal/catalog"
 	"github.com/dromos-dev/dromos/internal/database"
 	"github.com/dromos-dev/dromos/internal/discovery"
 	"github.com/dromos-dev/dromos/internal/exchange"
@@ -147,12 +148,17 @@ func (h *harness) start() {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
+	cat, err := catalog.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
 	hc := &http.Client{Timeout: 5 * time.Second}
 	b, err := broker.New(h.cfg, broker.Deps{
 		Store: store, Vault: ring, State: signer,
 		Exchange:  exchange.New(exchange.Options{HTTPClient: hc, Timeout: 2 * time.Second, Now: h.clock.Now, Logger: log}),
 		Discovery: discovery.New(discovery.Options{HTTPClient: hc, Now: h.clock.Now, Logger: log}),
 		IDTokens:  idtoken.NewVerifier(idtoken.Options{HTTPClient: hc, Now: h.clock.Now, Logger: log}),
+		Catalog:   cat,
 		Logger:    log, Registerer: reg, Gatherer: reg, Now: h.clock.Now, Rand: rand.Reader,
 	})
 	if err != nil {

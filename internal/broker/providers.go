@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/secret"
@@ -73,8 +74,37 @@ func (b *Broker) readProfile(w http.ResponseWriter, r *http.Request) (*provider.
 	if body.Profile == nil {
 		return nil, httpapi.BadRequest("profile is required")
 	}
-	body.Profile.Normalize()
 	return body.Profile, nil
+}
+
+// prepareProfile expands a catalog template (explicit fields win),
+// normalises and validates. storedSecret says the provider already has a
+// client secret, so an omitted one is not a problem.
+func (b *Broker) prepareProfile(prof *provider.Profile, storedSecret bool) error {
+	standIn := prof.ClientSecret.IsEmpty() && storedSecret
+	if standIn {
+		prof.ClientSecret = "(stored)"
+	}
+	if prof.Template != "" {
+		if b.catalog == nil {
+			return httpapi.BadRequest("provider templates are not available in this broker")
+		}
+		expanded, err := b.catalog.Expand(*prof)
+		if err != nil {
+			var ve *provider.ValidationError
+			if errors.As(err, &ve) {
+				return validationErr(err)
+			}
+			return httpapi.BadRequest("%s", err.Error())
+		}
+		*prof = expanded
+	}
+	prof.Normalize()
+	err := prof.Validate()
+	if standIn {
+		prof.ClientSecret = ""
+	}
+	return validationErr(err)
 }
 
 func validationErr(err error) error {
@@ -108,8 +138,8 @@ func (b *Broker) createProvider(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := prof.Validate(); err != nil {
-		return validationErr(err)
+	if err := b.prepareProfile(prof, false); err != nil {
+		return err
 	}
 	if err := b.checkDiscovery(r.Context(), prof); err != nil {
 		return err
@@ -222,13 +252,9 @@ func (b *Broker) updateProvider(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
-	// An omitted secret keeps the stored one; validate as if it were given.
-	check := *prof
-	if check.ClientSecret.IsEmpty() && len(cur.ClientSecret) > 0 {
-		check.ClientSecret = "(stored)"
-	}
-	if err := check.Validate(); err != nil {
-		return validationErr(err)
+	// An omitted secret keeps the stored one.
+	if err := b.prepareProfile(prof, len(cur.ClientSecret) > 0); err != nil {
+		return err
 	}
 	if err := b.checkDiscovery(r.Context(), prof); err != nil {
 		return err
@@ -309,8 +335,7 @@ func (b *Broker) endpoints(ctx context.Context, p provider.Profile) (endpoints, 
 // its name, with the same validation as the API. dromos dev uses it to keep
 // its demo provider registered across restarts.
 func (b *Broker) EnsureProvider(ctx context.Context, prof provider.Profile) (string, error) {
-	prof.Normalize()
-	if err := prof.Validate(); err != nil {
+	if err := b.prepareProfile(&prof, false); err != nil {
 		return "", err
 	}
 	if err := b.checkDiscovery(ctx, &prof); err != nil {
@@ -339,4 +364,13 @@ func (b *Broker) EnsureProvider(ctx context.Context, prof provider.Profile) (str
 		return row, nil
 	})
 	return existing.ID, err
+}
+
+// tokenEndpoint is the exchange endpoint of a provider, with its quirks
+// (token type, nested token) switched on.
+func (b *Broker) tokenEndpoint(prov registered, ends endpoints, clientSecret secret.String) exchange.Endpoint {
+	ep := exchange.Endpoint{TokenURL: ends.Token, ClientID: prov.profile.ClientID, ClientSecret: clientSecret,
+		AuthMethod: exchange.AuthMethod(prov.profile.TokenEndpointAuthMethod)}
+	prov.profile.ConfigureEndpoint(&ep)
+	return ep
 }

@@ -222,11 +222,12 @@ func (b *Broker) refreshHeld(ctx context.Context, c storage.Connection, tok stor
 		var ends endpoints
 		if ends, err = b.endpoints(ctx, prov.profile); err == nil {
 			var secret, _ = b.clientSecret(prov)
-			ep := exchange.Endpoint{TokenURL: ends.Token, ClientID: prov.profile.ClientID, ClientSecret: secret,
-				AuthMethod: exchange.AuthMethod(prov.profile.TokenEndpointAuthMethod)}
+			ep := b.tokenEndpoint(prov, ends, secret)
 			var fresh *exchange.Token
 			if fresh, err = b.xchg.Refresh(ctx, ep, set.RefreshToken, nil); err == nil {
-				return b.storeRefreshed(ctx, c, owner, set, fresh, prov, start)
+				if err = prov.profile.NormalizeTokenResponse(fresh); err == nil {
+					return b.storeRefreshed(ctx, c, owner, set, fresh, prov, start)
+				}
 			}
 		}
 	}

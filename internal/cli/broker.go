@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/dromos-dev/dromos/internal/broker"
+	"github.com/dromos-dev/dromos/internal/catalog"
 	"github.com/dromos-dev/dromos/internal/config"
 	"github.com/dromos-dev/dromos/internal/database"
 	"github.com/dromos-dev/dromos/internal/discovery"
@@ -92,6 +93,11 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 	if err != nil {
 		return nil, nil, err
 	}
+	cat, err := catalog.Load()
+	if err != nil {
+		store.Close()
+		return nil, nil, fmt.Errorf("provider catalog: %w", err)
+	}
 	hc := outboundClient(cfg.Production)
 	svc, err := broker.New(broker.Config{
 		BaseURL: cfg.BaseURL, RedirectPath: cfg.RedirectPath,
@@ -108,6 +114,7 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 		State:     signer,
 		Exchange:  exchange.New(exchange.Options{HTTPClient: hc, Now: now, Logger: log}),
 		Discovery: discovery.New(discovery.Options{HTTPClient: hc, Now: now, Logger: log, Metrics: discovery.NewMetrics(reg)}),
+		Catalog:   cat,
 		IDTokens:  idtoken.NewVerifier(idtoken.Options{HTTPClient: hc, Now: now, Logger: log, Metrics: idtoken.NewMetrics(reg)}),
 		Logger:    log, Registerer: reg, Gatherer: reg, Now: now,
 	})

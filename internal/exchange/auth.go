@@ -42,6 +42,15 @@ type Endpoint struct {
 	// header, say). They cannot replace Authorization, Content-Type or
 	// Accept, which this package sets itself.
 	ExtraHeaders map[string]string
+	// AcceptAnyTokenType and TokenMember switch on provider quirks in
+	// parsing the token response; see ParseOptions. Both are off by
+	// default, which keeps the strict behaviour.
+	AcceptAnyTokenType bool
+	TokenMember        string
+}
+
+func (ep Endpoint) parseOptions() ParseOptions {
+	return ParseOptions{AcceptAnyTokenType: ep.AcceptAnyTokenType, TokenMember: ep.TokenMember}
 }
 
 // String implements fmt.Stringer. Header values are left out because some

@@ -172,7 +172,7 @@ func (c *Client) tokenCall(ctx context.Context, op string, ep Endpoint, form url
 	var tok *Token
 	err := c.post(ctx, op, ep.TokenURL, ep, form, func(r response) error {
 		var err error
-		tok, err = ParseResponse(r.status, r.contentType, r.body, r.received)
+		tok, err = ParseResponseWith(ep.parseOptions(), r.status, r.contentType, r.body, r.received)
 		return err
 	})
 	if err != nil {

@@ -5,7 +5,10 @@
 //
 // ParseResponse is the one place where the quirks of real token responses
 // are handled (form-encoded bodies, expires_in as a string, errors inside an
-// HTTP 200…), so that no other package has to know about them.
+// HTTP 200…), so that no other package has to know about them. The few
+// quirks that would break a strict parse (Slack's token_type "bot", a token
+// nested in authed_user) are opt-in switches: ParseOptions, set through
+// Endpoint.AcceptAnyTokenType and Endpoint.TokenMember.
 //
 // The Client never follows redirects, bounds every body it reads, and never
 // puts a token, code, verifier, secret or raw response body into a log line

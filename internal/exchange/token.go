@@ -56,6 +56,26 @@ const (
 	memberErrorURI     = "error_uri"
 )
 
+// ParseOptions are the per-provider switches of ParseResponseWith. The zero
+// value is the strict RFC 6749 behaviour of ParseResponse.
+type ParseOptions struct {
+	// AcceptAnyTokenType accepts a token_type other than "Bearer", or none
+	// at all, and reports it unchanged in Token.TokenType. It MUST be set
+	// only for providers known to answer that way (Slack's "bot" and
+	// "user", Shopify's missing member): for everyone else a non-Bearer
+	// token_type means a token this client does not know how to present.
+	AcceptAnyTokenType bool
+	// TokenMember names a JSON object member holding the token when the
+	// provider nests it (Slack puts the user token in "authed_user"). When
+	// that object is present and carries an access_token, its token members
+	// (access_token, token_type, refresh_token, id_token, scope,
+	// expires_in) are the token; the top-level token members belong to
+	// another token and are dropped rather than kept in Extra, and the
+	// object's other members stay in Extra under its name. When the object
+	// is absent the top level is parsed as usual.
+	TokenMember string
+}
+
 // ParseResponse interprets a token endpoint answer. It accepts JSON and
 // application/x-www-form-urlencoded bodies; text/plain bodies and unknown or
 // missing content types are tried as JSON first and then as a form.
@@ -68,6 +88,11 @@ const (
 //
 // now is the moment the response was received; Expiry is computed from it.
 func ParseResponse(status int, contentType string, body []byte, now time.Time) (*Token, error) {
+	return ParseResponseWith(ParseOptions{}, status, contentType, body, now)
+}
+
+// ParseResponseWith is ParseResponse with the provider switches in opts.
+func ParseResponseWith(opts ParseOptions, status int, contentType string, body []byte, now time.Time) (*Token, error) {
 	if status >= 300 && status < 400 {
 		return nil, fmt.Errorf("%w (HTTP %d)", ErrRedirect, status)
 	}
@@ -87,7 +112,49 @@ func ParseResponse(status int, contentType string, body []byte, now time.Time) (
 	if oe, ok := oauthError(status, fields); ok {
 		return nil, oe
 	}
-	return tokenFromFields(fields, now)
+	if opts.TokenMember != "" {
+		fields = liftMember(fields, opts.TokenMember)
+	}
+	return tokenFromFields(fields, now, opts.AcceptAnyTokenType)
+}
+
+// isTokenMember reports whether a member describes the token itself.
+func isTokenMember(name string) bool {
+	switch name {
+	case memberAccessToken, memberTokenType, memberRefreshToken, memberIDToken, memberScope, memberExpiresIn:
+		return true
+	}
+	return false
+}
+
+// liftMember returns the members of a response whose token sits in the
+// object named name, or fields unchanged when there is no such object with
+// an access_token. The top-level token members are dropped: they describe
+// a different token (Slack's bot token next to the user token), which must
+// not reach the caller's Extra, where it could be mistaken for this one.
+func liftMember(fields map[string]any, name string) map[string]any {
+	nested, ok := fields[name].(map[string]any)
+	if !ok || nested[memberAccessToken] == nil {
+		return fields
+	}
+	out := make(map[string]any, len(fields)+len(nested))
+	for k, v := range fields {
+		if k != name && !isTokenMember(k) {
+			out[k] = v
+		}
+	}
+	rest := make(map[string]any, len(nested))
+	for k, v := range nested {
+		if isTokenMember(k) {
+			out[k] = v
+		} else {
+			rest[k] = v
+		}
+	}
+	if len(rest) > 0 {
+		out[name] = rest
+	}
+	return out
 }
 
 // decodeBody turns a body into its top-level members.
@@ -191,7 +258,7 @@ func oauthError(status int, fields map[string]any) (*Error, bool) {
 	return e, true
 }
 
-func tokenFromFields(fields map[string]any, now time.Time) (*Token, error) {
+func tokenFromFields(fields map[string]any, now time.Time, anyTokenType bool) (*Token, error) {
 	tok := &Token{}
 	var err error
 	if tok.AccessToken, err = stringMember(fields, memberAccessToken); err != nil {
@@ -203,10 +270,11 @@ func tokenFromFields(fields map[string]any, now time.Time) (*Token, error) {
 	if tok.TokenType, err = stringMember(fields, memberTokenType); err != nil {
 		return nil, fmt.Errorf("%w: token_type is not a string", ErrBadTokenType)
 	}
-	if tok.TokenType == "" {
+	switch {
+	case anyTokenType:
+	case tok.TokenType == "":
 		return nil, fmt.Errorf("%w: token_type missing", ErrBadTokenType)
-	}
-	if !strings.EqualFold(tok.TokenType, "bearer") {
+	case !strings.EqualFold(tok.TokenType, "bearer"):
 		return nil, fmt.Errorf("%w: %q", ErrBadTokenType, sanitize(tok.TokenType, maxTokenType))
 	}
 	if tok.RefreshToken, err = stringMember(fields, memberRefreshToken); err != nil {
@@ -223,9 +291,7 @@ func tokenFromFields(fields map[string]any, now time.Time) (*Token, error) {
 		tok.Expiry = now.Add(time.Duration(secs) * time.Second)
 	}
 	for k, v := range fields {
-		switch k {
-		case memberAccessToken, memberTokenType, memberRefreshToken,
-			memberIDToken, memberScope, memberExpiresIn:
+		if isTokenMember(k) {
 			continue
 		}
 		if tok.Extra == nil {

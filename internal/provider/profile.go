@@ -24,6 +24,11 @@ const (
 // accepted on input only: it is sealed before storage and never marshalled
 // back (the field is dropped by Public).
 type Profile struct {
+	// Template names a catalog entry (internal/catalog) whose fields fill
+	// in whatever this profile leaves empty; TemplateParams fills the
+	// entry's placeholders ({tenant}, {subdomain}, {shop}…).
+	Template                string            `json:"template,omitempty"`
+	TemplateParams          map[string]string `json:"template_params,omitempty"`
 	Name                    string            `json:"name"`
 	DisplayName             string            `json:"display_name,omitempty"`
 	Aliases                 []string          `json:"aliases,omitempty"`

@@ -1,9 +1,13 @@
 package provider
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/dromos-dev/dromos/internal/exchange"
 )
 
 // Named quirks a profile can switch on. Each is a small behaviour with a
@@ -13,19 +17,52 @@ const (
 	// a refresh token only for access_type=offline, and again on later
 	// consents only with prompt=consent.
 	QuirkGoogleOffline = "google_offline"
-	// QuirkCommaScopes: the provider separates scopes with commas (Slack v1,
-	// some older APIs) instead of spaces.
+	// QuirkCommaScopes: the provider separates scopes with commas (Slack,
+	// Linear, Strava, Shopify) instead of spaces, in the authorization
+	// request and in the token response.
 	QuirkCommaScopes = "comma_scopes"
+	// QuirkSlackUserToken: Slack's user tokens. Scopes are requested as
+	// user_scope, comma-separated, and the token comes back nested in the
+	// response's authed_user object with token_type "user".
+	QuirkSlackUserToken = "slack_user_token"
+	// QuirkTokenTypeAny: the token response carries a token_type other than
+	// Bearer (Slack's "bot") or none at all (Shopify, LinkedIn), although
+	// the token is a bearer credential.
+	QuirkTokenTypeAny = "token_type_any"
+	// QuirkCallbackRealmID: Intuit (QuickBooks) names the company the user
+	// connected in a realmId callback parameter, needed for every API call.
+	QuirkCallbackRealmID = "callback_realm_id"
+	// QuirkCallbackShop: Shopify names the shop in a shop callback
+	// parameter.
+	QuirkCallbackShop = "callback_shop"
 )
 
+// ErrUnexpectedToken is returned by NormalizeTokenResponse when a token
+// response carries another kind of token than the profile asked for.
+var ErrUnexpectedToken = errors.New("provider: token response carries an unexpected kind of token")
+
+// ErrBadCallbackParam is returned by CallbackValues for a kept callback
+// parameter whose value is not plausible.
+var ErrBadCallbackParam = errors.New("provider: malformed callback parameter")
+
 type quirk struct {
+	doc    string
 	scopes func([]string) []string
 	params func(url.Values)
 	sep    string
+	// scopeParam is the authorization parameter the scopes go into instead
+	// of scope, which is then left out.
+	scopeParam string
+	// callback lists extra callback query parameters to keep.
+	callback []string
+	// tokenMember and anyTokenType are the exchange parsing switches.
+	tokenMember  string
+	anyTokenType bool
 }
 
 var quirks = map[string]quirk{
 	QuirkGoogleOffline: {
+		doc: "drop `offline_access`; add `access_type=offline` and `prompt=consent`",
 		scopes: func(s []string) []string {
 			return slices.DeleteFunc(slices.Clone(s), func(x string) bool { return x == "offline_access" })
 		},
@@ -34,7 +71,30 @@ var quirks = map[string]quirk{
 			v.Set("prompt", "consent")
 		},
 	},
-	QuirkCommaScopes: {sep: ","},
+	QuirkCommaScopes: {
+		doc: "join scopes with commas instead of spaces; the token response's commas become spaces",
+		sep: ",",
+	},
+	QuirkSlackUserToken: {
+		doc: "request scopes as `user_scope` (commas); take the token from `authed_user`; " +
+			"a bot token in its place is an error; token_type `user` is reported as Bearer",
+		sep:          ",",
+		scopeParam:   "user_scope",
+		tokenMember:  "authed_user",
+		anyTokenType: true,
+	},
+	QuirkTokenTypeAny: {
+		doc:          "accept any or no `token_type` in the token response and report it as Bearer",
+		anyTokenType: true,
+	},
+	QuirkCallbackRealmID: {
+		doc:      "keep the `realmId` callback parameter (Intuit company id)",
+		callback: []string{"realmId"},
+	},
+	QuirkCallbackShop: {
+		doc:      "keep the `shop` callback parameter (Shopify shop domain)",
+		callback: []string{"shop"},
+	},
 }
 
 // KnownQuirks lists the quirk names a profile may use.
@@ -45,6 +105,12 @@ func KnownQuirks() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// DescribeQuirk is a one-line description of a quirk for documentation, or
+// "" for an unknown name.
+func DescribeQuirk(name string) string {
+	return quirks[name].doc
 }
 
 // AuthRequest is what the broker puts into one authorization URL.
@@ -69,6 +135,26 @@ func (p *Profile) RequestScopes(scopes []string) []string {
 	return out
 }
 
+// ScopeSeparator is how the provider joins scopes: " " unless a quirk says
+// otherwise.
+func (p *Profile) ScopeSeparator() string {
+	for _, name := range p.Quirks {
+		if sep := quirks[name].sep; sep != "" {
+			return sep
+		}
+	}
+	return " "
+}
+
+func (p *Profile) scopeParam() string {
+	for _, name := range p.Quirks {
+		if sp := quirks[name].scopeParam; sp != "" {
+			return sp
+		}
+	}
+	return "scope"
+}
+
 // AuthorizationURL builds the provider's authorization URL for req, on the
 // given endpoint (static or discovered). Profile auth_params come first and
 // quirks after, so a quirk's required parameter cannot be lost; the
@@ -82,23 +168,20 @@ func (p *Profile) AuthorizationURL(endpoint string, req AuthRequest) (string, er
 	for k, v := range p.AuthParams {
 		q.Set(k, v)
 	}
-	sep := " "
 	for _, name := range p.Quirks {
-		qk := quirks[name]
-		if qk.params != nil {
+		if qk := quirks[name]; qk.params != nil {
 			qk.params(q)
-		}
-		if qk.sep != "" {
-			sep = qk.sep
 		}
 	}
 	q.Set("response_type", "code")
 	q.Set("client_id", req.ClientID)
 	q.Set("redirect_uri", req.RedirectURI)
+	q.Del("scope")
+	param := p.scopeParam()
 	if scopes := p.RequestScopes(req.Scopes); len(scopes) > 0 {
-		q.Set("scope", strings.Join(scopes, sep))
+		q.Set(param, strings.Join(scopes, p.ScopeSeparator()))
 	} else {
-		q.Del("scope")
+		q.Del(param)
 	}
 	q.Set("state", req.State)
 	if req.Nonce != "" {
@@ -108,4 +191,103 @@ func (p *Profile) AuthorizationURL(endpoint string, req AuthRequest) (string, er
 	q.Set("code_challenge_method", "S256")
 	u.RawQuery = q.Encode()
 	return u.String(), nil
+}
+
+// ConfigureEndpoint switches on the token-response parsing the profile's
+// quirks need. The broker calls it on every exchange.Endpoint it builds for
+// this provider, for the code exchange and for refreshes.
+func (p *Profile) ConfigureEndpoint(ep *exchange.Endpoint) {
+	for _, name := range p.Quirks {
+		q := quirks[name]
+		if q.anyTokenType {
+			ep.AcceptAnyTokenType = true
+		}
+		if q.tokenMember != "" {
+			ep.TokenMember = q.tokenMember
+		}
+	}
+}
+
+// NormalizeTokenResponse applies the profile's quirks to a token the
+// exchange client returned (after a code exchange or a refresh), before it
+// is stored: it refuses a token of the wrong kind, reports quirky
+// token_types as Bearer and makes the scope space-separated.
+func (p *Profile) NormalizeTokenResponse(t *exchange.Token) error {
+	if t == nil {
+		return errors.New("provider: no token to normalise")
+	}
+	anyType := false
+	for _, name := range p.Quirks {
+		if name == QuirkSlackUserToken && strings.EqualFold(t.TokenType, "bot") {
+			// The user token was missing and the top-level bot token was
+			// parsed instead; storing it would give agents the app's
+			// identity where they asked for the user's.
+			return fmt.Errorf("%w: a bot token where a user token was expected", ErrUnexpectedToken)
+		}
+		anyType = anyType || quirks[name].anyTokenType
+	}
+	if anyType {
+		// Every provider with these quirks takes its token as a bearer
+		// credential; agents should not have to learn Slack's vocabulary.
+		t.TokenType = "Bearer"
+	}
+	if p.ScopeSeparator() == "," {
+		t.Scope = strings.Join(strings.FieldsFunc(t.Scope, func(r rune) bool { return r == ',' || r == ' ' }), " ")
+	}
+	return nil
+}
+
+// CallbackParams lists the extra callback query parameters the broker must
+// keep (with the connection, for agents) besides code and state, in a fixed
+// order. Empty for most providers.
+func (p *Profile) CallbackParams() []string {
+	var out []string
+	for _, name := range p.Quirks {
+		for _, c := range quirks[name].callback {
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// maxCallbackValue bounds a kept callback value; real ones (a realmId, a
+// shop domain) are short.
+const maxCallbackValue = 255
+
+// CallbackValues picks the parameters named by CallbackParams out of a
+// callback query. A kept value comes from the browser, so anyone can put
+// anything there: a value that is too long or holds anything but printable
+// ASCII is an error wrapping ErrBadCallbackParam, which does not quote it.
+// Absent parameters are left out of the result; nil when none are kept.
+func (p *Profile) CallbackValues(q url.Values) (map[string]string, error) {
+	var out map[string]string
+	for _, name := range p.CallbackParams() {
+		vals, ok := q[name]
+		if !ok {
+			continue
+		}
+		if len(vals) != 1 || !plausibleCallbackValue(vals[0]) {
+			return nil, fmt.Errorf("%w: %s", ErrBadCallbackParam, name)
+		}
+		if out == nil {
+			out = make(map[string]string)
+		}
+		out[name] = vals[0]
+	}
+	return out, nil
+}
+
+func plausibleCallbackValue(v string) bool {
+	if v == "" || len(v) > maxCallbackValue {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x21 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }

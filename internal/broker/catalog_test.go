@@ -1,0 +1,60 @@
+package broker_test
+
+import (
+	"net/url"
+	"testing"
+
+	"github.com/dromos-dev/dromos/internal/storage"
+)
+
+// Templates are registered with explicit endpoint fields pointing at
+// loopback fakes: explicit fields override the template, which is the
+// documented way to aim a template at a test provider.
+
+func TestTemplateWithDiscoveryThroughGateway(t *testing.T) {
+	s := newStack(t, sqliteURL(t))
+	var prov map[string]any
+	st := s.h.do("POST", "/providers", map[string]any{"profile": map[string]any{
+		"template": "okta", "template_params": map[string]string{"domain": "acme.okta.com"},
+		"name": "okta-e2e", "issuer": s.op.Issuer, "client_id": s.op.ClientID, "client_secret": s.op.ClientSecret,
+	}}, &prov)
+	if st != 201 || prov["template"] != "okta" || prov["enable_discovery"] != true || prov["token_endpoint_auth_method"] != "client_secret_basic" {
+		t.Fatalf("template registration: %d %v", st, prov)
+	}
+	var grant map[string]any
+	if st := s.rest(t, "POST", "/v1/request-connection", "/v1/request-connection", agentKey, map[string]any{
+		"user_id": "u", "provider_name": "okta-e2e", "scopes": []string{"openid", "email"}, "return_url": s.retURL}, &grant); st != 200 {
+		t.Fatalf("request %d %v", st, grant)
+	}
+	if q := s.consentAtOP(t, grant["authUrl"].(string)); q.Get("status") != "success" {
+		t.Fatalf("consent %v", q)
+	}
+	var tok map[string]any
+	if st := s.rest(t, "GET", "/v1/token/"+grant["connection_id"].(string), "/v1/token/{connection_id}", agentKey, nil, &tok); st != 200 || tok["id_token"] == nil {
+		t.Fatalf("token %d %v", st, tok)
+	}
+}
+
+func TestStaticTemplateFlow(t *testing.T) {
+	h := newHarness(t, sqliteURL(t))
+	p := newRotatingProvider(t)
+	var prov map[string]any
+	if st := h.do("POST", "/providers", map[string]any{"profile": map[string]any{
+		"template": "github", "auth_url": p.srv.URL + "/authorize", "token_url": p.srv.URL + "/token",
+		"client_id": "c", "client_secret": "s",
+	}}, &prov); st != 201 || prov["name"] != "github" {
+		t.Fatalf("template registration: %d %v", st, prov)
+	}
+	c := h.consent("github", nil, returnURL)
+	au, _ := url.Parse(c.ProviderURL)
+	if au.Host != mustHost(p.srv.URL) || au.Query().Get("scope") == "" {
+		t.Fatalf("provider URL %s", c.ProviderURL)
+	}
+	if resp := h.callback(url.Values{"state": {c.State}, "code": {"c"}}); resp.StatusCode != 302 || h.status(c.ConnectionID) != storage.StatusActive {
+		t.Fatalf("callback %d", resp.StatusCode)
+	}
+	var env envelope
+	if st := h.do("POST", "/providers", map[string]any{"profile": map[string]any{"template": "gitlub", "client_id": "c", "client_secret": "s"}}, &env); st != 400 {
+		t.Fatalf("unknown template: %d %+v", st, env)
+	}
+}

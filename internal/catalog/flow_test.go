@@ -1,0 +1,183 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/dromos-dev/dromos/internal/exchange"
+	"github.com/dromos-dev/dromos/internal/provider"
+)
+
+// These tests run registrations made from real templates against local
+// fakes that behave like the provider in the respect the template's quirks
+// handle. The fakes' URLs override the template's endpoints, which is
+// itself the "explicit fields win" rule at work.
+
+type fakeProvider struct {
+	*httptest.Server
+	tokenBody   string
+	contentType string
+	realmID     string
+}
+
+func newFakeProvider(t *testing.T, contentType, tokenBody, realmID string) *fakeProvider {
+	t.Helper()
+	f := &fakeProvider{tokenBody: tokenBody, contentType: contentType, realmID: realmID}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /authorize", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		back, err := url.Parse(q.Get("redirect_uri"))
+		if err != nil || q.Get("code_challenge_method") != "S256" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		bq := back.Query()
+		bq.Set("code", "code-1")
+		bq.Set("state", q.Get("state"))
+		if f.realmID != "" {
+			bq.Set("realmId", f.realmID)
+		}
+		back.RawQuery = bq.Encode()
+		http.Redirect(w, r, back.String(), http.StatusFound)
+	})
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		if r.ParseForm() != nil || r.PostForm.Get("code") != "code-1" {
+			http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", f.contentType)
+		_, _ = io.WriteString(w, f.tokenBody)
+	})
+	f.Server = httptest.NewServer(mux)
+	t.Cleanup(f.Close)
+	return f
+}
+
+// connect does what the broker does for one consent: authorization URL,
+// the provider's redirect, code exchange, quirk normalisation, and the
+// callback parameters to keep.
+func connect(t *testing.T, p provider.Profile, hc *http.Client) (*exchange.Token, map[string]string, error) {
+	t.Helper()
+	authURL, err := p.AuthorizationURL(p.AuthURL, provider.AuthRequest{ClientID: p.ClientID,
+		RedirectURI: "https://broker.example.com/auth/callback", Scopes: p.Scopes, State: "st-1", CodeChallenge: "cc"})
+	if err != nil {
+		return nil, nil, err
+	}
+	noFollow := *hc
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noFollow.Get(authURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp.Body.Close()
+	cb, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode != http.StatusFound {
+		return nil, nil, fmt.Errorf("authorize answered %d", resp.StatusCode)
+	}
+	kept, err := p.CallbackValues(cb.Query())
+	if err != nil {
+		return nil, nil, err
+	}
+	ep := exchange.Endpoint{TokenURL: p.TokenURL, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
+		AuthMethod: exchange.AuthMethod(p.TokenEndpointAuthMethod)}
+	p.ConfigureEndpoint(&ep)
+	xc := exchange.New(exchange.Options{HTTPClient: hc, Now: func() time.Time { return time.Unix(2e9, 0) }})
+	tok, err := xc.ExchangeCode(context.Background(), ep, cb.Query().Get("code"), "verifier", "https://broker.example.com/auth/callback")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := p.NormalizeTokenResponse(tok); err != nil {
+		return nil, nil, err
+	}
+	return tok, kept, nil
+}
+
+func expandAgainst(t *testing.T, template string, f *fakeProvider, params map[string]string) provider.Profile {
+	t.Helper()
+	p, err := mustLoad(t).Expand(provider.Profile{Template: template, TemplateParams: params,
+		AuthURL: f.URL + "/authorize", TokenURL: f.URL + "/token", ClientID: "cid", ClientSecret: "sec"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSlackUserTemplateFlow(t *testing.T) {
+	body := `{"ok":true,"app_id":"A1","access_token":"xoxb-bot","token_type":"bot","scope":"commands",` +
+		`"team":{"id":"T1"},"authed_user":{"id":"U1","scope":"users:read,search:read","access_token":"xoxp-user","token_type":"user"}}`
+	f := newFakeProvider(t, "application/json; charset=utf-8", body, "")
+	p := expandAgainst(t, "slack-user", f, nil)
+	tok, kept, err := connect(t, p, f.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.AccessToken != "xoxp-user" || tok.TokenType != "Bearer" || tok.Scope != "users:read search:read" || kept != nil {
+		t.Fatalf("token %v (%s), kept %v", tok, tok.AccessToken, kept)
+	}
+
+	// The same answer through the bot template gives the bot token.
+	bot := expandAgainst(t, "slack", f, nil)
+	tok, _, err = connect(t, bot, f.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.AccessToken != "xoxb-bot" || tok.TokenType != "Bearer" {
+		t.Fatalf("bot template gave %v (%s)", tok, tok.AccessToken)
+	}
+}
+
+func TestSlackUserTemplateRefusesBotToken(t *testing.T) {
+	f := newFakeProvider(t, "application/json", `{"ok":true,"access_token":"xoxb-bot","token_type":"bot","authed_user":{"id":"U1"}}`, "")
+	_, _, err := connect(t, expandAgainst(t, "slack-user", f, nil), f.Client())
+	if !errors.Is(err, provider.ErrUnexpectedToken) {
+		t.Fatalf("error = %v, want ErrUnexpectedToken", err)
+	}
+}
+
+func TestGitHubTemplateFormBody(t *testing.T) {
+	f := newFakeProvider(t, "application/x-www-form-urlencoded; charset=utf-8",
+		"access_token=gho_abc&scope=read%3Auser&token_type=bearer", "")
+	tok, _, err := connect(t, expandAgainst(t, "github", f, nil), f.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.AccessToken != "gho_abc" || tok.Scope != "read:user" || !tok.Expiry.IsZero() {
+		t.Fatalf("token = %v", tok)
+	}
+}
+
+func TestQuickBooksTemplateKeepsRealmID(t *testing.T) {
+	f := newFakeProvider(t, "application/json",
+		`{"access_token":"eyJ.a.b","token_type":"bearer","refresh_token":"AB1","expires_in":3600,"x_refresh_token_expires_in":8726400}`,
+		"9130350000000001")
+	p := expandAgainst(t, "quickbooks", f, nil)
+	tok, kept, err := connect(t, p, f.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept["realmId"] != "9130350000000001" || len(kept) != 1 {
+		t.Fatalf("kept %v", kept)
+	}
+	if tok.RefreshToken != "AB1" {
+		t.Fatalf("token = %v", tok)
+	}
+}
+
+func TestShopifyTemplateFlow(t *testing.T) {
+	f := newFakeProvider(t, "application/json", `{"access_token":"shpat_1","scope":"read_products,write_orders"}`, "")
+	p := expandAgainst(t, "shopify", f, map[string]string{"shop": "acme-store"})
+	tok, _, err := connect(t, p, f.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.TokenType != "Bearer" || tok.Scope != "read_products write_orders" {
+		t.Fatalf("token = %v", tok)
+	}
+}

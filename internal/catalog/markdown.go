@@ -1,0 +1,157 @@
+package catalog
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/dromos-dev/dromos/internal/provider"
+)
+
+var refreshDocs = []struct{ value, doc string }{
+	{RefreshRotating, "every refresh returns a new refresh token and retires the old one"},
+	{RefreshReusable, "the same refresh token keeps working"},
+	{RefreshNonExpiring, "access tokens do not expire; there is nothing to refresh"},
+	{RefreshNone, "access tokens expire and no refresh token is issued: the user connects again"},
+}
+
+// Markdown renders docs/CATALOG.md: how templates work, then one section
+// per provider. The output depends only on the catalog and the quirk
+// descriptions, so a test can keep the file in step.
+func (c *Catalog) Markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+
+	w("# Provider catalog\n\n")
+	w("<!-- Generated from internal/catalog/catalog.json by (*catalog.Catalog).Markdown; do not edit.\n")
+	w("     Regenerate with: go test ./internal/catalog -run TestCatalogDoc -update -->\n\n")
+	w("A template registers a well-known provider in one line:\n\n")
+	w("```json\n{\"profile\": {\"template\": \"slack\", \"client_id\": \"…\", \"client_secret\": \"…\"}}\n```\n\n")
+	w("Every profile field left empty comes from the template; fields the profile sets win ")
+	w("(`auth_params` are merged key by key, `quirks` add up, `enable_discovery` is on if either side turns it on). ")
+	w("Templates with placeholders take their values in `template_params`:\n\n")
+	w("```json\n{\"profile\": {\"template\": \"okta\", \"template_params\": {\"domain\": \"dev-123456.okta.com\"},\n")
+	w("             \"client_id\": \"…\", \"client_secret\": \"…\"}}\n```\n\n")
+	w("Each placeholder is required and checked against its kind, so a value can never add a path, a query, ")
+	w("`@` or another host to a URL. The stored registration keeps `template` and `template_params`.\n\n")
+	w("**Redirect URI.** For every provider, register `BASE_URL` + `REDIRECT_PATH` (default `/auth/callback`) ")
+	w("in the provider's console, e.g. `https://broker.example.com/auth/callback`.\n\n")
+	w("**Sources.** Each entry says where its facts come from and marks what could not be verified. ")
+	w("Providers change their endpoints: when one is out of date, set the field in the profile, and it wins.\n\n")
+
+	w("| template | provider | placeholders | refresh |\n|---|---|---|---|\n")
+	for _, t := range c.templates {
+		var phs []string
+		for _, ph := range t.Placeholders {
+			phs = append(phs, "`"+ph.Name+"`")
+		}
+		if len(phs) == 0 {
+			phs = []string{"—"}
+		}
+		w("| [`%s`](#%s) | %s | %s | %s |\n", t.Name, t.Name, t.DisplayName, strings.Join(phs, ", "), t.Refresh)
+	}
+
+	w("\n## Placeholder kinds\n\n| kind | accepts |\n|---|---|\n")
+	kindNames := make([]string, 0, len(kinds))
+	for k := range kinds {
+		kindNames = append(kindNames, k)
+	}
+	slices.Sort(kindNames)
+	for _, k := range kindNames {
+		w("| `%s` | %s |\n", k, kinds[k].doc)
+	}
+	w("\n## Quirks\n\n| quirk | behaviour |\n|---|---|\n")
+	for _, q := range provider.KnownQuirks() {
+		w("| `%s` | %s |\n", q, provider.DescribeQuirk(q))
+	}
+	w("\n## Refresh behaviour\n\n| refresh | meaning |\n|---|---|\n")
+	for _, r := range refreshDocs {
+		w("| `%s` | %s |\n", r.value, r.doc)
+	}
+
+	for _, t := range c.templates {
+		w("\n<a id=\"%s\"></a>\n## %s — `%s`\n\n", t.Name, t.DisplayName, t.Name)
+		writeTemplate(&b, t)
+	}
+	return b.String()
+}
+
+func writeTemplate(b *strings.Builder, t Template) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	code := func(items []string) string {
+		if len(items) == 0 {
+			return "none"
+		}
+		out := make([]string, len(items))
+		for i, s := range items {
+			out[i] = "`" + s + "`"
+		}
+		return strings.Join(out, ", ")
+	}
+	if len(t.Aliases) > 0 {
+		w("Also found as %s.\n\n", code(t.Aliases))
+	}
+	w("- **Documentation:** %s\n", t.DocsURL)
+	w("- **Create the app:** %s\n", t.AppRegistration)
+	w("- **Redirect URI to register:** `BASE_URL` + `REDIRECT_PATH`\n")
+	var ends []string
+	if t.Issuer != "" {
+		disc := ""
+		if t.EnableDiscovery {
+			disc = " (OpenID Connect discovery)"
+		}
+		ends = append(ends, fmt.Sprintf("issuer `%s`%s", t.Issuer, disc))
+	}
+	for _, e := range []struct{ name, url string }{
+		{"authorization", t.AuthURL}, {"token", t.TokenURL}, {"revocation", t.RevocationURL},
+		{"userinfo", t.UserinfoURL}, {"JWKS", t.JWKSURL},
+	} {
+		if e.url != "" {
+			ends = append(ends, fmt.Sprintf("%s `%s`", e.name, e.url))
+		}
+	}
+	w("- **Endpoints:** %s\n", strings.Join(ends, "; "))
+	sep := "spaces"
+	if t.ScopeSeparator == "," {
+		sep = "commas"
+	}
+	w("- **Default scopes:** %s (joined with %s)\n", code(t.Scopes), sep)
+	w("- **Refresh token:** %s Behaviour: `%s`.\n", t.Offline, t.Refresh)
+	if t.TokenLifetimeSeconds > 0 {
+		w("- **Assumed access-token lifetime:** %d s (the provider sends no `expires_in`)\n", t.TokenLifetimeSeconds)
+	}
+	w("- **Client authentication:** `%s`; **PKCE:** %s\n", t.TokenEndpointAuthMethod, strings.ReplaceAll(t.PKCE, "_", " "))
+	if len(t.AuthParams) > 0 {
+		var ps []string
+		for k, v := range t.AuthParams {
+			ps = append(ps, k+"="+v)
+		}
+		slices.Sort(ps)
+		w("- **Authorization parameters:** %s\n", code(ps))
+	}
+	if len(t.Placeholders) > 0 {
+		var ps []string
+		for _, ph := range t.Placeholders {
+			ps = append(ps, fmt.Sprintf("`{%s}` (%s): %s, e.g. `%s`", ph.Name, ph.Kind, ph.Description, ph.Example))
+		}
+		w("- **Placeholders:** %s\n", strings.Join(ps, "; "))
+	}
+	w("- **Quirks:** %s\n", code(t.Quirks))
+	if len(t.CallbackParams) > 0 {
+		w("- **Callback parameters kept:** %s\n", code(t.CallbackParams))
+	}
+	if t.Notes != "" {
+		w("- **Notes:** %s\n", t.Notes)
+	}
+	w("- **Sources:** %s\n", t.Source)
+
+	w("\n```json\n{\"profile\": {\"template\": %q", t.Name)
+	if len(t.Placeholders) > 0 {
+		var ps []string
+		for _, ph := range t.Placeholders {
+			ps = append(ps, fmt.Sprintf("%q: %q", ph.Name, ph.Example))
+		}
+		w(", \"template_params\": {%s}", strings.Join(ps, ", "))
+	}
+	w(",\n             \"client_id\": \"…\", \"client_secret\": \"…\"}}\n```\n")
+}
