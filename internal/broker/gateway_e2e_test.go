@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/dromos-dev/dromos/api"
+	"github.com/dromos-dev/dromos/internal/broker"
 	dromosv1 "github.com/dromos-dev/dromos/api/proto/dromos/v1"
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/logging"
@@ -44,8 +45,10 @@ type stack struct {
 	retURL  string
 }
 
-func newStack(t *testing.T, dbURL string) *stack {
-	s := &stack{h: newHarness(t, dbURL), gwLogs: &syncBuffer{}}
+func newStack(t *testing.T, dbURL string) *stack { return newStackWith(t, dbURL) }
+
+func newStackWith(t *testing.T, dbURL string, tweak ...func(*broker.Config)) *stack {
+	s := &stack{h: newHarness(t, dbURL, tweak...), gwLogs: &syncBuffer{}}
 	s.op = testenv.StartOP(t, s.h.srv.URL+"/auth/callback")
 	ret, landing := returnPage(t)
 	s.landing, s.retURL = landing, ret.URL+"/back"

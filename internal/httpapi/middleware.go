@@ -95,7 +95,9 @@ func Middleware(h http.Handler, log *slog.Logger, now func() time.Time, observe 
 			if observe != nil {
 				observe(route, status, elapsed)
 			}
-			log.DebugContext(r.Context(), "request", "method", r.Method, "route", route, "path", r.URL.Path,
+			// The matched pattern, never the path: paths can carry
+			// credentials (the state in /auth/start/{state}).
+			log.DebugContext(r.Context(), "request", "method", r.Method, "route", route,
 				"status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
 		}()
 		h.ServeHTTP(rec, r)
