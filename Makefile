@@ -4,7 +4,7 @@
 # its own scratch schema and drops it afterwards).
 PG_LOCAL := postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: test build lint bench
+.PHONY: test build lint bench fuzz
 
 build:
 	go build -o dromos ./cmd/dromos
@@ -19,3 +19,30 @@ test:
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	go vet ./...
+
+# Load benchmark (docs/PERFORMANCE.md): real broker and gateway processes on
+# PostgreSQL (DROMOS_BENCH_POSTGRES_URL, default the local "test" database)
+# and SQLite beside a minimal reference server; about 2.5 minutes.
+# Pass flags with BENCH_FLAGS, e.g. make bench BENCH_FLAGS=-quick
+bench:
+	go run ./cmd/dromos-bench $(BENCH_FLAGS)
+
+# Short fuzzing of every parser of untrusted input (CI runs it after the
+# tests; seed corpora live in the tests and testdata/fuzz). FUZZTIME=1m for
+# a longer local run.
+FUZZTIME ?= 8s
+FUZZ_TARGETS := \
+	./internal/state:FuzzVerify \
+	./internal/returnurl:FuzzCheck \
+	./internal/exchange:FuzzParseResponse \
+	./internal/clientip:FuzzHeaders \
+	./internal/vault:FuzzOpen \
+	./internal/netguard:FuzzCheckURL \
+	./internal/catalog:FuzzExpand \
+	./internal/provider:FuzzCallbackValues
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$pkg $$fn"; \
+		go test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -parallel 2 $$pkg; \
+	done
