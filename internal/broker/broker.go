@@ -177,6 +177,7 @@ func (b *Broker) routes() http.Handler {
 	guarded("POST /connections/{id}/refresh", b.refreshToken)
 	guarded("DELETE /connections/{id}", b.deleteConnection)
 	guarded("GET /audit", b.listAudit)
+	guarded("GET /catalog", b.listCatalog)
 
 	mux.HandleFunc("GET "+b.cfg.RedirectPath, func(w http.ResponseWriter, r *http.Request) {
 		if !b.limited(b.guards.callback, w, r) {

@@ -58,3 +58,32 @@ func TestStaticTemplateFlow(t *testing.T) {
 		t.Fatalf("unknown template: %d %+v", st, env)
 	}
 }
+
+func TestCatalogListing(t *testing.T) {
+	h := newHarness(t, sqliteURL(t))
+	p := newRotatingProvider(t)
+	h.do("POST", "/providers", map[string]any{"profile": map[string]any{
+		"template": "github", "auth_url": p.srv.URL + "/authorize", "token_url": p.srv.URL + "/token", "client_id": "c", "client_secret": "s"}}, nil)
+	var out struct {
+		Templates []struct {
+			Name         string `json:"name"`
+			Configured   bool   `json:"configured"`
+			Placeholders []struct {
+				Name string `json:"name"`
+			} `json:"template_params"`
+		} `json:"templates"`
+	}
+	if st := h.do("GET", "/catalog", nil, &out); st != 200 || len(out.Templates) < 30 {
+		t.Fatalf("catalog %d with %d templates", st, len(out.Templates))
+	}
+	seen := map[string]bool{}
+	for _, tpl := range out.Templates {
+		seen[tpl.Name] = tpl.Configured
+		if tpl.Name == "okta" && (len(tpl.Placeholders) != 1 || tpl.Placeholders[0].Name != "domain") {
+			t.Fatalf("okta placeholders %+v", tpl.Placeholders)
+		}
+	}
+	if !seen["github"] || seen["slack"] {
+		t.Fatalf("configured flags wrong: github=%v slack=%v", seen["github"], seen["slack"])
+	}
+}

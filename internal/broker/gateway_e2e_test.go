@@ -22,8 +22,8 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/dromos-dev/dromos/api"
-	"github.com/dromos-dev/dromos/internal/broker"
 	dromosv1 "github.com/dromos-dev/dromos/api/proto/dromos/v1"
+	"github.com/dromos-dev/dromos/internal/broker"
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/logging"
 	"github.com/dromos-dev/dromos/internal/state"

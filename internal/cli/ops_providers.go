@@ -21,6 +21,7 @@ func runProviders(ctx context.Context, args []string, ios ioSet, env config.Env)
 		{"list", "list registered providers", runProvidersList},
 		{"show", "show one provider by name or alias", runProvidersShow},
 		{"remove", "remove a provider by name or alias", runProvidersRemove},
+		{"catalog", "list the built-in provider templates and which are configured", runProvidersCatalog},
 	}, args, ios, env)
 }
 
@@ -84,6 +85,49 @@ func runProvidersList(ctx context.Context, args []string, ios ioSet, env config.
 		}
 		rows = append(rows, []string{p.Name, orDash(p.DisplayName), orDash(p.endpoint()), orDash(strings.Join(p.Scopes, " ")),
 			yesNo(p.HasClientSecret), p.ID})
+	}
+	return table(ios.out, rows)
+}
+
+func runProvidersCatalog(ctx context.Context, args []string, ios ioSet, env config.Env) error {
+	var o opsFlags
+	fs := newFlags("providers catalog", "Lists the provider templates built into the broker; register one with\n"+
+		"dromos providers add --file with {\"template\": NAME, \"client_id\": …, \"client_secret\": …}.", brokerEnvHelp, ios)
+	o.register(fs)
+	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+		return err
+	}
+	bc, err := o.client(env)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Templates []json.RawMessage `json:"templates"`
+	}
+	if err := bc.do(ctx, http.MethodGet, "/catalog", nil, &out); err != nil {
+		return err
+	}
+	if o.json {
+		return printJSON(ios.out, out.Templates)
+	}
+	rows := [][]string{{"TEMPLATE", "DISPLAY NAME", "PARAMETERS", "CONFIGURED"}}
+	for _, raw := range out.Templates {
+		var t struct {
+			Name         string `json:"name"`
+			DisplayName  string `json:"display_name"`
+			Configured   bool   `json:"configured"`
+			Placeholders []struct {
+				Name string `json:"name"`
+			} `json:"template_params"`
+		}
+		if err := json.Unmarshal(raw, &t); err != nil {
+			return fmt.Errorf("the broker's catalog is not the JSON expected: %w", err)
+		}
+		var params []string
+		for _, p := range t.Placeholders {
+			params = append(params, p.Name)
+		}
+		rows = append(rows, []string{t.Name, orDash(t.DisplayName), orDash(strings.Join(params, ", ")), yesNo(t.Configured)})
 	}
 	return table(ios.out, rows)
 }
