@@ -81,6 +81,9 @@ type Deps struct {
 	IDTokens  *idtoken.Verifier
 	// Catalog resolves provider templates; nil disables them.
 	Catalog *catalog.Catalog
+	// HTTPClient makes userinfo requests (redirects are never followed);
+	// nil skips the optional userinfo fetch.
+	HTTPClient *http.Client
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -99,12 +102,14 @@ type Broker struct {
 	disco   *discovery.Cache
 	idt     *idtoken.Verifier
 	catalog *catalog.Catalog
-	log     *slog.Logger
-	now     func() time.Time
-	rand    io.Reader
-	m       *metrics
-	gather  prometheus.Gatherer
-	handler http.Handler
+	// userinfoClient never follows redirects.
+	userinfoClient *http.Client
+	log            *slog.Logger
+	now            func() time.Time
+	rand           io.Reader
+	m              *metrics
+	gather         prometheus.Gatherer
+	handler        http.Handler
 	// instance names this broker in refresh leases.
 	instance string
 	flights  flight
@@ -139,7 +144,7 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	}
 	b := &Broker{
 		cfg: cfg, store: d.Store, vault: d.Vault, state: d.State, xchg: d.Exchange,
-		disco: d.Discovery, idt: d.IDTokens, catalog: d.Catalog, log: d.Logger, now: d.Now, rand: d.Rand,
+		disco: d.Discovery, idt: d.IDTokens, catalog: d.Catalog, userinfoClient: noRedirects(d.HTTPClient), log: d.Logger, now: d.Now, rand: d.Rand,
 		m: newMetrics(d.Registerer), gather: d.Gatherer, instance: newLeaseOwner("broker"),
 	}
 	g, err := newGuards(cfg, d.Now)

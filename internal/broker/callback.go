@@ -234,6 +234,17 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 			return reason
 		}
 		claims = c
+		// Optional userinfo: an e-mail the id_token lacked, but only from an
+		// answer about the same subject.
+		if ends.Userinfo != "" && claims.Email == "" {
+			if u, err := b.fetchUserinfo(ctx, ends.Userinfo, tok.AccessToken); err != nil {
+				b.log.InfoContext(ctx, "userinfo not used", "connection_id", conn.ID, "err", err)
+			} else if u.Subject != claims.Subject {
+				b.log.WarnContext(ctx, "userinfo ignored: sub differs from the id_token's", "connection_id", conn.ID)
+			} else {
+				claims.Email = u.Email
+			}
+		}
 		// A reconnect must bring back the same account it was bound to.
 		if conn.Subject != "" && (c.Subject != conn.Subject || c.Issuer != conn.Issuer) {
 			b.log.WarnContext(ctx, "reconnect refused: a different account consented", "connection_id", conn.ID)

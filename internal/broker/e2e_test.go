@@ -69,6 +69,11 @@ func TestEndToEndWithIndependentOP(t *testing.T) {
 		if conn["status"] != "active" || conn["subject"] == nil || conn["subject"] == "" || conn["issuer"] != op.Issuer {
 			t.Fatalf("connection %v", conn)
 		}
+		// The example OP keeps e-mail out of the id_token; it comes from
+		// userinfo, accepted because its sub matches the id_token's.
+		if conn["email"] != "test-user@zitadel.ch" {
+			t.Fatalf("email from userinfo: %v", conn["email"])
+		}
 		for _, secret := range []string{tok["access_token"].(string), tok["id_token"].(string), op.ClientSecret} {
 			if strings.Contains(h.logs.String(), secret) {
 				t.Fatal("a token or the client secret reached the logs")

@@ -158,8 +158,8 @@ func (h *harness) start() {
 		Exchange:  exchange.New(exchange.Options{HTTPClient: hc, Timeout: 2 * time.Second, Now: h.clock.Now, Logger: log}),
 		Discovery: discovery.New(discovery.Options{HTTPClient: hc, Now: h.clock.Now, Logger: log}),
 		IDTokens:  idtoken.NewVerifier(idtoken.Options{HTTPClient: hc, Now: h.clock.Now, Logger: log}),
-		Catalog:   cat,
-		Logger:    log, Registerer: reg, Gatherer: reg, Now: h.clock.Now, Rand: rand.Reader,
+		Catalog:   cat, HTTPClient: hc,
+		Logger: log, Registerer: reg, Gatherer: reg, Now: h.clock.Now, Rand: rand.Reader,
 	})
 	if err != nil {
 		t.Fatal(err)

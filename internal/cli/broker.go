@@ -114,9 +114,9 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 		State:     signer,
 		Exchange:  exchange.New(exchange.Options{HTTPClient: hc, Now: now, Logger: log}),
 		Discovery: discovery.New(discovery.Options{HTTPClient: hc, Now: now, Logger: log, Metrics: discovery.NewMetrics(reg)}),
-		Catalog:   cat,
-		IDTokens:  idtoken.NewVerifier(idtoken.Options{HTTPClient: hc, Now: now, Logger: log, Metrics: idtoken.NewMetrics(reg)}),
-		Logger:    log, Registerer: reg, Gatherer: reg, Now: now,
+		Catalog:   cat, HTTPClient: hc,
+		IDTokens: idtoken.NewVerifier(idtoken.Options{HTTPClient: hc, Now: now, Logger: log, Metrics: idtoken.NewMetrics(reg)}),
+		Logger:   log, Registerer: reg, Gatherer: reg, Now: now,
 	})
 	if err != nil {
 		store.Close()
