@@ -34,6 +34,10 @@ type connectionView struct {
 	LastRefreshAt  *time.Time        `json:"last_refresh_at,omitempty"`
 	NextRefreshAt  *time.Time        `json:"next_refresh_at,omitempty"`
 	LastErrorClass string            `json:"last_error_class,omitempty"`
+	// TokenExpiresAt and TokenExpirySource describe the stored access
+	// token: when it expires and how that was learned (LIFECYCLE.md).
+	TokenExpiresAt    *time.Time `json:"token_expires_at,omitempty"`
+	TokenExpirySource string     `json:"token_expiry_source,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -89,7 +93,13 @@ func (b *Broker) getConnection(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpapi.WriteJSON(w, http.StatusOK, viewConnection(c))
+	v := viewConnection(c)
+	if tok, err := b.store.GetToken(r.Context(), c.ID); err == nil {
+		v.TokenExpiresAt, v.TokenExpirySource = timePtr(tok.ExpiresAt), tok.ExpirySource
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusOK, v)
 	return nil
 }
 

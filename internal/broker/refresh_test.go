@@ -376,6 +376,11 @@ func TestExpiryFromJWTWhenExpiresInMissing(t *testing.T) {
 	if st != 200 || tok["expires_at"] != want || tok["expires_at_source"] != "jwt_exp" {
 		t.Fatalf("%d %v", st, tok)
 	}
+	var conn map[string]any
+	h.do("GET", "/connections/"+id, nil, &conn)
+	if conn["token_expires_at"] != want || conn["token_expiry_source"] != "jwt_exp" {
+		t.Fatalf("connection view %v", conn)
+	}
 }
 
 func TestUnknownExpiryRefreshedOnDemand(t *testing.T) {

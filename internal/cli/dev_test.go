@@ -186,6 +186,14 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Fatal("refresh token handed to the agent")
 	}
 
+	// A forced refresh (what an agent does after a provider 401) gets a new
+	// token from the demo provider, whose refresh tokens rotate.
+	var fresh map[string]any
+	if st := postJSON(t, p.gatewayURL+"/v1/refresh/"+id, map[string]any{}, &fresh); st != 200 || fresh["access_token"] == access || fresh["access_token"] == nil {
+		t.Fatalf("refresh: %d %v", st, fresh)
+	}
+	access = fresh["access_token"].(string)
+
 	// Deny: the connection fails and the browser is told why.
 	denied, q := consentThroughDemo(t, p, "deny")
 	if q.Get("status") != "error" || q.Get("error") != "access_denied" || q.Get("connection_id") != denied {
