@@ -221,7 +221,7 @@ func (b *Broker) mapStorageErr(err error) error {
 	if _, ok := httpapi.As(err); ok {
 		return err
 	}
-	if errors.Is(err, context.DeadlineExceeded) || isConnError(err) {
+	if errors.Is(err, storage.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || isConnError(err) {
 		return httpapi.Unavailable("database unavailable", 2*time.Second, err)
 	}
 	return err

@@ -31,6 +31,7 @@ var (
 	errLostLease = errors.New("refresh lease lost before the write")
 	errFreshNow  = errors.New("token was refreshed meanwhile")
 	errNoToken   = errors.New("connection has no token")
+	errBackoff   = errors.New("refresh backing off after provider trouble")
 )
 
 // flight is the in-process single-flight: concurrent readers of one
@@ -102,11 +103,11 @@ func (b *Broker) currentToken(ctx context.Context, c storage.Connection, force b
 		want = func(time.Time) bool { return true }
 		// A forced refresh is satisfied by any refresh after this read.
 		return b.flights.do("force:"+c.ID, func() (storage.Connection, tokenSet, error) {
-			return b.refreshShared(context.WithoutCancel(ctx), c.ID, seen, want)
+			return b.refreshShared(context.WithoutCancel(ctx), c.ID, seen, want, true)
 		})
 	}
 	return b.flights.do(c.ID, func() (storage.Connection, tokenSet, error) {
-		return b.refreshShared(context.WithoutCancel(ctx), c.ID, tok.UpdatedAt, want)
+		return b.refreshShared(context.WithoutCancel(ctx), c.ID, tok.UpdatedAt, want, false)
 	})
 }
 
@@ -144,12 +145,13 @@ func newLeaseOwner(instance string) string {
 // lease (a compare-and-swap under the row lock), refresh at the provider,
 // and write the result fenced by the version the claim produced. Waiters
 // re-read the stored token instead of refreshing again.
-func (b *Broker) refreshShared(ctx context.Context, id string, seen time.Time, want refreshWant) (storage.Connection, tokenSet, error) {
+func (b *Broker) refreshShared(ctx context.Context, id string, seen time.Time, want refreshWant, force bool) (storage.Connection, tokenSet, error) {
 	start := b.now()
 	deadline := start.Add(b.cfg.LockWait)
 	owner := newLeaseOwner(b.instance)
 	for {
 		var current *storage.Token
+		var backoffUntil time.Time
 		claimed, err := b.store.UpdateConnection(ctx, id, func(c storage.Connection, tok *storage.Token) (storage.Connection, storage.TokenChange, error) {
 			if err := usable(c); err != nil {
 				return c, storage.TokenChange{}, err
@@ -165,6 +167,13 @@ func (b *Broker) refreshShared(ctx context.Context, id string, seen time.Time, w
 			now := b.now()
 			if c.RefreshLeaseOwner != "" && c.RefreshLeaseUntil.After(now) {
 				return c, storage.TokenChange{}, errLeaseHeld
+			}
+			// Another broker (or this one) just failed at the provider: the
+			// backoff is per connection, shared by every replica.
+			if c.LastErrorClass == string(exchange.ClassTransient) && c.NextRefreshAt.After(now) {
+				t := *tok
+				current, backoffUntil = &t, c.NextRefreshAt
+				return c, storage.TokenChange{}, errBackoff
 			}
 			t := *tok
 			current = &t
@@ -183,6 +192,20 @@ func (b *Broker) refreshShared(ctx context.Context, id string, seen time.Time, w
 			}
 			set, oerr := b.openSet(id, *current)
 			return conn, set, oerr
+		case errors.Is(err, errBackoff):
+			conn, gerr := b.store.GetConnection(ctx, id)
+			if gerr != nil {
+				return conn, tokenSet{}, gerr
+			}
+			set, oerr := b.openSet(id, *current)
+			now := b.now()
+			if oerr == nil && !force && (set.Expiry.IsZero() || set.Expiry.After(now)) {
+				return conn, set, nil
+			}
+			if oerr != nil {
+				return conn, tokenSet{}, oerr
+			}
+			return conn, tokenSet{}, httpapi.Unavailable("the provider is failing; retry later", backoffUntil.Sub(now), nil)
 		case errors.Is(err, errNoToken):
 			return storage.Connection{}, tokenSet{}, httpapi.Conflict(httpapi.CodeReauthRequired, "connection has no stored token: the user must connect again")
 		case errors.Is(err, errLeaseHeld):

@@ -422,3 +422,46 @@ func TestDeleteRevokesAtProvider(t *testing.T) {
 		t.Fatalf("audit %+v", events)
 	}
 }
+
+// TestBackoffSharedAcrossBrokers: after one broker's refresh fails at the
+// provider, the other brokers waiting on the lease honour the connection's
+// backoff instead of calling the provider again.
+func TestBackoffSharedAcrossBrokers(t *testing.T) {
+	dbURL := backends(t)["postgres"](t)
+	h, p, id := setupRotating(t, dbURL)
+	p.set(func(p *rotatingProvider) {
+		p.delay = 300 * time.Millisecond
+		p.fail = func() (int, string) { return 500, `{"error":"server_error"}` }
+	})
+	brokers := []*harness{h}
+	for i := 0; i < 2; i++ {
+		o := newHarness(t, dbURL)
+		o.clock = h.clock
+		o.start()
+		brokers = append(brokers, o)
+	}
+	h.clock.Advance(2 * time.Hour)
+	var wg sync.WaitGroup
+	statuses := make(chan int, 3)
+	for _, b := range brokers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, _ := b.token(id)
+			statuses <- st
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	for st := range statuses {
+		if st != 503 {
+			t.Fatalf("status %d, want 503 for an expired token during provider trouble", st)
+		}
+	}
+	if n := p.refreshes.Load(); n != 1 {
+		t.Fatalf("provider saw %d refreshes; the backoff was not shared", n)
+	}
+	if h.status(id) != storage.StatusActive {
+		t.Fatal("transient failure changed the status")
+	}
+}

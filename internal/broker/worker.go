@@ -130,7 +130,7 @@ func (b *Broker) refreshAhead(ctx context.Context, id string, opts WorkerOptions
 		return false
 	}
 	_, _, err = b.flights.do(id, func() (storage.Connection, tokenSet, error) {
-		return b.refreshShared(ctx, id, tok.UpdatedAt, want)
+		return b.refreshShared(ctx, id, tok.UpdatedAt, want, false)
 	})
 	if err != nil {
 		b.log.InfoContext(ctx, "refresh-ahead did not refresh", "connection_id", id, "err", err)

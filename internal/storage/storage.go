@@ -12,6 +12,9 @@ var (
 	ErrNotFound = errors.New("storage: not found")
 	// ErrAlreadyExists: a unique id, name or alias is taken.
 	ErrAlreadyExists = errors.New("storage: already exists")
+	// ErrUnavailable: the database cannot be reached or is shutting down or
+	// starting up; the same call may succeed later.
+	ErrUnavailable = errors.New("storage: database unavailable")
 )
 
 // Storage is the one persistence port of the broker. Implementations must be
