@@ -1,0 +1,226 @@
+package bench
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Backends and parts a run may select.
+const (
+	BackendPostgres = "postgres"
+	BackendSQLite   = "sqlite"
+
+	PartToken     = "token"     // GET /v1/token through the gateway
+	PartReference = "reference" // the same load against the reference server
+	PartRequest   = "request"   // POST /v1/request-connection
+	PartStorm     = "storm"     // concurrent reads of one expired token
+	// PartBroker reads tokens from the broker directly, without the
+	// gateway: not run by default, it tells the gateway's share apart.
+	PartBroker = "broker"
+)
+
+// PostgresEnv names the variable holding the PostgreSQL database the
+// benchmark creates its scratch schema in.
+const PostgresEnv = "DROMOS_BENCH_POSTGRES_URL"
+
+// DefaultPostgresURL is used when PostgresEnv is unset.
+const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// Command is a program to start: the reference server is one, so that the
+// caller decides which binary serves it (dromos-bench itself, or a test
+// binary re-executing itself).
+type Command struct {
+	Path string
+	Args []string
+	Env  []string
+}
+
+// Options say what a run measures and how long.
+type Options struct {
+	Warmup   time.Duration // per point, not measured
+	Duration time.Duration // per point, measured
+	// TokenConcurrency lists the concurrency levels of the token reads.
+	TokenConcurrency []int
+	// RequestConcurrency is the concurrency of the request-connection load.
+	RequestConcurrency int
+	// StormSize is how many reads of the expired token run at once.
+	StormSize int
+	// Connections is how many active connections the token reads cycle
+	// through.
+	Connections int
+	// RefreshLatency delays the fake provider's refresh answers, so that the
+	// storm's readers really overlap the one refresh.
+	RefreshLatency time.Duration
+	Backends       []string
+	Parts          []string
+	// PostgresURL is the database the PostgreSQL pair gets a scratch schema
+	// in. It may hold a password: it is never printed.
+	PostgresURL string
+	// DromosBinary, when set, is used instead of building ./cmd/dromos.
+	DromosBinary string
+	// Reference starts the reference server; it must log a JSON line
+	// {"msg":"listening","server":"reference","addr":…} on stderr.
+	Reference Command
+	// KeepLogs keeps the work folder with every process's log.
+	KeepLogs bool
+}
+
+// Deps are what a run takes from its surroundings.
+type Deps struct {
+	// Now is the clock latencies are measured with.
+	Now func() time.Time
+	// Rand supplies keys and schema names.
+	Rand io.Reader
+	// Log receives progress lines; the report goes elsewhere.
+	Log *slog.Logger
+}
+
+// DefaultOptions are what `make bench` runs: about two and a half minutes
+// on a 2-core machine.
+func DefaultOptions() Options {
+	return Options{
+		Warmup:             2 * time.Second,
+		Duration:           10 * time.Second,
+		TokenConcurrency:   []int{1, 16, 64},
+		RequestConcurrency: 16,
+		StormSize:          300,
+		Connections:        100,
+		RefreshLatency:     50 * time.Millisecond,
+		Backends:           []string{BackendPostgres, BackendSQLite},
+		Parts:              []string{PartToken, PartReference, PartRequest, PartStorm},
+		PostgresURL:        DefaultPostgresURL,
+	}
+}
+
+func (o Options) has(part string) bool { return slices.Contains(o.Parts, part) }
+func (o Options) maxTokenConcurrency() int {
+	return slices.Max(append([]int{0}, o.TokenConcurrency...))
+}
+
+// Validate reports every problem at once.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Duration <= 0 || o.Warmup < 0 {
+		errs = append(errs, errors.New("duration must be positive and warm-up not negative"))
+	}
+	if len(o.TokenConcurrency) == 0 && (o.has(PartToken) || o.has(PartReference) || o.has(PartBroker)) {
+		errs = append(errs, errors.New("token reads need at least one concurrency level"))
+	}
+	for _, c := range o.TokenConcurrency {
+		if c < 1 || c > 4096 {
+			errs = append(errs, fmt.Errorf("concurrency %d out of 1..4096", c))
+		}
+	}
+	if o.RequestConcurrency < 1 || o.RequestConcurrency > 4096 {
+		errs = append(errs, errors.New("request-connection concurrency out of 1..4096"))
+	}
+	if o.StormSize < 1 || o.StormSize > 4096 {
+		errs = append(errs, errors.New("storm size out of 1..4096"))
+	}
+	if o.Connections < 1 || o.Connections > 10000 {
+		errs = append(errs, errors.New("active connections out of 1..10000"))
+	}
+	for _, b := range o.Backends {
+		if b != BackendPostgres && b != BackendSQLite {
+			errs = append(errs, fmt.Errorf("unknown backend %q (postgres, sqlite)", b))
+		}
+	}
+	for _, p := range o.Parts {
+		if !slices.Contains([]string{PartToken, PartReference, PartRequest, PartStorm, PartBroker}, p) {
+			errs = append(errs, fmt.Errorf("unknown part %q (token, reference, request, storm, broker)", p))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ParseArgs reads the flags of a run over DefaultOptions. getenv supplies
+// PostgresEnv.
+func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Options, error) {
+	o := DefaultOptions()
+	if u := getenv(PostgresEnv); u != "" {
+		o.PostgresURL = u
+	}
+	fs := flag.NewFlagSet("dromos-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: dromos-bench [flags]\n       dromos-bench reference   (the reference server; started by the benchmark)\n\n"+
+			"Starts broker and gateway processes on PostgreSQL (%s, default %s)\n"+
+			"and SQLite, loads them, and prints their figures beside a minimal reference server's.\n\nFlags:\n",
+			PostgresEnv, DefaultPostgresURL)
+		fs.PrintDefaults()
+	}
+	quick := fs.Bool("quick", false, "smoke test: 1 s per point, 200 ms warm-up")
+	fs.DurationVar(&o.Duration, "duration", o.Duration, "measured time per point")
+	fs.DurationVar(&o.Warmup, "warmup", o.Warmup, "unmeasured warm-up per point")
+	conns := fs.String("conns", joinInts(o.TokenConcurrency), "concurrency levels (HTTP connections) of the token reads, comma-separated")
+	fs.IntVar(&o.RequestConcurrency, "request-conns", o.RequestConcurrency, "concurrency of POST /v1/request-connection")
+	fs.IntVar(&o.StormSize, "storm", o.StormSize, "concurrent reads of one expired token")
+	fs.IntVar(&o.Connections, "active-connections", o.Connections, "active Dromos connections (consents) the token reads cycle through")
+	fs.DurationVar(&o.RefreshLatency, "refresh-latency", o.RefreshLatency, "delay of the fake provider's refresh answers")
+	backends := fs.String("backends", strings.Join(o.Backends, ","), "storage backends: postgres, sqlite")
+	parts := fs.String("parts", strings.Join(o.Parts, ","), "what to run: token, reference, request, storm, and broker (token reads without the gateway)")
+	fs.StringVar(&o.DromosBinary, "dromos", "", "use this dromos binary instead of building ./cmd/dromos")
+	fs.BoolVar(&o.KeepLogs, "keep-logs", false, "keep the work folder with every process's log")
+	if err := fs.Parse(args); err != nil {
+		return Options{}, err
+	}
+	if fs.NArg() > 0 {
+		return Options{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *quick {
+		durationSet, warmupSet := false, false
+		fs.Visit(func(f *flag.Flag) {
+			durationSet = durationSet || f.Name == "duration"
+			warmupSet = warmupSet || f.Name == "warmup"
+		})
+		if !durationSet {
+			o.Duration = time.Second
+		}
+		if !warmupSet {
+			o.Warmup = 200 * time.Millisecond
+		}
+	}
+	var err error
+	if o.TokenConcurrency, err = splitInts(*conns); err != nil {
+		return Options{}, fmt.Errorf("-conns: %w", err)
+	}
+	o.Backends, o.Parts = splitList(*backends), splitList(*parts)
+	return o, o.Validate()
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+func splitInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range splitList(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
