@@ -27,6 +27,10 @@ func (b *Broker) audit(r *http.Request, e storage.AuditEvent) {
 	if e.Actor == "" {
 		e.Actor = r.URL.Query().Get("client_name")
 	}
+	if e.Type == "token.read" {
+		b.auditq.add(e)
+		return
+	}
 	// The request may be finished (callback redirect written); the audit
 	// row must still land.
 	ctx := context.WithoutCancel(r.Context())

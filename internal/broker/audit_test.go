@@ -18,6 +18,7 @@ func TestAuditTrail(t *testing.T) {
 		var tok map[string]any
 		h.do("GET", "/connections/"+c.ConnectionID+"/token?client_name=agent-a", nil, &tok)
 
+		h.broker.FlushAudit()
 		var out struct {
 			Events []map[string]any `json:"events"`
 		}

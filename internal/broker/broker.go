@@ -114,6 +114,7 @@ type Broker struct {
 	instance string
 	flights  flight
 	guards   *guards
+	auditq   *auditQueue
 }
 
 // New builds a broker.
@@ -152,6 +153,7 @@ func New(cfg Config, d Deps) (*Broker, error) {
 		return nil, err
 	}
 	b.guards = g
+	b.auditq = newAuditQueue(b)
 	b.handler = httpapi.Middleware(b.routes(), b.log, b.now, b.m.observeHTTP)
 	return b, nil
 }

@@ -164,6 +164,7 @@ func (h *harness) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close) // runs before the store closes: flushes queued audit events
 	h.store, h.broker = store, b
 	hd := b.Handler()
 	h.handler.Store(&hd)

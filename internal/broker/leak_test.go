@@ -53,6 +53,7 @@ func TestNoSecretInLogsOrAudit(t *testing.T) {
 	} else {
 		t.Fatal("no refresh token to look for")
 	}
+	s.h.broker.FlushAudit()
 	events, err := s.h.store.ListAudit(context.Background(), storage.AuditFilter{Limit: 1000})
 	if err != nil || len(events) == 0 {
 		t.Fatalf("audit: %d %v", len(events), err)

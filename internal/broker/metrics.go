@@ -22,6 +22,7 @@ type metrics struct {
 	refreshProviderErrors *prometheus.CounterVec
 	refreshQueue          prometheus.Gauge
 	oldKeyRows            prometheus.Gauge
+	auditDropped          prometheus.Counter
 	httpRequests          *prometheus.CounterVec
 	httpSeconds           *prometheus.HistogramVec
 }
@@ -57,6 +58,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "token_refresh_ahead_queue", Help: "Connections found due by the last refresh-ahead pass."}),
 		oldKeyRows: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vault_ciphertexts_on_old_keys", Help: "Ciphertexts not under the primary encryption key, as of the last count (rotate-keys or the hourly worker count)."}),
+		auditDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "audit_events_lost_total", Help: "Queued audit events (token reads) a failed batch write lost."}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "broker_http_requests_total", Help: "Broker HTTP requests by route and status."}, []string{"route", "status"}),
 		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -66,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.consents, m.consentsOpenID, m.exchanges, m.exchangeSeconds, m.idTokens,
 			m.tokenGets, m.callbacks, m.httpRequests, m.httpSeconds,
-			m.refreshes, m.refreshSeconds, m.lockWait, m.refreshProviderErrors, m.refreshQueue, m.oldKeyRows)
+			m.refreshes, m.refreshSeconds, m.lockWait, m.refreshProviderErrors, m.refreshQueue, m.oldKeyRows, m.auditDropped)
 	}
 	return m
 }

@@ -43,6 +43,7 @@ func runBroker(ctx context.Context, args []string, ios ioSet, env config.Env) er
 		return err
 	}
 	defer store.Close()
+	defer svc.Close()
 	ln, err := listen(net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return err

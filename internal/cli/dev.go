@@ -85,6 +85,7 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 		return err
 	}
 	defer store.Close()
+	defer svc.Close()
 
 	issuer := baseURL + demoPrefix
 	demo, err := demoprovider.New(demoprovider.Options{

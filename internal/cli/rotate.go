@@ -30,6 +30,7 @@ func runRotateKeys(ctx context.Context, args []string, ios ioSet, env config.Env
 		return err
 	}
 	defer store.Close()
+	defer svc.Close()
 	if *check {
 		n, err := svc.KeyUsage(ctx)
 		if err != nil {

@@ -71,7 +71,8 @@ type Storage interface {
 	GetToken(ctx context.Context, connectionID string) (Token, error)
 
 	// Audit trail, append-only.
-	AppendAudit(ctx context.Context, e AuditEvent) error
+	// AppendAudit appends the events in one transaction (all or none).
+	AppendAudit(ctx context.Context, events ...AuditEvent) error
 	// ListAudit returns events newest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 	// PruneAudit deletes events older than before (retention) and returns

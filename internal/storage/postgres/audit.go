@@ -16,20 +16,29 @@ import (
 
 var errNoAuditTime = errors.New("audit event has no time")
 
-// AppendAudit stores e with a new id; e.ID is ignored.
-func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) error {
-	if e.Time.IsZero() {
-		return fmt.Errorf("postgres: append audit %q: %w", e.Type, errNoAuditTime)
+// AppendAudit stores the events with new ids (e.ID is ignored), in one
+// transaction and one round trip.
+func (s *Store) AppendAudit(ctx context.Context, events ...storage.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
 	}
-	detail, err := encodeMap(e.Detail)
-	if err != nil {
-		return fmt.Errorf("postgres: append audit %q: encode detail: %w", e.Type, err)
-	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO audit_events
+	batch := &pgx.Batch{}
+	for _, e := range events {
+		if e.Time.IsZero() {
+			return fmt.Errorf("postgres: append audit %q: %w", e.Type, errNoAuditTime)
+		}
+		detail, err := encodeMap(e.Detail)
+		if err != nil {
+			return fmt.Errorf("postgres: append audit %q: encode detail: %w", e.Type, err)
+		}
+		batch.Queue(`INSERT INTO audit_events
     (occurred_at, type, connection_id, provider_id, actor, client_ip, user_agent, detail)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		e.Time, e.Type, e.ConnectionID, e.ProviderID, e.Actor, e.ClientIP, e.UserAgent, detail)
-	return wrap(fmt.Sprintf("append audit %q", e.Type), err)
+			e.Time, e.Type, e.ConnectionID, e.ProviderID, e.Actor, e.ClientIP, e.UserAgent, detail)
+	}
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		return wrap(fmt.Sprintf("append %d audit events", len(events)), tx.SendBatch(ctx, batch).Close())
+	})
 }
 
 // ListAudit returns the events matching f, newest first.

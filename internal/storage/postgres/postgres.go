@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -51,6 +52,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		// pgconn redacts the password from its parse errors.
 		return nil, fmt.Errorf("postgres: parse database URL: %w", err)
 	}
+	// pgxpool's default (max(4, cores)) starves a broker under concurrent
+	// token reads; pool_max_conns in the URL still wins.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = max(int32(runtime.NumCPU())*4, defaultMaxConns)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: create pool: %w", err)
@@ -88,6 +94,9 @@ func (s *Store) Close() error {
 
 // wrap prefixes err with the operation and maps driver errors to the
 // storage sentinels. Only names and ids go into op, never row values.
+// defaultMaxConns is the smallest pool a broker gets by default.
+const defaultMaxConns = 16
+
 func wrap(op string, err error) error {
 	if err == nil {
 		return nil

@@ -13,24 +13,45 @@ import (
 
 var errNoAuditTime = errors.New("audit event has no time")
 
-// AppendAudit stores e with a new id; e.ID is ignored.
-func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) error {
-	op := fmt.Sprintf("append audit %q", e.Type)
-	if e.Time.IsZero() {
-		return fmt.Errorf("sqlite: %s: %w", op, errNoAuditTime)
+// AppendAudit stores the events with new ids (e.ID is ignored) in one
+// transaction.
+func (s *Store) AppendAudit(ctx context.Context, events ...storage.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
 	}
-	if err := checkTimes(e.Time); err != nil {
-		return fmt.Errorf("sqlite: %s: %w", op, err)
+	type row struct {
+		at     any
+		detail any
 	}
-	detail, err := encodeMap(e.Detail)
+	rows := make([]row, len(events))
+	for i, e := range events {
+		op := fmt.Sprintf("append audit %q", e.Type)
+		if e.Time.IsZero() {
+			return fmt.Errorf("sqlite: %s: %w", op, errNoAuditTime)
+		}
+		if err := checkTimes(e.Time); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		detail, err := encodeMap(e.Detail)
+		if err != nil {
+			return fmt.Errorf("sqlite: %s: encode detail: %w", op, err)
+		}
+		rows[i] = row{nanos(e.Time), detail}
+	}
+	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: %s: encode detail: %w", op, err)
+		return wrap("append audit: begin", err)
 	}
-	_, err = s.write.ExecContext(ctx, `INSERT INTO audit_events
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	for i, e := range events {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_events
     (occurred_at, type, connection_id, provider_id, actor, client_ip, user_agent, detail)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		nanos(e.Time), e.Type, e.ConnectionID, e.ProviderID, e.Actor, e.ClientIP, e.UserAgent, detail)
-	return wrap(op, err)
+			rows[i].at, e.Type, e.ConnectionID, e.ProviderID, e.Actor, e.ClientIP, e.UserAgent, rows[i].detail); err != nil {
+			return wrap(fmt.Sprintf("append audit %q", e.Type), err)
+		}
+	}
+	return wrap("append audit: commit", tx.Commit())
 }
 
 // ListAudit returns the events matching f, newest first.

@@ -23,6 +23,27 @@ func newEvent(typ, connectionID string, at time.Time) storage.AuditEvent {
 }
 
 func runAudit(t *testing.T, open func(t *testing.T) storage.Storage) {
+	t.Run("AppendBatchAllOrNothing", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		bad := newEvent("bad", "c1", time.Time{})
+		if err := s.AppendAudit(ctx, newEvent("a", "c1", baseTime()), bad); err == nil {
+			t.Fatal("a batch holding an event without time was accepted")
+		}
+		got, err := s.ListAudit(ctx, storage.AuditFilter{})
+		must(t, "ListAudit", err)
+		if len(got) != 0 {
+			t.Fatalf("a refused batch left %d events", len(got))
+		}
+		batch := []storage.AuditEvent{newEvent("a", "c1", baseTime()), newEvent("b", "c1", baseTime().Add(time.Second)), newEvent("c", "c2", baseTime().Add(2*time.Second))}
+		must(t, "AppendAudit", s.AppendAudit(ctx, batch...))
+		must(t, "AppendAudit (empty)", s.AppendAudit(ctx))
+		got, err = s.ListAudit(ctx, storage.AuditFilter{})
+		must(t, "ListAudit", err)
+		if len(got) != 3 || got[0].Type != "c" || got[2].Type != "a" {
+			t.Fatalf("batch stored %d events: %+v", len(got), got)
+		}
+	})
 	t.Run("PruneOlderThan", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()
