@@ -88,6 +88,26 @@ func (b *Broker) loadConnection(r *http.Request) (storage.Connection, error) {
 	return c, nil
 }
 
+// loadConnectionToken is loadConnection that also returns the token row
+// (nil when none), in one query.
+func (b *Broker) loadConnectionToken(r *http.Request) (storage.Connection, *storage.Token, error) {
+	id := r.PathValue("id")
+	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return storage.Connection{}, nil, httpapi.NotFound("connection")
+	}
+	c, tok, err := b.store.GetConnectionToken(r.Context(), id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Connection{}, nil, httpapi.NotFound("connection")
+	}
+	if err != nil {
+		return storage.Connection{}, nil, err
+	}
+	if q := r.URL.Query(); q.Has("client_name") && q.Get("client_name") != c.ClientName {
+		return storage.Connection{}, nil, httpapi.NotFound("connection")
+	}
+	return c, tok, nil
+}
+
 func (b *Broker) getConnection(w http.ResponseWriter, r *http.Request) error {
 	c, err := b.loadConnection(r)
 	if err != nil {
@@ -177,24 +197,33 @@ func (b *Broker) tokenBody(c storage.Connection, set tokenSet) map[string]any {
 }
 
 func (b *Broker) getToken(w http.ResponseWriter, r *http.Request) error {
-	c, err := b.loadConnection(r)
+	autoRefresh := true
+	switch r.URL.Query().Get("auto_refresh") {
+	case "false", "0":
+		autoRefresh = false
+	case "", "true", "1":
+	default:
+		return httpapi.BadRequest("auto_refresh must be true or false")
+	}
+	// One query for the connection and its token: the hot path.
+	c, row, err := b.loadConnectionToken(r)
 	if err != nil {
 		return err
 	}
 	if err := usable(c); err != nil {
 		return err
 	}
-	var set tokenSet
-	switch r.URL.Query().Get("auto_refresh") {
-	case "false", "0":
-		_, set, err = b.readTokenRow(r.Context(), c)
-	case "", "true", "1":
-		c, set, err = b.currentToken(r.Context(), c, false)
-	default:
-		return httpapi.BadRequest("auto_refresh must be true or false")
+	if row == nil {
+		return httpapi.Conflict(httpapi.CodeReauthRequired, "connection has no stored token: the user must connect again")
 	}
+	set, err := b.openSet(c.ID, *row)
 	if err != nil {
 		return err
+	}
+	if autoRefresh {
+		if c, set, err = b.currentTokenFrom(r.Context(), c, *row, set, false); err != nil {
+			return err
+		}
 	}
 	b.m.tokenGets.WithLabelValues(c.ProviderName, strconv.FormatBool(set.IDToken != "")).Inc()
 	if set.IDToken != "" {

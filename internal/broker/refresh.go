@@ -86,6 +86,12 @@ func (b *Broker) currentToken(ctx context.Context, c storage.Connection, force b
 	if err != nil {
 		return c, tokenSet{}, err
 	}
+	return b.currentTokenFrom(ctx, c, tok, set, force)
+}
+
+// currentTokenFrom is currentToken for a token row already read (with its
+// connection, in one query, on the token read's hot path).
+func (b *Broker) currentTokenFrom(ctx context.Context, c storage.Connection, tok storage.Token, set tokenSet, force bool) (storage.Connection, tokenSet, error) {
 	want := b.expiringWithin(b.cfg.RefreshMargin)
 	if !force && !want(set.Expiry) {
 		return c, set, nil

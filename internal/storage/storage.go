@@ -67,6 +67,9 @@ type Storage interface {
 	// DeleteConnection removes the connection and its token.
 	DeleteConnection(ctx context.Context, id string) error
 
+	// GetConnectionToken returns the connection and its token (nil when it
+	// has none) in one round trip: the token read's hot path.
+	GetConnectionToken(ctx context.Context, id string) (Connection, *Token, error)
 	// GetToken returns the connection's stored token.
 	GetToken(ctx context.Context, connectionID string) (Token, error)
 

@@ -246,3 +246,43 @@ func (s *Store) ListConnectionIDs(ctx context.Context, after string, n int) ([]s
 	}
 	return ids, nil
 }
+
+// qualifiedConnectionColumns is connectionColumns with each column prefixed
+// by the alias c, for joins with tokens (which shares some names).
+var qualifiedConnectionColumns = func() string {
+	parts := strings.Split(connectionColumns, ",")
+	for i, p := range parts {
+		parts[i] = "c." + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}()
+
+// withExtra scans the columns after a connection's into extra.
+type withExtra struct {
+	row   pgx.Row
+	extra []any
+}
+
+func (w withExtra) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra...)...) }
+
+// GetConnectionToken returns the connection and its token in one query.
+func (s *Store) GetConnectionToken(ctx context.Context, id string) (storage.Connection, *storage.Token, error) {
+	var (
+		tokID                     pgtype.Text
+		ciphertext                []byte
+		source                    pgtype.Text
+		expires, created, updated pgtype.Timestamptz
+	)
+	row := s.pool.QueryRow(ctx, `SELECT `+qualifiedConnectionColumns+`,
+    t.connection_id, t.ciphertext, t.expires_at, t.expiry_source, t.created_at, t.updated_at
+FROM connections c LEFT JOIN tokens t ON t.connection_id = c.id WHERE c.id = $1`, id)
+	c, err := scanConnection(withExtra{row, []any{&tokID, &ciphertext, &expires, &source, &created, &updated}})
+	if err != nil {
+		return storage.Connection{}, nil, wrap(fmt.Sprintf("get connection and token %q", id), err)
+	}
+	if !tokID.Valid {
+		return c, nil, nil
+	}
+	return c, &storage.Token{ConnectionID: tokID.String, Ciphertext: ciphertext, ExpiresAt: fromNullTime(expires),
+		ExpirySource: source.String, CreatedAt: fromNullTime(created), UpdatedAt: fromNullTime(updated)}, nil
+}

@@ -265,3 +265,42 @@ func (s *Store) ListConnectionIDs(ctx context.Context, after string, n int) ([]s
 	}
 	return ids, nil
 }
+
+// qualifiedConnectionColumns is connectionColumns with each column prefixed
+// by the alias c, for joins with tokens (which shares some names).
+var qualifiedConnectionColumns = func() string {
+	parts := strings.Split(connectionColumns, ",")
+	for i, p := range parts {
+		parts[i] = "c." + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}()
+
+// withExtra scans the columns after a connection's into extra.
+type withExtra struct {
+	row   scanner
+	extra []any
+}
+
+func (w withExtra) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra...)...) }
+
+// GetConnectionToken returns the connection and its token in one query.
+func (s *Store) GetConnectionToken(ctx context.Context, id string) (storage.Connection, *storage.Token, error) {
+	var (
+		tokID, source             sql.NullString
+		ciphertext                []byte
+		expires, created, updated sql.NullInt64
+	)
+	row := s.read.QueryRowContext(ctx, `SELECT `+qualifiedConnectionColumns+`,
+    t.connection_id, t.ciphertext, t.expires_at, t.expiry_source, t.created_at, t.updated_at
+FROM connections c LEFT JOIN tokens t ON t.connection_id = c.id WHERE c.id = ?`, id)
+	c, err := scanConnection(withExtra{row, []any{&tokID, &ciphertext, &expires, &source, &created, &updated}})
+	if err != nil {
+		return storage.Connection{}, nil, wrap(fmt.Sprintf("get connection and token %q", id), err)
+	}
+	if !tokID.Valid {
+		return c, nil, nil
+	}
+	return c, &storage.Token{ConnectionID: tokID.String, Ciphertext: ciphertext, ExpiresAt: fromNanos(expires),
+		ExpirySource: source.String, CreatedAt: fromNanos(created), UpdatedAt: fromNanos(updated)}, nil
+}

@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
@@ -38,6 +39,33 @@ func getToken(t *testing.T, s storage.Storage, id string) storage.Token {
 }
 
 func runTokens(t *testing.T, open func(t *testing.T) storage.Storage) {
+	t.Run("GetConnectionTokenJoin", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		must(t, "CreateConnection", s.CreateConnection(ctx, newConnection("conn-join")))
+		c, tok, err := s.GetConnectionToken(ctx, "conn-join")
+		must(t, "GetConnectionToken", err)
+		if tok != nil || c.ID != "conn-join" {
+			t.Fatalf("without token: %+v %+v", c, tok)
+		}
+		want := newToken("conn-join", "join")
+		_, err = s.UpdateConnection(ctx, "conn-join", func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			return c, storage.TokenChange{Put: &want}, nil
+		})
+		must(t, "UpdateConnection", err)
+		c, tok, err = s.GetConnectionToken(ctx, "conn-join")
+		must(t, "GetConnectionToken", err)
+		plainC, _ := s.GetConnection(ctx, "conn-join")
+		plainT, _ := s.GetToken(ctx, "conn-join")
+		if tok == nil || string(tok.Ciphertext) != string(plainT.Ciphertext) || !tok.ExpiresAt.Equal(plainT.ExpiresAt) ||
+			tok.ExpirySource != plainT.ExpirySource || !tok.UpdatedAt.Equal(plainT.UpdatedAt) || c.Version != plainC.Version ||
+			!c.CreatedAt.Equal(plainC.CreatedAt) || c.Status != plainC.Status {
+			t.Fatalf("join differs from the separate reads:\n%+v\n%+v", tok, plainT)
+		}
+		if _, _, err := s.GetConnectionToken(ctx, "nope"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("unknown id: %v", err)
+		}
+	})
 	t.Run("PutReplaceDelete", func(t *testing.T) {
 		s := open(t)
 		createConnection(t, s, newConnection("c1"))
