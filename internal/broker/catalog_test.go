@@ -3,8 +3,6 @@ package broker_test
 import (
 	"net/url"
 	"testing"
-
-	"github.com/dromos-dev/dromos/internal/storage"
 )
 
 // Templates are registered with explicit endpoint fields pointing at
@@ -35,23 +33,35 @@ func TestTemplateWithDiscoveryThroughGateway(t *testing.T) {
 	}
 }
 
-func TestStaticTemplateFlow(t *testing.T) {
-	h := newHarness(t, sqliteURL(t))
+func TestStaticTemplateThroughGateway(t *testing.T) {
+	s := newStack(t, sqliteURL(t))
+	h := s.h
 	p := newRotatingProvider(t)
 	var prov map[string]any
 	if st := h.do("POST", "/providers", map[string]any{"profile": map[string]any{
 		"template": "github", "auth_url": p.srv.URL + "/authorize", "token_url": p.srv.URL + "/token",
 		"client_id": "c", "client_secret": "s",
-	}}, &prov); st != 201 || prov["name"] != "github" {
+	}}, &prov); st != 201 || prov["name"] != "github" || prov["token_endpoint_auth_method"] != "client_secret_post" {
 		t.Fatalf("template registration: %d %v", st, prov)
 	}
-	c := h.consent("github", nil, returnURL)
-	au, _ := url.Parse(c.ProviderURL)
-	if au.Host != mustHost(p.srv.URL) || au.Query().Get("scope") == "" {
-		t.Fatalf("provider URL %s", c.ProviderURL)
+	var grant map[string]any
+	if st := s.rest(t, "POST", "/v1/request-connection", "/v1/request-connection", agentKey, map[string]any{
+		"user_id": "u", "provider_name": "GitHub", "scopes": []string{"repo"}, "return_url": s.retURL}, &grant); st != 200 {
+		t.Fatalf("request %d %v", st, grant)
 	}
-	if resp := h.callback(url.Values{"state": {c.State}, "code": {"c"}}); resp.StatusCode != 302 || h.status(c.ConnectionID) != storage.StatusActive {
+	// The user's browser: the broker's start URL, then (the fake provider
+	// having approved) the callback.
+	providerURL := h.visitStart(grant["authUrl"].(string)).Header.Get("Location")
+	au, _ := url.Parse(providerURL)
+	if au.Host != mustHost(p.srv.URL) || au.Query().Get("scope") != "repo" {
+		t.Fatalf("provider URL %s", providerURL)
+	}
+	if resp := h.callback(url.Values{"state": {grant["state"].(string)}, "code": {"c"}}); resp.StatusCode != 302 {
 		t.Fatalf("callback %d", resp.StatusCode)
+	}
+	var tok map[string]any
+	if st := s.rest(t, "GET", "/v1/token/"+grant["connection_id"].(string), "/v1/token/{connection_id}", agentKey, nil, &tok); st != 200 || tok["provider"] != "github" {
+		t.Fatalf("token %d %v", st, tok)
 	}
 	var env envelope
 	if st := h.do("POST", "/providers", map[string]any{"profile": map[string]any{"template": "gitlub", "client_id": "c", "client_secret": "s"}}, &env); st != 400 {

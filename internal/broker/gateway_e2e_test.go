@@ -180,6 +180,14 @@ func TestGatewayEndToEndREST(t *testing.T) {
 			fresh["access_token"] == tok["access_token"] {
 			t.Fatalf("refresh %d %v", st, fresh)
 		}
+		// After expiry, a plain token read through the gateway gets a token
+		// the broker refreshed at the OP on the way.
+		s.h.clock.Advance(2 * time.Hour)
+		var later map[string]any
+		if st := s.rest(t, "GET", "/v1/token/"+id, "/v1/token/{connection_id}", agentKey, nil, &later); st != 200 ||
+			later["access_token"] == fresh["access_token"] || later["access_token"] == tok["access_token"] {
+			t.Fatalf("token after expiry: %d %v", st, later)
+		}
 		// Another agent cannot delete it; its owner can, and then it is gone.
 		if st := s.rest(t, "DELETE", "/v1/connections/"+id, "/v1/connections/{connection_id}", "other-key", nil, &env); st != 404 {
 			t.Fatalf("other client delete: %d", st)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/idtoken"
 	"github.com/dromos-dev/dromos/internal/storage"
 )
 
@@ -255,7 +256,7 @@ func (b *Broker) refreshHeld(ctx context.Context, c storage.Connection, tok stor
 			var fresh *exchange.Token
 			if fresh, err = b.xchg.Refresh(ctx, ep, set.RefreshToken, nil); err == nil {
 				if err = prov.profile.NormalizeTokenResponse(fresh); err == nil {
-					return b.storeRefreshed(ctx, c, owner, set, fresh, prov, start)
+					return b.storeRefreshed(ctx, c, owner, set, fresh, prov, ends, start)
 				}
 			}
 		}
@@ -305,11 +306,17 @@ func (b *Broker) observeRefresh(result string, start time.Time) {
 // before any caller sees the new access token), fenced by the claim's
 // version: a holder whose lease ran out and was taken over loses the write
 // and its token is discarded.
-func (b *Broker) storeRefreshed(ctx context.Context, c storage.Connection, owner string, old tokenSet, fresh *exchange.Token, prov registered, start time.Time) (storage.Connection, tokenSet, error) {
+func (b *Broker) storeRefreshed(ctx context.Context, c storage.Connection, owner string, old tokenSet, fresh *exchange.Token, prov registered, ends endpoints, start time.Time) (storage.Connection, tokenSet, error) {
 	now := b.now().UTC()
 	set := newTokenSet(fresh, prov.profile, now)
 	if set.RefreshToken == "" {
 		set.RefreshToken = old.RefreshToken
+	}
+	// An id_token in a refresh response is handed to agents only once
+	// verified (no nonce on refresh, OIDC Core §12.2) and about the same
+	// subject; otherwise the previous, verified one is kept.
+	if set.IDToken != "" && !b.refreshedIDTokenOK(ctx, c, prov, ends, set.IDToken) {
+		set.IDToken = ""
 	}
 	if set.IDToken == "" {
 		set.IDToken = old.IDToken
@@ -380,4 +387,20 @@ func (b *Broker) expire(ctx context.Context, c storage.Connection, owner, reason
 	return updated, tokenSet{}, &httpapi.Error{Status: http.StatusConflict, Code: httpapi.CodeReauthRequired,
 		Message: "the provider no longer accepts this connection's grant: the user must connect again",
 		Extra:   map[string]any{"reason": reason}}
+}
+
+func (b *Broker) refreshedIDTokenOK(ctx context.Context, c storage.Connection, prov registered, ends endpoints, raw string) bool {
+	if ends.Issuer == "" || ends.JWKS == "" {
+		return false
+	}
+	claims, err := b.idt.Verify(ctx, raw, idtoken.Expect{Issuer: ends.Issuer, ClientID: prov.profile.ClientID, JWKSURL: ends.JWKS})
+	if err != nil {
+		b.log.WarnContext(ctx, "refreshed id_token not verified; keeping the previous one", "connection_id", c.ID, "err", err)
+		return false
+	}
+	if c.Subject != "" && (claims.Subject != c.Subject || claims.Issuer != c.Issuer) {
+		b.log.WarnContext(ctx, "refreshed id_token names another subject; keeping the previous one", "connection_id", c.ID)
+		return false
+	}
+	return true
 }
