@@ -63,7 +63,23 @@ func TestStaticTemplateThroughGateway(t *testing.T) {
 	if st := s.rest(t, "GET", "/v1/token/"+grant["connection_id"].(string), "/v1/token/{connection_id}", agentKey, nil, &tok); st != 200 || tok["provider"] != "github" {
 		t.Fatalf("token %d %v", st, tok)
 	}
+	// Agents see the catalog through the gateway, with what is configured.
+	var list struct {
+		Providers []map[string]any `json:"providers"`
+		Catalog   []map[string]any `json:"catalog"`
+	}
+	if st := s.rest(t, "GET", "/v1/providers?include=catalog", "/v1/providers", agentKey, nil, &list); st != 200 || len(list.Catalog) < 30 {
+		t.Fatalf("providers with catalog: %d, %d templates", st, len(list.Catalog))
+	}
+	for _, e := range list.Catalog {
+		if (e["name"] == "github") != (e["configured"] == true) && (e["name"] == "github" || e["name"] == "slack") {
+			t.Fatalf("configured flag wrong for %v", e)
+		}
+	}
 	var env envelope
+	if st := s.rest(t, "GET", "/v1/providers?include=everything", "/v1/providers", agentKey, nil, &env); st != 400 {
+		t.Fatalf("bad include: %d", st)
+	}
 	if st := h.do("POST", "/providers", map[string]any{"profile": map[string]any{"template": "gitlub", "client_id": "c", "client_secret": "s"}}, &env); st != 400 {
 		t.Fatalf("unknown template: %d %+v", st, env)
 	}

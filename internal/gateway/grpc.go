@@ -127,7 +127,7 @@ func (s *grpcServer) DeleteConnection(ctx context.Context, in *dromosv1.DeleteCo
 	return &dromosv1.DeleteConnectionResponse{}, nil
 }
 
-func (s *grpcServer) ListProviders(ctx context.Context, _ *dromosv1.ListProvidersRequest) (*dromosv1.ListProvidersResponse, error) {
+func (s *grpcServer) ListProviders(ctx context.Context, in *dromosv1.ListProvidersRequest) (*dromosv1.ListProvidersResponse, error) {
 	if _, err := s.caller(ctx); err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -138,6 +138,16 @@ func (s *grpcServer) ListProviders(ctx context.Context, _ *dromosv1.ListProvider
 	out := &dromosv1.ListProvidersResponse{Providers: make([]*dromosv1.Provider, len(ps))}
 	for i, p := range ps {
 		out.Providers[i] = &dromosv1.Provider{Name: p.Name, DisplayName: p.DisplayName, Scopes: p.Scopes}
+	}
+	if in.GetIncludeCatalog() {
+		items, err := s.g.svc.Catalog(ctx)
+		if err != nil {
+			return nil, s.status(ctx, err)
+		}
+		for _, it := range items {
+			out.Catalog = append(out.Catalog, &dromosv1.CatalogEntry{Name: it.Name, DisplayName: it.DisplayName,
+				DocsUrl: it.DocsURL, TemplateParams: it.TemplateParams, Configured: it.Configured})
+		}
 	}
 	return out, nil
 }

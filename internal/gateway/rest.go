@@ -212,5 +212,36 @@ func (g *Gateway) providers(w http.ResponseWriter, r *http.Request, _ Caller) {
 	for i, p := range ps {
 		out[i] = providerAnswer(p)
 	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"providers": out})
+	body := map[string]any{"providers": out}
+	switch r.URL.Query().Get("include") {
+	case "":
+	case "catalog":
+		items, err := g.svc.Catalog(r.Context())
+		if err != nil {
+			g.writeError(w, r, err)
+			return
+		}
+		cat := make([]catalogAnswer, len(items))
+		for i, it := range items {
+			cat[i] = catalogAnswer{Name: it.Name, DisplayName: it.DisplayName, DocsURL: it.DocsURL,
+				TemplateParams: it.TemplateParams, Configured: it.Configured}
+			if cat[i].TemplateParams == nil {
+				cat[i].TemplateParams = []string{}
+			}
+		}
+		body["catalog"] = cat
+	default:
+		g.writeError(w, r, httpapi.BadRequest("include must be catalog"))
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, body)
+}
+
+// catalogAnswer is a provider template in GET /v1/providers?include=catalog.
+type catalogAnswer struct {
+	Name           string   `json:"name"`
+	DisplayName    string   `json:"display_name"`
+	DocsURL        string   `json:"docs_url"`
+	TemplateParams []string `json:"template_params"`
+	Configured     bool     `json:"configured"`
 }

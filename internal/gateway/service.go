@@ -307,6 +307,30 @@ func refreshResult(err error) string {
 	return "error"
 }
 
+// CatalogItem is a provider template as agents see it.
+type CatalogItem struct {
+	Name, DisplayName, DocsURL string
+	TemplateParams             []string
+	Configured                 bool
+}
+
+// Catalog lists the broker's provider templates.
+func (s *service) Catalog(ctx context.Context) ([]CatalogItem, error) {
+	entries, err := s.broker.Catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]CatalogItem, len(entries))
+	for i, e := range entries {
+		params := make([]string, len(e.TemplateParams))
+		for j, p := range e.TemplateParams {
+			params[j] = p.Name
+		}
+		out[i] = CatalogItem{Name: e.Name, DisplayName: e.DisplayName, DocsURL: e.DocsURL, TemplateParams: params, Configured: e.Configured}
+	}
+	return out, nil
+}
+
 // Providers lists the providers agents may ask for, without anything an
 // agent has no use for.
 func (s *service) Providers(ctx context.Context) ([]brokerclient.Provider, error) {

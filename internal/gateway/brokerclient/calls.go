@@ -21,6 +21,7 @@ const (
 	OpRefresh       = "refresh"
 	OpDelete        = "delete_connection"
 	OpListProviders = "list_providers"
+	OpCatalog       = "catalog"
 )
 
 // ConsentRequest is the body of POST /auth/consent-spec.
@@ -128,6 +129,28 @@ func (cl *Client) Refresh(ctx context.Context, id, clientName string) (Token, er
 // but the agent should see the first outcome.
 func (cl *Client) DeleteConnection(ctx context.Context, id, clientName string) error {
 	return cl.do(ctx, call{op: OpDelete, method: http.MethodDelete, path: []string{"connections", id}, query: clientQuery(clientName)}, nil)
+}
+
+// CatalogEntry is one of the broker's provider templates.
+type CatalogEntry struct {
+	Name           string   `json:"name"`
+	DisplayName    string   `json:"display_name"`
+	DocsURL        string   `json:"docs_url"`
+	Configured     bool     `json:"configured"`
+	TemplateParams []struct {
+		Name string `json:"name"`
+	} `json:"template_params"`
+}
+
+// Catalog lists the broker's provider templates and which are configured.
+func (cl *Client) Catalog(ctx context.Context) ([]CatalogEntry, error) {
+	var out struct {
+		Templates []CatalogEntry `json:"templates"`
+	}
+	if err := cl.do(ctx, call{op: OpCatalog, method: http.MethodGet, path: []string{"catalog"}}, &out); err != nil {
+		return nil, err
+	}
+	return out.Templates, nil
 }
 
 // Providers lists the registered providers.

@@ -550,9 +550,11 @@ func (x *Token) GetExtras() map[string]string {
 }
 
 type ListProvidersRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Also list the broker's provider templates (additive).
+	IncludeCatalog bool `protobuf:"varint,1,opt,name=include_catalog,proto3" json:"include_catalog,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ListProvidersRequest) Reset() {
@@ -585,6 +587,89 @@ func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
 	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{7}
 }
 
+func (x *ListProvidersRequest) GetIncludeCatalog() bool {
+	if x != nil {
+		return x.IncludeCatalog
+	}
+	return false
+}
+
+type CatalogEntry struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	DisplayName    string                 `protobuf:"bytes,2,opt,name=display_name,proto3" json:"display_name,omitempty"`
+	DocsUrl        string                 `protobuf:"bytes,3,opt,name=docs_url,proto3" json:"docs_url,omitempty"`
+	TemplateParams []string               `protobuf:"bytes,4,rep,name=template_params,proto3" json:"template_params,omitempty"`
+	Configured     bool                   `protobuf:"varint,5,opt,name=configured,proto3" json:"configured,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CatalogEntry) Reset() {
+	*x = CatalogEntry{}
+	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CatalogEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CatalogEntry) ProtoMessage() {}
+
+func (x *CatalogEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CatalogEntry.ProtoReflect.Descriptor instead.
+func (*CatalogEntry) Descriptor() ([]byte, []int) {
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CatalogEntry) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CatalogEntry) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *CatalogEntry) GetDocsUrl() string {
+	if x != nil {
+		return x.DocsUrl
+	}
+	return ""
+}
+
+func (x *CatalogEntry) GetTemplateParams() []string {
+	if x != nil {
+		return x.TemplateParams
+	}
+	return nil
+}
+
+func (x *CatalogEntry) GetConfigured() bool {
+	if x != nil {
+		return x.Configured
+	}
+	return false
+}
+
 type Provider struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -596,7 +681,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -608,7 +693,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -621,7 +706,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{8}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Provider) GetName() string {
@@ -648,13 +733,14 @@ func (x *Provider) GetScopes() []string {
 type ListProvidersResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Providers     []*Provider            `protobuf:"bytes,1,rep,name=providers,proto3" json:"providers,omitempty"`
+	Catalog       []*CatalogEntry        `protobuf:"bytes,2,rep,name=catalog,proto3" json:"catalog,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +752,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,12 +765,19 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{9}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListProvidersResponse) GetProviders() []*Provider {
 	if x != nil {
 		return x.Providers
+	}
+	return nil
+}
+
+func (x *ListProvidersResponse) GetCatalog() []*CatalogEntry {
+	if x != nil {
+		return x.Catalog
 	}
 	return nil
 }
@@ -698,7 +791,7 @@ type DeleteConnectionRequest struct {
 
 func (x *DeleteConnectionRequest) Reset() {
 	*x = DeleteConnectionRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +803,7 @@ func (x *DeleteConnectionRequest) String() string {
 func (*DeleteConnectionRequest) ProtoMessage() {}
 
 func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +816,7 @@ func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{10}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteConnectionRequest) GetConnectionId() string {
@@ -741,7 +834,7 @@ type DeleteConnectionResponse struct {
 
 func (x *DeleteConnectionResponse) Reset() {
 	*x = DeleteConnectionResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +846,7 @@ func (x *DeleteConnectionResponse) String() string {
 func (*DeleteConnectionResponse) ProtoMessage() {}
 
 func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +859,7 @@ func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{11}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{12}
 }
 
 var File_dromos_v1_gateway_proto protoreflect.FileDescriptor
@@ -820,14 +913,24 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\vExtrasEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\v\n" +
-	"\t_id_token\"\x16\n" +
-	"\x14ListProvidersRequest\"Z\n" +
+	"\t_id_token\"@\n" +
+	"\x14ListProvidersRequest\x12(\n" +
+	"\x0finclude_catalog\x18\x01 \x01(\bR\x0finclude_catalog\"\xac\x01\n" +
+	"\fCatalogEntry\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
+	"\fdisplay_name\x18\x02 \x01(\tR\fdisplay_name\x12\x1a\n" +
+	"\bdocs_url\x18\x03 \x01(\tR\bdocs_url\x12(\n" +
+	"\x0ftemplate_params\x18\x04 \x03(\tR\x0ftemplate_params\x12\x1e\n" +
+	"\n" +
+	"configured\x18\x05 \x01(\bR\n" +
+	"configured\"Z\n" +
 	"\bProvider\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\fdisplay_name\x12\x16\n" +
-	"\x06scopes\x18\x03 \x03(\tR\x06scopes\"J\n" +
+	"\x06scopes\x18\x03 \x03(\tR\x06scopes\"}\n" +
 	"\x15ListProvidersResponse\x121\n" +
-	"\tproviders\x18\x01 \x03(\v2\x13.dromos.v1.ProviderR\tproviders\"?\n" +
+	"\tproviders\x18\x01 \x03(\v2\x13.dromos.v1.ProviderR\tproviders\x121\n" +
+	"\acatalog\x18\x02 \x03(\v2\x17.dromos.v1.CatalogEntryR\acatalog\"?\n" +
 	"\x17DeleteConnectionRequest\x12$\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\"\x1a\n" +
 	"\x18DeleteConnectionResponse*\x90\x01\n" +
@@ -857,7 +960,7 @@ func file_dromos_v1_gateway_proto_rawDescGZIP() []byte {
 }
 
 var file_dromos_v1_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_dromos_v1_gateway_proto_goTypes = []any{
 	(ConnectionStatus)(0),             // 0: dromos.v1.ConnectionStatus
 	(*RequestConnectionRequest)(nil),  // 1: dromos.v1.RequestConnectionRequest
@@ -868,37 +971,39 @@ var file_dromos_v1_gateway_proto_goTypes = []any{
 	(*RefreshTokenRequest)(nil),       // 6: dromos.v1.RefreshTokenRequest
 	(*Token)(nil),                     // 7: dromos.v1.Token
 	(*ListProvidersRequest)(nil),      // 8: dromos.v1.ListProvidersRequest
-	(*Provider)(nil),                  // 9: dromos.v1.Provider
-	(*ListProvidersResponse)(nil),     // 10: dromos.v1.ListProvidersResponse
-	(*DeleteConnectionRequest)(nil),   // 11: dromos.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),  // 12: dromos.v1.DeleteConnectionResponse
-	nil,                               // 13: dromos.v1.RequestConnectionRequest.MetadataEntry
-	nil,                               // 14: dromos.v1.Token.ExtrasEntry
-	(*timestamppb.Timestamp)(nil),     // 15: google.protobuf.Timestamp
+	(*CatalogEntry)(nil),              // 9: dromos.v1.CatalogEntry
+	(*Provider)(nil),                  // 10: dromos.v1.Provider
+	(*ListProvidersResponse)(nil),     // 11: dromos.v1.ListProvidersResponse
+	(*DeleteConnectionRequest)(nil),   // 12: dromos.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),  // 13: dromos.v1.DeleteConnectionResponse
+	nil,                               // 14: dromos.v1.RequestConnectionRequest.MetadataEntry
+	nil,                               // 15: dromos.v1.Token.ExtrasEntry
+	(*timestamppb.Timestamp)(nil),     // 16: google.protobuf.Timestamp
 }
 var file_dromos_v1_gateway_proto_depIdxs = []int32{
-	13, // 0: dromos.v1.RequestConnectionRequest.metadata:type_name -> dromos.v1.RequestConnectionRequest.MetadataEntry
+	14, // 0: dromos.v1.RequestConnectionRequest.metadata:type_name -> dromos.v1.RequestConnectionRequest.MetadataEntry
 	0,  // 1: dromos.v1.CheckConnectionResponse.status:type_name -> dromos.v1.ConnectionStatus
-	15, // 2: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	14, // 3: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
-	9,  // 4: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
-	1,  // 5: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
-	3,  // 6: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
-	5,  // 7: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
-	6,  // 8: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
-	11, // 9: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
-	8,  // 10: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
-	2,  // 11: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
-	4,  // 12: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
-	7,  // 13: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
-	7,  // 14: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
-	12, // 15: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
-	10, // 16: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
-	11, // [11:17] is the sub-list for method output_type
-	5,  // [5:11] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	16, // 2: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 3: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
+	10, // 4: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
+	9,  // 5: dromos.v1.ListProvidersResponse.catalog:type_name -> dromos.v1.CatalogEntry
+	1,  // 6: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
+	3,  // 7: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
+	5,  // 8: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
+	6,  // 9: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
+	12, // 10: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
+	8,  // 11: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
+	2,  // 12: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
+	4,  // 13: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
+	7,  // 14: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
+	7,  // 15: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
+	13, // 16: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
+	11, // 17: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
+	12, // [12:18] is the sub-list for method output_type
+	6,  // [6:12] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_dromos_v1_gateway_proto_init() }
@@ -913,7 +1018,7 @@ func file_dromos_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dromos_v1_gateway_proto_rawDesc), len(file_dromos_v1_gateway_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
