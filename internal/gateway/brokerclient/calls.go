@@ -133,10 +133,10 @@ func (cl *Client) DeleteConnection(ctx context.Context, id, clientName string) e
 
 // CatalogEntry is one of the broker's provider templates.
 type CatalogEntry struct {
-	Name           string   `json:"name"`
-	DisplayName    string   `json:"display_name"`
-	DocsURL        string   `json:"docs_url"`
-	Configured     bool     `json:"configured"`
+	Name           string `json:"name"`
+	DisplayName    string `json:"display_name"`
+	DocsURL        string `json:"docs_url"`
+	Configured     bool   `json:"configured"`
 	TemplateParams []struct {
 		Name string `json:"name"`
 	} `json:"template_params"`
