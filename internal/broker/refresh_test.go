@@ -465,3 +465,24 @@ func TestBackoffSharedAcrossBrokers(t *testing.T) {
 		t.Fatal("transient failure changed the status")
 	}
 }
+
+func TestCleanupFailsExpiredConsents(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h, _ := setupFake(t, dbURL)
+		old := h.consent("fake", nil, returnURL)
+		h.clock.Advance(9 * time.Minute)
+		young := h.consent("fake", nil, returnURL)
+		h.clock.Advance(2 * time.Minute) // old is past its 10 minutes, young is not
+		n, err := h.broker.CleanupPending(context.Background())
+		if err != nil || n != 1 {
+			t.Fatalf("cleaned %d, err %v", n, err)
+		}
+		c, _ := h.store.GetConnection(context.Background(), old.ConnectionID)
+		if c.Status != storage.StatusFailed || c.StatusReason != "consent_expired" || c.PKCEVerifier != nil {
+			t.Fatalf("expired consent: %s %s verifier=%v", c.Status, c.StatusReason, c.PKCEVerifier != nil)
+		}
+		if h.status(young.ConnectionID) != storage.StatusPending {
+			t.Fatal("a live consent was failed")
+		}
+	})
+}

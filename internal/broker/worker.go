@@ -141,6 +141,9 @@ func (b *Broker) refreshAhead(ctx context.Context, id string, opts WorkerOptions
 
 var errNoLongerPending = errors.New("no longer pending")
 
+// exchangeGrace is how long a connection may stay exchanging.
+const exchangeGrace = 2 * time.Minute
+
 // CleanupPending fails consents whose callback never came (and exchanges a
 // crashed broker left behind), deleting their PKCE material.
 func (b *Broker) CleanupPending(ctx context.Context) (int, error) {
@@ -154,7 +157,10 @@ func (b *Broker) CleanupPending(ctx context.Context) (int, error) {
 			deadline := c.ExpiresAt
 			reason := "consent_expired"
 			if st == storage.StatusExchanging {
-				deadline, reason = c.ExpiresAt.Add(5*time.Minute), "exchange_interrupted"
+				// An exchange takes seconds (two 10 s attempts at most); one
+				// still running after exchangeGrace belonged to a broker that
+				// died mid-callback.
+				deadline, reason = c.UpdatedAt.Add(exchangeGrace), "exchange_interrupted"
 			}
 			if b.now().Before(deadline) {
 				continue
