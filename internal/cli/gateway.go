@@ -25,7 +25,7 @@ func runGateway(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	reg := newRegistry()
 	gw, err := gateway.New(gateway.Config{
 		BrokerBaseURL: cfg.BrokerBaseURL, BrokerAPIKey: cfg.BrokerAPIKey, StateKeys: cfg.StateKeys,
-		Clients: cfg.Clients, AllowAnonymous: cfg.AllowAnonymous,
+		Clients: cfg.Clients, AllowAnonymous: cfg.AllowAnonymous, RateLimit: cfg.RateLimit,
 	}, gateway.Deps{Logger: log, Registerer: reg, Gatherer: reg, Now: time.Now})
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ type Gateway struct {
 	StateKeys      []state.Key
 	Clients        []gateway.ClientKey
 	AllowAnonymous bool
+	RateLimit      int // requests per second per agent; 0 off
 	LogLevel       slog.Level
 }
 
@@ -28,6 +29,7 @@ const GatewayVars = `  PORT                     HTTP listen port (default 8090)
   STATE_KEY, STATE_KEYS    the broker's state key(s), to verify the state it signs (required)
   GATEWAY_API_KEYS         agents' keys: client-name:key or client-name:sha256:HEX, comma-separated
   GATEWAY_ALLOW_ANONYMOUS  true to run without GATEWAY_API_KEYS (anyone may call; development only)
+  GATEWAY_RATE_LIMIT       requests per second per agent (per address when anonymous), bursts of twice that; 0 off (default)
   DROMOS_ENV               production refuses anonymous agents
   LOG_LEVEL                debug, info, warn or error (default info)
 `
@@ -42,6 +44,7 @@ func LoadGateway(env Env) (Gateway, error) {
 		ListenHost:     r.str("LISTEN_HOST", ""),
 		BrokerAPIKey:   r.str("BROKER_API_KEY", ""),
 		AllowAnonymous: r.boolean("GATEWAY_ALLOW_ANONYMOUS", false),
+		RateLimit:      r.count("GATEWAY_RATE_LIMIT", 0),
 	}
 	if v := r.str("BROKER_BASE_URL", ""); v == "" {
 		probs.add("BROKER_BASE_URL is required")

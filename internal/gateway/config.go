@@ -30,6 +30,10 @@ type Config struct {
 	// When Clients is not empty every request must carry a key and this is
 	// ignored.
 	AllowAnonymous bool
+	// RateLimit is requests per second per agent (per address when
+	// anonymous), with bursts of twice that; 0 turns it off
+	// (GATEWAY_RATE_LIMIT).
+	RateLimit int
 
 	// Broker call tuning; zero means the brokerclient default.
 	BrokerDialTimeout           time.Duration // 3s

@@ -16,6 +16,7 @@ import (
 	dromosv1 "github.com/dromos-dev/dromos/api/proto/dromos/v1"
 	"github.com/dromos-dev/dromos/internal/gateway/brokerclient"
 	"github.com/dromos-dev/dromos/internal/logging"
+	"github.com/dromos-dev/dromos/internal/ratelimit"
 	"github.com/dromos-dev/dromos/internal/state"
 )
 
@@ -46,6 +47,7 @@ type Gateway struct {
 	metrics  *metrics
 	gatherer prometheus.Gatherer
 	handler  http.Handler
+	limiter  *ratelimit.Limiter
 }
 
 // New checks cfg and builds a Gateway. It makes no network calls.
@@ -105,7 +107,12 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if len(cfg.Clients) == 0 {
 		log.Warn("gateway accepts anonymous requests: every caller shares one workspace; do not use in production")
 	}
+	limiter, err := newLimiter(cfg.RateLimit, deps.Now)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: GATEWAY_RATE_LIMIT: %w", err)
+	}
 	g := &Gateway{
+		limiter:  limiter,
 		svc:      &service{broker: broker, states: signer, log: log, metrics: m, now: deps.Now},
 		auth:     &authenticator{clients: append([]ClientKey(nil), cfg.Clients...), anonymous: cfg.AllowAnonymous},
 		log:      log,

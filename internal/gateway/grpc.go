@@ -43,7 +43,11 @@ func (s *grpcServer) caller(ctx context.Context) (Caller, error) {
 		}
 		return ""
 	}
-	return s.g.auth.authenticate(first("authorization"), first("x-api-key"))
+	c, err := s.g.auth.authenticate(first("authorization"), first("x-api-key"))
+	if err != nil {
+		return c, err
+	}
+	return c, s.g.admit(c, grpcPeer(ctx))
 }
 
 func (s *grpcServer) RequestConnection(ctx context.Context, in *dromosv1.RequestConnectionRequest) (*dromosv1.RequestConnectionResponse, error) {

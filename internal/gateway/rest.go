@@ -77,6 +77,9 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, Caller)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := g.auth.authenticate(r.Header.Get("Authorization"), r.Header.Get("X-API-Key"))
+		if err == nil {
+			err = g.admit(c, r.RemoteAddr)
+		}
 		if err != nil {
 			g.writeError(w, r, err)
 			return
