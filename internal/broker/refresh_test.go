@@ -26,7 +26,6 @@ type rotatingProvider struct {
 	valid     map[string]bool
 	refreshes atomic.Int64
 	reused    atomic.Int64
-	revoked   atomic.Int64
 	ttl       int
 	delay     time.Duration
 	fail      func() (int, string) // optional: status and body to answer refreshes with

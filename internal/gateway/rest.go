@@ -226,8 +226,7 @@ func (g *Gateway) providers(w http.ResponseWriter, r *http.Request, _ Caller) {
 		}
 		cat := make([]catalogAnswer, len(items))
 		for i, it := range items {
-			cat[i] = catalogAnswer{Name: it.Name, DisplayName: it.DisplayName, DocsURL: it.DocsURL,
-				TemplateParams: it.TemplateParams, Configured: it.Configured}
+			cat[i] = catalogAnswer(it)
 			if cat[i].TemplateParams == nil {
 				cat[i].TemplateParams = []string{}
 			}
