@@ -16,9 +16,12 @@ test:
 	else echo "PostgreSQL tests: $$DROMOS_TEST_POSTGRES_URL" | sed 's#//[^@]*@#//***@#'; fi; \
 	go test -race -count=1 ./...
 
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	go vet ./...
+	go run $(STATICCHECK) ./...
 
 # Load benchmark (docs/PERFORMANCE.md): real broker and gateway processes on
 # PostgreSQL (DROMOS_BENCH_POSTGRES_URL, default the local "test" database)
