@@ -1,10 +1,11 @@
 package discovery
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dromos-dev/dromos/internal/promreg"
 )
 
 // Metrics counts discoveries. A nil *Metrics is valid and records nothing.
@@ -29,29 +30,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Buckets: prometheus.DefBuckets,
 	})
 	m := &Metrics{
-		total:    register(reg, total),
-		duration: register(reg, duration),
+		total:    promreg.Register(reg, total),
+		duration: promreg.Register(reg, duration),
 	}
 	for _, r := range []string{"success", "error", "stale_served"} {
 		m.total.WithLabelValues(r)
 	}
 	return m
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic("discovery: registering metrics: " + err.Error())
-	}
-	return c
 }
 
 func (m *Metrics) fetched(d time.Duration, err error) {

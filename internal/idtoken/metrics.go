@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dromos-dev/dromos/internal/promreg"
 )
 
 // Metrics counts verifications. A nil *Metrics is valid and records nothing.
@@ -28,30 +30,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Buckets: prometheus.DefBuckets,
 	})
 	m := &Metrics{
-		total:    register(reg, total),
-		duration: register(reg, duration),
+		total:    promreg.Register(reg, total),
+		duration: promreg.Register(reg, duration),
 	}
 	m.total.WithLabelValues("success")
 	for _, c := range checks {
 		m.total.WithLabelValues(c)
 	}
 	return m
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic("idtoken: registering metrics: " + err.Error())
-	}
-	return c
 }
 
 func (m *Metrics) observe(d time.Duration, err error) {
