@@ -67,30 +67,11 @@ func viewConnection(c storage.Connection) connectionView {
 	return v
 }
 
-// loadConnection finds the connection named in the path, applying the
-// optional client_name ownership filter: another client's connection is
-// reported as not found, so its existence is not disclosed.
-func (b *Broker) loadConnection(r *http.Request) (storage.Connection, error) {
-	id := r.PathValue("id")
-	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
-		return storage.Connection{}, httpapi.NotFound("connection")
-	}
-	c, err := b.store.GetConnection(r.Context(), id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.Connection{}, httpapi.NotFound("connection")
-	}
-	if err != nil {
-		return storage.Connection{}, err
-	}
-	if q := r.URL.Query(); q.Has("client_name") && q.Get("client_name") != c.ClientName {
-		return storage.Connection{}, httpapi.NotFound("connection")
-	}
-	return c, nil
-}
-
-// loadConnectionToken is loadConnection that also returns the token row
-// (nil when none), in one query.
-func (b *Broker) loadConnectionToken(r *http.Request) (storage.Connection, *storage.Token, error) {
+// loadConnection finds the connection named in the path and its token row
+// (nil when none), in one query, applying the optional client_name
+// ownership filter: another client's connection is reported as not found,
+// so its existence is not disclosed.
+func (b *Broker) loadConnection(r *http.Request) (storage.Connection, *storage.Token, error) {
 	id := r.PathValue("id")
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
 		return storage.Connection{}, nil, httpapi.NotFound("connection")
@@ -109,15 +90,13 @@ func (b *Broker) loadConnectionToken(r *http.Request) (storage.Connection, *stor
 }
 
 func (b *Broker) getConnection(w http.ResponseWriter, r *http.Request) error {
-	c, err := b.loadConnection(r)
+	c, tok, err := b.loadConnection(r)
 	if err != nil {
 		return err
 	}
 	v := viewConnection(c)
-	if tok, err := b.store.GetToken(r.Context(), c.ID); err == nil {
+	if tok != nil {
 		v.TokenExpiresAt, v.TokenExpirySource = timePtr(tok.ExpiresAt), tok.ExpirySource
-	} else if !errors.Is(err, storage.ErrNotFound) {
-		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, v)
 	return nil
@@ -206,17 +185,14 @@ func (b *Broker) getToken(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.BadRequest("auto_refresh must be true or false")
 	}
 	// One query for the connection and its token: the hot path.
-	c, row, err := b.loadConnectionToken(r)
+	c, row, err := b.loadConnection(r)
 	if err != nil {
 		return err
 	}
 	if err := usable(c); err != nil {
 		return err
 	}
-	if row == nil {
-		return httpapi.Conflict(httpapi.CodeReauthRequired, "connection has no stored token: the user must connect again")
-	}
-	set, err := b.openSet(c.ID, *row)
+	set, err := b.openRow(c, row)
 	if err != nil {
 		return err
 	}
@@ -235,15 +211,18 @@ func (b *Broker) getToken(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (b *Broker) refreshToken(w http.ResponseWriter, r *http.Request) error {
-	c, err := b.loadConnection(r)
+	c, row, err := b.loadConnection(r)
 	if err != nil {
 		return err
 	}
 	if err := usable(c); err != nil {
 		return err
 	}
-	c, set, err := b.currentToken(r.Context(), c, true)
+	set, err := b.openRow(c, row)
 	if err != nil {
+		return err
+	}
+	if c, set, err = b.currentTokenFrom(r.Context(), c, *row, set, true); err != nil {
 		return err
 	}
 	b.audit(r, storage.AuditEvent{Type: "token.refreshed", ConnectionID: c.ID, ProviderID: c.ProviderID})
@@ -252,11 +231,11 @@ func (b *Broker) refreshToken(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (b *Broker) deleteConnection(w http.ResponseWriter, r *http.Request) error {
-	c, err := b.loadConnection(r)
+	c, row, err := b.loadConnection(r)
 	if err != nil {
 		return err
 	}
-	revoked := b.revokeAtProvider(r.Context(), c)
+	revoked := b.revokeAtProvider(r.Context(), c, row)
 	if err := b.store.DeleteConnection(r.Context(), c.ID); errors.Is(err, storage.ErrNotFound) {
 		return httpapi.NotFound("connection")
 	} else if err != nil {
@@ -272,11 +251,11 @@ func (b *Broker) deleteConnection(w http.ResponseWriter, r *http.Request) error 
 // 7009) when it has a revocation endpoint: the refresh token when there is
 // one (which ends the grant), else the access token. Best effort: the local
 // deletion goes ahead either way. It returns "yes", "no" or "failed".
-func (b *Broker) revokeAtProvider(ctx context.Context, c storage.Connection) string {
-	if c.Status != storage.StatusActive {
+func (b *Broker) revokeAtProvider(ctx context.Context, c storage.Connection, row *storage.Token) string {
+	if c.Status != storage.StatusActive || row == nil {
 		return "no"
 	}
-	_, set, err := b.readTokenRow(ctx, c)
+	set, err := b.openSet(c.ID, *row)
 	if err != nil {
 		return "no"
 	}

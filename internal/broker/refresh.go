@@ -78,20 +78,11 @@ func (b *Broker) expiringWithin(margin time.Duration) refreshWant {
 	return func(exp time.Time) bool { return !exp.IsZero() && exp.Sub(b.now()) < margin }
 }
 
-// currentToken returns the connection's token with at least the refresh
-// margin of life left, refreshing first when needed. force refreshes even a
-// fresh token (an agent saw a 401), unless another reader refreshed it
-// since this request read it.
-func (b *Broker) currentToken(ctx context.Context, c storage.Connection, force bool) (storage.Connection, tokenSet, error) {
-	tok, set, err := b.readTokenRow(ctx, c)
-	if err != nil {
-		return c, tokenSet{}, err
-	}
-	return b.currentTokenFrom(ctx, c, tok, set, force)
-}
-
-// currentTokenFrom is currentToken for a token row already read (with its
-// connection, in one query, on the token read's hot path).
+// currentTokenFrom returns the connection's token with at least the
+// refresh margin of life left, refreshing first when needed. force
+// refreshes even a fresh token (an agent saw a 401), unless another reader
+// refreshed it since this request read it. tok and set are the token row as
+// the request read it (with its connection, in one query).
 func (b *Broker) currentTokenFrom(ctx context.Context, c storage.Connection, tok storage.Token, set tokenSet, force bool) (storage.Connection, tokenSet, error) {
 	want := b.expiringWithin(b.cfg.RefreshMargin)
 	if !force && !want(set.Expiry) {
@@ -118,16 +109,13 @@ func (b *Broker) currentTokenFrom(ctx context.Context, c storage.Connection, tok
 	})
 }
 
-func (b *Broker) readTokenRow(ctx context.Context, c storage.Connection) (storage.Token, tokenSet, error) {
-	tok, err := b.store.GetToken(ctx, c.ID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return tok, tokenSet{}, httpapi.Conflict(httpapi.CodeReauthRequired, "connection has no stored token: the user must connect again")
+// openRow opens a connection's token row; no row means the user must
+// consent again.
+func (b *Broker) openRow(c storage.Connection, row *storage.Token) (tokenSet, error) {
+	if row == nil {
+		return tokenSet{}, httpapi.Conflict(httpapi.CodeReauthRequired, "connection has no stored token: the user must connect again")
 	}
-	if err != nil {
-		return tok, tokenSet{}, err
-	}
-	set, err := b.openSet(c.ID, tok)
-	return tok, set, err
+	return b.openSet(c.ID, *row)
 }
 
 func (b *Broker) openSet(connID string, tok storage.Token) (tokenSet, error) {
