@@ -40,10 +40,14 @@ const (
 // Status is a connection's state. Status is StatusPending, StatusActive or
 // StatusFailed; Detail is the finer broker status when it differs
 // (exchanging, expired, revoked…), Reason why it failed when known.
+// ProviderData holds what the provider handed over besides the token that
+// API calls need: realmId (QuickBooks), shop (Shopify), instance_url
+// (Salesforce), cloud_id (Atlassian), tenant_id (Xero)…
 type Status struct {
-	Status string `json:"status"`
-	Detail string `json:"detail,omitempty"`
-	Reason string `json:"reason,omitempty"`
+	Status       string            `json:"status"`
+	Detail       string            `json:"detail,omitempty"`
+	Reason       string            `json:"reason,omitempty"`
+	ProviderData map[string]string `json:"provider_data,omitempty"`
 }
 
 // Provider is a provider agents may ask for.

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dromos-dev/dromos/internal/exchange"
@@ -251,6 +253,10 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 			return "identity_mismatch"
 		}
 	}
+	data, failure := b.providerData(ctx, conn, prov, tok, kept)
+	if failure != "" {
+		return failure
+	}
 	set := newTokenSet(tok, prov.profile, b.now().UTC())
 	plain, err := json.Marshal(set)
 	if err != nil {
@@ -270,13 +276,18 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 		if claims != nil {
 			c.Subject, c.Email, c.Issuer = claims.Subject, claims.Email, claims.Issuer
 		}
-		// Parameters some providers send only on the callback (QuickBooks
-		// realmId, Shopify shop) are kept on the connection.
-		for k, v := range kept {
+		// Provider data replaces what an earlier consent of this
+		// connection left.
+		for k := range c.Metadata {
+			if strings.HasPrefix(k, provider.ProviderDataPrefix) {
+				delete(c.Metadata, k)
+			}
+		}
+		for k, v := range data {
 			if c.Metadata == nil {
 				c.Metadata = map[string]string{}
 			}
-			c.Metadata["callback."+k] = v
+			c.Metadata[provider.ProviderDataPrefix+k] = v
 		}
 		return c, storage.TokenChange{Put: &storage.Token{ConnectionID: c.ID, Ciphertext: sealed, ExpiresAt: set.Expiry,
 			ExpirySource: set.ExpirySource, CreatedAt: now, UpdatedAt: now}}, nil
@@ -286,6 +297,38 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 		return "server_error"
 	}
 	return ""
+}
+
+// providerData gathers what the provider handed over besides the token,
+// for agents' API calls: kept callback parameters (QuickBooks realmId,
+// Shopify shop), token response members (Salesforce instance_url) and the
+// answer of a resource lookup (Atlassian cloud ids, Xero tenants). A token
+// response member of the wrong shape fails the exchange; a failed lookup
+// does not (the token is good; agents can look the resources up
+// themselves) and is logged.
+func (b *Broker) providerData(ctx context.Context, conn storage.Connection, prov registered, tok *exchange.Token, kept map[string]string) (map[string]string, string) {
+	data := maps.Clone(kept)
+	fromToken, err := prov.profile.TokenData(tok.Extra)
+	if err != nil {
+		b.log.WarnContext(ctx, "token response refused by provider quirks", "connection_id", conn.ID, "provider", prov.row.Name, "err", err)
+		return nil, "exchange_failed"
+	}
+	lookup, endpoint := prov.profile.Resources()
+	var found map[string]string
+	if lookup != nil {
+		found, err = b.fetchResources(ctx, lookup, endpoint, tok.AccessToken)
+		if err != nil {
+			b.log.WarnContext(ctx, "resource lookup failed; the connection has no resource ids", "connection_id", conn.ID,
+				"provider", prov.row.Name, "err", err)
+		}
+	}
+	for _, m := range []map[string]string{fromToken, found} {
+		if len(m) > 0 && data == nil {
+			data = map[string]string{}
+		}
+		maps.Copy(data, m)
+	}
+	return data, ""
 }
 
 // sanitizeErrorCode keeps a provider's error code only if it looks like one

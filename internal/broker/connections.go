@@ -11,20 +11,25 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/storage"
 )
 
 type connectionView struct {
-	ConnectionID   string            `json:"connection_id"`
-	Status         string            `json:"status"`
-	StatusReason   string            `json:"status_reason,omitempty"`
-	WorkspaceID    string            `json:"workspace_id"`
-	UserID         string            `json:"user_id,omitempty"`
-	ClientName     string            `json:"client_name,omitempty"`
-	ProviderID     string            `json:"provider_id"`
-	Provider       string            `json:"provider"`
-	Scopes         []string          `json:"scopes"`
-	Metadata       map[string]string `json:"metadata"`
+	ConnectionID string            `json:"connection_id"`
+	Status       string            `json:"status"`
+	StatusReason string            `json:"status_reason,omitempty"`
+	WorkspaceID  string            `json:"workspace_id"`
+	UserID       string            `json:"user_id,omitempty"`
+	ClientName   string            `json:"client_name,omitempty"`
+	ProviderID   string            `json:"provider_id"`
+	Provider     string            `json:"provider"`
+	Scopes       []string          `json:"scopes"`
+	Metadata     map[string]string `json:"metadata"`
+	// ProviderData holds what the provider handed over besides the token
+	// (QuickBooks realmId, Salesforce instance_url, Atlassian cloud ids…),
+	// stored as metadata under provider.ProviderDataPrefix.
+	ProviderData   map[string]string `json:"provider_data,omitempty"`
 	Subject        string            `json:"subject,omitempty"`
 	Email          string            `json:"email,omitempty"`
 	Issuer         string            `json:"issuer,omitempty"`
@@ -51,7 +56,7 @@ func viewConnection(c storage.Connection) connectionView {
 	v := connectionView{
 		ConnectionID: c.ID, Status: string(c.Status), StatusReason: c.StatusReason, WorkspaceID: c.WorkspaceID,
 		UserID: c.UserID, ClientName: c.ClientName, ProviderID: c.ProviderID, Provider: c.ProviderName,
-		Scopes: c.Scopes, Metadata: c.Metadata, Subject: c.Subject, Email: c.Email, Issuer: c.Issuer,
+		Scopes: c.Scopes, Subject: c.Subject, Email: c.Email, Issuer: c.Issuer,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, LastRefreshAt: timePtr(c.LastRefreshAt),
 		NextRefreshAt: timePtr(c.NextRefreshAt), LastErrorClass: c.LastErrorClass,
 	}
@@ -61,8 +66,16 @@ func viewConnection(c storage.Connection) connectionView {
 	if v.Scopes == nil {
 		v.Scopes = []string{}
 	}
-	if v.Metadata == nil {
-		v.Metadata = map[string]string{}
+	v.Metadata = make(map[string]string, len(c.Metadata))
+	for k, val := range c.Metadata {
+		if name, ok := strings.CutPrefix(k, provider.ProviderDataPrefix); ok {
+			if v.ProviderData == nil {
+				v.ProviderData = map[string]string{}
+			}
+			v.ProviderData[name] = val
+		} else {
+			v.Metadata[k] = val
+		}
 	}
 	return v
 }

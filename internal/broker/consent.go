@@ -84,6 +84,12 @@ func (req *consentRequest) validate() error {
 			break
 		}
 	}
+	for k := range req.Metadata {
+		if strings.HasPrefix(k, provider.ProviderDataPrefix) {
+			add("metadata keys may not start with %q: it holds provider data", provider.ProviderDataPrefix)
+			break
+		}
+	}
 	if len(probs) > 0 {
 		return httpapi.BadRequest("%s", strings.Join(probs, "; "))
 	}

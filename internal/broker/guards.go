@@ -116,6 +116,7 @@ func (b *Broker) checkProviderEndpoints(ctx context.Context, p *provider.Profile
 	for _, f := range []struct{ name, val string }{
 		{"issuer", p.Issuer}, {"auth_url", p.AuthURL}, {"token_url", p.TokenURL},
 		{"revocation_url", p.RevocationURL}, {"userinfo_url", p.UserinfoURL}, {"jwks_url", p.JWKSURL},
+		{"resources_url", p.ResourcesURL},
 	} {
 		if f.val == "" {
 			continue

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/dromos-dev/dromos/internal/provider"
 )
 
 // userinfo is the part of an OIDC userinfo answer the broker keeps.
@@ -17,34 +19,63 @@ type userinfo struct {
 }
 
 // fetchUserinfo asks the provider's userinfo endpoint who the access token
-// belongs to. It never follows redirects, reads at most 64 KiB and gives up
-// after 5 s; the answer only counts when its sub equals the verified
+// belongs to. The answer only counts when its sub equals the verified
 // id_token's (OIDC Core §5.3.2), which the caller checks.
 func (b *Broker) fetchUserinfo(ctx context.Context, endpoint, accessToken string) (userinfo, error) {
+	body, err := b.bearerGET(ctx, "userinfo", endpoint, accessToken, 64<<10)
+	if err != nil {
+		return userinfo{}, err
+	}
+	var u userinfo
+	if err := json.Unmarshal(body, &u); err != nil {
+		return userinfo{}, errors.New("userinfo answer is not JSON (or is a signed JWT, which is not supported)")
+	}
+	return u, nil
+}
+
+// fetchResources runs a profile's resource lookup (Atlassian sites, Xero
+// tenants) with a new access token and returns the provider data it gives.
+func (b *Broker) fetchResources(ctx context.Context, lookup *provider.ResourceLookup, endpoint, accessToken string) (map[string]string, error) {
+	body, err := b.bearerGET(ctx, "resource lookup", endpoint, accessToken, 256<<10)
+	if err != nil {
+		return nil, err
+	}
+	return lookup.Parse(body)
+}
+
+// bearerGET makes one back-channel GET with an access token. It never
+// follows redirects, reads at most limit bytes and gives up after 5 s; an
+// answer other than 200 or one that is too large is an error that quotes
+// nothing of the body.
+func (b *Broker) bearerGET(ctx context.Context, what, endpoint, accessToken string, limit int64) ([]byte, error) {
 	if b.userinfoClient == nil {
-		return userinfo{}, errors.New("no userinfo client")
+		return nil, fmt.Errorf("no client for the %s request", what)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
-		return userinfo{}, err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+accessToken)
 	req.Header.Set("Accept", "application/json")
 	resp, err := b.userinfoClient.Do(req)
 	if err != nil {
-		return userinfo{}, fmt.Errorf("userinfo request failed: %w", errors.Unwrap(err))
+		// The URL error would quote the endpoint; the cause is enough.
+		return nil, fmt.Errorf("%s request failed: %w", what, errors.Unwrap(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return userinfo{}, fmt.Errorf("userinfo answered HTTP %d", resp.StatusCode)
+		return nil, fmt.Errorf("%s answered HTTP %d", what, resp.StatusCode)
 	}
-	var u userinfo
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&u); err != nil {
-		return userinfo{}, errors.New("userinfo answer is not JSON (or is a signed JWT, which is not supported)")
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s answer could not be read: %w", what, err)
 	}
-	return u, nil
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("%s answer is larger than %d bytes", what, limit)
+	}
+	return body, nil
 }
 
 // noRedirects wraps a client so that back-channel calls never follow one.

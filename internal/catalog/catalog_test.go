@@ -62,7 +62,7 @@ func TestGetReturnsACopy(t *testing.T) {
 	a.Scopes[0] = "evil"
 	a.Quirks = append(a.Quirks, "evil")
 	b, _ := c.Get("atlassian")
-	if b.AuthParams["audience"] != "api.atlassian.com" || b.Scopes[0] == "evil" || len(b.Quirks) != 0 {
+	if b.AuthParams["audience"] != "api.atlassian.com" || b.Scopes[0] == "evil" || len(b.Quirks) != 1 {
 		t.Fatalf("changing a returned template changed the catalog: %+v", b)
 	}
 }

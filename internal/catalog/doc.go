@@ -3,5 +3,6 @@
 // facts came from), the validation of the catalog itself, and Expand, which
 // turns a profile naming a template into a complete provider.Profile with
 // its placeholders ({tenant}, {domain}, {shop}…) filled in safely. It also
-// renders docs/CATALOG.md. It does no I/O beyond reading its embedded file.
+// renders the generated catalog section of docs/PROVIDERS.md. It does no
+// I/O beyond reading its embedded file.
 package catalog

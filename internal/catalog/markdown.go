@@ -15,16 +15,19 @@ var refreshDocs = []struct{ value, doc string }{
 	{RefreshNone, "access tokens expire and no refresh token is issued: the user connects again"},
 }
 
-// Markdown renders docs/CATALOG.md: how templates work, then one section
-// per provider. The output depends only on the catalog and the quirk
-// descriptions, so a test can keep the file in step.
+// Markdown renders the generated part of docs/PROVIDERS.md, the "Provider
+// catalog" section between its BEGIN/END GENERATED CATALOG marker lines:
+// how templates work, then one section per provider. Headings start at
+// level 2 so the section nests under the hand-written document above it.
+// The output depends only on the catalog and the quirk descriptions, so a
+// test (TestCatalogDoc) can keep the file in step.
 func (c *Catalog) Markdown() string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
-	w("# Provider catalog\n\n")
-	w("<!-- Generated from internal/catalog/catalog.json by (*catalog.Catalog).Markdown; do not edit.\n")
-	w("     Regenerate with: go test ./internal/catalog -run TestCatalogDoc -update -->\n\n")
+	w("## Provider catalog\n\n")
+	w("<!-- Generated from internal/catalog/catalog.json by (*catalog.Catalog).Markdown; do not edit by hand:\n")
+	w("     everything down to END GENERATED CATALOG is rewritten by the command in the BEGIN line. -->\n\n")
 	w("A template registers a well-known provider in one line:\n\n")
 	w("```json\n{\"profile\": {\"template\": \"slack\", \"client_id\": \"…\", \"client_secret\": \"…\"}}\n```\n\n")
 	w("Every profile field left empty comes from the template; fields the profile sets win ")
@@ -51,7 +54,7 @@ func (c *Catalog) Markdown() string {
 		w("| [`%s`](#%s) | %s | %s | %s |\n", t.Name, t.Name, t.DisplayName, strings.Join(phs, ", "), t.Refresh)
 	}
 
-	w("\n## Placeholder kinds\n\n| kind | accepts |\n|---|---|\n")
+	w("\n### Placeholder kinds\n\n| kind | accepts |\n|---|---|\n")
 	kindNames := make([]string, 0, len(kinds))
 	for k := range kinds {
 		kindNames = append(kindNames, k)
@@ -60,17 +63,17 @@ func (c *Catalog) Markdown() string {
 	for _, k := range kindNames {
 		w("| `%s` | %s |\n", k, kinds[k].doc)
 	}
-	w("\n## Quirks\n\n| quirk | behaviour |\n|---|---|\n")
+	w("\n### Quirks\n\n| quirk | behaviour |\n|---|---|\n")
 	for _, q := range provider.KnownQuirks() {
 		w("| `%s` | %s |\n", q, provider.DescribeQuirk(q))
 	}
-	w("\n## Refresh behaviour\n\n| refresh | meaning |\n|---|---|\n")
+	w("\n### Refresh behaviour\n\n| refresh | meaning |\n|---|---|\n")
 	for _, r := range refreshDocs {
 		w("| `%s` | %s |\n", r.value, r.doc)
 	}
 
 	for _, t := range c.templates {
-		w("\n<a id=\"%s\"></a>\n## %s — `%s`\n\n", t.Name, t.DisplayName, t.Name)
+		w("\n<a id=\"%s\"></a>\n### %s — `%s`\n\n", t.Name, t.DisplayName, t.Name)
 		writeTemplate(&b, t)
 	}
 	return b.String()

@@ -35,6 +35,7 @@ type connectionInfo struct {
 	Provider      string            `json:"provider"`
 	Scopes        []string          `json:"scopes"`
 	Metadata      map[string]string `json:"metadata"`
+	ProviderData  map[string]string `json:"provider_data"`
 	Subject       string            `json:"subject"`
 	Email         string            `json:"email"`
 	CreatedAt     time.Time         `json:"created_at"`
@@ -134,18 +135,24 @@ func runConnectionsShow(ctx context.Context, args []string, ios ioSet, env confi
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return fmt.Errorf("the broker's connection answer is not the JSON expected: %w", err)
 	}
-	meta := make([]string, 0, len(c.Metadata))
-	for k, v := range c.Metadata {
-		meta = append(meta, k+"="+v)
-	}
-	sort.Strings(meta)
 	return fields(ios.out, [][2]string{
 		{"ID", c.ID}, {"STATUS", c.Status}, {"REASON", c.StatusReason}, {"PROVIDER", c.Provider}, {"PROVIDER ID", c.ProviderID},
 		{"WORKSPACE", c.WorkspaceID}, {"USER", c.UserID}, {"CLIENT", c.ClientName}, {"SCOPES", strings.Join(c.Scopes, " ")},
-		{"SUBJECT", c.Subject}, {"EMAIL", c.Email}, {"METADATA", strings.Join(meta, ", ")},
+		{"SUBJECT", c.Subject}, {"EMAIL", c.Email}, {"METADATA", pairs(c.Metadata)},
+		{"PROVIDER DATA", pairs(c.ProviderData)},
 		{"CREATED", stamp(c.CreatedAt)}, {"UPDATED", stamp(c.UpdatedAt)}, {"EXPIRES", stamp(c.ExpiresAt)},
 		{"LAST REFRESH", stamp(c.LastRefreshAt)}, {"NEXT REFRESH", stamp(c.NextRefreshAt)},
 	})
+}
+
+// pairs shows a map as sorted k=v pairs.
+func pairs(m map[string]string) string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 func runConnectionsDelete(ctx context.Context, args []string, ios ioSet, env config.Env) error {

@@ -93,7 +93,7 @@ func (s *grpcServer) CheckConnection(ctx context.Context, in *dromosv1.CheckConn
 	case StatusFailed:
 		st = dromosv1.ConnectionStatus_CONNECTION_STATUS_FAILED
 	}
-	return &dromosv1.CheckConnectionResponse{Status: st, Detail: out.Detail, Reason: out.Reason}, nil
+	return &dromosv1.CheckConnectionResponse{Status: st, Detail: out.Detail, Reason: out.Reason, ProviderData: out.ProviderData}, nil
 }
 
 func (s *grpcServer) GetToken(ctx context.Context, in *dromosv1.GetTokenRequest) (*dromosv1.Token, error) {

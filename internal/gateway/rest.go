@@ -139,6 +139,8 @@ type checkConnectionAnswer struct {
 	Status string `json:"status"`
 	Detail string `json:"detail,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// ProviderData is additive to the v1 contract.
+	ProviderData map[string]string `json:"provider_data,omitempty"`
 }
 
 func (g *Gateway) checkConnection(w http.ResponseWriter, r *http.Request, c Caller) {

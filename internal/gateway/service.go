@@ -48,6 +48,9 @@ type ConnectionStatus struct {
 	Status string // StatusPending, StatusActive or StatusFailed
 	Detail string // the broker's finer status when it differs from Status
 	Reason string // why it failed, when the broker said
+	// ProviderData: values the provider handed over besides the token
+	// that API calls need (realmId, instance_url, cloud_id, tenant_id…).
+	ProviderData map[string]string
 }
 
 // service is the one implementation of the gateway operations, called by
@@ -262,6 +265,7 @@ func (s *service) CheckConnection(ctx context.Context, c Caller, id string) (Con
 		out.Detail = conn.Status
 	}
 	out.Reason = conn.StatusReason
+	out.ProviderData = conn.ProviderData
 	return out, nil
 }
 

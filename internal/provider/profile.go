@@ -27,18 +27,22 @@ type Profile struct {
 	// Template names a catalog entry (internal/catalog) whose fields fill
 	// in whatever this profile leaves empty; TemplateParams fills the
 	// entry's placeholders ({tenant}, {subdomain}, {shop}…).
-	Template                string            `json:"template,omitempty"`
-	TemplateParams          map[string]string `json:"template_params,omitempty"`
-	Name                    string            `json:"name"`
-	DisplayName             string            `json:"display_name,omitempty"`
-	Aliases                 []string          `json:"aliases,omitempty"`
-	Issuer                  string            `json:"issuer,omitempty"`
-	EnableDiscovery         bool              `json:"enable_discovery,omitempty"`
-	AuthURL                 string            `json:"auth_url,omitempty"`
-	TokenURL                string            `json:"token_url,omitempty"`
-	RevocationURL           string            `json:"revocation_url,omitempty"`
-	UserinfoURL             string            `json:"userinfo_url,omitempty"`
-	JWKSURL                 string            `json:"jwks_url,omitempty"`
+	Template        string            `json:"template,omitempty"`
+	TemplateParams  map[string]string `json:"template_params,omitempty"`
+	Name            string            `json:"name"`
+	DisplayName     string            `json:"display_name,omitempty"`
+	Aliases         []string          `json:"aliases,omitempty"`
+	Issuer          string            `json:"issuer,omitempty"`
+	EnableDiscovery bool              `json:"enable_discovery,omitempty"`
+	AuthURL         string            `json:"auth_url,omitempty"`
+	TokenURL        string            `json:"token_url,omitempty"`
+	RevocationURL   string            `json:"revocation_url,omitempty"`
+	UserinfoURL     string            `json:"userinfo_url,omitempty"`
+	JWKSURL         string            `json:"jwks_url,omitempty"`
+	// ResourcesURL overrides where a resource lookup quirk
+	// (atlassian_resources, xero_tenants) reads the sites or tenants a new
+	// token reaches.
+	ResourcesURL            string            `json:"resources_url,omitempty"`
 	ClientID                string            `json:"client_id"`
 	ClientSecret            secret.String     `json:"client_secret,omitempty"`
 	Scopes                  []string          `json:"scopes,omitempty"`
@@ -73,7 +77,7 @@ func (p *Profile) Normalize() {
 		}
 	}
 	p.Aliases = aliases
-	for _, f := range []*string{&p.Issuer, &p.AuthURL, &p.TokenURL, &p.RevocationURL, &p.UserinfoURL, &p.JWKSURL, &p.ClientID, &p.DisplayName} {
+	for _, f := range []*string{&p.Issuer, &p.AuthURL, &p.TokenURL, &p.RevocationURL, &p.UserinfoURL, &p.JWKSURL, &p.ResourcesURL, &p.ClientID, &p.DisplayName} {
 		*f = strings.TrimSpace(*f)
 	}
 	p.Scopes = dedupe(p.Scopes)
@@ -140,6 +144,7 @@ func (p *Profile) Validate() error {
 	for _, f := range []struct{ name, val string }{
 		{"issuer", p.Issuer}, {"auth_url", p.AuthURL}, {"token_url", p.TokenURL},
 		{"revocation_url", p.RevocationURL}, {"userinfo_url", p.UserinfoURL}, {"jwks_url", p.JWKSURL},
+		{"resources_url", p.ResourcesURL},
 	} {
 		if f.val != "" {
 			if err := checkEndpoint(f.val); err != nil {
@@ -167,6 +172,12 @@ func (p *Profile) Validate() error {
 		if _, ok := quirks[q]; !ok {
 			add("unknown quirk %q", q)
 		}
+	}
+	switch n := p.lookupQuirks(); {
+	case n > 1:
+		add("at most one resource lookup quirk (%s, %s)", QuirkAtlassianResources, QuirkXeroTenants)
+	case n == 0 && p.ResourcesURL != "":
+		add("resources_url needs a resource lookup quirk (%s or %s)", QuirkAtlassianResources, QuirkXeroTenants)
 	}
 	if len(probs) > 0 {
 		return &ValidationError{Problems: probs}

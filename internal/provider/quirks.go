@@ -35,6 +35,15 @@ const (
 	// QuirkCallbackShop: Shopify names the shop in a shop callback
 	// parameter.
 	QuirkCallbackShop = "callback_shop"
+	// QuirkTokenInstanceURL: Salesforce answers the code exchange with the
+	// instance_url every API call must go to.
+	QuirkTokenInstanceURL = "token_instance_url"
+	// QuirkAtlassianResources: Atlassian API calls name a site by its
+	// cloud id, which only the accessible-resources endpoint tells.
+	QuirkAtlassianResources = "atlassian_resources"
+	// QuirkXeroTenants: Xero API calls carry a xero-tenant-id header; the
+	// organisations a token reaches come from the connections endpoint.
+	QuirkXeroTenants = "xero_tenants"
 )
 
 // ErrUnexpectedToken is returned by NormalizeTokenResponse when a token
@@ -58,6 +67,11 @@ type quirk struct {
 	// tokenMember and anyTokenType are the exchange parsing switches.
 	tokenMember  string
 	anyTokenType bool
+	// tokenFields lists members of the code exchange's answer to keep as
+	// provider data.
+	tokenFields []string
+	// resources, when set, is read once after the code exchange.
+	resources *ResourceLookup
 }
 
 var quirks = map[string]quirk{
@@ -95,7 +109,28 @@ var quirks = map[string]quirk{
 		doc:      "keep the `shop` callback parameter (Shopify shop domain)",
 		callback: []string{"shop"},
 	},
+	QuirkTokenInstanceURL: {
+		doc:         "keep the token response's `instance_url` (Salesforce API host) as provider data",
+		tokenFields: []string{"instance_url"},
+	},
+	QuirkAtlassianResources: {
+		doc: "after consent, read the sites the token reaches from " + atlassianResourcesURL +
+			"; keep `cloud_id`, `cloud_ids` and `site_url` as provider data",
+		resources: &ResourceLookup{DefaultURL: atlassianResourcesURL, IDField: "id", NameField: "name", URLField: "url",
+			IDKey: "cloud_id", IDsKey: "cloud_ids", URLKey: "site_url"},
+	},
+	QuirkXeroTenants: {
+		doc: "after consent, read the organisations the token reaches from " + xeroConnectionsURL +
+			"; keep `tenant_id`, `tenant_ids` and `tenant_name` as provider data",
+		resources: &ResourceLookup{DefaultURL: xeroConnectionsURL, IDField: "tenantId", NameField: "tenantName",
+			IDKey: "tenant_id", IDsKey: "tenant_ids", NameKey: "tenant_name"},
+	},
 }
+
+const (
+	atlassianResourcesURL = "https://api.atlassian.com/oauth/token/accessible-resources"
+	xeroConnectionsURL    = "https://api.xero.com/connections"
+)
 
 // KnownQuirks lists the quirk names a profile may use.
 func KnownQuirks() []string {
@@ -269,7 +304,7 @@ func (p *Profile) CallbackValues(q url.Values) (map[string]string, error) {
 		if !ok {
 			continue
 		}
-		if len(vals) != 1 || !plausibleCallbackValue(vals[0]) {
+		if len(vals) != 1 || !plausibleValue(vals[0], maxCallbackValue) {
 			return nil, fmt.Errorf("%w: %s", ErrBadCallbackParam, name)
 		}
 		if out == nil {
@@ -278,16 +313,4 @@ func (p *Profile) CallbackValues(q url.Values) (map[string]string, error) {
 		out[name] = vals[0]
 	}
 	return out, nil
-}
-
-func plausibleCallbackValue(v string) bool {
-	if v == "" || len(v) > maxCallbackValue {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < 0x21 || v[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }

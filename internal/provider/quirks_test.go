@@ -335,7 +335,7 @@ func FuzzCallbackValues(f *testing.F) {
 			if k != "realmId" && k != "shop" {
 				t.Fatalf("kept unexpected parameter %q", k)
 			}
-			if !plausibleCallbackValue(v) {
+			if !plausibleValue(v, maxCallbackValue) {
 				t.Fatalf("kept implausible value %q", v)
 			}
 		}

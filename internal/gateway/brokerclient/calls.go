@@ -52,6 +52,9 @@ type Connection struct {
 	ConnectionID string `json:"connection_id"`
 	Status       string `json:"status"`
 	StatusReason string `json:"status_reason"`
+	// ProviderData is what the provider handed over besides the token
+	// (QuickBooks realmId, Salesforce instance_url, Atlassian cloud ids…).
+	ProviderData map[string]string `json:"provider_data"`
 }
 
 // Provider holds the public fields of a registered provider. Only these are

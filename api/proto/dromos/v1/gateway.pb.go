@@ -299,7 +299,12 @@ type CheckConnectionResponse struct {
 	// "expired" or "revoked". Empty otherwise.
 	Detail string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
 	// Why the connection failed, when the broker said.
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Additive: what the provider handed over besides the token that API
+	// calls need, e.g. realmId (QuickBooks), shop (Shopify), instance_url
+	// (Salesforce), cloud_id and cloud_ids (Atlassian), tenant_id and
+	// tenant_ids (Xero). Empty for most providers.
+	ProviderData  map[string]string `protobuf:"bytes,4,rep,name=provider_data,proto3" json:"provider_data,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -353,6 +358,13 @@ func (x *CheckConnectionResponse) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *CheckConnectionResponse) GetProviderData() map[string]string {
+	if x != nil {
+		return x.ProviderData
+	}
+	return nil
 }
 
 type GetTokenRequest struct {
@@ -886,11 +898,15 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12 \n" +
 	"\vprovider_id\x18\x05 \x01(\tR\vprovider_id\">\n" +
 	"\x16CheckConnectionRequest\x12$\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\"~\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\"\x9b\x02\n" +
 	"\x17CheckConnectionResponse\x123\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1b.dromos.v1.ConnectionStatusR\x06status\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"7\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12Z\n" +
+	"\rprovider_data\x18\x04 \x03(\v24.dromos.v1.CheckConnectionResponse.ProviderDataEntryR\rprovider_data\x1a?\n" +
+	"\x11ProviderDataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"7\n" +
 	"\x0fGetTokenRequest\x12$\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\";\n" +
 	"\x13RefreshTokenRequest\x12$\n" +
@@ -960,7 +976,7 @@ func file_dromos_v1_gateway_proto_rawDescGZIP() []byte {
 }
 
 var file_dromos_v1_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_dromos_v1_gateway_proto_goTypes = []any{
 	(ConnectionStatus)(0),             // 0: dromos.v1.ConnectionStatus
 	(*RequestConnectionRequest)(nil),  // 1: dromos.v1.RequestConnectionRequest
@@ -977,33 +993,35 @@ var file_dromos_v1_gateway_proto_goTypes = []any{
 	(*DeleteConnectionRequest)(nil),   // 12: dromos.v1.DeleteConnectionRequest
 	(*DeleteConnectionResponse)(nil),  // 13: dromos.v1.DeleteConnectionResponse
 	nil,                               // 14: dromos.v1.RequestConnectionRequest.MetadataEntry
-	nil,                               // 15: dromos.v1.Token.ExtrasEntry
-	(*timestamppb.Timestamp)(nil),     // 16: google.protobuf.Timestamp
+	nil,                               // 15: dromos.v1.CheckConnectionResponse.ProviderDataEntry
+	nil,                               // 16: dromos.v1.Token.ExtrasEntry
+	(*timestamppb.Timestamp)(nil),     // 17: google.protobuf.Timestamp
 }
 var file_dromos_v1_gateway_proto_depIdxs = []int32{
 	14, // 0: dromos.v1.RequestConnectionRequest.metadata:type_name -> dromos.v1.RequestConnectionRequest.MetadataEntry
 	0,  // 1: dromos.v1.CheckConnectionResponse.status:type_name -> dromos.v1.ConnectionStatus
-	16, // 2: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	15, // 3: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
-	10, // 4: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
-	9,  // 5: dromos.v1.ListProvidersResponse.catalog:type_name -> dromos.v1.CatalogEntry
-	1,  // 6: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
-	3,  // 7: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
-	5,  // 8: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
-	6,  // 9: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
-	12, // 10: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
-	8,  // 11: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
-	2,  // 12: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
-	4,  // 13: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
-	7,  // 14: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
-	7,  // 15: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
-	13, // 16: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
-	11, // 17: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
-	12, // [12:18] is the sub-list for method output_type
-	6,  // [6:12] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	15, // 2: dromos.v1.CheckConnectionResponse.provider_data:type_name -> dromos.v1.CheckConnectionResponse.ProviderDataEntry
+	17, // 3: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 4: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
+	10, // 5: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
+	9,  // 6: dromos.v1.ListProvidersResponse.catalog:type_name -> dromos.v1.CatalogEntry
+	1,  // 7: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
+	3,  // 8: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
+	5,  // 9: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
+	6,  // 10: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
+	12, // 11: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
+	8,  // 12: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
+	2,  // 13: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
+	4,  // 14: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
+	7,  // 15: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
+	7,  // 16: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
+	13, // 17: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
+	11, // 18: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
+	13, // [13:19] is the sub-list for method output_type
+	7,  // [7:13] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_dromos_v1_gateway_proto_init() }
@@ -1018,7 +1036,7 @@ func file_dromos_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dromos_v1_gateway_proto_rawDesc), len(file_dromos_v1_gateway_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

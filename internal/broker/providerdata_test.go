@@ -1,0 +1,213 @@
+package broker_test
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"google.golang.org/grpc/metadata"
+
+	dromosv1 "github.com/dromos-dev/dromos/api/proto/dromos/v1"
+)
+
+// resourceServer answers a resource lookup like Atlassian's
+// accessible-resources endpoint: only for the bearer token it expects.
+type resourceServer struct {
+	srv    *httptest.Server
+	calls  atomic.Int64
+	status atomic.Int64
+}
+
+func newResourceServer(t *testing.T, wantToken string, answer []map[string]any) *resourceServer {
+	rs := &resourceServer{}
+	rs.status.Store(http.StatusOK)
+	rs.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rs.calls.Add(1)
+		if r.Method != http.MethodGet || r.URL.Path != "/oauth/token/accessible-resources" {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer "+wantToken {
+			http.Error(w, `{"code":401,"message":"Unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		if st := int(rs.status.Load()); st != http.StatusOK {
+			http.Error(w, "down", st)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(answer)
+	}))
+	t.Cleanup(rs.srv.Close)
+	return rs
+}
+
+// connectViaGateway asks the gateway for a connection, walks the browser
+// through the broker's start URL and delivers the provider's callback.
+func connectViaGateway(t *testing.T, s *stack, providerName string, metadata map[string]string, extra url.Values) string {
+	t.Helper()
+	var grant map[string]any
+	body := map[string]any{"user_id": "u", "provider_name": providerName, "scopes": []string{"read:jira-work"}, "return_url": s.retURL}
+	if metadata != nil {
+		body["metadata"] = metadata
+	}
+	if st := s.rest(t, "POST", "/v1/request-connection", "/v1/request-connection", agentKey, body, &grant); st != 200 {
+		t.Fatalf("request-connection %d %v", st, grant)
+	}
+	s.h.visitStart(grant["authUrl"].(string))
+	q := url.Values{"state": {grant["state"].(string)}, "code": {"c"}}
+	for k, v := range extra {
+		q[k] = v
+	}
+	if resp := s.h.callback(q); resp.StatusCode != http.StatusFound {
+		t.Fatalf("callback %d", resp.StatusCode)
+	}
+	return grant["connection_id"].(string)
+}
+
+type checkAnswer struct {
+	Status       string            `json:"status"`
+	Detail       string            `json:"detail"`
+	ProviderData map[string]string `json:"provider_data"`
+}
+
+// The atlassian template's resource lookup runs after the exchange, and
+// agents read the cloud id from check-connection; their own metadata stays
+// apart from it.
+func TestAtlassianCloudIDThroughGateway(t *testing.T) {
+	s := newStack(t, sqliteURL(t))
+	p := newFakeProvider(t)
+	res := newResourceServer(t, "fake-access-c", []map[string]any{
+		{"id": "1324a887-45db-1bf4-1e99-ef0ff456d421", "name": "Acme", "url": "https://acme.atlassian.net",
+			"scopes": []string{"read:jira-work"}, "avatarUrl": "https://example.com/a.png"},
+		{"id": "5b1c0f3e-0000-4000-8000-000000000002", "name": "Acme Labs", "url": "https://acme-labs.atlassian.net"},
+	})
+	var prov map[string]any
+	if st := s.h.do("POST", "/providers", map[string]any{"profile": map[string]any{
+		"template": "atlassian", "auth_url": p.srv.URL + "/authorize", "token_url": p.srv.URL + "/token",
+		"resources_url": res.srv.URL + "/oauth/token/accessible-resources", "client_id": "c", "client_secret": "s",
+	}}, &prov); st != 201 {
+		t.Fatalf("register: %d %v", st, prov)
+	}
+
+	id := connectViaGateway(t, s, "atlassian", map[string]string{"team": "red"}, nil)
+	var chk checkAnswer
+	if st := s.rest(t, "GET", "/v1/check-connection/"+id, "/v1/check-connection/{connection_id}", agentKey, nil, &chk); st != 200 || chk.Status != "active" {
+		t.Fatalf("check-connection %d %+v", st, chk)
+	}
+	want := map[string]string{
+		"cloud_id":  "1324a887-45db-1bf4-1e99-ef0ff456d421",
+		"cloud_ids": "1324a887-45db-1bf4-1e99-ef0ff456d421,5b1c0f3e-0000-4000-8000-000000000002",
+		"site_url":  "https://acme.atlassian.net",
+	}
+	for k, v := range want {
+		if chk.ProviderData[k] != v {
+			t.Errorf("provider_data[%s] = %q, want %q (all: %v)", k, chk.ProviderData[k], v, chk.ProviderData)
+		}
+	}
+	if len(chk.ProviderData) != len(want) {
+		t.Errorf("provider_data has extra entries: %v", chk.ProviderData)
+	}
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+agentKey)
+	gst, err := s.grpc.CheckConnection(ctx, &dromosv1.CheckConnectionRequest{ConnectionId: id})
+	if err != nil || !maps.Equal(gst.GetProviderData(), want) {
+		t.Fatalf("gRPC check-connection: %v, provider_data %v", err, gst.GetProviderData())
+	}
+	var view struct {
+		Metadata     map[string]string `json:"metadata"`
+		ProviderData map[string]string `json:"provider_data"`
+	}
+	if st := s.h.do("GET", "/connections/"+id, nil, &view); st != 200 || len(view.Metadata) != 1 || view.Metadata["team"] != "red" ||
+		view.ProviderData["cloud_id"] != want["cloud_id"] {
+		t.Fatalf("broker view %d %+v", st, view)
+	}
+	if n := res.calls.Load(); n != 1 {
+		t.Fatalf("resource lookups: %d, want 1", n)
+	}
+
+	// The lookup failing leaves a working connection without resource ids.
+	res.status.Store(http.StatusBadGateway)
+	id2 := connectViaGateway(t, s, "atlassian", nil, nil)
+	chk = checkAnswer{}
+	if st := s.rest(t, "GET", "/v1/check-connection/"+id2, "/v1/check-connection/{connection_id}", agentKey, nil, &chk); st != 200 ||
+		chk.Status != "active" || len(chk.ProviderData) != 0 {
+		t.Fatalf("check-connection after a failed lookup %d %+v", st, chk)
+	}
+	var tok map[string]any
+	if st := s.rest(t, "GET", "/v1/token/"+id2, "/v1/token/{connection_id}", agentKey, nil, &tok); st != 200 || tok["access_token"] != "fake-access-c" {
+		t.Fatalf("token after a failed lookup %d", st)
+	}
+	if !strings.Contains(s.h.logs.String(), "resource lookup failed") || strings.Contains(s.h.logs.String(), "fake-access-c") {
+		t.Fatal("a failed lookup must be logged, without the token")
+	}
+
+	// Agents cannot write provider data through their own metadata.
+	var env envelope
+	if st := s.rest(t, "POST", "/v1/request-connection", "/v1/request-connection", agentKey, map[string]any{
+		"user_id": "u", "provider_name": "atlassian", "scopes": []string{"read:jira-work"}, "return_url": s.retURL,
+		"metadata": map[string]string{"provider.cloud_id": "forged"}}, &env); st != 400 || env.Code != "bad_request" ||
+		!strings.Contains(env.Message, "provider.") {
+		t.Fatalf("reserved metadata key: %d %+v", st, env)
+	}
+}
+
+// Values handed over on the callback (QuickBooks realmId) and in the token
+// response (Salesforce instance_url) are kept as provider data; a token
+// response member of the wrong shape fails the connection before any token
+// is stored.
+func TestProviderDataFromCallbackAndTokenResponse(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h := newHarness(t, dbURL)
+		p := newFakeProvider(t)
+		h.registerProvider(map[string]any{"template": "quickbooks", "auth_url": p.srv.URL + "/authorize",
+			"token_url": p.srv.URL + "/token", "client_id": "c", "client_secret": "s"})
+		c := h.consent("quickbooks", []string{"com.intuit.quickbooks.accounting"}, "https://app.example.com/back")
+		if resp := h.callback(url.Values{"state": {c.State}, "code": {"x"}, "realmId": {"4620816365178608920"}}); resp.StatusCode != http.StatusFound {
+			t.Fatalf("callback %d", resp.StatusCode)
+		}
+		var view struct {
+			Status       string            `json:"status"`
+			Metadata     map[string]string `json:"metadata"`
+			ProviderData map[string]string `json:"provider_data"`
+		}
+		if st := h.do("GET", "/connections/"+c.ConnectionID, nil, &view); st != 200 || view.Status != "active" ||
+			view.ProviderData["realmId"] != "4620816365178608920" || len(view.Metadata) != 0 {
+			t.Fatalf("quickbooks connection %d %+v", st, view)
+		}
+
+		sf := newFakeProvider(t)
+		answer := func(instance string) func(w http.ResponseWriter, r *http.Request) {
+			return func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "00D-access", "token_type": "Bearer",
+					"refresh_token": "sf-refresh", "instance_url": instance, "id": "https://login.salesforce.com/id/00D/005",
+					"issued_at": "1700000000000", "signature": "c2ln"})
+			}
+		}
+		instance := "https://acme.my.salesforce.com"
+		sf.setResponse(answer(instance))
+		h.registerProvider(map[string]any{"name": "sf", "auth_url": sf.srv.URL + "/authorize", "token_url": sf.srv.URL + "/token",
+			"client_id": "c", "client_secret": "s", "quirks": []string{"token_instance_url"}})
+		c = h.consent("sf", []string{"api"}, "https://app.example.com/back")
+		h.callback(url.Values{"state": {c.State}, "code": {"x"}})
+		view.ProviderData = nil
+		if st := h.do("GET", "/connections/"+c.ConnectionID, nil, &view); st != 200 || view.Status != "active" ||
+			view.ProviderData["instance_url"] != instance || len(view.ProviderData) != 1 {
+			t.Fatalf("salesforce-like connection %d %+v", st, view)
+		}
+
+		sf.setResponse(answer("javascript:alert(1)"))
+		c = h.consent("sf", []string{"api"}, "https://app.example.com/back")
+		resp := h.callback(url.Values{"state": {c.State}, "code": {"x"}})
+		if loc := resp.Header.Get("Location"); !strings.Contains(loc, "error=exchange_failed") {
+			t.Fatalf("bad instance_url: redirect %q", loc)
+		}
+		h.assertNoToken(c.ConnectionID)
+	})
+}
