@@ -24,12 +24,12 @@ type resourceServer struct {
 	status atomic.Int64
 }
 
-func newResourceServer(t *testing.T, wantToken string, answer []map[string]any) *resourceServer {
+func newResourceServer(t *testing.T, path, wantToken string, answer []map[string]any) *resourceServer {
 	rs := &resourceServer{}
 	rs.status.Store(http.StatusOK)
 	rs.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rs.calls.Add(1)
-		if r.Method != http.MethodGet || r.URL.Path != "/oauth/token/accessible-resources" {
+		if r.Method != http.MethodGet || r.URL.Path != path {
 			http.NotFound(w, r)
 			return
 		}
@@ -83,7 +83,7 @@ type checkAnswer struct {
 func TestAtlassianCloudIDThroughGateway(t *testing.T) {
 	s := newStack(t, sqliteURL(t))
 	p := newFakeProvider(t)
-	res := newResourceServer(t, "fake-access-c", []map[string]any{
+	res := newResourceServer(t, "/oauth/token/accessible-resources", "fake-access-c", []map[string]any{
 		{"id": "1324a887-45db-1bf4-1e99-ef0ff456d421", "name": "Acme", "url": "https://acme.atlassian.net",
 			"scopes": []string{"read:jira-work"}, "avatarUrl": "https://example.com/a.png"},
 		{"id": "5b1c0f3e-0000-4000-8000-000000000002", "name": "Acme Labs", "url": "https://acme-labs.atlassian.net"},
@@ -210,4 +210,31 @@ func TestProviderDataFromCallbackAndTokenResponse(t *testing.T) {
 		}
 		h.assertNoToken(c.ConnectionID)
 	})
+}
+
+// A Xero-shaped connections answer: the tenant id, not the connection id,
+// is what API calls need in xero-tenant-id.
+func TestXeroTenantsLookup(t *testing.T) {
+	h := newHarness(t, sqliteURL(t))
+	p := newFakeProvider(t)
+	res := newResourceServer(t, "/connections", "fake-access-x", []map[string]any{
+		{"id": "e1eede29-f875-4a5d-8470-17f6a29a88b1", "authEventId": "d99ecdfe-391d-43d2-b834-17636ba90e8d",
+			"tenantId": "70784a63-d24b-46a9-a4db-0e70a274b056", "tenantType": "ORGANISATION", "tenantName": "Maple Florist",
+			"createdDateUtc": "2019-07-09T23:40:30.1833130", "updatedDateUtc": "2020-05-15T01:35:13.8491980"},
+	})
+	h.registerProvider(map[string]any{"name": "xero-test", "auth_url": p.srv.URL + "/authorize", "token_url": p.srv.URL + "/token",
+		"resources_url": res.srv.URL + "/connections", "client_id": "c", "client_secret": "s", "quirks": []string{"xero_tenants"}})
+	c := h.consent("xero-test", []string{"accounting.transactions"}, "https://app.example.com/back")
+	if resp := h.callback(url.Values{"state": {c.State}, "code": {"x"}}); resp.StatusCode != http.StatusFound {
+		t.Fatalf("callback %d", resp.StatusCode)
+	}
+	var view struct {
+		Status       string            `json:"status"`
+		ProviderData map[string]string `json:"provider_data"`
+	}
+	want := map[string]string{"tenant_id": "70784a63-d24b-46a9-a4db-0e70a274b056",
+		"tenant_ids": "70784a63-d24b-46a9-a4db-0e70a274b056", "tenant_name": "Maple Florist"}
+	if st := h.do("GET", "/connections/"+c.ConnectionID, nil, &view); st != 200 || view.Status != "active" || !maps.Equal(view.ProviderData, want) {
+		t.Fatalf("xero connection %d %+v", st, view)
+	}
 }
