@@ -2,12 +2,15 @@ package catalog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,6 +181,73 @@ func TestShopifyTemplateFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	if tok.TokenType != "Bearer" || tok.Scope != "read_products write_orders" {
+		t.Fatalf("token = %v", tok)
+	}
+}
+
+// Google gives a refresh token only for access_type=offline, and on a
+// repeated consent only with prompt=consent; it refuses the offline_access
+// scope. The fake does the same, so the google template must get a refresh
+// token from it with scopes asking for offline_access.
+func TestGoogleTemplateOfflineAccess(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /authorize", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		back, _ := url.Parse(q.Get("redirect_uri"))
+		bq := back.Query()
+		bq.Set("state", q.Get("state"))
+		if slices.Contains(strings.Fields(q.Get("scope")), "offline_access") {
+			bq.Set("error", "invalid_scope")
+		} else if q.Get("access_type") == "offline" && q.Get("prompt") == "consent" {
+			bq.Set("code", "offline-code")
+		} else {
+			bq.Set("code", "online-code")
+		}
+		back.RawQuery = bq.Encode()
+		http.Redirect(w, r, back.String(), http.StatusFound)
+	})
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		body := map[string]any{"access_token": "ya29.a", "token_type": "Bearer", "expires_in": 3599, "scope": "openid email"}
+		if r.PostFormValue("code") == "offline-code" {
+			body["refresh_token"] = "1//0g-refresh"
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(body)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	p, err := mustLoad(t).Expand(provider.Profile{Template: "google", AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token",
+		ClientID: "cid.apps.googleusercontent.com", ClientSecret: "sec", Scopes: []string{"openid", "email", "offline_access"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := connect(t, p, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.RefreshToken != "1//0g-refresh" {
+		t.Fatalf("no refresh token from the google template: %v", tok)
+	}
+
+	// Without the quirk the same consent gets no refresh token, so the fake
+	// does test it.
+	p.Quirks = nil
+	if tok, _, err := connect(t, p, srv.Client()); err == nil && tok.RefreshToken != "" {
+		t.Fatal("the fake gave a refresh token without the quirk; the test proves nothing")
+	}
+}
+
+// Shopify's expiring offline tokens come with expires_in and a refresh
+// token; the template must keep both.
+func TestShopifyTemplateExpiringOfflineToken(t *testing.T) {
+	f := newFakeProvider(t, "application/json",
+		`{"access_token":"shpat_2","scope":"read_products","expires_in":3600,"refresh_token":"shprt_1","refresh_token_expires_in":7776000}`, "")
+	tok, _, err := connect(t, expandAgainst(t, "shopify", f, map[string]string{"shop": "acme-store"}), f.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.RefreshToken != "shprt_1" || tok.Expiry.IsZero() || tok.TokenType != "Bearer" {
 		t.Fatalf("token = %v", tok)
 	}
 }
