@@ -13,9 +13,10 @@ import (
 // Named quirks a profile can switch on. Each is a small behaviour with a
 // test of its own; handlers never test provider names.
 const (
-	// QuirkGoogleOffline: Google rejects the offline_access scope and gives
-	// a refresh token only for access_type=offline, and again on later
-	// consents only with prompt=consent.
+	// QuirkGoogleOffline: Google gives a refresh token only for
+	// access_type=offline, and again on later consents only with
+	// prompt=consent; offline_access is not among its documented scopes,
+	// so it is dropped.
 	QuirkGoogleOffline = "google_offline"
 	// QuirkCommaScopes: the provider separates scopes with commas (Slack,
 	// Linear, Strava, Shopify) instead of spaces, in the authorization
