@@ -83,6 +83,18 @@ type checkAnswer struct {
 func TestAtlassianCloudIDThroughGateway(t *testing.T) {
 	s := newStack(t, sqliteURL(t))
 	p := newFakeProvider(t)
+	// Atlassian's token endpoint is documented with JSON bodies, which the
+	// template sends (json_token_request).
+	p.setResponse(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]string
+		if r.Header.Get("Content-Type") != "application/json" || json.NewDecoder(r.Body).Decode(&body) != nil {
+			http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "fake-access-" + body["code"], "token_type": "Bearer",
+			"expires_in": 3600, "refresh_token": "fake-refresh", "scope": "read:jira-work"})
+	})
 	res := newResourceServer(t, "/oauth/token/accessible-resources", "fake-access-c", []map[string]any{
 		{"id": "1324a887-45db-1bf4-1e99-ef0ff456d421", "name": "Acme", "url": "https://acme.atlassian.net",
 			"scopes": []string{"read:jira-work"}, "avatarUrl": "https://example.com/a.png"},

@@ -168,7 +168,7 @@ func TestExpandFillsAndOverrides(t *testing.T) {
 		{"auth method from template", p.TokenEndpointAuthMethod, tmpl.TokenEndpointAuthMethod},
 		{"explicit scopes replace", strings.Join(p.Scopes, " "), "read:jira-work offline_access"},
 		{"auth_params merged", p.AuthParams, map[string]string{"audience": "api.atlassian.com", "prompt": "login", "extra": "1"}},
-		{"quirks added", strings.Join(p.Quirks, " "), provider.QuirkAtlassianResources + " " + provider.QuirkCommaScopes},
+		{"quirks added", strings.Join(p.Quirks, " "), strings.Join(append(slices.Clone(tmpl.Quirks), provider.QuirkCommaScopes), " ")},
 	}
 	for _, ck := range checks {
 		if a, ok := ck.got.(map[string]string); ok {

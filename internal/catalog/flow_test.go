@@ -251,3 +251,43 @@ func TestShopifyTemplateExpiringOfflineToken(t *testing.T) {
 		t.Fatalf("token = %v", tok)
 	}
 }
+
+// Notion documents its token endpoint with a JSON body and HTTP Basic
+// client authentication; the fake accepts nothing else.
+func TestNotionTemplateJSONTokenRequest(t *testing.T) {
+	f := newFakeProvider(t, "application/json", "", "")
+	mux := http.NewServeMux()
+	mux.Handle("GET /authorize", f.Config.Handler)
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]string
+		id, sec, ok := r.BasicAuth()
+		if r.Header.Get("Content-Type") != "application/json" || json.NewDecoder(r.Body).Decode(&body) != nil ||
+			!ok || id != "cid" || sec != "sec" || body["grant_type"] != "authorization_code" || body["code"] != "code-1" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"error":"invalid_request"}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"access_token":"ntn_1","token_type":"bearer","refresh_token":"nrt_1","bot_id":"b1",`+
+			`"workspace_id":"w1","workspace_name":"Acme","owner":{"type":"user"}}`)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	p, err := mustLoad(t).Expand(provider.Profile{Template: "notion", AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token",
+		ClientID: "cid", ClientSecret: "sec"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := connect(t, p, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.AccessToken != "ntn_1" || tok.RefreshToken != "nrt_1" || tok.Extra["workspace_id"] != "w1" {
+		t.Fatalf("token = %v", tok)
+	}
+	p.Quirks = nil
+	if _, _, err := connect(t, p, srv.Client()); err == nil {
+		t.Fatal("the fake accepted a form body; the test proves nothing")
+	}
+}

@@ -47,6 +47,10 @@ type Endpoint struct {
 	// default, which keeps the strict behaviour.
 	AcceptAnyTokenType bool
 	TokenMember        string
+	// JSONBody sends requests as a JSON object of string members instead
+	// of RFC 6749's form encoding, for providers that document only JSON
+	// request bodies (Notion, Atlassian).
+	JSONBody bool
 }
 
 func (ep Endpoint) parseOptions() ParseOptions {

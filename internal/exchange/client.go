@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -286,10 +287,25 @@ func (c *Client) roundTrip(ctx context.Context, target string, ep Endpoint, meth
 		}
 	}
 	authenticate(method, ep, body, header)
-	header.Set("Content-Type", "application/x-www-form-urlencoded")
 	header.Set("Accept", "application/json")
+	var encoded string
+	if ep.JSONBody {
+		obj := make(map[string]string, len(body))
+		for k := range body {
+			obj[k] = body.Get(k)
+		}
+		raw, err := json.Marshal(obj)
+		if err != nil {
+			return response{}, fmt.Errorf("%w: cannot encode request", ErrInvalidInput)
+		}
+		encoded = string(raw)
+		header.Set("Content-Type", "application/json")
+	} else {
+		encoded = body.Encode()
+		header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(body.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(encoded))
 	if err != nil {
 		return response{}, fmt.Errorf("%w: cannot build request", ErrInvalidInput)
 	}

@@ -45,6 +45,9 @@ const (
 	// QuirkXeroTenants: Xero API calls carry a xero-tenant-id header; the
 	// organisations a token reaches come from the connections endpoint.
 	QuirkXeroTenants = "xero_tenants"
+	// QuirkJSONTokenRequest: the provider documents its token endpoint
+	// with JSON request bodies only (Notion, Atlassian).
+	QuirkJSONTokenRequest = "json_token_request"
 )
 
 // ErrUnexpectedToken is returned by NormalizeTokenResponse when a token
@@ -73,6 +76,8 @@ type quirk struct {
 	tokenFields []string
 	// resources, when set, is read once after the code exchange.
 	resources *ResourceLookup
+	// jsonBody sends token endpoint requests as JSON.
+	jsonBody bool
 }
 
 var quirks = map[string]quirk{
@@ -109,6 +114,10 @@ var quirks = map[string]quirk{
 	QuirkCallbackShop: {
 		doc:      "keep the `shop` callback parameter (Shopify shop domain)",
 		callback: []string{"shop"},
+	},
+	QuirkJSONTokenRequest: {
+		doc:      "send token endpoint requests as a JSON object instead of a form",
+		jsonBody: true,
 	},
 	QuirkTokenInstanceURL: {
 		doc:         "keep the token response's `instance_url` (Salesforce API host) as provider data",
@@ -240,6 +249,9 @@ func (p *Profile) ConfigureEndpoint(ep *exchange.Endpoint) {
 		}
 		if q.tokenMember != "" {
 			ep.TokenMember = q.tokenMember
+		}
+		if q.jsonBody {
+			ep.JSONBody = true
 		}
 	}
 }

@@ -292,17 +292,19 @@ func TestConfigureEndpointOnlyForQuirks(t *testing.T) {
 		quirks     []string
 		wantAny    bool
 		wantMember string
+		wantJSON   bool
 	}{
-		{nil, false, ""},
-		{[]string{QuirkGoogleOffline, QuirkCommaScopes}, false, ""},
-		{[]string{QuirkTokenTypeAny}, true, ""},
-		{[]string{QuirkSlackUserToken}, true, "authed_user"},
+		{nil, false, "", false},
+		{[]string{QuirkGoogleOffline, QuirkCommaScopes}, false, "", false},
+		{[]string{QuirkTokenTypeAny}, true, "", false},
+		{[]string{QuirkSlackUserToken}, true, "authed_user", false},
+		{[]string{QuirkJSONTokenRequest}, false, "", true},
 	}
 	for _, tt := range tests {
 		var ep exchange.Endpoint
 		p := Profile{Quirks: tt.quirks}
 		p.ConfigureEndpoint(&ep)
-		if ep.AcceptAnyTokenType != tt.wantAny || ep.TokenMember != tt.wantMember {
+		if ep.AcceptAnyTokenType != tt.wantAny || ep.TokenMember != tt.wantMember || ep.JSONBody != tt.wantJSON {
 			t.Errorf("quirks %v: endpoint %+v", tt.quirks, ep)
 		}
 	}
