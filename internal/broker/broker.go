@@ -22,6 +22,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/idtoken"
+	"github.com/dromos-dev/dromos/internal/refresh"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/vault"
@@ -110,11 +111,9 @@ type Broker struct {
 	m              *metrics
 	gather         prometheus.Gatherer
 	handler        http.Handler
-	// instance names this broker in refresh leases.
-	instance string
-	flights  flight
-	guards   *guards
-	auditq   *auditQueue
+	refresher      *refresh.Refresher
+	guards         *guards
+	auditq         *auditQueue
 }
 
 // New builds a broker.
@@ -128,15 +127,6 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	if cfg.ConsentTTL <= 0 {
 		cfg.ConsentTTL = 10 * time.Minute
 	}
-	if cfg.RefreshMargin <= 0 {
-		cfg.RefreshMargin = defaultRefreshMargin
-	}
-	if cfg.LeaseTTL <= 0 {
-		cfg.LeaseTTL = defaultLeaseTTL
-	}
-	if cfg.LockWait <= 0 {
-		cfg.LockWait = defaultLockWait
-	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -146,8 +136,11 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	b := &Broker{
 		cfg: cfg, store: d.Store, vault: d.Vault, state: d.State, xchg: d.Exchange,
 		disco: d.Discovery, idt: d.IDTokens, catalog: d.Catalog, userinfoClient: noRedirects(d.HTTPClient), log: d.Logger, now: d.Now, rand: d.Rand,
-		m: newMetrics(d.Registerer), gather: d.Gatherer, instance: newLeaseOwner("broker"),
+		m: newMetrics(d.Registerer), gather: d.Gatherer,
 	}
+	b.refresher = refresh.New(refresh.Config{Margin: cfg.RefreshMargin, LeaseTTL: cfg.LeaseTTL, LockWait: cfg.LockWait},
+		refresh.Deps{Store: d.Store, Vault: d.Vault, Exch: d.Exchange, Grants: refreshGrants{b}, Metrics: b.m.refresh,
+			Logger: d.Logger, Now: d.Now})
 	g, err := newGuards(cfg, d.Now)
 	if err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -11,11 +10,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/tokenset"
 )
 
 var errNotPending = errors.New("connection is not pending")
@@ -201,7 +200,7 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 // sealed token set, moving the connection to active. It returns "" on
 // success or the short failure reason.
 func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, prov registered, ends endpoints, code string, sealedVerifier []byte, kept map[string]string) string {
-	verifier, err := b.vault.Open(sealedVerifier, verifierAAD(conn.ID))
+	verifier, err := b.vault.Open(sealedVerifier, tokenset.VerifierAAD(conn.ID))
 	if err != nil {
 		b.log.ErrorContext(ctx, "callback: opening PKCE verifier", "connection_id", conn.ID, "err", err)
 		return "server_error"
@@ -257,12 +256,8 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 	if failure != "" {
 		return failure
 	}
-	set := newTokenSet(tok, prov.profile, b.now().UTC())
-	plain, err := json.Marshal(set)
-	if err != nil {
-		return "server_error"
-	}
-	sealed, err := b.vault.Seal(plain, tokenAAD(conn.ID))
+	set := tokenset.New(tok, prov.profile, b.now().UTC())
+	sealed, err := tokenset.Seal(b.vault, conn.ID, set)
 	if err != nil {
 		b.log.ErrorContext(ctx, "callback: sealing token", "err", err)
 		return "server_error"
@@ -374,23 +369,4 @@ func (b *Broker) redirectResult(w http.ResponseWriter, r *http.Request, conn sto
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, u.String(), http.StatusFound)
-}
-
-// tokenSet is what is sealed in the vault for a connection.
-type tokenSet struct {
-	AccessToken  string         `json:"access_token"`
-	TokenType    string         `json:"token_type"`
-	RefreshToken string         `json:"refresh_token,omitempty"`
-	IDToken      string         `json:"id_token,omitempty"`
-	Scope        string         `json:"scope,omitempty"`
-	Expiry       time.Time      `json:"expiry,omitzero"`
-	ExpirySource string         `json:"expiry_source,omitempty"`
-	Extra        map[string]any `json:"extra,omitempty"`
-	ObtainedAt   time.Time      `json:"obtained_at"`
-}
-
-func newTokenSet(t *exchange.Token, p provider.Profile, now time.Time) tokenSet {
-	exp, src := inferExpiry(t, p, now)
-	return tokenSet{AccessToken: t.AccessToken, TokenType: t.TokenType, RefreshToken: t.RefreshToken,
-		IDToken: t.IDToken, Scope: t.Scope, Expiry: exp, ExpirySource: src, Extra: t.Extra, ObtainedAt: now}
 }

@@ -12,7 +12,9 @@ import (
 
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/provider"
+	"github.com/dromos-dev/dromos/internal/refresh"
 	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/tokenset"
 )
 
 type connectionView struct {
@@ -138,25 +140,13 @@ func (b *Broker) listConnections(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// usable says whether a connection's token may be read, as an API error.
-func usable(c storage.Connection) error {
-	switch c.Status {
-	case storage.StatusActive:
-		return nil
-	case storage.StatusPending, storage.StatusExchanging:
-		return httpapi.Conflict(httpapi.CodeNotReady, "connection is %s: consent not completed yet", c.Status)
-	default:
-		return httpapi.Conflict(httpapi.CodeReauthRequired, "connection is %s: the user must connect again", c.Status)
-	}
-}
-
 // reservedTokenFields may not be overwritten by provider extras.
 var reservedTokenFields = map[string]bool{
 	"access_token": true, "token_type": true, "expires_in": true, "expires_at": true, "scope": true,
 	"id_token": true, "provider": true, "refresh_token": true, "connection_id": true,
 }
 
-func (b *Broker) tokenBody(c storage.Connection, set tokenSet) map[string]any {
+func (b *Broker) tokenBody(c storage.Connection, set tokenset.Set) map[string]any {
 	body := make(map[string]any, 8+len(set.Extra))
 	for k, v := range set.Extra {
 		if !reservedTokenFields[k] {
@@ -202,15 +192,15 @@ func (b *Broker) getToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := usable(c); err != nil {
+	if err := refresh.Usable(c); err != nil {
 		return err
 	}
-	set, err := b.openRow(c, row)
+	set, err := openRow(b.vault, c, row)
 	if err != nil {
 		return err
 	}
 	if autoRefresh {
-		if c, set, err = b.currentTokenFrom(r.Context(), c, *row, set, false); err != nil {
+		if c, set, err = b.refresher.Current(r.Context(), c, *row, set, false); err != nil {
 			return err
 		}
 	}
@@ -228,14 +218,14 @@ func (b *Broker) refreshToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := usable(c); err != nil {
+	if err := refresh.Usable(c); err != nil {
 		return err
 	}
-	set, err := b.openRow(c, row)
+	set, err := openRow(b.vault, c, row)
 	if err != nil {
 		return err
 	}
-	if c, set, err = b.currentTokenFrom(r.Context(), c, *row, set, true); err != nil {
+	if c, set, err = b.refresher.Current(r.Context(), c, *row, set, true); err != nil {
 		return err
 	}
 	b.audit(r, storage.AuditEvent{Type: "token.refreshed", ConnectionID: c.ID, ProviderID: c.ProviderID})
@@ -268,7 +258,7 @@ func (b *Broker) revokeAtProvider(ctx context.Context, c storage.Connection, row
 	if c.Status != storage.StatusActive || row == nil {
 		return "no"
 	}
-	set, err := b.openSet(c.ID, *row)
+	set, err := tokenset.Open(b.vault, c.ID, row.Ciphertext)
 	if err != nil {
 		return "no"
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/tokenset"
 )
 
 type consentRequest struct {
@@ -164,7 +165,7 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	sealedVerifier, err := b.vault.Seal([]byte(verifier), verifierAAD(id))
+	sealedVerifier, err := b.vault.Seal([]byte(verifier), tokenset.VerifierAAD(id))
 	if err != nil {
 		return err
 	}
@@ -219,9 +220,6 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 		ProviderID: prov.row.ID, ConnectionID: id, ExpiresAt: expires})
 	return nil
 }
-
-func verifierAAD(connID string) []byte { return []byte("pkce-verifier:" + connID) }
-func tokenAAD(connID string) []byte    { return []byte("token:" + connID) }
 
 var errNotReconnectable = errors.New("connection cannot be reconnected")
 

@@ -4,27 +4,25 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dromos-dev/dromos/internal/refresh"
 )
 
 // metrics are the broker's Prometheus series; names follow the seed and
 // are only ever added to, never renamed.
 type metrics struct {
-	consents              prometheus.Counter
-	consentsOpenID        prometheus.Counter
-	exchanges             *prometheus.CounterVec
-	exchangeSeconds       prometheus.Histogram
-	idTokens              prometheus.Counter
-	tokenGets             *prometheus.CounterVec
-	callbacks             *prometheus.CounterVec
-	refreshes             *prometheus.CounterVec
-	refreshSeconds        prometheus.Histogram
-	lockWait              prometheus.Histogram
-	refreshProviderErrors *prometheus.CounterVec
-	refreshQueue          prometheus.Gauge
-	oldKeyRows            prometheus.Gauge
-	auditDropped          prometheus.Counter
-	httpRequests          *prometheus.CounterVec
-	httpSeconds           *prometheus.HistogramVec
+	consents        prometheus.Counter
+	consentsOpenID  prometheus.Counter
+	exchanges       *prometheus.CounterVec
+	exchangeSeconds prometheus.Histogram
+	idTokens        prometheus.Counter
+	tokenGets       *prometheus.CounterVec
+	callbacks       *prometheus.CounterVec
+	refresh         refresh.Metrics
+	oldKeyRows      prometheus.Gauge
+	auditDropped    prometheus.Counter
+	httpRequests    *prometheus.CounterVec
+	httpSeconds     *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,18 +42,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "oauth_token_get_total", Help: "Token reads by provider."}, []string{"provider", "has_id_token"}),
 		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oauth_callbacks_total", Help: "Callbacks by outcome."}, []string{"result"}),
-		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "token_refresh_total", Help: "Token refreshes at providers by result."}, []string{"result"}),
-		refreshSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "token_refresh_duration_seconds", Help: "Time spent refreshing a token at the provider.",
-			Buckets: prometheus.DefBuckets}),
-		lockWait: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "token_refresh_lock_wait_seconds", Help: "Time readers waited for a connection's refresh lease.",
-			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
-		refreshProviderErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "token_refresh_client_errors_total", Help: "Refreshes refused for the broker's client credentials (invalid_client), by provider."}, []string{"provider"}),
-		refreshQueue: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "token_refresh_ahead_queue", Help: "Connections found due by the last refresh-ahead pass."}),
+		refresh: refresh.Metrics{
+			Refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "token_refresh_total", Help: "Token refreshes at providers by result."}, []string{"result"}),
+			Seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+				Name: "token_refresh_duration_seconds", Help: "Time spent refreshing a token at the provider.",
+				Buckets: prometheus.DefBuckets}),
+			LockWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+				Name: "token_refresh_lock_wait_seconds", Help: "Time readers waited for a connection's refresh lease.",
+				Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
+			ClientErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "token_refresh_client_errors_total", Help: "Refreshes refused for the broker's client credentials (invalid_client), by provider."}, []string{"provider"}),
+			Queue: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "token_refresh_ahead_queue", Help: "Connections found due by the last refresh-ahead pass."}),
+		},
 		oldKeyRows: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vault_ciphertexts_on_old_keys", Help: "Ciphertexts not under the primary encryption key, as of the last count (rotate-keys or the hourly worker count)."}),
 		auditDropped: prometheus.NewCounter(prometheus.CounterOpts{
@@ -69,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.consents, m.consentsOpenID, m.exchanges, m.exchangeSeconds, m.idTokens,
 			m.tokenGets, m.callbacks, m.httpRequests, m.httpSeconds,
-			m.refreshes, m.refreshSeconds, m.lockWait, m.refreshProviderErrors, m.refreshQueue, m.oldKeyRows, m.auditDropped)
+			m.refresh.Refreshes, m.refresh.Seconds, m.refresh.LockWait, m.refresh.ClientErrors, m.refresh.Queue, m.oldKeyRows, m.auditDropped)
 	}
 	return m
 }

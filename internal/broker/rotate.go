@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/tokenset"
 	"github.com/dromos-dev/dromos/internal/vault"
 )
 
@@ -104,7 +105,7 @@ func (b *Broker) resealConnection(ctx context.Context, id string, old func([]byt
 		n = 0
 		var change storage.TokenChange
 		if old(c.PKCEVerifier) {
-			ct, err := reseal(c.PKCEVerifier, verifierAAD(c.ID))
+			ct, err := reseal(c.PKCEVerifier, tokenset.VerifierAAD(c.ID))
 			if err != nil {
 				return c, change, fmt.Errorf("connection %s verifier: %w", c.ID, err)
 			}
@@ -112,7 +113,7 @@ func (b *Broker) resealConnection(ctx context.Context, id string, old func([]byt
 			n++
 		}
 		if tok != nil && old(tok.Ciphertext) {
-			ct, err := reseal(tok.Ciphertext, tokenAAD(c.ID))
+			ct, err := reseal(tok.Ciphertext, tokenset.AAD(c.ID))
 			if err != nil {
 				return c, change, fmt.Errorf("connection %s token: %w", c.ID, err)
 			}

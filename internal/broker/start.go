@@ -12,6 +12,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/tokenset"
 )
 
 // The flow is bound to the browser that started it (RFC 9700 §2.1, §4.7):
@@ -87,7 +88,7 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 		b.rejectCallback(w, r, callbackRejection{"discovery_unavailable", "The provider is unavailable right now; try again shortly."})
 		return
 	}
-	verifier, err := b.vault.Open(conn.PKCEVerifier, verifierAAD(conn.ID))
+	verifier, err := b.vault.Open(conn.PKCEVerifier, tokenset.VerifierAAD(conn.ID))
 	if err != nil {
 		b.log.ErrorContext(ctx, "start: opening PKCE verifier", "connection_id", conn.ID, "err", err)
 		b.rejectCallback(w, r, callbackRejection{"server_error", "Something went wrong; try again shortly."})

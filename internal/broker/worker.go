@@ -3,46 +3,21 @@ package broker
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
-	"sync"
 	"time"
 
+	"github.com/dromos-dev/dromos/internal/refresh"
 	"github.com/dromos-dev/dromos/internal/storage"
 )
 
-// WorkerOptions tune the background worker; zero values take defaults.
-type WorkerOptions struct {
-	Interval    time.Duration // between passes (15 s)
-	Window      time.Duration // refresh tokens expiring within this (2 min)
-	KeepAlive   time.Duration // refresh connections untouched this long (24 h)
-	Concurrency int           // refreshes at once (4)
-	Batch       int           // connections per pass (50)
-}
-
-func (o *WorkerOptions) defaults() {
-	if o.Interval <= 0 {
-		o.Interval = 15 * time.Second
-	}
-	if o.Window <= 0 {
-		o.Window = 2 * time.Minute
-	}
-	if o.KeepAlive <= 0 {
-		o.KeepAlive = 24 * time.Hour
-	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = 4
-	}
-	if o.Batch <= 0 {
-		o.Batch = 50
-	}
-}
+// WorkerOptions tune the background worker's refresh-ahead pass.
+type WorkerOptions = refresh.AheadOptions
 
 // RunWorker refreshes tokens ahead of expiry (so agents rarely wait on a
 // provider), keeps idle grants alive, and fails pending consents that ran
 // out, until ctx ends. Safe with many replicas: each refresh claims the
 // connection's lease first.
 func (b *Broker) RunWorker(ctx context.Context, opts WorkerOptions) {
-	opts.defaults()
+	opts.Defaults()
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
 	var lastCount time.Time
@@ -71,72 +46,7 @@ func (b *Broker) RunWorker(ctx context.Context, opts WorkerOptions) {
 // RefreshDue runs one refresh-ahead pass and returns how many connections
 // it refreshed.
 func (b *Broker) RefreshDue(ctx context.Context, opts WorkerOptions) (int, error) {
-	opts.defaults()
-	now := b.now()
-	ids, err := b.store.DueForRefresh(ctx, now, now.Add(opts.Window), now.Add(-opts.KeepAlive), opts.Batch)
-	if err != nil {
-		return 0, err
-	}
-	b.m.refreshQueue.Set(float64(len(ids)))
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		done int
-		sem  = make(chan struct{}, opts.Concurrency)
-	)
-	for _, id := range ids {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			// Spread refreshes so a burst of expiries does not hit a
-			// provider at once.
-			if spread := opts.Interval / 10; spread > 0 {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(rand.N(spread)):
-				}
-			}
-			if b.refreshAhead(ctx, id, opts) {
-				mu.Lock()
-				done++
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return done, nil
-}
-
-func (b *Broker) refreshAhead(ctx context.Context, id string, opts WorkerOptions) bool {
-	c, err := b.store.GetConnection(ctx, id)
-	if err != nil || c.Status != storage.StatusActive {
-		return false
-	}
-	tok, err := b.store.GetToken(ctx, id)
-	if err != nil {
-		return false
-	}
-	last := c.LastRefreshAt
-	if last.IsZero() {
-		last = c.CreatedAt
-	}
-	want := b.expiringWithin(opts.Window)
-	if b.now().Sub(last) > opts.KeepAlive {
-		want = func(time.Time) bool { return true }
-	}
-	if !want(tok.ExpiresAt) {
-		return false
-	}
-	_, _, err = b.flights.do(id, func() (storage.Connection, tokenSet, error) {
-		return b.refreshShared(ctx, id, tok.UpdatedAt, want, false)
-	})
-	if err != nil {
-		b.log.InfoContext(ctx, "refresh-ahead did not refresh", "connection_id", id, "err", err)
-		return false
-	}
-	return true
+	return b.refresher.Ahead(ctx, opts)
 }
 
 var errNoLongerPending = errors.New("no longer pending")

@@ -1,4 +1,4 @@
-package broker
+package tokenset
 
 import (
 	"encoding/base64"
@@ -12,26 +12,26 @@ import (
 
 // Where a token's expiry came from, in the order they are tried.
 const (
-	expiryFromExpiresIn = "expires_in"
-	expiryFromJWT       = "jwt_exp"
-	expiryFromDefault   = "provider_default"
-	expiryUnknown       = "unknown"
+	ExpiryFromExpiresIn = "expires_in"
+	ExpiryFromJWT       = "jwt_exp"
+	ExpiryFromDefault   = "provider_default"
+	ExpiryUnknown       = "unknown"
 )
 
-// inferExpiry decides when an access token expires. Many providers omit
+// InferExpiry decides when an access token expires. Many providers omit
 // expires_in; an unknown expiry is never read as "never expires" — such
 // tokens are refreshed when an agent reports a 401 and by the keep-alive.
-func inferExpiry(t *exchange.Token, p provider.Profile, now time.Time) (time.Time, string) {
+func InferExpiry(t *exchange.Token, p provider.Profile, now time.Time) (time.Time, string) {
 	if !t.Expiry.IsZero() {
-		return t.Expiry.UTC(), expiryFromExpiresIn
+		return t.Expiry.UTC(), ExpiryFromExpiresIn
 	}
 	if exp, ok := jwtExp(t.AccessToken); ok && exp.After(now.Add(-24*time.Hour)) && exp.Before(now.Add(10*365*24*time.Hour)) {
-		return exp.UTC(), expiryFromJWT
+		return exp.UTC(), ExpiryFromJWT
 	}
 	if p.TokenLifetimeSeconds > 0 {
-		return now.Add(time.Duration(p.TokenLifetimeSeconds) * time.Second).UTC(), expiryFromDefault
+		return now.Add(time.Duration(p.TokenLifetimeSeconds) * time.Second).UTC(), ExpiryFromDefault
 	}
-	return time.Time{}, expiryUnknown
+	return time.Time{}, ExpiryUnknown
 }
 
 // jwtExp reads the exp claim of a JWT-shaped access token without

@@ -1,0 +1,51 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/idtoken"
+	"github.com/dromos-dev/dromos/internal/refresh"
+	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/tokenset"
+)
+
+// refreshGrants gives the refresher what it needs of a registered
+// provider: the token endpoint (discovered when the profile says so) with
+// the opened client secret, and id_token verification when the provider
+// has keys.
+type refreshGrants struct{ b *Broker }
+
+func (g refreshGrants) Grant(ctx context.Context, providerID string) (refresh.Grant, error) {
+	b := g.b
+	prov, err := b.lookupProvider(ctx, providerID, "")
+	if err != nil {
+		return refresh.Grant{}, err
+	}
+	ends, err := b.endpoints(ctx, prov.profile)
+	if err != nil {
+		return refresh.Grant{}, err
+	}
+	// A secret that does not open shows as invalid_client at the provider.
+	secret, _ := b.clientSecret(prov)
+	grant := refresh.Grant{Endpoint: b.tokenEndpoint(prov, ends, secret), Profile: prov.profile}
+	if ends.Issuer != "" && ends.JWKS != "" {
+		grant.VerifyIDToken = func(ctx context.Context, raw string) (string, string, error) {
+			claims, err := b.idt.Verify(ctx, raw, idtoken.Expect{Issuer: ends.Issuer, ClientID: prov.profile.ClientID, JWKSURL: ends.JWKS})
+			if err != nil {
+				return "", "", err
+			}
+			return claims.Subject, claims.Issuer, nil
+		}
+	}
+	return grant, nil
+}
+
+// openRow opens a connection's token row; no row means the user must
+// consent again.
+func openRow(v tokenset.Opener, c storage.Connection, row *storage.Token) (tokenset.Set, error) {
+	if row == nil {
+		return tokenset.Set{}, httpapi.Conflict(httpapi.CodeReauthRequired, "connection has no stored token: the user must connect again")
+	}
+	return tokenset.Open(v, c.ID, row.Ciphertext)
+}

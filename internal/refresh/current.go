@@ -1,0 +1,306 @@
+package refresh
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/dromos-dev/dromos/internal/exchange"
+	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/tokenset"
+)
+
+// Usable reports why a connection cannot give out a token, as the error
+// agents see: 409 not_ready while consent is under way, 409
+// reauth_required once it failed, expired or was revoked.
+func Usable(c storage.Connection) error {
+	switch c.Status {
+	case storage.StatusActive:
+		return nil
+	case storage.StatusPending, storage.StatusExchanging:
+		return httpapi.Conflict(httpapi.CodeNotReady, "connection is %s: consent not completed yet", c.Status)
+	default:
+		return httpapi.Conflict(httpapi.CodeReauthRequired, "connection is %s: the user must connect again", c.Status)
+	}
+}
+
+// Current returns the connection's token with at least the refresh margin
+// of life left, refreshing first when needed. force refreshes even a fresh
+// token (an agent saw a 401), unless another reader refreshed it since this
+// request read it. tok and set are the token row as the request read it
+// (with its connection, in one query).
+func (r *Refresher) Current(ctx context.Context, c storage.Connection, tok storage.Token, set tokenset.Set, force bool) (storage.Connection, tokenset.Set, error) {
+	want := r.expiringWithin(r.cfg.Margin)
+	if !force && !want(set.Expiry) {
+		return c, set, nil
+	}
+	now := r.now()
+	if c.LastErrorClass == string(exchange.ClassTransient) && c.NextRefreshAt.After(now) {
+		// Backing off after provider trouble: serve what is still valid.
+		if !force && (set.Expiry.IsZero() || set.Expiry.After(now)) {
+			return c, set, nil
+		}
+		return c, tokenset.Set{}, httpapi.Unavailable("the provider is failing; retry later", c.NextRefreshAt.Sub(now), nil)
+	}
+	if force {
+		seen := tok.UpdatedAt
+		always := func(time.Time) bool { return true }
+		// A forced refresh is satisfied by any refresh after this read.
+		return r.flights.do("force:"+c.ID, func() (storage.Connection, tokenset.Set, error) {
+			return r.shared(context.WithoutCancel(ctx), c.ID, seen, always, true)
+		})
+	}
+	return r.flights.do(c.ID, func() (storage.Connection, tokenset.Set, error) {
+		return r.shared(context.WithoutCancel(ctx), c.ID, tok.UpdatedAt, want, false)
+	})
+}
+
+// shared is the cross-process part: claim the connection's refresh lease
+// (a compare-and-swap under the row lock), refresh at the provider, and
+// write the result fenced by the version the claim produced. Waiters
+// re-read the stored token instead of refreshing again.
+func (r *Refresher) shared(ctx context.Context, id string, seen time.Time, want want, force bool) (storage.Connection, tokenset.Set, error) {
+	start := r.now()
+	deadline := start.Add(r.cfg.LockWait)
+	owner := newLeaseOwner(r.cfg.Instance)
+	for {
+		var current *storage.Token
+		var backoffUntil time.Time
+		claimed, err := r.store.UpdateConnection(ctx, id, func(c storage.Connection, tok *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			if err := Usable(c); err != nil {
+				return c, storage.TokenChange{}, err
+			}
+			if tok == nil {
+				return c, storage.TokenChange{}, errNoToken
+			}
+			if tok.UpdatedAt.After(seen) && !want(tok.ExpiresAt) {
+				t := *tok
+				current = &t
+				return c, storage.TokenChange{}, errFreshNow
+			}
+			now := r.now()
+			if c.RefreshLeaseOwner != "" && c.RefreshLeaseUntil.After(now) {
+				return c, storage.TokenChange{}, errLeaseHeld
+			}
+			// Another broker (or this one) just failed at the provider: the
+			// backoff is per connection, shared by every replica.
+			if c.LastErrorClass == string(exchange.ClassTransient) && c.NextRefreshAt.After(now) {
+				t := *tok
+				current, backoffUntil = &t, c.NextRefreshAt
+				return c, storage.TokenChange{}, errBackoff
+			}
+			t := *tok
+			current = &t
+			c.RefreshLeaseOwner, c.RefreshLeaseUntil = owner, now.Add(r.cfg.LeaseTTL)
+			return c, storage.TokenChange{}, nil
+		})
+		switch {
+		case err == nil:
+			r.m.LockWait.Observe(r.now().Sub(start).Seconds())
+			return r.held(ctx, claimed, *current, owner)
+		case errors.Is(err, errFreshNow):
+			r.m.LockWait.Observe(r.now().Sub(start).Seconds())
+			conn, gerr := r.store.GetConnection(ctx, id)
+			if gerr != nil {
+				return conn, tokenset.Set{}, gerr
+			}
+			set, oerr := tokenset.Open(r.vault, id, current.Ciphertext)
+			return conn, set, oerr
+		case errors.Is(err, errBackoff):
+			conn, gerr := r.store.GetConnection(ctx, id)
+			if gerr != nil {
+				return conn, tokenset.Set{}, gerr
+			}
+			set, oerr := tokenset.Open(r.vault, id, current.Ciphertext)
+			if oerr != nil {
+				return conn, tokenset.Set{}, oerr
+			}
+			now := r.now()
+			if !force && (set.Expiry.IsZero() || set.Expiry.After(now)) {
+				return conn, set, nil
+			}
+			return conn, tokenset.Set{}, httpapi.Unavailable("the provider is failing; retry later", backoffUntil.Sub(now), nil)
+		case errors.Is(err, errNoToken):
+			return storage.Connection{}, tokenset.Set{}, httpapi.Conflict(httpapi.CodeReauthRequired, "connection has no stored token: the user must connect again")
+		case errors.Is(err, errLeaseHeld):
+			if !r.now().Before(deadline) {
+				return storage.Connection{}, tokenset.Set{}, httpapi.Unavailable("token refresh in progress elsewhere; retry", 2*time.Second, err)
+			}
+			select {
+			case <-ctx.Done():
+				return storage.Connection{}, tokenset.Set{}, ctx.Err()
+			case <-time.After(leasePoll):
+			}
+		default:
+			return storage.Connection{}, tokenset.Set{}, err
+		}
+	}
+}
+
+// held runs with the lease held: it calls the provider and records the
+// outcome, always releasing the lease.
+func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.Token, owner string) (storage.Connection, tokenset.Set, error) {
+	start := r.now()
+	set, err := tokenset.Open(r.vault, c.ID, tok.Ciphertext)
+	if err != nil {
+		r.release(ctx, c, owner, nil)
+		return c, tokenset.Set{}, err
+	}
+	if set.RefreshToken == "" {
+		if set.Expiry.IsZero() || set.Expiry.After(r.now()) {
+			r.release(ctx, c, owner, nil)
+			return c, set, nil
+		}
+		r.observe("no_refresh_token", start)
+		return r.expire(ctx, c, owner, "no_refresh_token")
+	}
+	grant, err := r.grants.Grant(ctx, c.ProviderID)
+	if err == nil {
+		var fresh *exchange.Token
+		if fresh, err = r.xchg.Refresh(ctx, grant.Endpoint, set.RefreshToken, nil); err == nil {
+			if err = grant.Profile.NormalizeTokenResponse(fresh); err == nil {
+				return r.storeRefreshed(ctx, c, owner, set, fresh, grant, start)
+			}
+		}
+	}
+	class := exchange.Classify(err)
+	if _, isAPI := httpapi.As(err); isAPI || class == exchange.ClassNone {
+		class = exchange.ClassTransient // provider missing or discovery down: not the grant's fault
+	}
+	r.log.WarnContext(ctx, "token refresh failed", "connection_id", c.ID, "provider", c.ProviderName, "class", string(class), "err", err)
+	switch class {
+	case exchange.ClassInvalidGrant:
+		r.observe("invalid_grant", start)
+		return r.expire(ctx, c, owner, "invalid_grant")
+	case exchange.ClassInvalidClient:
+		r.observe("invalid_client", start)
+		r.m.ClientErrors.WithLabelValues(c.ProviderName).Inc()
+		r.release(ctx, c, owner, func(c *storage.Connection) { c.LastErrorClass = string(class) })
+		if !set.Expiry.IsZero() && set.Expiry.After(r.now()) {
+			return c, set, nil
+		}
+		return c, tokenset.Set{}, httpapi.BadGateway(httpapi.CodeProviderError, "the provider rejected the broker's client credentials", err)
+	default:
+		r.observe("transient", start)
+		backoff := minBackoff
+		if c.LastErrorClass == string(exchange.ClassTransient) {
+			if prev := c.NextRefreshAt.Sub(c.UpdatedAt); prev > 0 {
+				backoff = min(max(2*prev, minBackoff), maxBackoff)
+			}
+		}
+		now := r.now().UTC()
+		r.release(ctx, c, owner, func(c *storage.Connection) {
+			c.LastErrorClass, c.NextRefreshAt = string(exchange.ClassTransient), now.Add(backoff)
+		})
+		if set.Expiry.IsZero() || set.Expiry.After(now) {
+			return c, set, nil
+		}
+		return c, tokenset.Set{}, httpapi.Unavailable("the provider did not refresh the token; retry later", backoff, err)
+	}
+}
+
+func (r *Refresher) observe(result string, start time.Time) {
+	r.m.Refreshes.WithLabelValues(result).Inc()
+	r.m.Seconds.Observe(r.now().Sub(start).Seconds())
+}
+
+// storeRefreshed persists the new token set (rotated refresh token first, before
+// any caller sees the new access token), fenced by the claim's version: a
+// holder whose lease ran out and was taken over loses the write and its
+// token is discarded.
+func (r *Refresher) storeRefreshed(ctx context.Context, c storage.Connection, owner string, old tokenset.Set, fresh *exchange.Token, grant Grant, start time.Time) (storage.Connection, tokenset.Set, error) {
+	now := r.now().UTC()
+	set := tokenset.New(fresh, grant.Profile, now)
+	if set.RefreshToken == "" {
+		set.RefreshToken = old.RefreshToken
+	}
+	// An id_token in a refresh response is handed to agents only once
+	// verified (no nonce on refresh, OIDC Core §12.2) and about the same
+	// subject; otherwise the previous, verified one is kept.
+	if set.IDToken != "" && !r.refreshedIDTokenOK(ctx, c, grant, set.IDToken) {
+		set.IDToken = ""
+	}
+	if set.IDToken == "" {
+		set.IDToken = old.IDToken
+	}
+	if set.Scope == "" {
+		set.Scope = old.Scope
+	}
+	sealed, err := tokenset.Seal(r.vault, c.ID, set)
+	if err != nil {
+		return c, tokenset.Set{}, err
+	}
+	updated, err := r.store.UpdateConnection(ctx, c.ID, func(cur storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		if cur.Version != c.Version || cur.RefreshLeaseOwner != owner {
+			return cur, storage.TokenChange{}, errLostLease
+		}
+		cur.RefreshLeaseOwner, cur.RefreshLeaseUntil = "", time.Time{}
+		cur.LastRefreshAt, cur.LastErrorClass, cur.NextRefreshAt, cur.UpdatedAt = now, "", time.Time{}, now
+		return cur, storage.TokenChange{Put: &storage.Token{ConnectionID: cur.ID, Ciphertext: sealed, ExpiresAt: set.Expiry,
+			ExpirySource: set.ExpirySource, CreatedAt: now, UpdatedAt: now}}, nil
+	})
+	if errors.Is(err, errLostLease) {
+		r.observe("lost_lease", start)
+		r.log.WarnContext(ctx, "refresh result discarded: lease lost", "connection_id", c.ID)
+		return c, tokenset.Set{}, httpapi.Unavailable("token refresh raced with another broker; retry", time.Second, err)
+	}
+	if err != nil {
+		return c, tokenset.Set{}, err
+	}
+	r.observe("success", start)
+	return updated, set, nil
+}
+
+// release clears the lease (if still ours), applying edit.
+func (r *Refresher) release(ctx context.Context, c storage.Connection, owner string, edit func(*storage.Connection)) {
+	_, err := r.store.UpdateConnection(ctx, c.ID, func(cur storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		if cur.RefreshLeaseOwner != owner {
+			return cur, storage.TokenChange{}, errLostLease
+		}
+		cur.RefreshLeaseOwner, cur.RefreshLeaseUntil, cur.UpdatedAt = "", time.Time{}, r.now().UTC()
+		if edit != nil {
+			edit(&cur)
+		}
+		return cur, storage.TokenChange{}, nil
+	})
+	if err != nil && !errors.Is(err, errLostLease) {
+		r.log.WarnContext(ctx, "releasing refresh lease", "connection_id", c.ID, "err", err)
+	}
+}
+
+// expire marks the connection as needing re-consent and deletes its token.
+func (r *Refresher) expire(ctx context.Context, c storage.Connection, owner, reason string) (storage.Connection, tokenset.Set, error) {
+	updated, err := r.store.UpdateConnection(ctx, c.ID, func(cur storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		if cur.RefreshLeaseOwner != owner {
+			return cur, storage.TokenChange{}, errLostLease
+		}
+		cur.Status, cur.StatusReason, cur.LastErrorClass = storage.StatusExpired, reason, reason
+		cur.RefreshLeaseOwner, cur.RefreshLeaseUntil, cur.UpdatedAt = "", time.Time{}, r.now().UTC()
+		return cur, storage.TokenChange{Delete: true}, nil
+	})
+	if err != nil {
+		return c, tokenset.Set{}, err
+	}
+	r.log.InfoContext(ctx, "connection needs re-consent", "connection_id", c.ID, "reason", reason)
+	return updated, tokenset.Set{}, &httpapi.Error{Status: http.StatusConflict, Code: httpapi.CodeReauthRequired,
+		Message: "the provider no longer accepts this connection's grant: the user must connect again",
+		Extra:   map[string]any{"reason": reason}}
+}
+
+func (r *Refresher) refreshedIDTokenOK(ctx context.Context, c storage.Connection, grant Grant, raw string) bool {
+	if grant.VerifyIDToken == nil {
+		return false
+	}
+	sub, iss, err := grant.VerifyIDToken(ctx, raw)
+	if err != nil {
+		r.log.WarnContext(ctx, "refreshed id_token not verified; keeping the previous one", "connection_id", c.ID, "err", err)
+		return false
+	}
+	if c.Subject != "" && (sub != c.Subject || iss != c.Issuer) {
+		r.log.WarnContext(ctx, "refreshed id_token names another subject; keeping the previous one", "connection_id", c.ID)
+		return false
+	}
+	return true
+}

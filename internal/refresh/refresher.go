@@ -1,0 +1,184 @@
+package refresh
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dromos-dev/dromos/internal/exchange"
+	"github.com/dromos-dev/dromos/internal/provider"
+	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/tokenset"
+)
+
+// Defaults of Config.
+const (
+	DefaultMargin   = 60 * time.Second
+	DefaultLeaseTTL = 30 * time.Second
+	DefaultLockWait = 35 * time.Second
+
+	minBackoff = 15 * time.Second
+	maxBackoff = 10 * time.Minute
+	leasePoll  = 50 * time.Millisecond
+)
+
+// Store is the part of storage.Store the refresher uses.
+type Store interface {
+	GetConnection(ctx context.Context, id string) (storage.Connection, error)
+	GetToken(ctx context.Context, connectionID string) (storage.Token, error)
+	UpdateConnection(ctx context.Context, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error)
+	DueForRefresh(ctx context.Context, now, expiringBefore, untouchedBefore time.Time, limit int) ([]string, error)
+}
+
+// Vault seals and opens token sets.
+type Vault interface {
+	tokenset.Sealer
+	tokenset.Opener
+}
+
+// Exchanger calls a provider's token endpoint.
+type Exchanger interface {
+	Refresh(ctx context.Context, ep exchange.Endpoint, refreshToken string, scopes []string) (*exchange.Token, error)
+}
+
+// Grant is what a refresh needs of a connection's provider.
+type Grant struct {
+	// Endpoint is the token endpoint with the client credentials and the
+	// profile's parsing quirks switched on.
+	Endpoint exchange.Endpoint
+	// Profile normalises the answer and gives the token lifetime default.
+	Profile provider.Profile
+	// VerifyIDToken checks an id_token from a refresh answer and returns
+	// its subject and issuer; nil when the provider has no verification
+	// keys, in which case such an id_token is dropped.
+	VerifyIDToken func(ctx context.Context, raw string) (subject, issuer string, err error)
+}
+
+// Grants resolves a provider for a refresh. An error that is not the
+// grant's fault (the provider was removed, discovery is down) is treated
+// as transient.
+type Grants interface {
+	Grant(ctx context.Context, providerID string) (Grant, error)
+}
+
+// Metrics are the refresher's collectors; the broker registers them.
+type Metrics struct {
+	Refreshes    *prometheus.CounterVec // by result
+	Seconds      prometheus.Histogram
+	LockWait     prometheus.Histogram
+	ClientErrors *prometheus.CounterVec // by provider
+	Queue        prometheus.Gauge
+}
+
+// Config tunes the refresher; zero durations take the defaults.
+type Config struct {
+	Margin   time.Duration // refresh tokens with less life left than this
+	LeaseTTL time.Duration // how long a refresh lease holds
+	LockWait time.Duration // how long a reader waits for another's lease
+	Instance string        // names this process in lease owners
+}
+
+// Deps are the refresher's collaborators.
+type Deps struct {
+	Store   Store
+	Vault   Vault
+	Exch    Exchanger
+	Grants  Grants
+	Metrics Metrics
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// Refresher refreshes tokens. It is safe for concurrent use.
+type Refresher struct {
+	cfg     Config
+	store   Store
+	vault   Vault
+	xchg    Exchanger
+	grants  Grants
+	m       Metrics
+	log     *slog.Logger
+	now     func() time.Time
+	flights flight
+}
+
+// New returns a Refresher.
+func New(cfg Config, d Deps) *Refresher {
+	if cfg.Margin <= 0 {
+		cfg.Margin = DefaultMargin
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.LockWait <= 0 {
+		cfg.LockWait = DefaultLockWait
+	}
+	if cfg.Instance == "" {
+		cfg.Instance = newLeaseOwner("broker")
+	}
+	return &Refresher{cfg: cfg, store: d.Store, vault: d.Vault, xchg: d.Exch, grants: d.Grants, m: d.Metrics,
+		log: d.Logger, now: d.Now}
+}
+
+var (
+	errLeaseHeld = errors.New("refresh lease held by another broker")
+	errLostLease = errors.New("refresh lease lost before the write")
+	errFreshNow  = errors.New("token was refreshed meanwhile")
+	errNoToken   = errors.New("connection has no token")
+	errBackoff   = errors.New("refresh backing off after provider trouble")
+)
+
+// flight is the in-process single-flight: concurrent readers of one
+// connection share one refresh.
+type flight struct {
+	mu    sync.Mutex
+	calls map[string]*flightCall
+}
+
+type flightCall struct {
+	done chan struct{}
+	set  tokenset.Set
+	conn storage.Connection
+	err  error
+}
+
+func (f *flight) do(key string, fn func() (storage.Connection, tokenset.Set, error)) (storage.Connection, tokenset.Set, error) {
+	f.mu.Lock()
+	if f.calls == nil {
+		f.calls = map[string]*flightCall{}
+	}
+	if c, ok := f.calls[key]; ok {
+		f.mu.Unlock()
+		<-c.done
+		return c.conn, c.set, c.err
+	}
+	c := &flightCall{done: make(chan struct{})}
+	f.calls[key] = c
+	f.mu.Unlock()
+	c.conn, c.set, c.err = fn()
+	f.mu.Lock()
+	delete(f.calls, key)
+	f.mu.Unlock()
+	close(c.done)
+	return c.conn, c.set, c.err
+}
+
+// want decides, from a token's expiry, whether a refresh is still wanted
+// after re-reading it.
+type want func(expiresAt time.Time) bool
+
+func (r *Refresher) expiringWithin(margin time.Duration) want {
+	return func(exp time.Time) bool { return !exp.IsZero() && exp.Sub(r.now()) < margin }
+}
+
+func newLeaseOwner(instance string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return instance + "/" + hex.EncodeToString(b[:])
+}
