@@ -14,6 +14,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/secret"
 	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/tokenset"
 )
 
 type providerBody struct {
@@ -52,14 +53,12 @@ func decodeRow(row storage.Provider) (registered, error) {
 	return registered{row: row, profile: prof}, nil
 }
 
-func secretAAD(providerID string) []byte { return []byte("provider-secret:" + providerID) }
-
 // clientSecret opens the provider's sealed client secret.
 func (b *Broker) clientSecret(p registered) (secret.String, error) {
 	if len(p.row.ClientSecret) == 0 {
 		return "", nil
 	}
-	plain, err := b.vault.Open(p.row.ClientSecret, secretAAD(p.row.ID))
+	plain, err := b.vault.Open(p.row.ClientSecret, tokenset.ClientSecretAAD(p.row.ID))
 	if err != nil {
 		return "", fmt.Errorf("opening client secret of provider %s: %w", p.row.ID, err)
 	}
@@ -171,7 +170,7 @@ func (b *Broker) providerRow(id string, prof *provider.Profile, oldSecret []byte
 	}
 	row := storage.Provider{ID: id, Name: prof.Name, Aliases: prof.Aliases, Config: cfgJSON, ClientSecret: oldSecret}
 	if !prof.ClientSecret.IsEmpty() {
-		sealed, err := b.vault.Seal([]byte(prof.ClientSecret.Reveal()), secretAAD(id))
+		sealed, err := b.vault.Seal([]byte(prof.ClientSecret.Reveal()), tokenset.ClientSecretAAD(id))
 		if err != nil {
 			return storage.Provider{}, err
 		}

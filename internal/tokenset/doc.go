@@ -1,5 +1,7 @@
 // Package tokenset owns what the broker keeps of a connection's tokens: the
-// Set that is sealed in the vault, how its expiry is inferred from a token
-// response, and the additional data that binds a ciphertext to its
-// connection so that a row copied onto another connection does not open.
+// Set that is sealed in the vault and how its expiry is inferred from a
+// token response. It also names the additional authenticated data of every
+// ciphertext the broker stores (token sets, PKCE verifiers, provider client
+// secrets), which binds each to its row: a ciphertext copied onto another
+// row does not open.
 package tokenset

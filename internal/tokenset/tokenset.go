@@ -38,6 +38,10 @@ func AAD(connID string) []byte { return []byte("token:" + connID) }
 // sealed PKCE verifier.
 func VerifierAAD(connID string) []byte { return []byte("pkce-verifier:" + connID) }
 
+// ClientSecretAAD is the additional authenticated data of a provider's
+// sealed client secret.
+func ClientSecretAAD(providerID string) []byte { return []byte("provider-secret:" + providerID) }
+
 // Sealer and Opener are the vault operations this package needs.
 type (
 	Sealer interface {

@@ -1,0 +1,4 @@
+// Package rotate re-seals stored ciphertexts (provider client secrets,
+// PKCE verifiers, token sets) under the primary encryption key, online and
+// resumably, and counts those still under older keys.
+package rotate

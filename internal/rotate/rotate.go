@@ -1,0 +1,191 @@
+package rotate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/tokenset"
+	"github.com/dromos-dev/dromos/internal/vault"
+)
+
+// Store is the part of storage.Store rotation uses.
+type Store interface {
+	ListProviders(ctx context.Context) ([]storage.Provider, error)
+	UpdateProvider(ctx context.Context, id string, fn func(storage.Provider) (storage.Provider, error)) (storage.Provider, error)
+	ListConnectionIDs(ctx context.Context, after string, limit int) ([]string, error)
+	GetConnection(ctx context.Context, id string) (storage.Connection, error)
+	GetToken(ctx context.Context, connectionID string) (storage.Token, error)
+	UpdateConnection(ctx context.Context, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error)
+}
+
+// Keyring is the vault's key ring.
+type Keyring interface {
+	PrimaryID() byte
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(ciphertext, aad []byte) ([]byte, error)
+}
+
+// Stats counts what a rotation pass found and re-sealed.
+type Stats struct {
+	Providers, Connections int // rows looked at
+	Resealed               int // ciphertexts moved to the primary key
+	OnOldKeys              int // ciphertexts still on another key afterwards (should be 0)
+}
+
+// Keys re-seals every ciphertext (client secrets, PKCE verifiers,
+// tokens) that is not under the primary encryption key. It runs online:
+// each row is rewritten in its own short transaction, concurrently with
+// traffic, and a pass can be interrupted and run again (rows already on the
+// primary key are skipped). progress, if set, is called after each batch.
+func Keys(ctx context.Context, store Store, kr Keyring, batch int, progress func(Stats)) (Stats, error) {
+	if batch <= 0 {
+		batch = 200
+	}
+	var st Stats
+	primary := kr.PrimaryID()
+	old := func(ct []byte) bool {
+		if len(ct) == 0 {
+			return false
+		}
+		id, err := vault.KeyID(ct)
+		return err == nil && id != primary
+	}
+	reseal := func(ct, aad []byte) ([]byte, error) {
+		plain, err := kr.Open(ct, aad)
+		if err != nil {
+			return nil, err
+		}
+		return kr.Seal(plain, aad)
+	}
+
+	provs, err := store.ListProviders(ctx)
+	if err != nil {
+		return st, err
+	}
+	for _, p := range provs {
+		st.Providers++
+		if !old(p.ClientSecret) {
+			continue
+		}
+		_, err := store.UpdateProvider(ctx, p.ID, func(cur storage.Provider) (storage.Provider, error) {
+			if !old(cur.ClientSecret) {
+				return cur, nil
+			}
+			ct, err := reseal(cur.ClientSecret, tokenset.ClientSecretAAD(cur.ID))
+			if err != nil {
+				return cur, fmt.Errorf("provider %s: %w", cur.ID, err)
+			}
+			cur.ClientSecret = ct
+			st.Resealed++
+			return cur, nil
+		})
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return st, err
+		}
+	}
+
+	after := ""
+	for {
+		ids, err := store.ListConnectionIDs(ctx, after, batch)
+		if err != nil {
+			return st, err
+		}
+		if len(ids) == 0 {
+			break
+		}
+		for _, id := range ids {
+			st.Connections++
+			n, err := resealConnection(ctx, store, id, old, reseal)
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return st, err
+			}
+			st.Resealed += n
+		}
+		after = ids[len(ids)-1]
+		if progress != nil {
+			progress(st)
+		}
+	}
+	left, err := Usage(ctx, store, kr)
+	st.OnOldKeys = left
+	return st, err
+}
+
+var errNothingToReseal = errors.New("nothing to re-seal")
+
+func resealConnection(ctx context.Context, store Store, id string, old func([]byte) bool, reseal func(ct, aad []byte) ([]byte, error)) (int, error) {
+	n := 0
+	_, err := store.UpdateConnection(ctx, id, func(c storage.Connection, tok *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		n = 0
+		var change storage.TokenChange
+		if old(c.PKCEVerifier) {
+			ct, err := reseal(c.PKCEVerifier, tokenset.VerifierAAD(c.ID))
+			if err != nil {
+				return c, change, fmt.Errorf("connection %s verifier: %w", c.ID, err)
+			}
+			c.PKCEVerifier = ct
+			n++
+		}
+		if tok != nil && old(tok.Ciphertext) {
+			ct, err := reseal(tok.Ciphertext, tokenset.AAD(c.ID))
+			if err != nil {
+				return c, change, fmt.Errorf("connection %s token: %w", c.ID, err)
+			}
+			t := *tok
+			t.Ciphertext = ct
+			change.Put = &t
+			n++
+		}
+		if n == 0 {
+			// Nothing to do: skip the write (and the version bump), so a
+			// resumed pass does not disturb fenced refreshes.
+			return c, change, errNothingToReseal
+		}
+		return c, change, nil
+	})
+	if errors.Is(err, errNothingToReseal) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// Usage counts ciphertexts not under the primary key (for the metric and
+// for `dromos rotate-keys --check`).
+func Usage(ctx context.Context, store Store, kr Keyring) (int, error) {
+	primary := kr.PrimaryID()
+	count := 0
+	old := func(ct []byte) {
+		if len(ct) == 0 {
+			return
+		}
+		if id, err := vault.KeyID(ct); err == nil && id != primary {
+			count++
+		}
+	}
+	provs, err := store.ListProviders(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range provs {
+		old(p.ClientSecret)
+	}
+	after := ""
+	for {
+		ids, err := store.ListConnectionIDs(ctx, after, 500)
+		if err != nil || len(ids) == 0 {
+			return count, err
+		}
+		for _, id := range ids {
+			c, err := store.GetConnection(ctx, id)
+			if err == nil {
+				old(c.PKCEVerifier)
+			}
+			if t, err := store.GetToken(ctx, id); err == nil {
+				old(t.Ciphertext)
+			}
+		}
+		after = ids[len(ids)-1]
+	}
+}

@@ -1,0 +1,116 @@
+package rotate_test
+
+import (
+	"context"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/dromos-dev/dromos/internal/database"
+	"github.com/dromos-dev/dromos/internal/rotate"
+	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/tokenset"
+	"github.com/dromos-dev/dromos/internal/vault"
+)
+
+func key(t *testing.T, id byte) vault.Key {
+	t.Helper()
+	k := vault.Key{ID: id}
+	if _, err := rand.Read(k.Secret[:]); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func ring(t *testing.T, primary vault.Key, older ...vault.Key) *vault.Keyring {
+	t.Helper()
+	kr, err := vault.NewKeyring(primary, older...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+// Rows sealed under key 1 move to key 2; afterwards a key ring holding only
+// key 2 opens every one of them, and a second pass finds nothing to do.
+func TestKeysResealsEveryCiphertext(t *testing.T) {
+	ctx := context.Background()
+	store, err := database.Open(ctx, "sqlite:"+t.TempDir()+"/r.db", database.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	k1, k2 := key(t, 1), key(t, 2)
+	oldRing := ring(t, k1)
+
+	provID := uuid.NewString()
+	secret, _ := oldRing.Seal([]byte("client-secret"), tokenset.ClientSecretAAD(provID))
+	now := time.Now().UTC()
+	if err := store.CreateProvider(ctx, storage.Provider{ID: provID, Name: "p", Config: []byte(`{}`), ClientSecret: secret,
+		CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	var conns []string
+	for i := range 3 {
+		id := uuid.NewString()
+		conns = append(conns, id)
+		verifier, _ := oldRing.Seal([]byte("verifier"), tokenset.VerifierAAD(id))
+		c := storage.Connection{ID: id, WorkspaceID: "w", UserID: "u", ProviderID: provID, ProviderName: "p",
+			Scopes: []string{"s"}, ReturnURL: "https://app.example.com", Status: storage.StatusPending,
+			PKCEVerifier: verifier, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := store.CreateConnection(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			continue // pending, verifier only
+		}
+		sealed, _ := tokenset.Seal(oldRing, id, tokenset.Set{AccessToken: "at", TokenType: "Bearer"})
+		if _, err := store.UpdateConnection(ctx, id, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			c.Status = storage.StatusActive
+			return c, storage.TokenChange{Put: &storage.Token{ConnectionID: id, Ciphertext: sealed, CreatedAt: now, UpdatedAt: now}}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	rotating := ring(t, k2, k1)
+	if n, err := rotate.Usage(ctx, store, rotating); err != nil || n != 6 {
+		t.Fatalf("before: %d on old keys (%v), want 6 (1 secret, 3 verifiers, 2 tokens)", n, err)
+	}
+	var batches int
+	st, err := rotate.Keys(ctx, store, rotating, 2, func(rotate.Stats) { batches++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Providers != 1 || st.Connections != 3 || st.Resealed != 6 || st.OnOldKeys != 0 || batches != 2 {
+		t.Fatalf("stats %+v after %d batches", st, batches)
+	}
+
+	newOnly := ring(t, k2)
+	p, err := store.GetProvider(ctx, provID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, err := newOnly.Open(p.ClientSecret, tokenset.ClientSecretAAD(provID)); err != nil || string(plain) != "client-secret" {
+		t.Fatalf("client secret after rotation: %q, %v", plain, err)
+	}
+	for i, id := range conns {
+		c, _ := store.GetConnection(ctx, id)
+		if _, err := newOnly.Open(c.PKCEVerifier, tokenset.VerifierAAD(id)); err != nil {
+			t.Fatalf("verifier %d: %v", i, err)
+		}
+		if i == 0 {
+			continue
+		}
+		tok, _ := store.GetToken(ctx, id)
+		if set, err := tokenset.Open(newOnly, id, tok.Ciphertext); err != nil || set.AccessToken != "at" {
+			t.Fatalf("token %d: %v", i, err)
+		}
+	}
+	again, err := rotate.Keys(ctx, store, rotating, 2, nil)
+	if err != nil || again.Resealed != 0 {
+		t.Fatalf("second pass: %+v, %v", again, err)
+	}
+}
