@@ -28,7 +28,7 @@ func (b *Broker) audit(r *http.Request, e storage.AuditEvent) {
 		e.Actor = r.URL.Query().Get("client_name")
 	}
 	if e.Type == "token.read" {
-		b.auditq.add(e)
+		b.auditq.Add(e)
 		return
 	}
 	// The request may be finished (callback redirect written); the audit
@@ -95,3 +95,10 @@ func (b *Broker) pruneAudit(ctx context.Context) {
 		b.log.InfoContext(ctx, "audit events pruned", "count", n)
 	}
 }
+
+// FlushAudit writes every queued audit event now (tests, shutdown).
+func (b *Broker) FlushAudit() { b.auditq.Flush() }
+
+// Close writes the queued audit events and stops the queue. Call it before
+// closing the store.
+func (b *Broker) Close() { b.auditq.Close() }

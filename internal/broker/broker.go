@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dromos-dev/dromos/internal/auditq"
 	"github.com/dromos-dev/dromos/internal/catalog"
 	"github.com/dromos-dev/dromos/internal/discovery"
 	"github.com/dromos-dev/dromos/internal/exchange"
@@ -113,7 +114,7 @@ type Broker struct {
 	handler        http.Handler
 	refresher      *refresh.Refresher
 	guards         *guards
-	auditq         *auditQueue
+	auditq         *auditq.Queue
 }
 
 // New builds a broker.
@@ -146,7 +147,7 @@ func New(cfg Config, d Deps) (*Broker, error) {
 		return nil, err
 	}
 	b.guards = g
-	b.auditq = newAuditQueue(b)
+	b.auditq = auditq.New(d.Store, d.Logger, b.m.auditDropped)
 	b.handler = httpapi.Middleware(b.routes(), b.log, b.now, b.m.observeHTTP)
 	return b, nil
 }

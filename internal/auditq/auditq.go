@@ -1,21 +1,31 @@
-package broker
+package auditq
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dromos-dev/dromos/internal/storage"
 )
 
-// auditQueue writes high-volume audit events (token reads) off the request
+// Appender writes audit events in one transaction.
+type Appender interface {
+	AppendAudit(ctx context.Context, events ...storage.AuditEvent) error
+}
+
+// Queue writes high-volume audit events (token reads) off the request
 // path, in batches: one transaction for up to auditBatch events, flushed at
 // least every auditLinger. A full queue blocks the reader (backpressure),
 // never drops. The cost is that a crash can lose the last few milliseconds
 // of token-read events; every other event is written before the request
 // answers.
-type auditQueue struct {
-	b       *Broker
+type Queue struct {
+	store   Appender
+	log     *slog.Logger
+	lost    prometheus.Counter
 	ch      chan storage.AuditEvent
 	flushes chan chan struct{}
 	done    chan struct{}
@@ -28,16 +38,19 @@ const (
 	auditLinger    = 20 * time.Millisecond
 )
 
-func newAuditQueue(b *Broker) *auditQueue {
-	q := &auditQueue{b: b, ch: make(chan storage.AuditEvent, auditQueueSize),
+// New starts a queue writing to store; lost counts events a failed batch
+// write lost.
+func New(store Appender, log *slog.Logger, lost prometheus.Counter) *Queue {
+	q := &Queue{store: store, log: log, lost: lost, ch: make(chan storage.AuditEvent, auditQueueSize),
 		flushes: make(chan chan struct{}), done: make(chan struct{})}
 	go q.run()
 	return q
 }
 
-func (q *auditQueue) add(e storage.AuditEvent) { q.ch <- e }
+// Add queues an event; it blocks while the queue is full.
+func (q *Queue) Add(e storage.AuditEvent) { q.ch <- e }
 
-func (q *auditQueue) run() {
+func (q *Queue) run() {
 	defer close(q.done)
 	batch := make([]storage.AuditEvent, 0, auditBatch)
 	timer := time.NewTimer(time.Hour)
@@ -47,9 +60,9 @@ func (q *auditQueue) run() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := q.b.store.AppendAudit(ctx, batch...); err != nil {
-			q.b.log.Warn("audit batch not written", "events", len(batch), "err", err)
-			q.b.m.auditDropped.Add(float64(len(batch)))
+		if err := q.store.AppendAudit(ctx, batch...); err != nil {
+			q.log.Warn("audit batch not written", "events", len(batch), "err", err)
+			q.lost.Add(float64(len(batch)))
 		}
 		cancel()
 		batch = batch[:0]
@@ -91,8 +104,8 @@ func (q *auditQueue) run() {
 	}
 }
 
-// flush writes everything queued so far.
-func (q *auditQueue) flush() {
+// Flush writes everything queued so far.
+func (q *Queue) Flush() {
 	done := make(chan struct{})
 	select {
 	case q.flushes <- done:
@@ -101,14 +114,8 @@ func (q *auditQueue) flush() {
 	}
 }
 
-func (q *auditQueue) close() {
+// Close writes what is queued and stops the queue.
+func (q *Queue) Close() {
 	q.once.Do(func() { close(q.ch) })
 	<-q.done
 }
-
-// FlushAudit writes every queued audit event now (tests, shutdown).
-func (b *Broker) FlushAudit() { b.auditq.flush() }
-
-// Close writes the queued audit events and stops the queue. Call it before
-// closing the store.
-func (b *Broker) Close() { b.auditq.close() }
