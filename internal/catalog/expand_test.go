@@ -34,7 +34,7 @@ var authExpectations = map[string]expected{
 	"gitlab-self-managed": {host: "gitlab.example.com", issuer: "https://gitlab.example.com"},
 	"google":              {host: "accounts.google.com", issuer: "https://accounts.google.com", params: map[string]string{"access_type": "offline", "prompt": "consent"}},
 	"hubspot":             {host: "app.hubspot.com"},
-	"intercom":            {host: "app.intercom.com"},
+	"intercom":            {host: "app.intercom.io"},
 	"keycloak":            {host: "sso.example.com", issuer: "https://sso.example.com/realms/acme"},
 	"linear":              {host: "linear.app"},
 	"linkedin":            {host: "www.linkedin.com"},
