@@ -42,7 +42,11 @@ FUZZ_TARGETS := \
 	./internal/vault:FuzzOpen \
 	./internal/netguard:FuzzCheckURL \
 	./internal/catalog:FuzzExpand \
-	./internal/provider:FuzzCallbackValues
+	./internal/provider:FuzzCallbackValues \
+	./internal/jsonscan:FuzzMembers \
+	./internal/tokenset:FuzzDecodeSet \
+	./internal/gateway/brokerclient:FuzzDecodeMembers \
+	./internal/httpapi:FuzzWriteJSONObject
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

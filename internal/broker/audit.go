@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -15,6 +16,12 @@ import (
 // operation it records has already happened. Callers never put tokens,
 // codes, verifiers or secrets in Detail.
 func (b *Broker) audit(r *http.Request, e storage.AuditEvent) {
+	b.auditQuery(r, nil, e)
+}
+
+// auditQuery is audit with the request's query already parsed (nil: parse
+// it here when needed).
+func (b *Broker) auditQuery(r *http.Request, q url.Values, e storage.AuditEvent) {
 	e.Time = b.now().UTC()
 	if ip := b.clientIP(r); ip.IsValid() {
 		e.ClientIP = ip.Unmap().String()
@@ -25,7 +32,10 @@ func (b *Broker) audit(r *http.Request, e storage.AuditEvent) {
 		e.UserAgent = ua
 	}
 	if e.Actor == "" {
-		e.Actor = r.URL.Query().Get("client_name")
+		if q == nil {
+			q = r.URL.Query()
+		}
+		e.Actor = q.Get("client_name")
 	}
 	if e.Type == "token.read" {
 		b.auditq.Add(e)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -87,6 +88,12 @@ func viewConnection(c storage.Connection) connectionView {
 // ownership filter: another client's connection is reported as not found,
 // so its existence is not disclosed.
 func (b *Broker) loadConnection(r *http.Request) (storage.Connection, *storage.Token, error) {
+	return b.loadConnectionQuery(r, r.URL.Query())
+}
+
+// loadConnectionQuery is loadConnection with the request's query already
+// parsed, for handlers that read it themselves.
+func (b *Broker) loadConnectionQuery(r *http.Request, q url.Values) (storage.Connection, *storage.Token, error) {
 	id := r.PathValue("id")
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
 		return storage.Connection{}, nil, httpapi.NotFound("connection")
@@ -98,7 +105,7 @@ func (b *Broker) loadConnection(r *http.Request) (storage.Connection, *storage.T
 	if err != nil {
 		return storage.Connection{}, nil, err
 	}
-	if q := r.URL.Query(); q.Has("client_name") && q.Get("client_name") != c.ClientName {
+	if q.Has("client_name") && q.Get("client_name") != c.ClientName {
 		return storage.Connection{}, nil, httpapi.NotFound("connection")
 	}
 	return c, tok, nil
@@ -179,8 +186,11 @@ func (b *Broker) tokenBody(c storage.Connection, set tokenset.Set) map[string]an
 }
 
 func (b *Broker) getToken(w http.ResponseWriter, r *http.Request) error {
+	// The query is parsed once for the whole read: auto_refresh here,
+	// client_name for the ownership check and the audit event's actor.
+	q := r.URL.Query()
 	autoRefresh := true
-	switch r.URL.Query().Get("auto_refresh") {
+	switch q.Get("auto_refresh") {
 	case "false", "0":
 		autoRefresh = false
 	case "", "true", "1":
@@ -188,7 +198,7 @@ func (b *Broker) getToken(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.BadRequest("auto_refresh must be true or false")
 	}
 	// One query for the connection and its token: the hot path.
-	c, row, err := b.loadConnection(r)
+	c, row, err := b.loadConnectionQuery(r, q)
 	if err != nil {
 		return err
 	}
@@ -204,12 +214,12 @@ func (b *Broker) getToken(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	b.m.tokenGets.WithLabelValues(c.ProviderName, strconv.FormatBool(set.IDToken != "")).Inc()
+	b.m.tokenRead(c.ProviderName, set.IDToken != "")
 	if set.IDToken != "" {
 		b.m.idTokens.Inc()
 	}
-	b.audit(r, storage.AuditEvent{Type: "token.read", ConnectionID: c.ID, ProviderID: c.ProviderID})
-	httpapi.WriteJSON(w, http.StatusOK, b.tokenBody(c, set))
+	b.auditQuery(r, q, storage.AuditEvent{Type: "token.read", ConnectionID: c.ID, ProviderID: c.ProviderID})
+	httpapi.WriteJSONObject(w, http.StatusOK, b.tokenBody(c, set))
 	return nil
 }
 
@@ -229,7 +239,7 @@ func (b *Broker) refreshToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	b.audit(r, storage.AuditEvent{Type: "token.refreshed", ConnectionID: c.ID, ProviderID: c.ProviderID})
-	httpapi.WriteJSON(w, http.StatusOK, b.tokenBody(c, set))
+	httpapi.WriteJSONObject(w, http.StatusOK, b.tokenBody(c, set))
 	return nil
 }
 

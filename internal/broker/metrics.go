@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/refresh"
 )
 
@@ -23,6 +25,20 @@ type metrics struct {
 	auditDropped    prometheus.Counter
 	httpRequests    *prometheus.CounterVec
 	httpSeconds     *prometheus.HistogramVec
+
+	// Children of the vectors above used on every request, by label
+	// values (none of these vectors ever deletes a child).
+	tokenGetSeries httpapi.SeriesCache[tokenGetLabels, prometheus.Counter]
+	httpSeries     httpapi.SeriesCache[httpLabels, httpChildren]
+}
+
+type tokenGetLabels struct{ provider, hasIDToken string }
+
+type httpLabels struct{ route, status string }
+
+type httpChildren struct {
+	requests prometheus.Counter
+	seconds  prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -66,6 +82,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "broker_http_request_duration_seconds", Help: "Broker HTTP request duration by route.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"route"}),
 	}
+	m.tokenGetSeries.New = func(l tokenGetLabels) prometheus.Counter {
+		return m.tokenGets.WithLabelValues(l.provider, l.hasIDToken)
+	}
+	m.httpSeries.New = func(l httpLabels) httpChildren {
+		return httpChildren{requests: m.httpRequests.WithLabelValues(l.route, l.status), seconds: m.httpSeconds.WithLabelValues(l.route)}
+	}
 	if reg != nil {
 		reg.MustRegister(m.consents, m.consentsOpenID, m.exchanges, m.exchangeSeconds, m.idTokens,
 			m.tokenGets, m.callbacks, m.httpRequests, m.httpSeconds,
@@ -75,8 +97,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 func (m *metrics) observeHTTP(route string, status int, d time.Duration) {
-	m.httpRequests.WithLabelValues(route, statusClass(status)).Inc()
-	m.httpSeconds.WithLabelValues(route).Observe(d.Seconds())
+	c := m.httpSeries.Get(httpLabels{route, statusClass(status)})
+	c.requests.Inc()
+	c.seconds.Observe(d.Seconds())
+}
+
+// tokenRead counts a token read (oauth_token_get_total).
+func (m *metrics) tokenRead(provider string, hasIDToken bool) {
+	m.tokenGetSeries.Get(tokenGetLabels{provider, strconv.FormatBool(hasIDToken)}).Inc()
 }
 
 func statusClass(code int) string {

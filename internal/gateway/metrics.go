@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dromos-dev/dromos/internal/httpapi"
 )
 
 // metrics are the gateway's Prometheus series. Label values come from
@@ -17,6 +19,24 @@ type metrics struct {
 	brokerDuration  *prometheus.HistogramVec
 	refreshTotal    *prometheus.CounterVec
 	refreshDuration prometheus.Histogram
+
+	// Children of the vectors above used on every request, by label
+	// values (none of these vectors ever deletes a child).
+	httpSeries   httpapi.SeriesCache[httpLabels, seriesPair]
+	brokerSeries httpapi.SeriesCache[brokerLabels, seriesPair]
+}
+
+type httpLabels struct {
+	route  string
+	status int
+}
+
+type brokerLabels struct{ op, result string }
+
+// seriesPair is a request counter and its duration histogram.
+type seriesPair struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,6 +69,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.DefBuckets,
 		}),
 	}
+	m.httpSeries.New = func(l httpLabels) seriesPair {
+		return seriesPair{m.httpRequests.WithLabelValues(l.route, strconv.Itoa(l.status)), m.httpDuration.WithLabelValues(l.route)}
+	}
+	m.brokerSeries.New = func(l brokerLabels) seriesPair {
+		return seriesPair{m.brokerRequests.WithLabelValues(l.op, l.result), m.brokerDuration.WithLabelValues(l.op)}
+	}
 	for _, c := range []prometheus.Collector{m.httpRequests, m.httpDuration, m.brokerRequests, m.brokerDuration, m.refreshTotal, m.refreshDuration} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -58,13 +84,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 func (m *metrics) observeHTTP(route string, status int, elapsed time.Duration) {
-	m.httpRequests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.httpDuration.WithLabelValues(route).Observe(elapsed.Seconds())
+	s := m.httpSeries.Get(httpLabels{route, status})
+	s.count.Inc()
+	s.duration.Observe(elapsed.Seconds())
 }
 
 func (m *metrics) observeBroker(op, result string, elapsed time.Duration) {
-	m.brokerRequests.WithLabelValues(op, result).Inc()
-	m.brokerDuration.WithLabelValues(op).Observe(elapsed.Seconds())
+	s := m.brokerSeries.Get(brokerLabels{op, result})
+	s.count.Inc()
+	s.duration.Observe(elapsed.Seconds())
 }
 
 func (m *metrics) refreshed(result string, elapsed time.Duration) {

@@ -158,7 +158,7 @@ func (g *Gateway) token(w http.ResponseWriter, r *http.Request, c Caller) {
 		g.writeError(w, r, err)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, tokenBody(t))
+	httpapi.WriteJSONObject(w, http.StatusOK, tokenBody(t))
 }
 
 func (g *Gateway) refresh(w http.ResponseWriter, r *http.Request, c Caller) {
@@ -167,7 +167,7 @@ func (g *Gateway) refresh(w http.ResponseWriter, r *http.Request, c Caller) {
 		g.writeError(w, r, err)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, tokenBody(t))
+	httpapi.WriteJSONObject(w, http.StatusOK, tokenBody(t))
 }
 
 // tokenBody is the broker's token answer again: the named members, then

@@ -96,9 +96,13 @@ func Middleware(h http.Handler, log *slog.Logger, now func() time.Time, observe 
 				observe(route, status, elapsed)
 			}
 			// The matched pattern, never the path: paths can carry
-			// credentials (the state in /auth/start/{state}).
-			log.DebugContext(r.Context(), "request", "method", r.Method, "route", route,
-				"status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
+			// credentials (the state in /auth/start/{state}). Checked
+			// first so that a disabled debug level costs no record
+			// (its arguments would be allocated anyway).
+			if log.Enabled(r.Context(), slog.LevelDebug) {
+				log.DebugContext(r.Context(), "request", "method", r.Method, "route", route,
+					"status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
+			}
 		}()
 		h.ServeHTTP(rec, r)
 	})

@@ -68,6 +68,9 @@ func Open(v Opener, connID string, ciphertext []byte) (Set, error) {
 	if err != nil {
 		return Set{}, fmt.Errorf("opening token of connection %s: %w", connID, err)
 	}
+	if set, ok := decodeSet(plain); ok {
+		return set, nil
+	}
 	var set Set
 	if err := json.Unmarshal(plain, &set); err != nil {
 		return Set{}, fmt.Errorf("decoding token of connection %s: %w", connID, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/jsonscan"
 )
 
 // Operation names, used as the op metric label.
@@ -110,21 +111,26 @@ func (cl *Client) Connection(ctx context.Context, id, clientName string) (Connec
 
 // Token reads a currently valid access token for a connection.
 func (cl *Client) Token(ctx context.Context, id, clientName string) (Token, error) {
-	var raw map[string]json.RawMessage
-	if err := cl.do(ctx, call{op: OpGetToken, method: http.MethodGet, path: []string{"connections", id, "token"}, query: clientQuery(clientName)}, &raw); err != nil {
+	return cl.token(ctx, call{op: OpGetToken, method: http.MethodGet, path: []string{"connections", id, "token"}, query: clientQuery(clientName)})
+}
+
+// token runs a call answered with a token and reads the answer.
+func (cl *Client) token(ctx context.Context, c call) (Token, error) {
+	body, status, err := cl.fetch(ctx, c)
+	if err != nil {
 		return Token{}, err
 	}
-	return parseToken(OpGetToken, raw)
+	raw, err := decodeMembers(body)
+	if err != nil {
+		return Token{}, unreadable(c.op, status, err)
+	}
+	return parseToken(c.op, raw)
 }
 
 // Refresh forces a refresh at the provider. It is never retried: the
 // provider may rotate the refresh token on each use.
 func (cl *Client) Refresh(ctx context.Context, id, clientName string) (Token, error) {
-	var raw map[string]json.RawMessage
-	if err := cl.do(ctx, call{op: OpRefresh, method: http.MethodPost, path: []string{"connections", id, "refresh"}, query: clientQuery(clientName)}, &raw); err != nil {
-		return Token{}, err
-	}
-	return parseToken(OpRefresh, raw)
+	return cl.token(ctx, call{op: OpRefresh, method: http.MethodPost, path: []string{"connections", id, "refresh"}, query: clientQuery(clientName)})
 }
 
 // DeleteConnection deletes a connection (the broker revokes it at the
@@ -167,11 +173,13 @@ func (cl *Client) Providers(ctx context.Context) ([]Provider, error) {
 	return out.Providers, nil
 }
 
-func clientQuery(clientName string) url.Values {
+// clientQuery is the encoded query naming the client: what
+// url.Values{"client_name": {clientName}}.Encode() gives, built directly.
+func clientQuery(clientName string) string {
 	if clientName == "" {
-		return nil
+		return ""
 	}
-	return url.Values{"client_name": {clientName}}
+	return "client_name=" + url.QueryEscape(clientName)
 }
 
 // parseToken reads the named members of a token answer and keeps the rest
@@ -190,7 +198,9 @@ func parseToken(op string, raw map[string]json.RawMessage) (Token, error) {
 			}
 			return nil
 		}
-		if err := json.Unmarshal(v, dst); err != nil {
+		if plain, ok := jsonscan.PlainString(v); ok {
+			*dst = plain
+		} else if err := json.Unmarshal(v, dst); err != nil {
 			return errors.New("not a string")
 		}
 		if required && *dst == "" {
@@ -221,19 +231,26 @@ func parseToken(op string, raw map[string]json.RawMessage) (Token, error) {
 		t.ExpiresIn = n
 	}
 	if v, ok := raw["expires_at"]; ok && string(v) != "null" {
-		if err := json.Unmarshal(v, &t.ExpiresAt); err != nil {
+		// What json.Unmarshal(v, &t.ExpiresAt) does for a JSON value
+		// other than null, without the reflection.
+		if err := t.ExpiresAt.UnmarshalJSON(v); err != nil {
 			return bad("expires_at", errors.New("not an RFC 3339 time"))
 		}
 		t.ExpiresAt = t.ExpiresAt.UTC()
 	}
-	for k, v := range raw {
-		if IsTokenMember(k) {
-			continue
+	extras := 0
+	for k := range raw {
+		if !IsTokenMember(k) {
+			extras++
 		}
-		if t.Extras == nil {
-			t.Extras = make(map[string]json.RawMessage, len(raw))
+	}
+	if extras > 0 {
+		t.Extras = make(map[string]json.RawMessage, extras)
+		for k, v := range raw {
+			if !IsTokenMember(k) {
+				t.Extras[k] = v
+			}
 		}
-		t.Extras[k] = v
 	}
 	return t, nil
 }
@@ -241,6 +258,11 @@ func parseToken(op string, raw map[string]json.RawMessage) (Token, error) {
 // expiresIn accepts a JSON number or a numeric string, as providers send
 // both and the broker may pass either through.
 func expiresIn(v json.RawMessage) (int64, error) {
+	if len(v) > 0 && len(v) <= 18 && allDigits(v) {
+		// A plain JSON integer (JSON has no leading zeros): what the
+		// json.Number path below gives, without the reflection.
+		return strconv.ParseInt(string(v), 10, 64)
+	}
 	var n json.Number
 	if err := json.Unmarshal(v, &n); err != nil {
 		return 0, errors.New("not a number")
@@ -253,4 +275,13 @@ func expiresIn(v json.RawMessage) (int64, error) {
 		return 0, errors.New("not a number")
 	}
 	return int64(f), nil
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

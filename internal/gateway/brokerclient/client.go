@@ -163,11 +163,11 @@ func NewHTTPClient(dial, responseHeader time.Duration) *http.Client {
 
 // call is one logical broker call.
 type call struct {
-	op     string     // metric label
-	method string     // GET is the only idempotent method the gateway uses
-	path   []string   // path segments, each escaped on its own
-	query  url.Values // may be nil
-	body   any        // JSON-encoded when non-nil
+	op     string   // metric label
+	method string   // GET is the only idempotent method the gateway uses
+	path   []string // path segments, each escaped on its own
+	query  string   // encoded query string, may be empty
+	body   any      // JSON-encoded when non-nil
 }
 
 // answer is one broker response, read in full.
@@ -179,6 +179,26 @@ type answer struct {
 
 // do runs c, retrying idempotent calls, and decodes a 2xx body into out.
 func (cl *Client) do(ctx context.Context, c call, out any) error {
+	body, status, err := cl.fetch(ctx, c)
+	if err != nil || out == nil {
+		return err
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return unreadable(c.op, status, err)
+	}
+	return nil
+}
+
+// unreadable is the error for a 2xx answer that does not decode.
+func unreadable(op string, status int, err error) error {
+	return httpapi.BadGateway(CodeBrokerError, "the broker sent an unreadable answer",
+		fmt.Errorf("broker %s: decode %d answer: %w", op, status, err))
+}
+
+// fetch runs c, retrying idempotent calls, and returns a 2xx answer's body
+// and status; any other answer or failure is returned as the error the
+// agent sees.
+func (cl *Client) fetch(ctx context.Context, c call) ([]byte, int, error) {
 	u := *cl.base
 	escaped := make([]string, len(c.path))
 	for i, seg := range c.path {
@@ -186,14 +206,12 @@ func (cl *Client) do(ctx context.Context, c call, out any) error {
 	}
 	u.Path = cl.base.Path + "/" + strings.Join(c.path, "/")
 	u.RawPath = cl.base.EscapedPath() + "/" + strings.Join(escaped, "/")
-	if len(c.query) > 0 {
-		u.RawQuery = c.query.Encode()
-	}
+	u.RawQuery = c.query
 	var payload []byte
 	if c.body != nil {
 		var err error
 		if payload, err = json.Marshal(c.body); err != nil {
-			return fmt.Errorf("brokerclient: encode %s request: %w", c.op, err)
+			return nil, 0, fmt.Errorf("brokerclient: encode %s request: %w", c.op, err)
 		}
 	}
 	attempts := 1
@@ -214,20 +232,19 @@ func (cl *Client) do(ctx context.Context, c call, out any) error {
 		}
 	}
 	if err != nil {
-		return cl.transportError(ctx, c, err)
+		return nil, 0, cl.transportError(ctx, c, err)
 	}
 	if ans.status >= 200 && ans.status < 300 {
-		if out == nil {
-			return nil
-		}
-		if err := json.Unmarshal(ans.body, out); err != nil {
-			return httpapi.BadGateway(CodeBrokerError, "the broker sent an unreadable answer",
-				fmt.Errorf("broker %s: decode %d answer: %w", c.op, ans.status, err))
-		}
-		return nil
+		return ans.body, ans.status, nil
 	}
-	return mapStatus(c.op, ans)
+	return nil, 0, mapStatus(c.op, ans)
 }
+
+// Shared header values of every broker request; never modified.
+var (
+	jsonValue      = []string{"application/json"}
+	userAgentValue = []string{"dromos-gateway"}
+)
 
 // errAttemptTimeout marks an attempt that ran past AttemptTimeout.
 var errAttemptTimeout = errors.New("broker did not answer in time")
@@ -247,16 +264,20 @@ func (cl *Client) once(ctx context.Context, c call, target string, payload []byt
 	if err != nil {
 		return answer{}, err
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "dromos-gateway")
+	// Canonical keys assigned directly, the constant values shared: what
+	// Header.Set would store, without canonicalizing and allocating again
+	// on every call. The transport only reads a request's header.
+	h := req.Header
+	h["Accept"] = jsonValue
+	h["User-Agent"] = userAgentValue
 	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
+		h["Content-Type"] = jsonValue
 	}
 	if !cl.apiKey.IsEmpty() {
-		req.Header.Set("X-API-Key", cl.apiKey.Reveal())
+		h["X-Api-Key"] = []string{cl.apiKey.Reveal()}
 	}
 	if id := logging.RequestID(ctx); id != "" {
-		req.Header.Set(httpapi.RequestIDHeader, id)
+		h[httpapi.RequestIDHeader] = []string{id}
 	}
 	ans, err := cl.send(req)
 	if err != nil && context.Cause(actx) == errAttemptTimeout && ctx.Err() == nil {
