@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/provider"
@@ -274,7 +273,7 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 		// Provider data replaces what an earlier consent of this
 		// connection left.
 		for k := range c.Metadata {
-			if strings.HasPrefix(k, provider.ProviderDataPrefix) {
+			if _, ok := provider.DataKey(k); ok {
 				delete(c.Metadata, k)
 			}
 		}

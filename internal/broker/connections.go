@@ -71,7 +71,7 @@ func viewConnection(c storage.Connection) connectionView {
 	}
 	v.Metadata = make(map[string]string, len(c.Metadata))
 	for k, val := range c.Metadata {
-		if name, ok := strings.CutPrefix(k, provider.ProviderDataPrefix); ok {
+		if name, ok := provider.DataKey(k); ok {
 			if v.ProviderData == nil {
 				v.ProviderData = map[string]string{}
 			}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	dromosv1 "github.com/dromos-dev/dromos/api/proto/dromos/v1"
+	"github.com/dromos-dev/dromos/internal/storage"
 )
 
 // resourceServer answers a resource lookup like Atlassian's
@@ -248,5 +249,35 @@ func TestXeroTenantsLookup(t *testing.T) {
 		"tenant_ids": "70784a63-d24b-46a9-a4db-0e70a274b056", "tenant_name": "Maple Florist"}
 	if st := h.do("GET", "/connections/"+c.ConnectionID, nil, &view); st != 200 || view.Status != "active" || !maps.Equal(view.ProviderData, want) {
 		t.Fatalf("xero connection %d %+v", st, view)
+	}
+}
+
+// Connections stored before provider data had its prefix kept QuickBooks'
+// realmId as "callback.realmId"; they still show it as provider data, and a
+// reconnect's callback replaces it.
+func TestLegacyCallbackKeysAreProviderData(t *testing.T) {
+	h := newHarness(t, sqliteURL(t))
+	p := newFakeProvider(t)
+	h.registerProvider(map[string]any{"template": "quickbooks", "auth_url": p.srv.URL + "/authorize",
+		"token_url": p.srv.URL + "/token", "client_id": "c", "client_secret": "s"})
+	c := h.consent("quickbooks", []string{"com.intuit.quickbooks.accounting"}, "https://app.example.com/back")
+	if _, err := h.store.UpdateConnection(context.Background(), c.ConnectionID, func(conn storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		conn.Metadata = map[string]string{"callback.realmId": "111", "team": "red"}
+		return conn, storage.TokenChange{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var view struct {
+		Metadata     map[string]string `json:"metadata"`
+		ProviderData map[string]string `json:"provider_data"`
+	}
+	if h.do("GET", "/connections/"+c.ConnectionID, nil, &view); view.ProviderData["realmId"] != "111" || len(view.Metadata) != 1 {
+		t.Fatalf("legacy key: %+v", view)
+	}
+	h.callback(url.Values{"state": {c.State}, "code": {"x"}, "realmId": {"222"}})
+	view.ProviderData, view.Metadata = nil, nil
+	if h.do("GET", "/connections/"+c.ConnectionID, nil, &view); !maps.Equal(view.ProviderData, map[string]string{"realmId": "222"}) ||
+		!maps.Equal(view.Metadata, map[string]string{"team": "red"}) {
+		t.Fatalf("after the callback: %+v", view)
 	}
 }

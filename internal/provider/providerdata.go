@@ -17,6 +17,20 @@ import (
 // the prefix.
 const ProviderDataPrefix = "provider."
 
+// legacyDataKeys are the metadata keys earlier releases kept callback
+// parameters under, before provider data had its prefix.
+var legacyDataKeys = map[string]string{"callback.realmId": "realmId", "callback.shop": "shop"}
+
+// DataKey reports whether a connection metadata key holds provider data,
+// and under which name agents see it.
+func DataKey(k string) (string, bool) {
+	if name, ok := strings.CutPrefix(k, ProviderDataPrefix); ok {
+		return name, true
+	}
+	name, ok := legacyDataKeys[k]
+	return name, ok
+}
+
 // maxProviderValue bounds one provider data value; maxResources bounds how
 // many ids a resource lookup keeps.
 const (

@@ -363,3 +363,16 @@ func TestValidateResourceLookup(t *testing.T) {
 		})
 	}
 }
+
+func TestDataKey(t *testing.T) {
+	for k, want := range map[string]string{
+		"provider.cloud_id": "cloud_id", "provider.realmId": "realmId",
+		"callback.realmId": "realmId", "callback.shop": "shop",
+		"team": "", "callback.other": "", "providers.x": "", "Provider.x": "",
+	} {
+		got, ok := DataKey(k)
+		if ok != (want != "") || got != want {
+			t.Errorf("DataKey(%q) = %q, %v; want %q", k, got, ok, want)
+		}
+	}
+}
