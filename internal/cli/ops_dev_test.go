@@ -182,6 +182,27 @@ func TestOpsAgainstDev(t *testing.T) {
 		}
 	})
 
+	t.Run("providers add from a template", func(t *testing.T) {
+		var prov map[string]any
+		decodeInto(t, mustCLI(t, env, "providers", "add", "--template", "github", "--client-id", "gh-cid",
+			"--client-secret", secret, "--json"), &prov)
+		if prov["name"] != "github" || prov["template"] != "github" || prov["auth_url"] != "https://github.com/login/oauth/authorize" ||
+			prov["has_client_secret"] != true {
+			t.Fatalf("added %v", prov)
+		}
+		// Explicit flags win over the template.
+		decodeInto(t, mustCLI(t, env, "providers", "add", "--template", "atlassian", "--name", "jira-test", "--client-id", "c",
+			"--client-secret", secret, "--resources-url", "https://proxy.example/resources", "--json"), &prov)
+		if prov["name"] != "jira-test" || prov["resources_url"] != "https://proxy.example/resources" ||
+			prov["token_url"] != "https://auth.atlassian.com/oauth/token" {
+			t.Fatalf("added %v", prov)
+		}
+		list := mustCLI(t, env, "providers", "catalog")
+		if !hasRow(list, "github", "GitHub", "yes") {
+			t.Fatalf("catalog does not show github as configured:\n%s", list)
+		}
+	})
+
 	t.Run("providers add from file", func(t *testing.T) {
 		dir := t.TempDir()
 		profile := filepath.Join(dir, "p.json")
@@ -209,7 +230,11 @@ func TestOpsAgainstDev(t *testing.T) {
 			{"duplicate name", []string{"--name", "static1", "--client-id", "c", "--client-secret", "s",
 				"--auth-url", "https://a.example/a", "--token-url", "https://a.example/t"}, "409 already_exists"},
 			{"invalid profile", []string{"--name", "Bad Name!", "--client-id", "c"}, "400 bad_request"},
-			{"missing flags", []string{"--name", "x"}, "--name and --client-id are required"},
+			{"missing flags", []string{"--name", "x"}, "--client-id and --name or --template are required"},
+			{"param without template", []string{"--name", "x", "--client-id", "c", "--param", "domain=a.example"}, "--param needs --template"},
+			{"unknown template", []string{"--template", "nosuch", "--client-id", "c", "--client-secret", "s"}, "400"},
+			{"unknown template parameter", []string{"--template", "slack", "--client-id", "c", "--client-secret", "s",
+				"--param", "tenant=x"}, "400 bad_request"},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {

@@ -92,7 +92,7 @@ func runProvidersList(ctx context.Context, args []string, ios ioSet, env config.
 func runProvidersCatalog(ctx context.Context, args []string, ios ioSet, env config.Env) error {
 	var o opsFlags
 	fs := newFlags("providers catalog", "Lists the provider templates built into the broker; register one with\n"+
-		"dromos providers add --file with {\"template\": NAME, \"client_id\": …, \"client_secret\": …}.", brokerEnvHelp, ios)
+		"dromos providers add --template NAME --client-id ID --client-secret-file FILE [--param KEY=VALUE].", brokerEnvHelp, ios)
 	o.register(fs)
 	if _, err := parseArgs(fs, args, 0, ""); err != nil {
 		return err
@@ -235,22 +235,26 @@ func (p pairFlag) Set(v string) error {
 
 type addFlags struct {
 	opsFlags
-	file, name, displayName, issuer                                  string
+	file, template, name, displayName, issuer, resourcesURL          string
 	noDiscovery                                                      bool
 	authURL, tokenURL, userinfoURL, revocationURL, jwksURL, authMeth string
 	clientID, clientSecret, clientSecretFile                         string
 	aliases, scopes, quirks                                          listFlag
-	authParams                                                       pairFlag
+	authParams, params                                               pairFlag
 }
 
 func runProvidersAdd(ctx context.Context, args []string, ios ioSet, env config.Env) error {
-	f := addFlags{authParams: pairFlag{}}
+	f := addFlags{authParams: pairFlag{}, params: pairFlag{}}
 	fs := newFlags("providers add", "Registers a provider at the broker, from flags or from a profile file (the JSON profile of\n"+
-		"docs/BROKER_API.md, bare or as {\"profile\":{…}}). With --issuer the endpoints come from OIDC discovery.\n"+
+		"docs/BROKER_API.md, bare or as {\"profile\":{…}}). With --template a catalog entry fills in the rest\n"+
+		"(`dromos providers catalog` lists them); flags given explicitly override it.\n"+
+		"With --issuer the endpoints come from OIDC discovery.\n"+
 		"Prefer --client-secret-file or --file: a secret on the command line lands in shell history.", brokerEnvHelp, ios)
 	f.register(fs)
 	fs.StringVar(&f.file, "file", "", "profile JSON file; --client-secret/--client-secret-file may add the secret")
-	fs.StringVar(&f.name, "name", "", "provider name: a-z 0-9 . _ -")
+	fs.StringVar(&f.template, "template", "", "catalog template to start from, e.g. slack, google, okta")
+	fs.Var(f.params, "param", "template parameter KEY=VALUE, e.g. domain=acme.okta.com (repeatable)")
+	fs.StringVar(&f.name, "name", "", "provider name: a-z 0-9 . _ - (default: the template's)")
 	fs.StringVar(&f.displayName, "display-name", "", "name shown to people")
 	fs.Var(&f.aliases, "aliases", "other names, comma-separated")
 	fs.StringVar(&f.issuer, "issuer", "", "OIDC issuer URL (discovery on unless --no-discovery)")
@@ -260,6 +264,7 @@ func runProvidersAdd(ctx context.Context, args []string, ios ioSet, env config.E
 	fs.StringVar(&f.userinfoURL, "userinfo-url", "", "userinfo endpoint")
 	fs.StringVar(&f.revocationURL, "revocation-url", "", "revocation endpoint")
 	fs.StringVar(&f.jwksURL, "jwks-url", "", "JWKS URL")
+	fs.StringVar(&f.resourcesURL, "resources-url", "", "where a resource lookup quirk reads sites or tenants (atlassian_resources, xero_tenants)")
 	fs.StringVar(&f.clientID, "client-id", "", "OAuth client id")
 	fs.StringVar(&f.clientSecret, "client-secret", "", "OAuth client secret")
 	fs.StringVar(&f.clientSecretFile, "client-secret-file", "", "file holding the OAuth client secret")
@@ -318,15 +323,24 @@ func (f *addFlags) profile(fs *flag.FlagSet) (map[string]any, error) {
 		}
 		return profileFile(f.file, secret)
 	}
-	if f.name == "" || f.clientID == "" {
-		return nil, errors.New("--name and --client-id are required (or --file)")
+	if (f.name == "" && f.template == "") || f.clientID == "" {
+		return nil, errors.New("--client-id and --name or --template are required (or --file)")
 	}
-	p := map[string]any{"name": f.name, "client_id": f.clientID}
+	if len(f.params) > 0 && f.template == "" {
+		return nil, errors.New("--param needs --template")
+	}
+	p := map[string]any{"client_id": f.clientID}
 	set := func(k, v string) {
 		if v != "" {
 			p[k] = v
 		}
 	}
+	set("name", f.name)
+	set("template", f.template)
+	if len(f.params) > 0 {
+		p["template_params"] = map[string]string(f.params)
+	}
+	set("resources_url", f.resourcesURL)
 	set("display_name", f.displayName)
 	set("issuer", f.issuer)
 	set("auth_url", f.authURL)
