@@ -397,3 +397,17 @@ func FuzzNewAPIError(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckConnectionProviderData(t *testing.T) {
+	f := newFakeGateway(t, map[string]http.HandlerFunc{
+		"GET /v1/check-connection/{id}": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"status":"active","provider_data":{"realmId":"4620816365178608920"}}`))
+		},
+	})
+	c, _, _ := testClient(t, f)
+	st, err := c.CheckConnection(context.Background(), testID)
+	if err != nil || st.Status != StatusActive || st.ProviderData["realmId"] != "4620816365178608920" {
+		t.Fatalf("CheckConnection = %+v, %v", st, err)
+	}
+}
