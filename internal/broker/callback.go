@@ -301,7 +301,6 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 // does not (the token is good; agents can look the resources up
 // themselves) and is logged.
 func (b *Broker) providerData(ctx context.Context, conn storage.Connection, prov registered, tok *exchange.Token, kept map[string]string) (map[string]string, string) {
-	data := maps.Clone(kept)
 	fromToken, err := prov.profile.TokenData(tok.Extra)
 	if err != nil {
 		b.log.WarnContext(ctx, "token response refused by provider quirks", "connection_id", conn.ID, "provider", prov.row.Name, "err", err)
@@ -316,12 +315,10 @@ func (b *Broker) providerData(ctx context.Context, conn storage.Connection, prov
 				"provider", prov.row.Name, "err", err)
 		}
 	}
-	for _, m := range []map[string]string{fromToken, found} {
-		if len(m) > 0 && data == nil {
-			data = map[string]string{}
-		}
-		maps.Copy(data, m)
-	}
+	data := make(map[string]string, len(kept)+len(fromToken)+len(found))
+	maps.Copy(data, kept)
+	maps.Copy(data, fromToken)
+	maps.Copy(data, found)
 	return data, ""
 }
 

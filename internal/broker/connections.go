@@ -295,3 +295,12 @@ func (b *Broker) revokeAtProvider(ctx context.Context, c storage.Connection, row
 	}
 	return "yes"
 }
+
+// openRow opens a connection's token row; no row means the user must
+// consent again.
+func openRow(v tokenset.Opener, c storage.Connection, row *storage.Token) (tokenset.Set, error) {
+	if row == nil {
+		return tokenset.Set{}, httpapi.Conflict(httpapi.CodeReauthRequired, "connection has no stored token: the user must connect again")
+	}
+	return tokenset.Open(v, c.ID, row.Ciphertext)
+}

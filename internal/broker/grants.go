@@ -3,11 +3,8 @@ package broker
 import (
 	"context"
 
-	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/idtoken"
 	"github.com/dromos-dev/dromos/internal/refresh"
-	"github.com/dromos-dev/dromos/internal/storage"
-	"github.com/dromos-dev/dromos/internal/tokenset"
 )
 
 // refreshGrants gives the refresher what it needs of a registered
@@ -39,13 +36,4 @@ func (g refreshGrants) Grant(ctx context.Context, providerID string) (refresh.Gr
 		}
 	}
 	return grant, nil
-}
-
-// openRow opens a connection's token row; no row means the user must
-// consent again.
-func openRow(v tokenset.Opener, c storage.Connection, row *storage.Token) (tokenset.Set, error) {
-	if row == nil {
-		return tokenset.Set{}, httpapi.Conflict(httpapi.CodeReauthRequired, "connection has no stored token: the user must connect again")
-	}
-	return tokenset.Open(v, c.ID, row.Ciphertext)
 }

@@ -1,27 +1,18 @@
 package tokenset_test
 
 import (
-	"crypto/rand"
 	"testing"
 	"time"
 
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/tokenset"
-	"github.com/dromos-dev/dromos/internal/vault"
 )
 
 // BenchmarkOpen is the token read's decryption and decoding, for a set as
 // the broker stores it after a code exchange.
 func BenchmarkOpen(b *testing.B) {
-	k := vault.Key{ID: 1}
-	if _, err := rand.Read(k.Secret[:]); err != nil {
-		b.Fatal(err)
-	}
-	kr, err := vault.NewKeyring(k)
-	if err != nil {
-		b.Fatal(err)
-	}
+	kr := keyring(b)
 	now := time.Now()
 	set := tokenset.New(&exchange.Token{AccessToken: "at-0000000000000000000000000000000000000001", TokenType: "Bearer",
 		RefreshToken: "rt-0000000000000000000000000000000000000001", Scope: "read write", Expiry: now.Add(time.Hour)},

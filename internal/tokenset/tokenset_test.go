@@ -13,7 +13,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/vault"
 )
 
-func keyring(t *testing.T) *vault.Keyring {
+func keyring(t testing.TB) *vault.Keyring {
 	t.Helper()
 	k := vault.Key{ID: 1}
 	if _, err := rand.Read(k.Secret[:]); err != nil {
