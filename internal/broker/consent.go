@@ -86,8 +86,11 @@ func (req *consentRequest) validate() error {
 		}
 	}
 	for k := range req.Metadata {
-		if strings.HasPrefix(k, provider.ProviderDataPrefix) {
-			add("metadata keys may not start with %q: it holds provider data", provider.ProviderDataPrefix)
+		// DataKey also knows the keys older releases kept provider data
+		// under; an agent's label must never read as the provider's.
+		if _, ok := provider.DataKey(k); ok {
+			add("metadata key %q is reserved: keys starting with %q (and callback.realmId, callback.shop) hold provider data",
+				truncate(k, 64), provider.ProviderDataPrefix)
 			break
 		}
 	}

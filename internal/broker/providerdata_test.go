@@ -168,6 +168,12 @@ func TestAtlassianCloudIDThroughGateway(t *testing.T) {
 		!strings.Contains(env.Message, "provider.") {
 		t.Fatalf("reserved metadata key: %d %+v", st, env)
 	}
+	// Nor through the keys older releases kept provider data under.
+	if st := s.rest(t, "POST", "/v1/request-connection", "/v1/request-connection", agentKey, map[string]any{
+		"user_id": "u", "provider_name": "atlassian", "scopes": []string{"read:jira-work"}, "return_url": s.retURL,
+		"metadata": map[string]string{"callback.realmId": "forged"}}, &env); st != 400 || env.Code != "bad_request" {
+		t.Fatalf("legacy reserved metadata key: %d %+v", st, env)
+	}
 }
 
 // Values handed over on the callback (QuickBooks realmId) and in the token
