@@ -23,7 +23,9 @@ import (
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/idtoken"
+	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/refresh"
+	"github.com/dromos-dev/dromos/internal/registry"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/vault"
@@ -96,14 +98,13 @@ type Deps struct {
 
 // Broker serves the broker API.
 type Broker struct {
-	cfg     Config
-	store   storage.Storage
-	vault   *vault.Keyring
-	state   *state.Signer
-	xchg    *exchange.Client
-	disco   *discovery.Cache
-	idt     *idtoken.Verifier
-	catalog *catalog.Catalog
+	cfg       Config
+	store     storage.Storage
+	vault     *vault.Keyring
+	state     *state.Signer
+	xchg      *exchange.Client
+	idt       *idtoken.Verifier
+	providers *registry.Registry
 	// userinfoClient never follows redirects.
 	userinfoClient *http.Client
 	log            *slog.Logger
@@ -136,12 +137,18 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	}
 	b := &Broker{
 		cfg: cfg, store: d.Store, vault: d.Vault, state: d.State, xchg: d.Exchange,
-		disco: d.Discovery, idt: d.IDTokens, catalog: d.Catalog, userinfoClient: noRedirects(d.HTTPClient), log: d.Logger, now: d.Now, rand: d.Rand,
+		idt: d.IDTokens, userinfoClient: noRedirects(d.HTTPClient), log: d.Logger, now: d.Now, rand: d.Rand,
 		m: newMetrics(d.Registerer), gather: d.Gatherer,
 	}
 	b.refresher = refresh.New(refresh.Config{Margin: cfg.RefreshMargin, LeaseTTL: cfg.LeaseTTL, LockWait: cfg.LockWait},
 		refresh.Deps{Store: d.Store, Vault: d.Vault, Exch: d.Exchange, Grants: refreshGrants{b}, Metrics: b.m.refresh,
 			Logger: d.Logger, Now: d.Now})
+	providers, err := registry.New(registry.Deps{Store: d.Store, Vault: d.Vault, Discovery: d.Discovery,
+		Catalog: d.Catalog, NetGuard: cfg.ProviderNetGuard, Audit: b.audit, Now: d.Now})
+	if err != nil {
+		return nil, err
+	}
+	b.providers = providers
 	g, err := newGuards(cfg, d.Now)
 	if err != nil {
 		return nil, err
@@ -150,6 +157,13 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	b.auditq = auditq.New(d.Store, d.Logger, b.m.auditDropped)
 	b.handler = httpapi.Middleware(b.routes(), b.log, b.now, b.m.observeHTTP)
 	return b, nil
+}
+
+// EnsureProvider registers prof, or replaces the provider already holding
+// its name, with the same validation as the API. dromos dev uses it to keep
+// its demo provider registered across restarts.
+func (b *Broker) EnsureProvider(ctx context.Context, prof provider.Profile) (string, error) {
+	return b.providers.Ensure(ctx, prof)
 }
 
 // Handler is the broker's HTTP handler.
@@ -162,15 +176,10 @@ type apiFunc func(http.ResponseWriter, *http.Request) error
 
 func (b *Broker) routes() http.Handler {
 	mux := http.NewServeMux()
-	guarded := func(pattern string, f apiFunc) {
+	guarded := func(pattern string, f func(http.ResponseWriter, *http.Request) error) {
 		mux.Handle(pattern, b.guard(b.api(f)))
 	}
-	guarded("POST /providers", b.createProvider)
-	guarded("GET /providers", b.listProviders)
-	guarded("GET /providers/{id}", b.getProvider)
-	guarded("GET /providers/by-name/{name}", b.getProviderByName)
-	guarded("PUT /providers/{id}", b.updateProvider)
-	guarded("DELETE /providers/{id}", b.deleteProvider)
+	b.providers.Routes(guarded)
 	guarded("POST /auth/consent-spec", b.consentSpec)
 	guarded("GET /connections", b.listConnections)
 	guarded("GET /connections/{id}", b.getConnection)
@@ -178,7 +187,6 @@ func (b *Broker) routes() http.Handler {
 	guarded("POST /connections/{id}/refresh", b.refreshToken)
 	guarded("DELETE /connections/{id}", b.deleteConnection)
 	guarded("GET /audit", b.listAudit)
-	guarded("GET /catalog", b.listCatalog)
 
 	mux.HandleFunc("GET "+b.cfg.RedirectPath, func(w http.ResponseWriter, r *http.Request) {
 		if !b.limited(b.guards.callback, w, r) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/provider"
+	"github.com/dromos-dev/dromos/internal/registry"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/tokenset"
 )
@@ -114,17 +115,17 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 		b.rejectCallback(w, r, callbackRejection{"oversized_code", "The sign-in response was malformed."})
 		return
 	}
-	prov, err := b.lookupProvider(ctx, conn.ProviderID, "")
+	prov, err := b.providers.Lookup(ctx, conn.ProviderID, "")
 	if err != nil {
 		b.rejectCallback(w, r, callbackRejection{"unknown_provider", "The provider of this connection is no longer configured."})
 		return
 	}
-	kept, err := prov.profile.CallbackValues(q)
+	kept, err := prov.Profile.CallbackValues(q)
 	if err != nil {
 		b.rejectCallback(w, r, callbackRejection{"bad_callback_param", "The sign-in response was malformed."})
 		return
 	}
-	ends, err := b.endpoints(ctx, prov.profile)
+	ends, err := b.providers.Endpoints(ctx, prov.Profile)
 	if err != nil {
 		b.log.WarnContext(ctx, "callback: provider endpoints unavailable", "err", err)
 		b.rejectCallback(w, r, callbackRejection{"discovery_unavailable", "The provider is unavailable right now; try again shortly."})
@@ -198,31 +199,31 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 // completeExchange exchanges the code, verifies the id_token and stores the
 // sealed token set, moving the connection to active. It returns "" on
 // success or the short failure reason.
-func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, prov registered, ends endpoints, code string, sealedVerifier []byte, kept map[string]string) string {
+func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, prov registry.Provider, ends registry.Endpoints, code string, sealedVerifier []byte, kept map[string]string) string {
 	verifier, err := b.vault.Open(sealedVerifier, tokenset.VerifierAAD(conn.ID))
 	if err != nil {
 		b.log.ErrorContext(ctx, "callback: opening PKCE verifier", "connection_id", conn.ID, "err", err)
 		return "server_error"
 	}
-	clientSecret, err := b.clientSecret(prov)
+	clientSecret, err := b.providers.ClientSecret(prov)
 	if err != nil {
-		b.log.ErrorContext(ctx, "callback: opening client secret", "provider", prov.row.Name, "err", err)
+		b.log.ErrorContext(ctx, "callback: opening client secret", "provider", prov.Row.Name, "err", err)
 		return "server_error"
 	}
-	ep := b.tokenEndpoint(prov, ends, clientSecret)
+	ep := prov.TokenEndpoint(ends, clientSecret)
 	start := b.now()
 	tok, err := b.xchg.ExchangeCode(ctx, ep, code, string(verifier), b.RedirectURI())
 	b.m.exchangeSeconds.Observe(b.now().Sub(start).Seconds())
 	if err != nil {
 		class := exchange.Classify(err)
 		b.m.exchanges.WithLabelValues("error").Inc()
-		b.log.WarnContext(ctx, "code exchange failed", "connection_id", conn.ID, "provider", prov.row.Name,
+		b.log.WarnContext(ctx, "code exchange failed", "connection_id", conn.ID, "provider", prov.Row.Name,
 			"class", string(class), "err", err)
 		return "exchange_failed"
 	}
-	if err := prov.profile.NormalizeTokenResponse(tok); err != nil {
+	if err := prov.Profile.NormalizeTokenResponse(tok); err != nil {
 		b.m.exchanges.WithLabelValues("error").Inc()
-		b.log.WarnContext(ctx, "token response refused by provider quirks", "connection_id", conn.ID, "provider", prov.row.Name, "err", err)
+		b.log.WarnContext(ctx, "token response refused by provider quirks", "connection_id", conn.ID, "provider", prov.Row.Name, "err", err)
 		return "exchange_failed"
 	}
 	b.m.exchanges.WithLabelValues("success").Inc()
@@ -255,7 +256,7 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 	if failure != "" {
 		return failure
 	}
-	set := tokenset.New(tok, prov.profile, b.now().UTC())
+	set := tokenset.New(tok, prov.Profile, b.now().UTC())
 	sealed, err := tokenset.Seal(b.vault, conn.ID, set)
 	if err != nil {
 		b.log.ErrorContext(ctx, "callback: sealing token", "err", err)
@@ -300,19 +301,19 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 // response member of the wrong shape fails the exchange; a failed lookup
 // does not (the token is good; agents can look the resources up
 // themselves) and is logged.
-func (b *Broker) providerData(ctx context.Context, conn storage.Connection, prov registered, tok *exchange.Token, kept map[string]string) (map[string]string, string) {
-	fromToken, err := prov.profile.TokenData(tok.Extra)
+func (b *Broker) providerData(ctx context.Context, conn storage.Connection, prov registry.Provider, tok *exchange.Token, kept map[string]string) (map[string]string, string) {
+	fromToken, err := prov.Profile.TokenData(tok.Extra)
 	if err != nil {
-		b.log.WarnContext(ctx, "token response refused by provider quirks", "connection_id", conn.ID, "provider", prov.row.Name, "err", err)
+		b.log.WarnContext(ctx, "token response refused by provider quirks", "connection_id", conn.ID, "provider", prov.Row.Name, "err", err)
 		return nil, "exchange_failed"
 	}
-	lookup, endpoint := prov.profile.Resources()
+	lookup, endpoint := prov.Profile.Resources()
 	var found map[string]string
 	if lookup != nil {
 		found, err = b.fetchResources(ctx, lookup, endpoint, tok.AccessToken)
 		if err != nil {
 			b.log.WarnContext(ctx, "resource lookup failed; the connection has no resource ids", "connection_id", conn.ID,
-				"provider", prov.row.Name, "err", err)
+				"provider", prov.Row.Name, "err", err)
 		}
 	}
 	data := make(map[string]string, len(kept)+len(fromToken)+len(found))

@@ -272,19 +272,19 @@ func (b *Broker) revokeAtProvider(ctx context.Context, c storage.Connection, row
 	if err != nil {
 		return "no"
 	}
-	prov, err := b.lookupProvider(ctx, c.ProviderID, "")
+	prov, err := b.providers.Lookup(ctx, c.ProviderID, "")
 	if err != nil {
 		return "no"
 	}
-	ends, err := b.endpoints(ctx, prov.profile)
+	ends, err := b.providers.Endpoints(ctx, prov.Profile)
 	if err != nil || ends.Revocation == "" {
 		return "no"
 	}
-	secret, err := b.clientSecret(prov)
+	secret, err := b.providers.ClientSecret(prov)
 	if err != nil {
 		return "failed"
 	}
-	ep := b.tokenEndpoint(prov, ends, secret)
+	ep := prov.TokenEndpoint(ends, secret)
 	token, hint := set.RefreshToken, "refresh_token"
 	if token == "" {
 		token, hint = set.AccessToken, "access_token"

@@ -135,22 +135,22 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if err := b.checkReturnURL(req.ReturnURL); err != nil {
 		return err
 	}
-	prov, err := b.lookupProvider(r.Context(), req.ProviderID, strings.ToLower(strings.TrimSpace(req.ProviderName)))
+	prov, err := b.providers.Lookup(r.Context(), req.ProviderID, strings.ToLower(strings.TrimSpace(req.ProviderName)))
 	if err != nil {
 		return err
 	}
 	scopes := req.Scopes
 	if len(scopes) == 0 {
-		scopes = prov.profile.Scopes
+		scopes = prov.Profile.Scopes
 	}
-	ends, err := b.endpoints(r.Context(), prov.profile)
+	ends, err := b.providers.Endpoints(r.Context(), prov.Profile)
 	if err != nil {
 		return err
 	}
 
 	var prev *storage.Connection
 	if req.ConnectionID != "" {
-		c, err := b.reconnectable(r.Context(), req, prov.row.ID)
+		c, err := b.reconnectable(r.Context(), req, prov.Row.ID)
 		if err != nil {
 			return err
 		}
@@ -181,13 +181,13 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := b.now().UTC()
 	expires := now.Add(b.cfg.ConsentTTL)
-	st, err := b.state.Sign(state.Payload{ConnectionID: id, WorkspaceID: req.WorkspaceID, ProviderID: prov.row.ID,
+	st, err := b.state.Sign(state.Payload{ConnectionID: id, WorkspaceID: req.WorkspaceID, ProviderID: prov.Row.ID,
 		Nonce: nonce, IssuedAt: now, ExpiresAt: expires})
 	if err != nil {
 		return err
 	}
-	authURL, err := prov.profile.AuthorizationURL(ends.Auth, provider.AuthRequest{
-		ClientID: prov.profile.ClientID, RedirectURI: b.RedirectURI(), Scopes: scopes,
+	authURL, err := prov.Profile.AuthorizationURL(ends.Auth, provider.AuthRequest{
+		ClientID: prov.Profile.ClientID, RedirectURI: b.RedirectURI(), Scopes: scopes,
 		State: st, Nonce: nonce, CodeChallenge: pkce.ChallengeS256(verifier),
 	})
 	if err != nil {
@@ -198,7 +198,7 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	}
 	conn := storage.Connection{
 		ID: id, WorkspaceID: req.WorkspaceID, UserID: req.UserID, ClientName: req.ClientName,
-		ProviderID: prov.row.ID, ProviderName: prov.row.Name, Scopes: scopes, ReturnURL: req.ReturnURL,
+		ProviderID: prov.Row.ID, ProviderName: prov.Row.Name, Scopes: scopes, ReturnURL: req.ReturnURL,
 		Metadata: req.Metadata, Status: storage.StatusPending, Nonce: nonce, PKCEVerifier: sealedVerifier,
 		CreatedAt: now, UpdatedAt: now, ExpiresAt: expires,
 	}
@@ -213,14 +213,14 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if openid {
 		b.m.consentsOpenID.Inc()
 	}
-	b.audit(r, storage.AuditEvent{Type: "consent.created", ConnectionID: id, ProviderID: prov.row.ID, Actor: req.ClientName,
+	b.audit(r, storage.AuditEvent{Type: "consent.created", ConnectionID: id, ProviderID: prov.Row.ID, Actor: req.ClientName,
 		Detail: map[string]string{"workspace_id": req.WorkspaceID, "scopes": strings.Join(scopes, " ")}})
-	b.log.InfoContext(r.Context(), "consent created", "connection_id", id, "provider", prov.row.Name)
+	b.log.InfoContext(r.Context(), "consent created", "connection_id", id, "provider", prov.Row.Name)
 	if scopes == nil {
 		scopes = []string{}
 	}
 	httpapi.WriteJSON(w, http.StatusOK, consentResponse{AuthURL: authURL, State: st, Scopes: scopes,
-		ProviderID: prov.row.ID, ConnectionID: id, ExpiresAt: expires})
+		ProviderID: prov.Row.ID, ConnectionID: id, ExpiresAt: expires})
 	return nil
 }
 

@@ -15,20 +15,20 @@ type refreshGrants struct{ b *Broker }
 
 func (g refreshGrants) Grant(ctx context.Context, providerID string) (refresh.Grant, error) {
 	b := g.b
-	prov, err := b.lookupProvider(ctx, providerID, "")
+	prov, err := b.providers.Lookup(ctx, providerID, "")
 	if err != nil {
 		return refresh.Grant{}, err
 	}
-	ends, err := b.endpoints(ctx, prov.profile)
+	ends, err := b.providers.Endpoints(ctx, prov.Profile)
 	if err != nil {
 		return refresh.Grant{}, err
 	}
 	// A secret that does not open shows as invalid_client at the provider.
-	secret, _ := b.clientSecret(prov)
-	grant := refresh.Grant{Endpoint: b.tokenEndpoint(prov, ends, secret), Profile: prov.profile}
+	secret, _ := b.providers.ClientSecret(prov)
+	grant := refresh.Grant{Endpoint: prov.TokenEndpoint(ends, secret), Profile: prov.Profile}
 	if ends.Issuer != "" && ends.JWKS != "" {
 		grant.VerifyIDToken = func(ctx context.Context, raw string) (string, string, error) {
-			claims, err := b.idt.Verify(ctx, raw, idtoken.Expect{Issuer: ends.Issuer, ClientID: prov.profile.ClientID, JWKSURL: ends.JWKS})
+			claims, err := b.idt.Verify(ctx, raw, idtoken.Expect{Issuer: ends.Issuer, ClientID: prov.Profile.ClientID, JWKSURL: ends.JWKS})
 			if err != nil {
 				return "", "", err
 			}

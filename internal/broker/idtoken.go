@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/dromos-dev/dromos/internal/idtoken"
+	"github.com/dromos-dev/dromos/internal/registry"
 	"github.com/dromos-dev/dromos/internal/storage"
 )
 
@@ -14,8 +15,8 @@ type idClaims struct {
 
 // verifyIDToken checks the id_token before anything is stored: an openid
 // consent without one, or one that fails any check, fails the connection.
-func (b *Broker) verifyIDToken(ctx context.Context, conn storage.Connection, prov registered, ends endpoints, raw string) (*idClaims, string) {
-	log := b.log.With("connection_id", conn.ID, "provider", prov.row.Name)
+func (b *Broker) verifyIDToken(ctx context.Context, conn storage.Connection, prov registry.Provider, ends registry.Endpoints, raw string) (*idClaims, string) {
+	log := b.log.With("connection_id", conn.ID, "provider", prov.Row.Name)
 	if raw == "" {
 		log.WarnContext(ctx, "id_token verification failed", "check", "missing")
 		return nil, "invalid_id_token"
@@ -25,7 +26,7 @@ func (b *Broker) verifyIDToken(ctx context.Context, conn storage.Connection, pro
 			"hint", "the provider needs issuer and jwks_url (or discovery) to verify id_tokens")
 		return nil, "invalid_id_token"
 	}
-	claims, err := b.idt.Verify(ctx, raw, idtoken.Expect{Issuer: ends.Issuer, ClientID: prov.profile.ClientID,
+	claims, err := b.idt.Verify(ctx, raw, idtoken.Expect{Issuer: ends.Issuer, ClientID: prov.Profile.ClientID,
 		JWKSURL: ends.JWKS, Nonce: conn.Nonce})
 	if err != nil {
 		check := "unknown"

@@ -78,12 +78,12 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 		b.rejectCallback(w, r, callbackRejection{"not_pending", "This sign-in link has already been used or has expired."})
 		return
 	}
-	prov, err := b.lookupProvider(ctx, conn.ProviderID, "")
+	prov, err := b.providers.Lookup(ctx, conn.ProviderID, "")
 	if err != nil {
 		b.rejectCallback(w, r, callbackRejection{"unknown_provider", "The provider of this connection is no longer configured."})
 		return
 	}
-	ends, err := b.endpoints(ctx, prov.profile)
+	ends, err := b.providers.Endpoints(ctx, prov.Profile)
 	if err != nil {
 		b.rejectCallback(w, r, callbackRejection{"discovery_unavailable", "The provider is unavailable right now; try again shortly."})
 		return
@@ -94,8 +94,8 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 		b.rejectCallback(w, r, callbackRejection{"server_error", "Something went wrong; try again shortly."})
 		return
 	}
-	target, err := prov.profile.AuthorizationURL(ends.Auth, provider.AuthRequest{
-		ClientID: prov.profile.ClientID, RedirectURI: b.RedirectURI(), Scopes: conn.Scopes,
+	target, err := prov.Profile.AuthorizationURL(ends.Auth, provider.AuthRequest{
+		ClientID: prov.Profile.ClientID, RedirectURI: b.RedirectURI(), Scopes: conn.Scopes,
 		State: st, Nonce: conn.Nonce, CodeChallenge: pkce.ChallengeS256(string(verifier)),
 	})
 	if err != nil {

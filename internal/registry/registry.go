@@ -1,0 +1,288 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/dromos-dev/dromos/internal/catalog"
+	"github.com/dromos-dev/dromos/internal/discovery"
+	"github.com/dromos-dev/dromos/internal/exchange"
+	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/provider"
+	"github.com/dromos-dev/dromos/internal/secret"
+	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/tokenset"
+)
+
+// Store is the part of storage.Storage the registry uses.
+type Store interface {
+	CreateProvider(ctx context.Context, p storage.Provider) error
+	GetProvider(ctx context.Context, id string) (storage.Provider, error)
+	GetProviderByName(ctx context.Context, name string) (storage.Provider, error)
+	ListProviders(ctx context.Context) ([]storage.Provider, error)
+	UpdateProvider(ctx context.Context, id string, fn func(storage.Provider) (storage.Provider, error)) (storage.Provider, error)
+	DeleteProvider(ctx context.Context, id string) error
+}
+
+// Sealer seals and opens client secrets (the vault's key ring).
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(ciphertext, aad []byte) ([]byte, error)
+}
+
+// Discovery reads issuers' metadata: Get may answer from its cache, Fetch
+// always asks the issuer.
+type Discovery interface {
+	Get(ctx context.Context, issuer string) (discovery.Metadata, error)
+	Fetch(ctx context.Context, issuer string) (discovery.Metadata, error)
+}
+
+// Deps are the registry's collaborators.
+type Deps struct {
+	Store     Store
+	Vault     Sealer
+	Discovery Discovery
+	// Catalog resolves provider templates; nil disables them.
+	Catalog *catalog.Catalog
+	// NetGuard (production) refuses provider endpoints that are not https
+	// or that resolve to non-public addresses.
+	NetGuard bool
+	// Audit records an event of an API request.
+	Audit func(*http.Request, storage.AuditEvent)
+	Now   func() time.Time
+}
+
+// Registry is the set of registered providers.
+type Registry struct {
+	store    Store
+	vault    Sealer
+	disco    Discovery
+	catalog  *catalog.Catalog
+	netGuard bool
+	audit    func(*http.Request, storage.AuditEvent)
+	now      func() time.Time
+}
+
+// New builds a registry; Store, Vault and Discovery are required.
+func New(d Deps) (*Registry, error) {
+	if d.Store == nil || d.Vault == nil || d.Discovery == nil {
+		return nil, errors.New("registry: Store, Vault and Discovery are required")
+	}
+	if d.Audit == nil {
+		d.Audit = func(*http.Request, storage.AuditEvent) {}
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Registry{store: d.Store, vault: d.Vault, disco: d.Discovery, catalog: d.Catalog,
+		netGuard: d.NetGuard, audit: d.Audit, now: d.Now}, nil
+}
+
+// Provider is a stored provider with its profile decoded.
+type Provider struct {
+	Row     storage.Provider
+	Profile provider.Profile
+}
+
+func decodeRow(row storage.Provider) (Provider, error) {
+	prof, err := provider.FromStoredConfig(row.Config)
+	if err != nil {
+		return Provider{}, err
+	}
+	prof.Name, prof.Aliases = row.Name, row.Aliases
+	return Provider{Row: row, Profile: prof}, nil
+}
+
+// Lookup finds a provider by id or, when id is empty, by name or alias.
+// An unknown one is an httpapi 404.
+func (g *Registry) Lookup(ctx context.Context, id, name string) (Provider, error) {
+	var (
+		row storage.Provider
+		err error
+	)
+	if id != "" {
+		if _, perr := uuid.Parse(id); perr != nil {
+			return Provider{}, httpapi.NotFound("provider")
+		}
+		row, err = g.store.GetProvider(ctx, id)
+	} else {
+		row, err = g.store.GetProviderByName(ctx, name)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return Provider{}, httpapi.NotFound("provider")
+	}
+	if err != nil {
+		return Provider{}, err
+	}
+	return decodeRow(row)
+}
+
+// ClientSecret opens the provider's sealed client secret ("" when it has
+// none).
+func (g *Registry) ClientSecret(p Provider) (secret.String, error) {
+	if len(p.Row.ClientSecret) == 0 {
+		return "", nil
+	}
+	plain, err := g.vault.Open(p.Row.ClientSecret, tokenset.ClientSecretAAD(p.Row.ID))
+	if err != nil {
+		return "", fmt.Errorf("opening client secret of provider %s: %w", p.Row.ID, err)
+	}
+	return secret.String(plain), nil
+}
+
+// Endpoints are a provider's resolved URLs: static ones win, discovery
+// fills the rest.
+type Endpoints struct {
+	Issuer, Auth, Token, Revocation, Userinfo, JWKS string
+	IssParameter                                    bool // RFC 9207 iss on the authorization response
+}
+
+// Endpoints resolves p's URLs. Discovery that cannot be reached is an
+// httpapi 503 with Retry-After.
+func (g *Registry) Endpoints(ctx context.Context, p provider.Profile) (Endpoints, error) {
+	e := Endpoints{Issuer: p.Issuer, Auth: p.AuthURL, Token: p.TokenURL, Revocation: p.RevocationURL,
+		Userinfo: p.UserinfoURL, JWKS: p.JWKSURL}
+	if !p.EnableDiscovery {
+		return e, nil
+	}
+	md, err := g.disco.Get(ctx, p.Issuer)
+	if err != nil {
+		return Endpoints{}, &httpapi.Error{Status: http.StatusServiceUnavailable, Code: httpapi.CodeUnavailable,
+			Message: "provider discovery unavailable", RetryAfter: 5 * time.Second, Cause: err}
+	}
+	fill := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	fill(&e.Auth, md.AuthorizationEndpoint)
+	fill(&e.Token, md.TokenEndpoint)
+	fill(&e.Revocation, md.RevocationEndpoint)
+	fill(&e.Userinfo, md.UserinfoEndpoint)
+	fill(&e.JWKS, md.JWKSURI)
+	e.IssParameter = md.AuthorizationResponseIssParameterSupported
+	return e, nil
+}
+
+// TokenEndpoint is the exchange endpoint of the provider, with its quirks
+// (token type, nested token, JSON body) switched on.
+func (p Provider) TokenEndpoint(ends Endpoints, clientSecret secret.String) exchange.Endpoint {
+	ep := exchange.Endpoint{TokenURL: ends.Token, ClientID: p.Profile.ClientID, ClientSecret: clientSecret,
+		AuthMethod: exchange.AuthMethod(p.Profile.TokenEndpointAuthMethod)}
+	p.Profile.ConfigureEndpoint(&ep)
+	return ep
+}
+
+// prepare expands a catalog template (explicit fields win), normalises and
+// validates. storedSecret says the provider already has a client secret,
+// so an omitted one is not a problem.
+func (g *Registry) prepare(prof *provider.Profile, storedSecret bool) error {
+	standIn := prof.ClientSecret.IsEmpty() && storedSecret
+	if standIn {
+		prof.ClientSecret = "(stored)"
+	}
+	if prof.Template != "" {
+		if g.catalog == nil {
+			return httpapi.BadRequest("provider templates are not available in this broker")
+		}
+		expanded, err := g.catalog.Expand(*prof)
+		if err != nil {
+			var ve *provider.ValidationError
+			if errors.As(err, &ve) {
+				return validationErr(err)
+			}
+			return httpapi.BadRequest("%s", err.Error())
+		}
+		*prof = expanded
+	}
+	prof.Normalize()
+	err := prof.Validate()
+	if standIn {
+		prof.ClientSecret = ""
+	}
+	return validationErr(err)
+}
+
+func validationErr(err error) error {
+	var ve *provider.ValidationError
+	if errors.As(err, &ve) {
+		return &httpapi.Error{Status: http.StatusBadRequest, Code: httpapi.CodeBadRequest, Message: ve.Error(),
+			Extra: map[string]any{"problems": ve.Problems}}
+	}
+	return err
+}
+
+// checkDiscovery fetches the issuer's metadata now, so a provider whose
+// issuer is down or lying is reported at registration rather than
+// half-configured.
+func (g *Registry) checkDiscovery(ctx context.Context, p *provider.Profile) error {
+	if err := g.checkEndpoints(ctx, p); err != nil {
+		return err
+	}
+	if !p.EnableDiscovery {
+		return nil
+	}
+	if _, err := g.disco.Fetch(ctx, p.Issuer); err != nil {
+		return &httpapi.Error{Status: http.StatusBadRequest, Code: "discovery_failed",
+			Message: "OIDC discovery for issuer failed: " + err.Error(), Cause: err}
+	}
+	return nil
+}
+
+// row seals the profile's secret (or keeps oldSecret when the profile
+// carries none) and builds the storage row.
+func (g *Registry) row(id string, prof *provider.Profile, oldSecret []byte) (storage.Provider, error) {
+	cfgJSON, err := prof.StoredConfig()
+	if err != nil {
+		return storage.Provider{}, err
+	}
+	row := storage.Provider{ID: id, Name: prof.Name, Aliases: prof.Aliases, Config: cfgJSON, ClientSecret: oldSecret}
+	if !prof.ClientSecret.IsEmpty() {
+		sealed, err := g.vault.Seal([]byte(prof.ClientSecret.Reveal()), tokenset.ClientSecretAAD(id))
+		if err != nil {
+			return storage.Provider{}, err
+		}
+		row.ClientSecret = sealed
+	}
+	return row, nil
+}
+
+// Ensure registers prof, or replaces the provider already holding its
+// name, with the same validation as the API. dromos dev uses it to keep its
+// demo provider registered across restarts.
+func (g *Registry) Ensure(ctx context.Context, prof provider.Profile) (string, error) {
+	if err := g.prepare(&prof, false); err != nil {
+		return "", err
+	}
+	if err := g.checkDiscovery(ctx, &prof); err != nil {
+		return "", err
+	}
+	now := g.now().UTC()
+	existing, err := g.store.GetProviderByName(ctx, prof.Name)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		id := uuid.New().String()
+		row, err := g.row(id, &prof, nil)
+		if err != nil {
+			return "", err
+		}
+		row.CreatedAt, row.UpdatedAt = now, now
+		return id, g.store.CreateProvider(ctx, row)
+	case err != nil:
+		return "", err
+	}
+	_, err = g.store.UpdateProvider(ctx, existing.ID, func(old storage.Provider) (storage.Provider, error) {
+		row, err := g.row(old.ID, &prof, old.ClientSecret)
+		if err != nil {
+			return storage.Provider{}, err
+		}
+		row.CreatedAt, row.UpdatedAt = old.CreatedAt, now
+		return row, nil
+	})
+	return existing.ID, err
+}

@@ -1,0 +1,242 @@
+package registry_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dromos-dev/dromos/internal/discovery"
+	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/provider"
+	"github.com/dromos-dev/dromos/internal/registry"
+	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/storage/sqlite"
+	"github.com/dromos-dev/dromos/internal/vault"
+)
+
+type fixture struct {
+	reg    *registry.Registry
+	store  *sqlite.Store
+	mux    *http.ServeMux
+	events []storage.AuditEvent
+}
+
+func newFixture(t *testing.T, netGuard bool) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "dromos.db"), sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ring, err := vault.NewKeyring(vault.Key{ID: 1, Secret: [vault.KeySize]byte{1, 2, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: store, mux: http.NewServeMux()}
+	disco := discovery.New(discovery.Options{HTTPClient: &http.Client{Timeout: 5 * time.Second}, RetryInterval: time.Millisecond})
+	f.reg, err = registry.New(registry.Deps{Store: store, Vault: ring, Discovery: disco, NetGuard: netGuard,
+		Audit: func(_ *http.Request, e storage.AuditEvent) { f.events = append(f.events, e) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.reg.Routes(func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+		f.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if err := h(w, r); err != nil {
+				httpapi.WriteError(w, r, nil, err)
+			}
+		})
+	})
+	return f
+}
+
+func (f *fixture) do(t *testing.T, method, path string, body any) (int, map[string]any) {
+	t.Helper()
+	var buf bytes.Buffer
+	if body != nil {
+		if err := json.NewEncoder(&buf).Encode(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := httptest.NewRequest(method, path, &buf)
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	f.mux.ServeHTTP(w, r)
+	out := map[string]any{}
+	if w.Body.Len() > 0 {
+		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+			t.Fatalf("%s %s: answer is not JSON: %q", method, path, w.Body.String())
+		}
+	}
+	return w.Code, out
+}
+
+func staticProfile(name string) map[string]any {
+	return map[string]any{"name": name, "auth_url": "https://idp.example/authorize", "token_url": "https://idp.example/token",
+		"client_id": "cid", "client_secret": "the-client-secret", "scopes": []string{"read"}}
+}
+
+func TestRegisterLookupAndSecret(t *testing.T) {
+	f := newFixture(t, false)
+	ctx := context.Background()
+	st, body := f.do(t, "POST", "/providers", map[string]any{"profile": staticProfile("Acme")})
+	if st != http.StatusCreated {
+		t.Fatalf("create: %d %v", st, body)
+	}
+	if _, ok := body["client_secret"]; ok || body["has_client_secret"] != true {
+		t.Fatalf("create answer shows the secret or hides that there is one: %v", body)
+	}
+	id, _ := body["id"].(string)
+
+	byName, err := f.reg.Lookup(ctx, "", "acme")
+	if err != nil || byName.Row.ID != id {
+		t.Fatalf("lookup by name: %+v %v", byName.Row, err)
+	}
+	p, err := f.reg.Lookup(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(p.Row.ClientSecret, []byte("the-client-secret")) || bytes.Contains(p.Row.Config, []byte("the-client-secret")) {
+		t.Fatal("client secret stored in the clear")
+	}
+	sec, err := f.reg.ClientSecret(p)
+	if err != nil || sec.Reveal() != "the-client-secret" {
+		t.Fatalf("client secret: %q %v", sec.Reveal(), err)
+	}
+	// The sealed secret is bound to its provider: moved to another id, it
+	// does not open.
+	moved := p
+	moved.Row.ID = "00000000-0000-4000-8000-000000000000"
+	if _, err := f.reg.ClientSecret(moved); err == nil {
+		t.Fatal("a client secret sealed for one provider opened as another's")
+	}
+
+	for _, c := range []struct{ id, name string }{{"not-a-uuid", ""}, {"00000000-0000-4000-8000-000000000000", ""}, {"", "nobody"}} {
+		_, err := f.reg.Lookup(ctx, c.id, c.name)
+		if he, ok := httpapi.As(err); !ok || he.Status != http.StatusNotFound {
+			t.Errorf("lookup %q/%q: %v, want 404", c.id, c.name, err)
+		}
+	}
+
+	// An update without a secret keeps the stored one.
+	upd := staticProfile("acme")
+	delete(upd, "client_secret")
+	upd["scopes"] = []string{"read", "write"}
+	if st, body := f.do(t, "PUT", "/providers/"+id, map[string]any{"profile": upd}); st != http.StatusOK {
+		t.Fatalf("update: %d %v", st, body)
+	}
+	p, _ = f.reg.Lookup(ctx, id, "")
+	if sec, err := f.reg.ClientSecret(p); err != nil || sec.Reveal() != "the-client-secret" || len(p.Profile.Scopes) != 2 {
+		t.Fatalf("after update: scopes %v, secret %v", p.Profile.Scopes, err)
+	}
+	if st, _ := f.do(t, "DELETE", "/providers/"+id, nil); st != http.StatusNoContent {
+		t.Fatalf("delete: %d", st)
+	}
+	var types []string
+	for _, e := range f.events {
+		types = append(types, e.Type)
+	}
+	if got := strings.Join(types, ","); got != "provider.created,provider.updated,provider.deleted" {
+		t.Fatalf("audit events: %s", got)
+	}
+}
+
+func TestRefusalsLeaveNothingBehind(t *testing.T) {
+	f := newFixture(t, true)
+	bad := map[string]map[string]any{
+		"no profile":      nil,
+		"invalid profile": {"name": "x"},
+		"plain http (guard)": func() map[string]any {
+			p := staticProfile("h")
+			p["auth_url"] = "http://idp.example/authorize"
+			return p
+		}(),
+		"loopback (guard)": func() map[string]any {
+			p := staticProfile("l")
+			p["auth_url"] = "https://127.0.0.1/authorize"
+			return p
+		}(),
+		"template w/o catalog": {"template": "github", "client_id": "c", "client_secret": "s"},
+	}
+	for name, prof := range bad {
+		body := map[string]any{}
+		if prof != nil {
+			body["profile"] = prof
+		}
+		st, env := f.do(t, "POST", "/providers", body)
+		if st != http.StatusBadRequest {
+			t.Errorf("%s: %d %v, want 400", name, st, env)
+		}
+		if env["code"] != "bad_request" || env["message"] == "" {
+			t.Errorf("%s: not the error envelope: %v", name, env)
+		}
+	}
+	rows, err := f.store.ListProviders(context.Background())
+	if err != nil || len(rows) != 0 || len(f.events) != 0 {
+		t.Fatalf("refused registrations left %d rows and %d audit events (%v)", len(rows), len(f.events), err)
+	}
+}
+
+func TestDiscoveryEndpoints(t *testing.T) {
+	up := true
+	var iss *httptest.Server
+	iss = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up || r.URL.Path != "/.well-known/openid-configuration" {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{
+			"issuer": iss.URL, "authorization_endpoint": iss.URL + "/authorize", "token_endpoint": iss.URL + "/token",
+			"jwks_uri": iss.URL + "/jwks", "response_types_supported": []string{"code"},
+			"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"RS256"},
+			"authorization_response_iss_parameter_supported": true,
+		})
+	}))
+	defer iss.Close()
+	f := newFixture(t, false)
+	ctx := context.Background()
+	prof := provider.Profile{Name: "oidc", Issuer: iss.URL, EnableDiscovery: true, ClientID: "cid", ClientSecret: "s",
+		Scopes: []string{"openid"}, TokenURL: iss.URL + "/token-override"}
+	id, err := f.reg.Ensure(ctx, prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.reg.Ensure(ctx, prof)
+	if err != nil || again != id {
+		t.Fatalf("second Ensure: %q %v, want the same id %q", again, err, id)
+	}
+	p, err := f.reg.Lookup(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := f.reg.Endpoints(ctx, p.Profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ends.Auth != iss.URL+"/authorize" || ends.Token != iss.URL+"/token-override" || ends.JWKS != iss.URL+"/jwks" || !ends.IssParameter {
+		t.Fatalf("endpoints: %+v (static token_url must win, discovery fill the rest)", ends)
+	}
+
+	// A new provider whose issuer is down is refused at registration.
+	up = false
+	other := prof
+	other.Name, other.Issuer = "down", iss.URL+"/tenant"
+	if _, err := f.reg.Ensure(ctx, other); err == nil {
+		t.Fatal("registered a provider whose discovery fails")
+	} else if he, ok := httpapi.As(err); !ok || he.Code != "discovery_failed" {
+		t.Fatalf("discovery failure: %v", err)
+	}
+	if _, err := f.reg.Lookup(ctx, "", "down"); err == nil {
+		t.Fatal("the refused provider can be looked up")
+	}
+	rows, _ := f.store.ListProviders(ctx)
+	if len(rows) != 1 {
+		t.Fatalf("%d providers stored, want 1", len(rows))
+	}
+}
