@@ -72,6 +72,9 @@ type Template struct {
 	PKCE                    string            `json:"pkce"`
 	TokenEndpointAuthMethod string            `json:"token_endpoint_auth_method"`
 	AuthParams              map[string]string `json:"auth_params,omitempty"`
+	// TokenRequestHeaders go with every token, refresh and revocation
+	// request (a provider's API version header).
+	TokenRequestHeaders map[string]string `json:"token_request_headers,omitempty"`
 	// Refresh is one of the Refresh… constants; Offline says what makes
 	// the provider return a refresh token.
 	Refresh              string        `json:"refresh"`
@@ -96,6 +99,7 @@ func (t Template) clone() Template {
 	t.Aliases = slices.Clone(t.Aliases)
 	t.Scopes = slices.Clone(t.Scopes)
 	t.AuthParams = maps.Clone(t.AuthParams)
+	t.TokenRequestHeaders = maps.Clone(t.TokenRequestHeaders)
 	t.Quirks = slices.Clone(t.Quirks)
 	t.CallbackParams = slices.Clone(t.CallbackParams)
 	t.Placeholders = slices.Clone(t.Placeholders)
@@ -252,6 +256,11 @@ func validateTemplate(t Template) []string {
 	for k, v := range t.AuthParams {
 		if strings.ContainsAny(k+v, "{}") {
 			add("auth_params may not hold placeholders")
+		}
+	}
+	for k, v := range t.TokenRequestHeaders {
+		if strings.ContainsAny(k+v, "{}") {
+			add("token_request_headers may not hold placeholders")
 		}
 	}
 	probs = append(probs, validatePlaceholders(t)...)

@@ -88,14 +88,8 @@ func expandTemplate(t Template, p provider.Profile) (provider.Profile, error) {
 	if blank(out.TokenEndpointAuthMethod) {
 		out.TokenEndpointAuthMethod = t.TokenEndpointAuthMethod
 	}
-	if len(t.AuthParams) > 0 || len(p.AuthParams) > 0 {
-		merged := maps.Clone(t.AuthParams)
-		if merged == nil {
-			merged = make(map[string]string, len(p.AuthParams))
-		}
-		maps.Copy(merged, p.AuthParams)
-		out.AuthParams = merged
-	}
+	out.AuthParams = mergeMaps(t.AuthParams, p.AuthParams)
+	out.TokenRequestHeaders = mergeMaps(t.TokenRequestHeaders, p.TokenRequestHeaders)
 	out.Quirks = append(slices.Clone(t.Quirks), p.Quirks...)
 	if out.TokenLifetimeSeconds == 0 {
 		out.TokenLifetimeSeconds = t.TokenLifetimeSeconds
@@ -189,4 +183,16 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// mergeMaps is the template's map with the profile's entries over it (nil
+// when both are empty).
+func mergeMaps(fromTemplate, fromProfile map[string]string) map[string]string {
+	if len(fromTemplate) == 0 && len(fromProfile) == 0 {
+		return nil
+	}
+	merged := make(map[string]string, len(fromTemplate)+len(fromProfile))
+	maps.Copy(merged, fromTemplate)
+	maps.Copy(merged, fromProfile)
+	return merged
 }

@@ -448,3 +448,30 @@ func FuzzExpand(f *testing.F) {
 		})
 	})
 }
+
+func TestExpandMergesTokenRequestHeaders(t *testing.T) {
+	c := mustLoad(t)
+	p, err := c.Expand(provider.Profile{Template: "notion", ClientID: "cid", ClientSecret: "sec"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(p.TokenRequestHeaders, map[string]string{"Notion-Version": "2025-09-03"}) {
+		t.Fatalf("template headers: %v", p.TokenRequestHeaders)
+	}
+	p, err = c.Expand(provider.Profile{Template: "notion", ClientID: "cid", ClientSecret: "sec",
+		TokenRequestHeaders: map[string]string{"Notion-Version": "2022-06-28", "X-Trace": "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(p.TokenRequestHeaders, map[string]string{"Notion-Version": "2022-06-28", "X-Trace": "1"}) {
+		t.Fatalf("profile headers must win key by key: %v", p.TokenRequestHeaders)
+	}
+	tmpl, _ := c.Get("notion")
+	if tmpl.TokenRequestHeaders["Notion-Version"] != "2025-09-03" {
+		t.Fatal("Expand changed the catalog's template")
+	}
+	if _, err := c.Expand(provider.Profile{Template: "notion", ClientID: "cid", ClientSecret: "sec",
+		TokenRequestHeaders: map[string]string{"Authorization": "Bearer x"}}); err == nil {
+		t.Fatal("a profile could set Authorization through token_request_headers")
+	}
+}

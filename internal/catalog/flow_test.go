@@ -272,10 +272,28 @@ func TestNotionTemplateJSONTokenRequest(t *testing.T) {
 		_, _ = io.WriteString(w, `{"access_token":"ntn_1","token_type":"bearer","refresh_token":"nrt_1","bot_id":"b1",`+
 			`"workspace_id":"w1","workspace_name":"Acme","owner":{"type":"user"}}`)
 	})
+	// Revocation as Notion's reference documents it: Basic, a JSON body
+	// holding only token, and a Notion-Version header.
+	revoked := 0
+	mux.HandleFunc("POST /revoke", func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]string
+		id, sec, ok := r.BasicAuth()
+		if r.Header.Get("Notion-Version") == "" || r.Header.Get("Content-Type") != "application/json" ||
+			json.NewDecoder(r.Body).Decode(&body) != nil || !ok || id != "cid" || sec != "sec" ||
+			len(body) != 1 || body["token"] != "nrt_1" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"object":"error","status":400,"code":"validation_error"}`)
+			return
+		}
+		revoked++
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"request_id":"r1"}`)
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	p, err := mustLoad(t).Expand(provider.Profile{Template: "notion", AuthURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token",
-		ClientID: "cid", ClientSecret: "sec"})
+		RevocationURL: srv.URL + "/revoke", ClientID: "cid", ClientSecret: "sec"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,6 +303,20 @@ func TestNotionTemplateJSONTokenRequest(t *testing.T) {
 	}
 	if tok.AccessToken != "ntn_1" || tok.RefreshToken != "nrt_1" || tok.Extra["workspace_id"] != "w1" {
 		t.Fatalf("token = %v", tok)
+	}
+	revoke := func(p provider.Profile) error {
+		ep := exchange.Endpoint{TokenURL: p.TokenURL, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
+			AuthMethod: exchange.AuthMethod(p.TokenEndpointAuthMethod)}
+		p.ConfigureEndpoint(&ep)
+		return exchange.New(exchange.Options{HTTPClient: srv.Client()}).Revoke(context.Background(), p.RevocationURL, ep, tok.RefreshToken, "refresh_token")
+	}
+	if err := revoke(p); err != nil || revoked != 1 {
+		t.Fatalf("revocation: %v (%d revoked)", err, revoked)
+	}
+	noVersion := p
+	noVersion.TokenRequestHeaders = nil
+	if err := revoke(noVersion); err == nil {
+		t.Fatal("the fake accepted a revocation without Notion-Version; the test proves nothing")
 	}
 	p.Quirks = nil
 	if _, _, err := connect(t, p, srv.Client()); err == nil {

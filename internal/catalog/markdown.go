@@ -31,7 +31,7 @@ func (c *Catalog) Markdown() string {
 	w("A template registers a well-known provider in one line:\n\n")
 	w("```json\n{\"profile\": {\"template\": \"slack\", \"client_id\": \"…\", \"client_secret\": \"…\"}}\n```\n\n")
 	w("Every profile field left empty comes from the template; fields the profile sets win ")
-	w("(`auth_params` are merged key by key, `quirks` add up, `enable_discovery` is on if either side turns it on). ")
+	w("(`auth_params` and `token_request_headers` are merged key by key, `quirks` add up, `enable_discovery` is on if either side turns it on). ")
 	w("Templates with placeholders take their values in `template_params`:\n\n")
 	w("```json\n{\"profile\": {\"template\": \"okta\", \"template_params\": {\"domain\": \"dev-123456.okta.com\"},\n")
 	w("             \"client_id\": \"…\", \"client_secret\": \"…\"}}\n```\n\n")
@@ -131,6 +131,14 @@ func writeTemplate(b *strings.Builder, t Template) {
 		}
 		slices.Sort(ps)
 		w("- **Authorization parameters:** %s\n", code(ps))
+	}
+	if len(t.TokenRequestHeaders) > 0 {
+		var hs []string
+		for k, v := range t.TokenRequestHeaders {
+			hs = append(hs, k+": "+v)
+		}
+		slices.Sort(hs)
+		w("- **Token request headers:** %s\n", code(hs))
 	}
 	if len(t.Placeholders) > 0 {
 		var ps []string

@@ -49,7 +49,8 @@ type Endpoint struct {
 	TokenMember        string
 	// JSONBody sends requests as a JSON object of string members instead
 	// of RFC 6749's form encoding, for providers that document only JSON
-	// request bodies (Notion, Atlassian).
+	// request bodies (Notion, Atlassian). A JSON revocation request carries
+	// the token alone, without token_type_hint.
 	JSONBody bool
 }
 

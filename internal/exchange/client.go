@@ -136,8 +136,9 @@ func (c *Client) Refresh(ctx context.Context, ep Endpoint, refreshToken string, 
 }
 
 // Revoke asks the provider to revoke token (RFC 7009). tokenTypeHint
-// ("access_token" or "refresh_token") is sent when not empty. Any 2xx is
-// success, including the 200 a provider gives for a token it does not know.
+// ("access_token" or "refresh_token") is sent when not empty and the body is
+// a form. Any 2xx is success, including the 200 a provider gives for a
+// token it does not know.
 // A 503 (or any 5xx, 429) is a ClassTransient *Error; the caller may retry.
 // ep.TokenURL is not used except to seed AuthAuto with what worked there.
 func (c *Client) Revoke(ctx context.Context, revocationURL string, ep Endpoint, token, tokenTypeHint string) error {
@@ -151,7 +152,9 @@ func (c *Client) Revoke(ctx context.Context, revocationURL string, ep Endpoint, 
 		return fmt.Errorf("%w: empty token to revoke", ErrInvalidInput)
 	}
 	form := url.Values{"token": {token}}
-	if tokenTypeHint != "" {
+	// token_type_hint is RFC 7009's form parameter; providers that
+	// document JSON bodies instead document {"token": …} alone.
+	if tokenTypeHint != "" && !ep.JSONBody {
 		form.Set("token_type_hint", tokenTypeHint)
 	}
 	return c.post(ctx, "revocation", revocationURL, ep, form, func(r response) error {

@@ -16,9 +16,10 @@ import (
 // as Notion documents its token endpoint, and records what it got.
 type jsonOnlyProvider struct {
 	*httptest.Server
-	mu     sync.Mutex
-	bodies []map[string]string
-	basic  []string
+	mu       sync.Mutex
+	bodies   []map[string]string
+	basic    []string
+	versions []string
 }
 
 func newJSONOnlyProvider(t *testing.T) *jsonOnlyProvider {
@@ -34,6 +35,7 @@ func newJSONOnlyProvider(t *testing.T) *jsonOnlyProvider {
 		p.mu.Lock()
 		p.bodies = append(p.bodies, body)
 		p.basic = append(p.basic, r.Header.Get("Authorization"))
+		p.versions = append(p.versions, r.Header.Get("Notion-Version"))
 		p.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(tokenBody))
@@ -80,5 +82,31 @@ func TestJSONBody(t *testing.T) {
 	}
 	if p.basic[0] != "" || p.basic[1] == "" {
 		t.Errorf("Authorization headers = %q, want none for client_secret_post and Basic for client_secret_basic", p.basic)
+	}
+}
+
+// A JSON revocation request carries the token alone (Notion documents
+// {"token": …}; token_type_hint is RFC 7009's form parameter), and extra
+// headers reach the revocation endpoint as they reach the token endpoint.
+func TestJSONBodyRevocation(t *testing.T) {
+	p := newJSONOnlyProvider(t)
+	c := newClient(exchange.Options{})
+	ep := endpoint(p.URL, exchange.AuthBasic)
+	ep.JSONBody = true
+	ep.ExtraHeaders = map[string]string{"Notion-Version": "2025-09-03"}
+	if err := c.Revoke(context.Background(), p.URL+"/revoke", ep, testRefresh, "refresh_token"); err != nil {
+		t.Fatalf("Revoke with a JSON body: %v", err)
+	}
+	form := endpoint(p.URL, exchange.AuthBasic)
+	if err := c.Revoke(context.Background(), p.URL+"/revoke", form, testRefresh, "refresh_token"); err == nil {
+		t.Fatal("the JSON-only fake accepted a form revocation")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.bodies) != 1 || !maps.Equal(p.bodies[0], map[string]string{"token": testRefresh}) {
+		t.Fatalf("revocation bodies = %v, want one {token}", p.bodies)
+	}
+	if p.versions[0] != "2025-09-03" || p.basic[0] == "" {
+		t.Fatalf("revocation headers: Notion-Version %q, Authorization set %v", p.versions[0], p.basic[0] != "")
 	}
 }

@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/dromos-dev/dromos/internal/secret"
 )
@@ -48,7 +52,11 @@ type Profile struct {
 	Scopes                  []string          `json:"scopes,omitempty"`
 	TokenEndpointAuthMethod string            `json:"token_endpoint_auth_method,omitempty"`
 	AuthParams              map[string]string `json:"auth_params,omitempty"`
-	Quirks                  []string          `json:"quirks,omitempty"`
+	// TokenRequestHeaders are sent with every token, refresh and
+	// revocation request (an API version header such as Notion-Version).
+	// They are stored and shown in the clear: not a place for secrets.
+	TokenRequestHeaders map[string]string `json:"token_request_headers,omitempty"`
+	Quirks              []string          `json:"quirks,omitempty"`
 	// TokenLifetimeSeconds is the access-token lifetime to assume when the
 	// provider's token response has no expires_in and the token is not a
 	// JWT with exp (GitHub apps, Zendesk…). 0 means unknown.
@@ -168,6 +176,7 @@ func (p *Profile) Validate() error {
 			add("auth_params may not set %q: the broker sets it", k)
 		}
 	}
+	probs = append(probs, checkTokenRequestHeaders(p.TokenRequestHeaders)...)
 	for _, q := range p.Quirks {
 		if _, ok := quirks[q]; !ok {
 			add("unknown quirk %q", q)
@@ -183,6 +192,37 @@ func (p *Profile) Validate() error {
 		return &ValidationError{Problems: probs}
 	}
 	return nil
+}
+
+// maxTokenRequestHeaders bounds token_request_headers: a version header or
+// two is the use; more is a mistake.
+const maxTokenRequestHeaders = 8
+
+// brokerHeaders are set by the exchange client itself (client
+// authentication, body type, what it accepts) or by net/http.
+var brokerHeaders = map[string]bool{
+	"Authorization": true, "Content-Type": true, "Accept": true, "Content-Length": true, "Host": true,
+	"Transfer-Encoding": true, "Connection": true, "User-Agent": true, "Cookie": true,
+}
+
+func checkTokenRequestHeaders(h map[string]string) []string {
+	var probs []string
+	if len(h) > maxTokenRequestHeaders {
+		probs = append(probs, fmt.Sprintf("token_request_headers may hold at most %d headers", maxTokenRequestHeaders))
+	}
+	names := slices.Sorted(maps.Keys(h))
+	for _, k := range names {
+		v := h[k]
+		switch {
+		case !httpguts.ValidHeaderFieldName(k):
+			probs = append(probs, fmt.Sprintf("token_request_headers: %q is not a valid header name", k))
+		case brokerHeaders[http.CanonicalHeaderKey(k)]:
+			probs = append(probs, fmt.Sprintf("token_request_headers may not set %s: the broker sets it", http.CanonicalHeaderKey(k)))
+		case v == "" || len(v) > 256 || !httpguts.ValidHeaderFieldValue(v) || strings.TrimSpace(v) != v:
+			probs = append(probs, fmt.Sprintf("token_request_headers: the value of %s must be 1-256 printable characters without surrounding spaces", k))
+		}
+	}
+	return probs
 }
 
 func checkEndpoint(raw string) error {

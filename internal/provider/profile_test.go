@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/dromos-dev/dromos/internal/exchange"
 )
 
 func validProfile() Profile {
@@ -171,5 +173,50 @@ func TestAuthorizationURL(t *testing.T) {
 				t.Errorf("endpoint changed: %s", raw)
 			}
 		})
+	}
+}
+
+func TestTokenRequestHeaders(t *testing.T) {
+	cases := []struct {
+		headers map[string]string
+		problem string // "" = valid
+	}{
+		{map[string]string{"Notion-Version": "2025-09-03"}, ""},
+		{map[string]string{"X-Api-Version": "2"}, ""},
+		{map[string]string{"authorization": "Bearer x"}, "may not set Authorization"},
+		{map[string]string{"Content-Type": "text/plain"}, "may not set Content-Type"},
+		{map[string]string{"Accept": "*/*"}, "may not set Accept"},
+		{map[string]string{"Host": "evil.test"}, "may not set Host"},
+		{map[string]string{"Bad Name": "x"}, "not a valid header name"},
+		{map[string]string{"X-Split": "a\r\nX-Injected: 1"}, "the value of X-Split"},
+		{map[string]string{"X-Empty": ""}, "the value of X-Empty"},
+		{map[string]string{"X-Long": strings.Repeat("v", 257)}, "the value of X-Long"},
+		{map[string]string{"A": "1", "B": "1", "C": "1", "D": "1", "E": "1", "F": "1", "G": "1", "H": "1", "I": "1"}, "at most 8"},
+	}
+	for _, c := range cases {
+		p := validProfile()
+		p.TokenRequestHeaders = c.headers
+		p.Normalize()
+		err := p.Validate()
+		switch {
+		case c.problem == "" && err != nil:
+			t.Errorf("%v: %v", c.headers, err)
+		case c.problem != "" && (err == nil || !strings.Contains(err.Error(), c.problem)):
+			t.Errorf("%v: got %v, want a problem containing %q", c.headers, err, c.problem)
+		}
+	}
+
+	// The headers reach every endpoint the broker builds for the profile,
+	// as a copy.
+	p := validProfile()
+	p.TokenRequestHeaders = map[string]string{"Notion-Version": "2025-09-03"}
+	var ep exchange.Endpoint
+	p.ConfigureEndpoint(&ep)
+	if ep.ExtraHeaders["Notion-Version"] != "2025-09-03" {
+		t.Fatalf("ExtraHeaders = %v", ep.ExtraHeaders)
+	}
+	ep.ExtraHeaders["Notion-Version"] = "changed"
+	if p.TokenRequestHeaders["Notion-Version"] != "2025-09-03" {
+		t.Fatal("the endpoint shares the profile's map")
 	}
 }

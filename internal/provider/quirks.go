@@ -3,6 +3,7 @@ package provider
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -238,10 +239,14 @@ func (p *Profile) AuthorizationURL(endpoint string, req AuthRequest) (string, er
 	return u.String(), nil
 }
 
-// ConfigureEndpoint switches on the token-response parsing the profile's
-// quirks need. The broker calls it on every exchange.Endpoint it builds for
-// this provider, for the code exchange and for refreshes.
+// ConfigureEndpoint adds the profile's token request headers and switches
+// on the request and response handling its quirks need. The broker calls
+// it on every exchange.Endpoint it builds for this provider: code
+// exchange, refresh and revocation.
 func (p *Profile) ConfigureEndpoint(ep *exchange.Endpoint) {
+	if len(p.TokenRequestHeaders) > 0 {
+		ep.ExtraHeaders = maps.Clone(p.TokenRequestHeaders)
+	}
 	for _, name := range p.Quirks {
 		q := quirks[name]
 		if q.anyTokenType {

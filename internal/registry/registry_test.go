@@ -163,6 +163,11 @@ func TestRefusalsLeaveNothingBehind(t *testing.T) {
 			return p
 		}(),
 		"template w/o catalog": {"template": "github", "client_id": "c", "client_secret": "s"},
+		"broker header": func() map[string]any {
+			p := staticProfile("a")
+			p["token_request_headers"] = map[string]string{"Authorization": "Basic x"}
+			return p
+		}(),
 	}
 	for name, prof := range bad {
 		body := map[string]any{}
