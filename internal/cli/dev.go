@@ -74,6 +74,10 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 		"ENCRYPTION_KEY": secrets.EncryptionKey,
 		"STATE_KEY":      secrets.StateKey,
 		"LOG_LEVEL":      f.logLevel,
+		// A local sandbox: scripts and tests may run many consents a
+		// minute from one address.
+		"RATE_LIMIT_CALLBACK": "0",
+		"RATE_LIMIT_CONSENT":  "0",
 	}
 	cfg, err := config.LoadBroker(cfgEnv)
 	if err != nil {

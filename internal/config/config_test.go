@@ -116,3 +116,34 @@ func TestProductionModeRefusesInsecureDefaults(t *testing.T) {
 		t.Fatalf("anonymous production gateway: %v", err)
 	}
 }
+
+// The proxy and rate-limit variables reach the configuration: defaults,
+// values and refusals.
+func TestLoadBrokerProxiesAndRateLimits(t *testing.T) {
+	b, err := LoadBroker(Env{"ENCRYPTION_KEY": key32, "STATE_KEY": key32b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.CallbackRate != 20 || b.ConsentRate != 600 || len(b.TrustedProxies) != 0 {
+		t.Fatalf("defaults: callback %d, consent %d, proxies %v", b.CallbackRate, b.ConsentRate, b.TrustedProxies)
+	}
+	b, err = LoadBroker(Env{"ENCRYPTION_KEY": key32, "STATE_KEY": key32b,
+		"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7", "RATE_LIMIT_CALLBACK": "0", "RATE_LIMIT_CONSENT": "30"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.CallbackRate != 0 || b.ConsentRate != 30 || len(b.TrustedProxies) != 2 ||
+		b.TrustedProxies[0].String() != "10.0.0.0/8" || b.TrustedProxies[1].String() != "192.168.1.7/32" {
+		t.Fatalf("values: callback %d, consent %d, proxies %v", b.CallbackRate, b.ConsentRate, b.TrustedProxies)
+	}
+	_, err = LoadBroker(Env{"ENCRYPTION_KEY": key32, "STATE_KEY": key32b,
+		"TRUSTED_PROXIES": "not-a-cidr", "RATE_LIMIT_CALLBACK": "-1", "RATE_LIMIT_CONSENT": "lots"})
+	if err == nil {
+		t.Fatal("bad proxy and rate values accepted")
+	}
+	for _, want := range []string{"TRUSTED_PROXIES entry 1", "RATE_LIMIT_CALLBACK must be", "RATE_LIMIT_CONSENT must be"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+}
