@@ -20,19 +20,22 @@ import (
 // peer cannot make the agent buffer without limit.
 const maxBody = 1 << 20
 
-// maxRetryAfter caps a server's Retry-After: a misconfigured proxy asking
-// for an hour should not park the agent that long.
-const maxRetryAfter = 5 * time.Minute
+// maxRetryAfter bounds the Retry-After the client reads, so that absurd
+// values cannot overflow a time.Duration. Whether a wait is taken at all is
+// the RetryPolicy's MaxDelay's call.
+const maxRetryAfter = 24 * time.Hour
 
 // RetryPolicy says how often and how patiently a call is repeated after a
 // 429, 502 or 503 answer or a connection error. The wait before attempt n+1
 // is drawn uniformly from [0, min(MaxDelay, BaseDelay·2ⁿ⁻¹)) ("full
-// jitter"), unless the gateway sent Retry-After, which is then waited
-// exactly. Other statuses (400, 401, 404, 409…) are never retried.
+// jitter"), unless the gateway sent Retry-After: one of at most MaxDelay is
+// waited exactly; a longer one is not waited at all, and the call returns
+// the *APIError at once with the requested wait in its RetryAfter. Other
+// statuses (400, 401, 404, 409…) are never retried.
 type RetryPolicy struct {
 	MaxAttempts int           // total attempts including the first; 1 turns retries off
 	BaseDelay   time.Duration // upper bound of the first wait
-	MaxDelay    time.Duration // upper bound of any computed wait
+	MaxDelay    time.Duration // upper bound of any wait, computed or asked for with Retry-After
 }
 
 // DefaultRetryPolicy is the policy of a client made without WithRetry:
@@ -48,6 +51,10 @@ type Client struct {
 	hc     *http.Client
 	retry  RetryPolicy
 	log    *slog.Logger
+
+	// refreshCooldown: after HTTPClient's transport renews a refused
+	// token, it does not force another renewal for this long.
+	refreshCooldown time.Duration
 
 	// Seams for tests; New fills them with the real thing.
 	now    func() time.Time
@@ -115,10 +122,13 @@ func New(gatewayURL string, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("dromos: gateway URL must be an absolute http(s) URL without query, got %q", gatewayURL)
 	}
 	c := &Client{
-		base:   strings.TrimSuffix(u.String(), "/"),
-		hc:     &http.Client{Timeout: 30 * time.Second},
-		retry:  DefaultRetryPolicy(),
-		log:    slog.New(slog.DiscardHandler),
+		base:  strings.TrimSuffix(u.String(), "/"),
+		hc:    &http.Client{Timeout: 30 * time.Second},
+		retry: DefaultRetryPolicy(),
+		log:   slog.New(slog.DiscardHandler),
+
+		refreshCooldown: defaultRefreshCooldown,
+
 		now:    time.Now,
 		sleep:  sleepCtx,
 		jitter: rand.Int64N,
@@ -168,6 +178,13 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 			return r.err
 		}
 		wait := r.retryAfter
+		if wait > c.retry.MaxDelay {
+			// The gateway wants a longer pause than the policy allows.
+			// Waiting it out would park this caller, and every caller
+			// queued behind a token source's lock; the error carries the
+			// wait so the caller can choose.
+			return r.err
+		}
 		if wait < 0 {
 			wait = c.backoff(attempt)
 		}
@@ -237,8 +254,12 @@ func (c *Client) attempt(ctx context.Context, cl call, payload []byte, n int, ou
 		return result{status: resp.StatusCode, retryAfter: -1, err: fmt.Errorf("dromos: %s %s: answer over %d bytes", cl.method, cl.route, maxBody)}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return result{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After")),
-			err: newAPIError(resp.StatusCode, raw)}
+		ae := newAPIError(resp.StatusCode, raw)
+		ra := retryAfter(resp.Header.Get("Retry-After"))
+		if ra > 0 {
+			ae.RetryAfter = ra
+		}
+		return result{status: resp.StatusCode, retryAfter: ra, err: ae}
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -266,13 +287,12 @@ func (c *Client) backoff(attempt int) time.Duration {
 // retryAfter reads delay-seconds; the HTTP-date form is not used by Dromos
 // and is ignored like a missing header (-1).
 func retryAfter(v string) time.Duration {
-	secs, err := strconv.Atoi(strings.TrimSpace(v))
+	secs, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 	if err != nil || secs < 0 {
 		return -1
 	}
-	d := time.Duration(secs) * time.Second
-	if d > maxRetryAfter {
-		d = maxRetryAfter
+	if secs > int64(maxRetryAfter/time.Second) {
+		return maxRetryAfter
 	}
-	return d
+	return time.Duration(secs) * time.Second
 }

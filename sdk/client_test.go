@@ -28,7 +28,7 @@ func TestNewRejectsBadURLs(t *testing.T) {
 }
 
 func TestRetry(t *testing.T) {
-	policy := RetryPolicy{MaxAttempts: 3, BaseDelay: 100 * time.Millisecond, MaxDelay: 150 * time.Millisecond}
+	policy := RetryPolicy{MaxAttempts: 3, BaseDelay: time.Second, MaxDelay: 2 * time.Second}
 	tests := []struct {
 		name       string
 		answers    []int  // status per attempt; the last repeats
@@ -39,9 +39,10 @@ func TestRetry(t *testing.T) {
 	}{
 		{"503 with Retry-After is honoured", []int{503, 503, 200}, "2", 3, []time.Duration{2 * time.Second, 2 * time.Second}, nil},
 		{"429 with Retry-After", []int{429, 200}, "1", 2, []time.Duration{time.Second}, nil},
+		{"Retry-After beyond MaxDelay is returned at once", []int{503, 200}, "3", 1, nil, nil},
 		{"502 backs off with capped jitter", []int{502, 502, 200}, "", 3,
-			[]time.Duration{100*time.Millisecond - 1, 150*time.Millisecond - 1}, nil},
-		{"gives up after MaxAttempts", []int{503}, "", 3, []time.Duration{100*time.Millisecond - 1, 150*time.Millisecond - 1}, nil},
+			[]time.Duration{time.Second - 1, 2*time.Second - 1}, nil},
+		{"gives up after MaxAttempts", []int{503}, "", 3, []time.Duration{time.Second - 1, 2*time.Second - 1}, nil},
 		{"400 is not retried", []int{400}, "1", 1, nil, nil},
 		{"401 is not retried", []int{401}, "1", 1, nil, ErrUnauthorized},
 		{"404 is not retried", []int{404}, "1", 1, nil, ErrNotFound},
@@ -122,7 +123,8 @@ func TestRetryAfterBeyondDeadlineIsNotWaited(t *testing.T) {
 			writeErr(w, 503, "unavailable", "broker unreachable")
 		},
 	})
-	c, clk, s := testClient(t, f)
+	// MaxDelay allows the wait; the deadline is what must stop it.
+	c, clk, s := testClient(t, f, WithRetry(RetryPolicy{MaxAttempts: 3, BaseDelay: time.Second, MaxDelay: 5 * time.Minute}))
 	// The deadline is real time, so the client's clock must be too.
 	clk.t = time.Now()
 	ctx, cancel := context.WithDeadline(context.Background(), clk.now().Add(10*time.Second))
@@ -131,6 +133,31 @@ func TestRetryAfterBeyondDeadlineIsNotWaited(t *testing.T) {
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != 503 || ae.Code != "unavailable" {
 		t.Fatalf("err = %v", err)
+	}
+	if f.calls("GET /v1/token/{id}") != 1 || len(s.all()) != 0 {
+		t.Fatalf("calls %d sleeps %v", f.calls("GET /v1/token/{id}"), s.all())
+	}
+}
+
+// TestRetryAfterBeyondMaxDelayIsNotWaited: a gateway asking for ten
+// minutes must not park the caller (and, through a token source's lock,
+// every caller of that connection); the error comes back at once and says
+// how long the gateway asked for.
+func TestRetryAfterBeyondMaxDelayIsNotWaited(t *testing.T) {
+	f := newFakeGateway(t, map[string]http.HandlerFunc{
+		"GET /v1/token/{id}": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "600")
+			writeErr(w, 503, "unavailable", "broker unreachable")
+		},
+	})
+	c, _, s := testClient(t, f) // DefaultRetryPolicy: MaxDelay 2 s
+	_, err := c.GetToken(context.Background(), testID)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 503 || ae.RetryAfter != 10*time.Minute {
+		t.Fatalf("err = %#v, want a 503 APIError with RetryAfter 10m", err)
+	}
+	if !strings.Contains(err.Error(), "retry after 10m0s") {
+		t.Fatalf("Error() = %q does not report the Retry-After", err.Error())
 	}
 	if f.calls("GET /v1/token/{id}") != 1 || len(s.all()) != 0 {
 		t.Fatalf("calls %d sleeps %v", f.calls("GET /v1/token/{id}"), s.all())

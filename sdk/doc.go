@@ -38,10 +38,12 @@
 //	resp, err := api.Get("https://openidconnect.googleapis.com/v1/userinfo")
 //
 // HTTPClient's transport adds "Authorization: Bearer …" with a cached
-// token. When the provider answers 401 (a token revoked or expired early),
-// it forces one refresh through the gateway and sends the request once
-// more; a second 401 is handed back to the caller, and requests whose body
-// cannot be replayed (no GetBody) are not repeated.
+// token, only for the origin of the request the caller made: redirects to
+// another origin are followed without it. When the provider answers 401 (a
+// token revoked or expired early), it forces one refresh through the
+// gateway and sends the request once more; a second 401 is handed back to
+// the caller, as are 401s within 30 seconds of a forced refresh, and
+// requests whose body cannot be replayed (no GetBody) are not repeated.
 //
 // For code written against golang.org/x/oauth2, TokenSource is an
 // oauth2.TokenSource:
@@ -77,9 +79,10 @@
 // # Retries
 //
 // Each call is tried up to three times by default (DefaultRetryPolicy) when
-// the gateway answers 429, 502 or 503 or cannot be reached; a Retry-After
-// header is honoured, otherwise the pause is drawn with full jitter from an
-// exponentially growing range. 400, 401, 404 and 409 are never retried. A
+// the gateway answers 429, 502 or 503 or cannot be reached. A Retry-After
+// of at most the policy's MaxDelay is waited; a longer one is not, and the
+// *APIError comes back at once with the wait in RetryAfter. Otherwise the
+// pause is drawn with full jitter from an exponentially growing range. 400, 401, 404 and 409 are never retried. A
 // wait that would outlast the context's deadline is skipped and the last
 // error returned. WithRetry changes the policy; RetryPolicy{MaxAttempts: 1}
 // turns retries off. WithLogger logs one debug line per attempt (method,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Sentinel errors. Test for them with errors.Is; every error the gateway
@@ -34,6 +35,11 @@ type APIError struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter is the wait the gateway asked for with Retry-After; 0
+	// when it did not send one. A wait longer than the RetryPolicy's
+	// MaxDelay is not taken: the error is returned at once and the caller
+	// decides when to try again.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
@@ -41,10 +47,14 @@ func (e *APIError) Error() string {
 	if code == "" {
 		code = strings.ToLower(strings.ReplaceAll(http.StatusText(e.Status), " ", "_"))
 	}
-	if e.Message == "" {
-		return fmt.Sprintf("dromos: %d %s", e.Status, code)
+	msg := fmt.Sprintf("dromos: %d %s", e.Status, code)
+	if e.Message != "" {
+		msg += ": " + e.Message
 	}
-	return fmt.Sprintf("dromos: %d %s: %s", e.Status, code, e.Message)
+	if e.RetryAfter > 0 {
+		msg += " (retry after " + e.RetryAfter.String() + ")"
+	}
+	return msg
 }
 
 // Is lets errors.Is match an *APIError against the sentinels.

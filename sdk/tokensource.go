@@ -5,7 +5,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +22,16 @@ const (
 	// noExpiryTTL: a token without expiry is asked for again after this
 	// long, so a revocation or re-consent is noticed.
 	noExpiryTTL = time.Minute
+	// defaultRefreshCooldown: after a forced renewal, a 401 does not force
+	// another one for this long. An API that answers 401 for reasons that
+	// are not the token (no access to that resource) must not cost one
+	// provider refresh per request.
+	defaultRefreshCooldown = 30 * time.Second
 )
+
+// errRenewCooldown: renew declined because the last forced renewal is too
+// recent; the caller gets the provider's 401.
+var errRenewCooldown = errors.New("dromos: token renewed moments ago; not renewing again")
 
 // tokenSource caches one connection's token. The mutex is held across the
 // gateway call, so concurrent callers wait for one fetch instead of each
@@ -29,9 +41,10 @@ type tokenSource struct {
 	ctx context.Context
 	id  string
 
-	mu    sync.Mutex
-	cur   *Token
-	until time.Time // cur is handed out before this instant
+	mu      sync.Mutex
+	cur     *Token
+	until   time.Time // cur is handed out before this instant
+	renewed time.Time // when renew last asked the gateway; zero if never
 }
 
 // TokenSource returns an oauth2.TokenSource for the connection, so that
@@ -78,16 +91,29 @@ func (ts *tokenSource) current(ctx context.Context) (*Token, error) {
 // renew replaces a token the provider refused: a forced refresh, or a plain
 // read when the gateway cannot force one. When another caller already
 // replaced the refused token, that replacement is used instead of
-// refreshing again.
+// refreshing again. Within the client's refresh cooldown after the last
+// renewal it asks the gateway for nothing and returns errRenewCooldown: a
+// token that fresh being refused says more about the request than about
+// the token.
 func (ts *tokenSource) renew(ctx context.Context, refused string) (*Token, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if ts.cur != nil && ts.cur.AccessToken != refused && ts.c.now().Before(ts.until) {
+	now := ts.c.now()
+	if ts.cur != nil && ts.cur.AccessToken != refused && now.Before(ts.until) {
 		return ts.cur, nil
+	}
+	if !ts.renewed.IsZero() && now.Sub(ts.renewed) < ts.c.refreshCooldown {
+		return nil, errRenewCooldown
 	}
 	t, err := ts.c.Refresh(ctx, ts.id)
 	if errors.Is(err, ErrNotSupported) {
 		t, err = ts.c.GetToken(ctx, ts.id)
+	}
+	// A renewal cut short by the caller's context did not reach a verdict,
+	// so it does not start the cooldown; one the gateway answered does,
+	// even with an error, so a failing gateway is not asked per request.
+	if err == nil || ctx.Err() == nil {
+		ts.renewed = ts.c.now()
 	}
 	if err != nil {
 		return nil, err
@@ -109,14 +135,20 @@ func (ts *tokenSource) keep(t *Token) {
 
 // HTTPClient returns an *http.Client that calls a provider's API as the
 // connection's user: each request carries the current access token (cached
-// as by TokenSource). When the provider answers 401 — the token was
-// revoked or expired early — the client forces one refresh through the
-// gateway and sends the request once more with the new token; a second 401
-// is returned as it is, never looped. A request whose body cannot be
-// replayed (no GetBody) gets its first 401 back. Gateway calls end when ctx
-// or the request's context ends. The returned client has no timeout; set
-// one on it if you want one. Keep and reuse the client: its token cache
-// lives in it.
+// as by TokenSource). The token goes only to the origin (scheme, host and
+// port) of the request the caller made: when the API redirects elsewhere,
+// the redirect is followed without it, as net/http does for headers a
+// caller sets. When the provider answers 401 — the token was revoked or
+// expired early — the client forces one refresh through the gateway and
+// sends the request once more with the new token; a second 401 is returned
+// as it is, never looped. After a forced refresh, further 401s within 30
+// seconds are returned as they are, without another refresh: an API that
+// refuses a request for a reason other than the token costs at most one
+// refresh per 30 seconds. A request whose body cannot be replayed (no
+// GetBody) gets its first 401 back. Gateway calls end when ctx or the
+// request's context ends. The returned client has no timeout; set one on
+// it if you want one. Keep and reuse the client: its token cache lives in
+// it.
 func (c *Client) HTTPClient(ctx context.Context, connectionID string) *http.Client {
 	base := c.hc.Transport
 	if base == nil {
@@ -131,6 +163,12 @@ type bearerTransport struct {
 }
 
 func (bt *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if o := origin(req.URL); o == "" || o != origin(initialRequest(req).URL) {
+		// net/http is following a redirect to another origin: send the
+		// request on as it is, without the token, and do not renew on its
+		// 401 either.
+		return bt.send(req)
+	}
 	ctx, cancel := context.WithCancel(req.Context())
 	defer cancel()
 	defer context.AfterFunc(bt.ts.ctx, cancel)()
@@ -141,7 +179,7 @@ func (bt *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return nil, err
 	}
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-	resp, err := bt.base.RoundTrip(withBearer(req, tok.AccessToken, nil))
+	resp, err := bt.send(withBearer(req, tok.AccessToken, nil))
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || !replayable {
 		return resp, err
 	}
@@ -157,7 +195,11 @@ func (bt *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		if body != nil {
 			body.Close()
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, errRenewCooldown):
+			log.LogAttrs(req.Context(), slog.LevelDebug, "dromos: provider refused a token renewed moments ago; returning its 401",
+				slog.String("connection_id", bt.ts.id))
+		case err != nil:
 			log.LogAttrs(req.Context(), slog.LevelWarn, "dromos: provider refused the token and renewing it failed",
 				slog.String("connection_id", bt.ts.id), slog.String("error", err.Error()))
 		}
@@ -167,7 +209,51 @@ func (bt *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		slog.String("connection_id", bt.ts.id))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return bt.base.RoundTrip(withBearer(req, fresh.AccessToken, body))
+	return bt.send(withBearer(req, fresh.AccessToken, body))
+}
+
+// send is the base transport's RoundTrip, making sure the response names
+// its request: initialRequest follows that link back through redirects.
+func (bt *bearerTransport) send(req *http.Request) (*http.Response, error) {
+	resp, err := bt.base.RoundTrip(req)
+	if resp != nil && resp.Request == nil {
+		resp.Request = req
+	}
+	return resp, err
+}
+
+// initialRequest is the request the caller made, found from a redirect hop
+// through Response.Request as net/http links them. A chain it cannot
+// follow ends at a request with no URL, whose origin matches none, so the
+// token is withheld rather than guessed.
+func initialRequest(req *http.Request) *http.Request {
+	for req.Response != nil {
+		if req.Response.Request == nil {
+			return &http.Request{URL: &url.URL{}}
+		}
+		req = req.Response.Request
+	}
+	return req
+}
+
+// origin is scheme://host:port with the default port filled in, so that
+// http://api.example and http://api.example:80 are one origin. A URL
+// without scheme or host has the origin "".
+func origin(u *url.URL) string {
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname())
+	if scheme == "" || host == "" {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		switch scheme {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // withBearer is a copy of req with the token set (and body, when given);

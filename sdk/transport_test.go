@@ -203,3 +203,115 @@ func TestHTTPClientTokenErrorReachesCaller(t *testing.T) {
 		t.Fatal("the API was called without a token")
 	}
 }
+
+// TestHTTPClientTokenStaysAtTheRequestedOrigin: net/http follows an API's
+// redirects through the transport, and the token must go only to the origin
+// (scheme, host, port) the caller asked for. The other origin here answers
+// 401, as a page fishing for credentials would: it must see no token, and
+// its 401 must not make the client refresh and try again with a new one.
+func TestHTTPClientTokenStaysAtTheRequestedOrigin(t *testing.T) {
+	var mu sync.Mutex
+	var seenElsewhere []string
+	elsewhere := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seenElsewhere = append(seenElsewhere, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.Header().Set("WWW-Authenticate", `Bearer realm="elsewhere"`)
+		http.Error(w, "credentials, please", http.StatusUnauthorized)
+	})
+	api := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/moved":
+			http.Redirect(w, r, "/here", http.StatusFound)
+		case "/away":
+			http.Redirect(w, r, elsewhere.URL+"/collect", http.StatusFound)
+		case "/here":
+			if r.Header.Get("Authorization") != "Bearer old" {
+				http.Error(w, "invalid token", http.StatusUnauthorized)
+				return
+			}
+			_, _ = io.WriteString(w, `{"sub":"alice"}`)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	tests := []struct {
+		name          string
+		path          string
+		wantStatus    int
+		wantElsewhere int // requests the other origin received
+	}{
+		{name: "same-origin redirect keeps the token", path: "/moved", wantStatus: 200},
+		{name: "redirect to another origin drops the token", path: "/away", wantStatus: 401, wantElsewhere: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			seenElsewhere = nil
+			mu.Unlock()
+			gw := renewingGateway(t, 0, "")
+			c, _, _ := testClient(t, gw)
+			resp, err := c.HTTPClient(context.Background(), testID).Get(api.URL + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.wantStatus)
+			}
+			mu.Lock()
+			seen := append([]string(nil), seenElsewhere...)
+			mu.Unlock()
+			if len(seen) != tc.wantElsewhere {
+				t.Fatalf("the other origin got %d requests, want %d", len(seen), tc.wantElsewhere)
+			}
+			for _, auth := range seen {
+				if auth != "" {
+					t.Fatalf("the other origin was sent Authorization %q", auth)
+				}
+			}
+			if n := gw.calls("POST /v1/refresh/{id}"); n != 0 {
+				t.Fatalf("%d forced refreshes; no 401 came back for the token", n)
+			}
+		})
+	}
+}
+
+// TestHTTPClientRepeated401sForceOneRefresh: an API that answers 401 for a
+// reason other than the token (no access to the resource) gets one forced
+// refresh, not one per request; every caller gets the API's 401.
+func TestHTTPClientRepeated401sForceOneRefresh(t *testing.T) {
+	api := newFakeAPI(t) // accepts no token at all
+	gw := renewingGateway(t, 0, "")
+	c, clk, _ := testClient(t, gw)
+	hc := c.HTTPClient(context.Background(), testID)
+	get := func() {
+		t.Helper()
+		resp, err := hc.Get(api.srv.URL + "/forbidden-to-alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+			t.Fatalf("status %d, want the API's own 401", resp.StatusCode)
+		}
+	}
+	for range 20 {
+		get()
+	}
+	if n := gw.calls("POST /v1/refresh/{id}"); n != 1 {
+		t.Fatalf("%d forced refreshes for 20 requests, want 1", n)
+	}
+	// The first request is tried again with the refreshed token; the others
+	// are not repeated.
+	if hits, _ := api.stats(); hits != 21 {
+		t.Fatalf("%d API calls for 20 requests, want 21", hits)
+	}
+	// The pause ends: after it, a 401 may force a refresh again.
+	clk.advance(30 * time.Second)
+	get()
+	if n := gw.calls("POST /v1/refresh/{id}"); n != 2 {
+		t.Fatalf("%d forced refreshes after the cooldown, want 2", n)
+	}
+}
