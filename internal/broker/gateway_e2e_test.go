@@ -55,7 +55,7 @@ func newStackWith(t *testing.T, dbURL string, tweak ...func(*broker.Config)) *st
 	s.h.registerProvider(map[string]any{"name": "example", "issuer": s.op.Issuer, "enable_discovery": true,
 		"client_id": s.op.ClientID, "client_secret": s.op.ClientSecret})
 
-	clients, err := gateway.ParseClientKeys("agent-a:" + agentKey + ",agent-b:other-key")
+	clients, err := gateway.ParseClientKeys("agent-a:" + agentKey + ",agent-b:other-agent-key-0001")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestGatewayEndToEndREST(t *testing.T) {
 		}
 		// Another agent cannot see it; no key at all is a 401.
 		var env map[string]any
-		if st := s.rest(t, "GET", "/v1/token/"+id, "/v1/token/{connection_id}", "other-key", nil, &env); st != 404 {
+		if st := s.rest(t, "GET", "/v1/token/"+id, "/v1/token/{connection_id}", "other-agent-key-0001", nil, &env); st != 404 {
 			t.Fatalf("other client: %d %v", st, env)
 		}
 		if st := s.rest(t, "GET", "/v1/token/"+id, "/v1/token/{connection_id}", "", nil, &env); st != 401 {
@@ -189,7 +189,7 @@ func TestGatewayEndToEndREST(t *testing.T) {
 			t.Fatalf("token after expiry: %d %v", st, later)
 		}
 		// Another agent cannot delete it; its owner can, and then it is gone.
-		if st := s.rest(t, "DELETE", "/v1/connections/"+id, "/v1/connections/{connection_id}", "other-key", nil, &env); st != 404 {
+		if st := s.rest(t, "DELETE", "/v1/connections/"+id, "/v1/connections/{connection_id}", "other-agent-key-0001", nil, &env); st != 404 {
 			t.Fatalf("other client delete: %d", st)
 		}
 		if st := s.rest(t, "DELETE", "/v1/connections/"+id, "/v1/connections/{connection_id}", agentKey, nil, nil); st != 204 {

@@ -58,7 +58,7 @@ func TestReconnectKeepsIDAndRefusesAnotherAccount(t *testing.T) {
 
 	// Another agent cannot reconnect it.
 	var env map[string]any
-	if st := s.rest(t, "POST", "/v1/request-connection", "/v1/request-connection", "other-key", body, &env); st != 404 {
+	if st := s.rest(t, "POST", "/v1/request-connection", "/v1/request-connection", "other-agent-key-0001", body, &env); st != 404 {
 		t.Fatalf("other client reconnect: %d %v", st, env)
 	}
 

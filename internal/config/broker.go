@@ -52,7 +52,7 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   ENCRYPTION_KEYS         ID:BASE64,… several keys, first primary (replaces ENCRYPTION_KEY)
   STATE_KEY               base64 32-byte HMAC key for state, shared with the gateway (required)
   STATE_KEYS              ID:BASE64,… several keys, first primary (replaces STATE_KEY)
-  API_KEY, API_KEYS       key(s) callers present (plain or sha256:HEX, comma-separated)
+  API_KEY, API_KEYS       key(s) callers present (plain, 16+ characters, or sha256:HEX; comma-separated)
   REQUIRE_API_KEY         true to require a key on every route but callback/health/ready/metrics
   REQUIRE_ALLOWLIST       true to accept those routes only from ALLOWED_CIDRS
   ALLOWED_CIDRS           comma-separated CIDRs

@@ -61,7 +61,7 @@ func TestKeyListsAndAPIKeys(t *testing.T) {
 	b, err := LoadBroker(Env{
 		"ENCRYPTION_KEYS": "2:" + key32b + ",1:" + key32,
 		"STATE_KEY":       key32,
-		"API_KEY":         "plain-key",
+		"API_KEY":         "plain-key-0123456789",
 		"API_KEYS":        "sha256:" + strings.ToLower(hexOf(hashed[:])),
 		"REQUIRE_API_KEY": "true",
 		"ALLOWED_CIDRS":   "127.0.0.1, 10.1.2.3/8",
@@ -72,11 +72,18 @@ func TestKeyListsAndAPIKeys(t *testing.T) {
 	if len(b.EncryptionKeys) != 2 || b.EncryptionKeys[0].ID != 2 {
 		t.Fatalf("key order: %+v", b.EncryptionKeys)
 	}
-	if len(b.APIKeys) != 2 || b.APIKeys[0] != sha256.Sum256([]byte("plain-key")) || b.APIKeys[1] != hashed {
+	if len(b.APIKeys) != 2 || b.APIKeys[0] != sha256.Sum256([]byte("plain-key-0123456789")) || b.APIKeys[1] != hashed {
 		t.Fatal("api key hashes")
 	}
 	if len(b.AllowedCIDRs) != 2 || b.AllowedCIDRs[1].String() != "10.0.0.0/8" {
 		t.Fatalf("cidrs %v", b.AllowedCIDRs)
+	}
+	// The hash form in any case is a hash, never a plain key; short plain
+	// keys are refused without echoing them.
+	_, err = LoadBroker(Env{"ENCRYPTION_KEY": key32, "STATE_KEY": key32b, "API_KEYS": "Sha256:abc,short-key"})
+	if err == nil || !strings.Contains(err.Error(), "API_KEYS entry 1: sha256:") ||
+		!strings.Contains(err.Error(), "API_KEYS entry 2: a plain key must be at least 16") || strings.Contains(err.Error(), "short-key") {
+		t.Fatalf("bad API keys: %v", err)
 	}
 	if _, err := LoadBroker(Env{"ENCRYPTION_KEYS": "1:" + key32 + ",1:" + key32b, "STATE_KEY": key32}); err == nil ||
 		!strings.Contains(err.Error(), "repeats key id 1") {
@@ -106,7 +113,7 @@ func TestProductionModeRefusesInsecureDefaults(t *testing.T) {
 		}
 	}
 	ok := Env{"DROMOS_ENV": "production", "ENCRYPTION_KEY": key32, "STATE_KEY": key32b, "BASE_URL": "https://broker.example.com",
-		"REQUIRE_API_KEY": "true", "API_KEYS": "k1", "ENFORCE_RETURN_URL": "true", "ALLOWED_RETURN_DOMAINS": "app.example.com",
+		"REQUIRE_API_KEY": "true", "API_KEYS": "k1-0123456789abcdef", "ENFORCE_RETURN_URL": "true", "ALLOWED_RETURN_DOMAINS": "app.example.com",
 		"DATABASE_URL": "postgres://db/dromos"}
 	if b, err := LoadBroker(ok); err != nil || !b.Production {
 		t.Fatalf("secure production settings refused: %v", err)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/vault"
@@ -190,18 +191,28 @@ func toStateKeys(ks []idKey) []state.Key {
 	return out
 }
 
-// APIKeyHashes parses comma-separated keys, each either plain or
-// "sha256:HEX", into SHA-256 digests for constant-time comparison.
+// minAPIKeyLen is the shortest plain API key accepted.
+const minAPIKeyLen = 16
+
+// APIKeyHashes parses comma-separated keys, each either plain (at least 16
+// characters) or "sha256:HEX" (the prefix in any case, so that a hash is
+// never taken for a plain key anyone who read it could present), into
+// SHA-256 digests for constant-time comparison.
 func (r reader) apiKeyHashes(key string) [][32]byte {
 	var out [][32]byte
 	for i, k := range r.list(key) {
-		if hx, ok := strings.CutPrefix(k, "sha256:"); ok {
+		if len(k) >= len("sha256:") && strings.EqualFold(k[:len("sha256:")], "sha256:") {
+			hx := strings.TrimSpace(k[len("sha256:"):])
 			b, err := hex.DecodeString(hx)
 			if err != nil || len(b) != 32 {
 				r.errs.add("%s entry %d: sha256: must be followed by 64 hex characters", key, i+1)
 				continue
 			}
 			out = append(out, [32]byte(b))
+			continue
+		}
+		if utf8.RuneCountInString(k) < minAPIKeyLen {
+			r.errs.add("%s entry %d: a plain key must be at least %d characters (generate one with openssl rand -hex 32)", key, i+1, minAPIKeyLen)
 			continue
 		}
 		out = append(out, sha256.Sum256([]byte(k)))

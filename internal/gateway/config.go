@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dromos-dev/dromos/internal/state"
 )
@@ -62,10 +63,23 @@ var ErrBadClientKeys = errors.New("invalid client keys")
 // the state token, whose fields hold at most 255 bytes.
 const maxClientName = 64
 
+// MinClientKeyLen is the shortest plain key ParseClientKeys accepts, in
+// characters. It stops a placeholder or a typo ("a:b") from becoming a
+// credential; real keys should be random (openssl rand -hex 32).
+const MinClientKeyLen = 16
+
+// hashPrefix introduces the SHA-256 form of a key. It is matched without
+// regard to case: a key written "SHA256:HEX" taken as a plain key would let
+// anyone who knows the hash log in with it.
+const hashPrefix = "sha256:"
+
 // ParseClientKeys parses the GATEWAY_API_KEYS format: comma-separated
 // entries "client-name:key" or "client-name:sha256:HEX" (HEX = 64 hex
-// digits, the SHA-256 of the key). Blank entries are skipped. Errors name
-// the entry by its 1-based position and never include a key.
+// digits, the SHA-256 of the key; the prefix in any case). Spaces around
+// the name, the key and the hex are ignored, as they are around a presented
+// key. A plain key needs at least MinClientKeyLen characters, so a plain key
+// cannot begin with "sha256:". Blank entries are skipped. Errors name the
+// entry by its 1-based position and never include a key or a hash.
 func ParseClientKeys(s string) ([]ClientKey, error) {
 	var (
 		out    []ClientKey
@@ -79,7 +93,7 @@ func ParseClientKeys(s string) ([]ClientKey, error) {
 			continue
 		}
 		name, key, ok := strings.Cut(entry, ":")
-		name = strings.TrimSpace(name)
+		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
 		if !ok {
 			return nil, fmt.Errorf("%w: entry %d: want client-name:key or client-name:sha256:HEX", ErrBadClientKeys, pos)
 		}
@@ -87,15 +101,18 @@ func ParseClientKeys(s string) ([]ClientKey, error) {
 			return nil, fmt.Errorf("%w: entry %d: client name must be 1-%d characters of a-z A-Z 0-9 . _ -", ErrBadClientKeys, pos, maxClientName)
 		}
 		ck := ClientKey{Name: name}
-		if h, isHash := strings.CutPrefix(key, "sha256:"); isHash {
-			b, err := hex.DecodeString(h)
+		if len(key) >= len(hashPrefix) && strings.EqualFold(key[:len(hashPrefix)], hashPrefix) {
+			b, err := hex.DecodeString(strings.TrimSpace(key[len(hashPrefix):]))
 			if err != nil || len(b) != sha256.Size {
 				return nil, fmt.Errorf("%w: entry %d (client %q): sha256 form needs exactly 64 hex digits", ErrBadClientKeys, pos, name)
 			}
 			copy(ck.SHA256[:], b)
 		} else {
-			if key == "" {
+			switch n := utf8.RuneCountInString(key); {
+			case n == 0:
 				return nil, fmt.Errorf("%w: entry %d (client %q): empty key", ErrBadClientKeys, pos, name)
+			case n < MinClientKeyLen:
+				return nil, fmt.Errorf("%w: entry %d (client %q): key shorter than %d characters (generate one with openssl rand -hex 32)", ErrBadClientKeys, pos, name, MinClientKeyLen)
 			}
 			ck.SHA256 = sha256.Sum256([]byte(key))
 		}

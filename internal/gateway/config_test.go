@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +16,15 @@ import (
 )
 
 func TestParseClientKeys(t *testing.T) {
+	const (
+		keyOne = "key-one-SECRET-0001" // 19 characters
+		keyTwo = "key-two-SECRET-0002"
+	)
 	sumOf := func(k string) [32]byte { return sha256.Sum256([]byte(k)) }
 	hexOf := func(k string) string { s := sumOf(k); return hex.EncodeToString(s[:]) }
+	one := func(name, key string) []gateway.ClientKey {
+		return []gateway.ClientKey{{Name: name, SHA256: sumOf(key)}}
+	}
 	cases := []struct {
 		name    string
 		in      string
@@ -25,21 +33,42 @@ func TestParseClientKeys(t *testing.T) {
 	}{
 		{"empty", "", nil, ""},
 		{"only blanks", " , ,, ", nil, ""},
-		{"plain", "agent-a:key-one", []gateway.ClientKey{{Name: "agent-a", SHA256: sumOf("key-one")}}, ""},
-		{"plain key with colons", "agent-a:k:e:y", []gateway.ClientKey{{Name: "agent-a", SHA256: sumOf("k:e:y")}}, ""},
-		{"sha256 form", "agent-b:sha256:" + hexOf("key-two"), []gateway.ClientKey{{Name: "agent-b", SHA256: sumOf("key-two")}}, ""},
-		{"upper-case hex", "agent-b:sha256:" + strings.ToUpper(hexOf("key-two")), []gateway.ClientKey{{Name: "agent-b", SHA256: sumOf("key-two")}}, ""},
-		{"mixed with blanks and spaces", " agent-a:key-one , , agent-b:sha256:" + hexOf("key-two") + " ,",
-			[]gateway.ClientKey{{Name: "agent-a", SHA256: sumOf("key-one")}, {Name: "agent-b", SHA256: sumOf("key-two")}}, ""},
+		{"plain", "agent-a:" + keyOne, one("agent-a", keyOne), ""},
+		{"plain key with colons", "agent-a:k:e:y-SECRET-0123456", one("agent-a", "k:e:y-SECRET-0123456"), ""},
+		{"sha256 form", "agent-b:sha256:" + hexOf(keyTwo), one("agent-b", keyTwo), ""},
+		{"upper-case hex", "agent-b:sha256:" + strings.ToUpper(hexOf(keyTwo)), one("agent-b", keyTwo), ""},
+		{"mixed with blanks and spaces", " agent-a:" + keyOne + " , , agent-b:sha256:" + hexOf(keyTwo) + " ,",
+			[]gateway.ClientKey{{Name: "agent-a", SHA256: sumOf(keyOne)}, {Name: "agent-b", SHA256: sumOf(keyTwo)}}, ""},
+		// The key is trimmed like a presented key, or nobody could match it.
+		{"space after colon", "alice: " + keyOne, one("alice", keyOne), ""},
+		{"tab and space around key", "alice:\t" + keyOne + " ", one("alice", keyOne), ""},
+		{"space after sha256 prefix", "alice:sha256: " + hexOf(keyOne), one("alice", keyOne), ""},
+		{"space before sha256 prefix", "alice: sha256:" + hexOf(keyOne), one("alice", keyOne), ""},
+		// The prefix in any case is the hash form, never a plain key equal
+		// to the literal "SHA256:HEX" (which anyone with the hash could send).
+		{"upper-case prefix", "alice:SHA256:" + hexOf(keyOne), one("alice", keyOne), ""},
+		{"mixed-case prefix", "alice:Sha256:" + hexOf(keyOne), one("alice", keyOne), ""},
+		{"upper-case prefix, bad hex", "alice:SHA256:" + strings.Repeat("zz", 32), nil, "entry 1"},
+		{"upper-case prefix, short hex", "agent-a:" + keyOne + ",alice:SHA256:abcd", nil, "entry 2"},
+		{"upper-case prefix, no hex", "alice:SHA256:", nil, "64 hex digits"},
 		{"bad hex", "agent-a:sha256:" + strings.Repeat("zz", 32), nil, "entry 1"},
-		{"short hex", "agent-a:key-one,agent-b:sha256:abcd", nil, "entry 2"},
+		{"short hex", "agent-a:" + keyOne + ",agent-b:sha256:abcd", nil, "entry 2"},
 		{"long hex", "agent-a:sha256:" + hexOf("k") + "00", nil, "entry 1"},
-		{"duplicate names", "agent-a:key-one,,agent-a:key-two", nil, "entry 3"},
-		{"duplicate keys", "agent-a:key-one,agent-b:sha256:" + hexOf("key-one"), nil, "entry 2"},
-		{"no colon", "agent-a:key-one,justakey-SECRET", nil, "entry 2"},
+		{"odd hex", "agent-a:sha256:" + hexOf("k")[:63], nil, "entry 1"},
+		// Plain keys shorter than MinClientKeyLen are refused.
+		{"one-character key", "a:b", nil, "entry 1"},
+		{"15-character key", "agent-a:" + keyOne + ",agent-b:" + strings.Repeat("S", 15), nil, "shorter than 16"},
+		{"short key after trimming", "agent-a:  SECRET-short  ", nil, "entry 1"},
+		{"16-character key", "agent-a:" + strings.Repeat("S", 16), one("agent-a", strings.Repeat("S", 16)), ""},
+		{"16 multi-byte characters", "agent-a:" + strings.Repeat("é", 16), one("agent-a", strings.Repeat("é", 16)), ""},
+		{"duplicate names", "agent-a:" + keyOne + ",,agent-a:" + keyTwo, nil, "entry 3"},
+		{"duplicate keys", "agent-a:" + keyOne + ",agent-b:sha256:" + hexOf(keyOne), nil, "entry 2"},
+		{"duplicate keys across prefix case", "agent-a:" + keyOne + ",agent-b:SHA256:" + hexOf(keyOne), nil, "entry 2"},
+		{"no colon", "agent-a:" + keyOne + ",justakey-SECRET", nil, "entry 2"},
 		{"empty key", "agent-a:", nil, "entry 1"},
-		{"empty name", ":key-SECRET", nil, "entry 1"},
-		{"bad name", "agent a:key-SECRET", nil, "entry 1"},
+		{"blank key", "agent-a:   ", nil, "empty key"},
+		{"empty name", ":key-SECRET-0123456789", nil, "entry 1"},
+		{"bad name", "agent a:key-SECRET-0123456789", nil, "entry 1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -48,7 +77,7 @@ func TestParseClientKeys(t *testing.T) {
 				if err == nil || !errors.Is(err, gateway.ErrBadClientKeys) || !strings.Contains(err.Error(), tc.errPart) {
 					t.Fatalf("got %v, want ErrBadClientKeys naming %q", err, tc.errPart)
 				}
-				for _, secret := range []string{"key-one", "key-two", "SECRET", "justakey", strings.Repeat("zz", 4)} {
+				for _, secret := range []string{"SECRET", "justakey", "SSSS", "abcd", strings.Repeat("zz", 4), hexOf("k")[:16], hexOf(keyOne)[:16]} {
 					if strings.Contains(err.Error(), secret) {
 						t.Fatalf("error reveals %q: %v", secret, err)
 					}
@@ -70,8 +99,43 @@ func TestParseClientKeys(t *testing.T) {
 	}
 }
 
+// TestClientKeyHashFormIsNotAPassword shows the attack the case-insensitive
+// prefix closes: with "SHA256:HEX" configured, the literal string
+// "SHA256:HEX" (known to anyone who saw the hash) must not authenticate;
+// only the key whose hash it is does.
+func TestClientKeyHashFormIsNotAPassword(t *testing.T) {
+	const key = "agent-key-SECRET-0123456789"
+	sum := sha256.Sum256([]byte(key))
+	literal := "SHA256:" + hex.EncodeToString(sum[:])
+	clients, err := gateway.ParseClientKeys("alice:" + literal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(gateway.Config{BrokerBaseURL: "http://127.0.0.1:1", StateKeys: []state.Key{stateKey(1)}, Clients: clients},
+		gateway.Deps{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := g.HTTPHandler()
+	status := func(presented string) int {
+		// A malformed id is refused after authentication, before any
+		// broker call.
+		req := httptest.NewRequest("GET", "/v1/token/not-a-uuid", nil)
+		req.Header.Set("Authorization", "Bearer "+presented)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if st := status(literal); st != 401 {
+		t.Fatalf("the configured hash text logs in: %d", st)
+	}
+	if st := status(key); st != 400 {
+		t.Fatalf("the real key: %d, want 400 for the malformed id", st)
+	}
+}
+
 func FuzzParseClientKeys(f *testing.F) {
-	for _, s := range []string{"", "a:b", "a:sha256:" + strings.Repeat("0", 64), "a:b,,c:d", ":", "a:sha256:", ",,,"} {
+	for _, s := range []string{"", "a:b", "a:sha256:" + strings.Repeat("0", 64), "a:SHA256:" + strings.Repeat("0", 64), "a: 0123456789abcdef ", "a:b,,c:d", ":", "a:sha256:", ",,,"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

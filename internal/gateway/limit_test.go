@@ -12,7 +12,8 @@ import (
 )
 
 func TestPerClientRateLimit(t *testing.T) {
-	clients, err := gateway.ParseClientKeys("a:key-a,b:key-b")
+	const keyOfA, keyOfB = "key-a-0123456789abcdef", "key-b-0123456789abcdef"
+	clients, err := gateway.ParseClientKeys("a:" + keyOfA + ",b:" + keyOfB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,15 +33,15 @@ func TestPerClientRateLimit(t *testing.T) {
 		return w
 	}
 	for i := 0; i < 6; i++ { // burst: twice the per-second rate
-		if w := do("key-a"); w.Code != http.StatusBadRequest {
+		if w := do(keyOfA); w.Code != http.StatusBadRequest {
 			t.Fatalf("request %d: %d", i+1, w.Code)
 		}
 	}
-	w := do("key-a")
+	w := do(keyOfA)
 	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("7th request: %d Retry-After=%q", w.Code, w.Header().Get("Retry-After"))
 	}
-	if w := do("key-b"); w.Code != http.StatusBadRequest {
+	if w := do(keyOfB); w.Code != http.StatusBadRequest {
 		t.Fatalf("another agent was limited too: %d", w.Code)
 	}
 	if w := do("wrong-key"); w.Code != http.StatusUnauthorized {
