@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/provider"
@@ -178,10 +180,16 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	ctx = context.WithoutCancel(ctx)
 	if failure := b.completeExchange(ctx, conn, prov, ends, code, sealedVerifier, kept); failure != "" {
 		_, err := b.store.UpdateConnection(ctx, conn.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			if c.Status != storage.StatusExchanging {
+				// Deleted meanwhile, or a new attempt started: not ours.
+				return c, storage.TokenChange{}, errLeftExchanging
+			}
 			c.Status, c.StatusReason, c.PKCEVerifier, c.UpdatedAt = storage.StatusFailed, failure, nil, b.now().UTC()
 			return c, storage.TokenChange{Delete: true}, nil
 		})
-		if err != nil {
+		if errors.Is(err, errLeftExchanging) || errors.Is(err, storage.ErrNotFound) {
+			b.log.InfoContext(ctx, "callback: connection moved on during the exchange; left as it is", "connection_id", conn.ID)
+		} else if err != nil {
 			b.log.ErrorContext(ctx, "callback: marking connection failed", "connection_id", conn.ID, "err", err)
 		}
 		b.m.callbacks.WithLabelValues("failed_" + failure).Inc()
@@ -196,10 +204,17 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	b.redirectResult(w, r, conn, "")
 }
 
+// errLeftExchanging: the connection stopped being exchanging (deleted, or
+// a new attempt) while this callback exchanged its code.
+var errLeftExchanging = errors.New("connection left exchanging while the code was exchanged")
+
 // completeExchange exchanges the code, verifies the id_token and stores the
 // sealed token set, moving the connection to active. It returns "" on
-// success or the short failure reason.
-func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, prov registry.Provider, ends registry.Endpoints, code string, sealedVerifier []byte, kept map[string]string) string {
+// success or the short failure reason. A grant the provider issued but
+// that is not kept (wrong account, bad id_token, connection deleted
+// meanwhile…) is revoked at the provider when it has a revocation
+// endpoint, so no live grant is left that nobody holds.
+func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, prov registry.Provider, ends registry.Endpoints, code string, sealedVerifier []byte, kept map[string]string) (failure string) {
 	verifier, err := b.vault.Open(sealedVerifier, tokenset.VerifierAAD(conn.ID))
 	if err != nil {
 		b.log.ErrorContext(ctx, "callback: opening PKCE verifier", "connection_id", conn.ID, "err", err)
@@ -221,6 +236,11 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 			"class", string(class), "err", err)
 		return "exchange_failed"
 	}
+	defer func() {
+		if failure != "" {
+			b.revokeUnkept(ctx, conn.ID, ends, ep, tok)
+		}
+	}()
 	if err := prov.Profile.NormalizeTokenResponse(tok); err != nil {
 		b.m.exchanges.WithLabelValues("error").Inc()
 		b.log.WarnContext(ctx, "token response refused by provider quirks", "connection_id", conn.ID, "provider", prov.Row.Name, "err", err)
@@ -252,6 +272,11 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 			return "identity_mismatch"
 		}
 	}
+	if conn.Subject != "" && claims == nil {
+		// Bound to an account, but nothing proved which one came back.
+		b.log.WarnContext(ctx, "reconnect refused: no id_token to prove the bound account", "connection_id", conn.ID)
+		return "identity_mismatch"
+	}
 	data, failure := b.providerData(ctx, conn, prov, tok, kept)
 	if failure != "" {
 		return failure
@@ -265,7 +290,7 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 	now := b.now().UTC()
 	_, err = b.store.UpdateConnection(ctx, conn.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
 		if c.Status != storage.StatusExchanging {
-			return c, storage.TokenChange{}, fmt.Errorf("connection left exchanging while the code was exchanged (now %s)", c.Status)
+			return c, storage.TokenChange{}, fmt.Errorf("%w (now %s)", errLeftExchanging, c.Status)
 		}
 		c.Status, c.StatusReason, c.PKCEVerifier, c.UpdatedAt = storage.StatusActive, "", nil, now
 		if claims != nil {
@@ -351,19 +376,54 @@ func (b *Broker) redirectResult(w http.ResponseWriter, r *http.Request, conn sto
 		b.rejectCallback(w, r, callbackRejection{"bad_return_url", "The application's return address is invalid."})
 		return
 	}
-	q := u.Query()
-	q.Del("status")
-	q.Del("error")
-	if failure == "" {
-		q.Set("status", "success")
-	} else {
-		q.Set("status", "error")
-		q.Set("error", failure)
+	outcome := url.Values{"connection_id": {conn.ID}, "status": {"success"}}
+	if failure != "" {
+		outcome.Set("status", "error")
+		outcome.Set("error", failure)
 	}
-	q.Set("connection_id", conn.ID)
-	u.RawQuery = q.Encode()
+	u.RawQuery = mergeQuery(u.RawQuery, outcome)
 	http.SetCookie(w, b.flowCookie(conn.ID, "", -1))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+// revokeUnkept revokes, best effort, a grant the code exchange produced
+// but the broker did not store.
+func (b *Broker) revokeUnkept(ctx context.Context, connID string, ends registry.Endpoints, ep exchange.Endpoint, tok *exchange.Token) {
+	token, hint := tok.RefreshToken, "refresh_token"
+	if token == "" {
+		token, hint = tok.AccessToken, "access_token"
+	}
+	if ends.Revocation == "" || token == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := b.xchg.Revoke(ctx, ends.Revocation, ep, token, hint); err != nil {
+		b.log.WarnContext(ctx, "revoking a grant that was not stored failed", "connection_id", connID, "err", err)
+		return
+	}
+	b.log.InfoContext(ctx, "revoked a grant that was not stored", "connection_id", connID)
+}
+
+// mergeQuery appends the outcome to the agent's query as it was written:
+// pairs the agent put there are kept byte for byte (url.ParseQuery would
+// drop any holding a ';'), except earlier status, error and connection_id
+// pairs, which the outcome replaces.
+func mergeQuery(raw string, outcome url.Values) string {
+	var kept []string
+	for _, pair := range strings.Split(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		key, _, _ := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(key); err == nil {
+			if _, replaced := outcome[k]; replaced {
+				continue
+			}
+		}
+		kept = append(kept, pair)
+	}
+	return strings.Join(append(kept, outcome.Encode()), "&")
 }

@@ -43,10 +43,13 @@ type consentResponse struct {
 }
 
 const (
-	maxIDLen       = 256
-	maxScopes      = 100
-	maxScopeLen    = 256
-	maxMetadata    = 50
+	maxIDLen = 256
+	// maxWorkspaceLen is what the signed state can carry.
+	maxWorkspaceLen = state.MaxFieldLen
+	maxScopes       = 100
+	maxScopeLen     = 256
+	// maxMetadata matches the gateway v1 contract (openapi maxProperties).
+	maxMetadata    = 64
 	maxMetaValue   = 1024
 	maxReturnURLen = 2048
 )
@@ -55,8 +58,8 @@ func (req *consentRequest) validate() error {
 	var probs []string
 	add := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 	req.WorkspaceID = strings.TrimSpace(req.WorkspaceID)
-	if req.WorkspaceID == "" || len(req.WorkspaceID) > maxIDLen {
-		add("workspace_id is required (at most %d characters)", maxIDLen)
+	if req.WorkspaceID == "" || len(req.WorkspaceID) > maxWorkspaceLen {
+		add("workspace_id is required (at most %d characters)", maxWorkspaceLen)
 	}
 	if len(req.UserID) > maxIDLen || len(req.ClientName) > maxIDLen {
 		add("user_id and client_name are at most %d characters", maxIDLen)
@@ -172,6 +175,11 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if prev != nil && prev.Subject != "" && !slices.Contains(scopes, "openid") {
+		// The connection is bound to an account proven by an id_token; a
+		// reconnect must prove the same account again, so it asks for one.
+		scopes = append(slices.Clone(scopes), "openid")
+	}
 	openid := slices.Contains(scopes, "openid")
 	var nonce string
 	if openid {
@@ -181,6 +189,11 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := b.now().UTC()
 	expires := now.Add(b.cfg.ConsentTTL)
+	if prev != nil && expires.Unix() <= prev.ExpiresAt.Unix() {
+		// The state's expiry tells attempts of one connection apart
+		// (sameFlow), to the second: a new attempt must not share it.
+		expires = time.Unix(prev.ExpiresAt.Unix()+1, 0).UTC()
+	}
 	st, err := b.state.Sign(state.Payload{ConnectionID: id, WorkspaceID: req.WorkspaceID, ProviderID: prov.Row.ID,
 		Nonce: nonce, IssuedAt: now, ExpiresAt: expires})
 	if err != nil {
@@ -227,13 +240,14 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 var errNotReconnectable = errors.New("connection cannot be reconnected")
 
 // reconnectable checks that req may reconnect the named connection: it
-// exists, belongs to the same client and provider, and needs a new consent.
+// exists, belongs to the same client, workspace and provider, and needs a
+// new consent.
 func (b *Broker) reconnectable(ctx context.Context, req consentRequest, providerID string) (storage.Connection, error) {
 	if _, err := uuid.Parse(req.ConnectionID); err != nil || len(req.ConnectionID) != 36 {
 		return storage.Connection{}, httpapi.NotFound("connection")
 	}
 	c, err := b.store.GetConnection(ctx, req.ConnectionID)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && c.ClientName != req.ClientName) {
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (c.ClientName != req.ClientName || c.WorkspaceID != req.WorkspaceID)) {
 		return storage.Connection{}, httpapi.NotFound("connection")
 	}
 	if err != nil {

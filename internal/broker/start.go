@@ -109,7 +109,11 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
-// sameFlow checks that a verified state really describes conn.
+// sameFlow checks that a verified state really describes conn's current
+// consent attempt. The expiry, which every attempt sets anew (consent.go
+// keeps it distinct to the second), tells a reconnect's state from the one
+// of an earlier attempt of the same connection.
 func sameFlow(conn storage.Connection, p state.Payload) bool {
-	return conn.WorkspaceID == p.WorkspaceID && conn.ProviderID == p.ProviderID && conn.Nonce == p.Nonce
+	return conn.WorkspaceID == p.WorkspaceID && conn.ProviderID == p.ProviderID && conn.Nonce == p.Nonce &&
+		conn.ExpiresAt.Unix() == p.ExpiresAt.Unix()
 }
