@@ -255,6 +255,46 @@ func TestRetries(t *testing.T) {
 	}
 }
 
+// Answers another attempt cannot change are not retried: a provider_error
+// (each attempt would be one more provider call) and a 503 whose
+// Retry-After is longer than the gateway waits between attempts.
+func TestRetriesSkipProviderErrorsAndLongRetryAfter(t *testing.T) {
+	cases := []struct {
+		name         string
+		write        func(w http.ResponseWriter)
+		wantStatus   int
+		wantRequests int64
+	}{
+		{"502 provider_error", func(w http.ResponseWriter) {
+			writeEnvelope(w, http.StatusBadGateway, "provider_error", "the provider rejected the refresh")
+		}, http.StatusBadGateway, 1},
+		{"503 with Retry-After 600", func(w http.ResponseWriter) {
+			w.Header().Set("Retry-After", "600")
+			writeEnvelope(w, http.StatusServiceUnavailable, "unavailable", "backing off")
+		}, http.StatusServiceUnavailable, 1},
+		{"503 with Retry-After 0", func(w http.ResponseWriter) {
+			w.Header().Set("Retry-After", "0")
+			writeEnvelope(w, http.StatusServiceUnavailable, "unavailable", "try again")
+		}, http.StatusServiceUnavailable, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.fb.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+				tc.write(w)
+				return true
+			})
+			res := h.call("GET", "/v1/token/"+someID, "/v1/token/{connection_id}", bearer(keyA), "")
+			if res.status != tc.wantStatus {
+				t.Fatalf("got %d %s, want %d", res.status, res.body, tc.wantStatus)
+			}
+			if got := h.fb.requests.Load(); got != tc.wantRequests {
+				t.Fatalf("broker saw %d requests, want %d", got, tc.wantRequests)
+			}
+		})
+	}
+}
+
 func TestConnectionErrorsRetriedForGETOnly(t *testing.T) {
 	// A broker that accepts connections and drops them unanswered.
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

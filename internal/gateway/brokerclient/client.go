@@ -224,7 +224,7 @@ func (cl *Client) fetch(ctx context.Context, c call) ([]byte, int, error) {
 	)
 	for i := 0; ; i++ {
 		ans, err = cl.once(ctx, c, u.String(), payload)
-		if i+1 >= attempts || !retryable(ans, err) {
+		if i+1 >= attempts || !cl.retryable(ans, err) {
 			break
 		}
 		if !sleep(ctx, cl.backoff(i)) {
@@ -332,13 +332,27 @@ func resultOf(ctx context.Context, ans answer, err error) string {
 // retryable reports whether another attempt may help: the broker could not
 // be reached, or said it is briefly unable to answer. A timeout is not
 // retried, so that a slow broker costs an agent one attempt's wait, not
-// three.
-func retryable(ans answer, err error) bool {
+// three. Nor is a provider_error (the provider refused a refresh: another
+// attempt is another provider call) or a 503 whose Retry-After is longer
+// than this client would wait between attempts.
+func (cl *Client) retryable(ans answer, err error) bool {
 	if err != nil {
 		return !errors.Is(err, errAttemptTimeout) && !errors.Is(err, errTooLarge) &&
 			!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 	}
-	return ans.status == http.StatusBadGateway || ans.status == http.StatusServiceUnavailable
+	if ans.status != http.StatusBadGateway && ans.status != http.StatusServiceUnavailable {
+		return false
+	}
+	if env, ok := parseEnvelope(ans.body); ok && env.Code == httpapi.CodeProviderError {
+		return false
+	}
+	if ra := ans.header.Get("Retry-After"); ra != "" {
+		secs, perr := strconv.Atoi(strings.TrimSpace(ra))
+		if perr != nil || time.Duration(secs)*time.Second > cl.retryMax {
+			return false
+		}
+	}
+	return true
 }
 
 // backoff is the full-jitter delay before attempt i+1: uniform in
