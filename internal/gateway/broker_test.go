@@ -178,6 +178,16 @@ func TestUnverifiableStateIsNeverReturned(t *testing.T) {
 			return s
 		}, nil},
 		{"state names another connection", nil, func(string) string { return "11111111-2222-4333-8444-555555555555" }},
+		{"state names another workspace", func(p state.Payload) string {
+			p.WorkspaceID = "someone-else"
+			s, _ := newSigner(t, stateKey(7)).Sign(p)
+			return s
+		}, nil},
+		{"state names another provider", func(p state.Payload) string {
+			p.ProviderID = "99999999-2222-4333-8444-555555555555"
+			s, _ := newSigner(t, stateKey(7)).Sign(p)
+			return s
+		}, nil},
 		{"empty state", func(state.Payload) string { return "" }, nil},
 	}
 	for _, tc := range cases {

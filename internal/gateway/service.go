@@ -209,6 +209,10 @@ func (s *service) RequestConnection(ctx context.Context, c Caller, r ConnectionR
 	switch {
 	case payload.ConnectionID != consent.ConnectionID:
 		return ConnectionGrant{}, errUnverifiedState(errors.New("consent state names another connection"))
+	case payload.WorkspaceID != c.workspace():
+		return ConnectionGrant{}, errUnverifiedState(errors.New("consent state names another workspace"))
+	case payload.ProviderID != consent.ProviderID:
+		return ConnectionGrant{}, errUnverifiedState(errors.New("consent state names another provider"))
 	case r.ConnectionID != "" && consent.ConnectionID != r.ConnectionID:
 		return ConnectionGrant{}, errUnverifiedState(errors.New("reconnect answered with another connection"))
 	case !canonicalUUID(consent.ConnectionID):
