@@ -237,3 +237,45 @@ func TestDeleteDuringExchangeRevokesTheGrant(t *testing.T) {
 		t.Fatal("the deleted connection came back")
 	}
 }
+
+// The audit actor of a callback is the connection's client, never a
+// client_name the browser's query carries.
+func TestCallbackAuditActorIgnoresTheQuery(t *testing.T) {
+	h, _ := setupFake(t, sqliteURL(t))
+	c := h.consent("fake", nil, returnURL) // no client_name: the connection's is ""
+	h.callback(url.Values{"state": {c.State}, "code": {"c1"}, "client_name": {"someone-else"}})
+	events, err := h.store.ListAudit(context.Background(), storage.AuditFilter{ConnectionID: c.ConnectionID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range events {
+		if e.Type == "callback.succeeded" {
+			found = true
+			if e.Actor != "" {
+				t.Fatalf("callback actor %q taken from the browser's query", e.Actor)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no callback.succeeded event in %d events", len(events))
+	}
+}
+
+// A database that cannot be read is the broker's problem, not the link's:
+// /auth/start and the callback answer 503 with Retry-After.
+func TestPublicRoutesSay503WhenTheStoreIsDown(t *testing.T) {
+	h, _ := setupFake(t, sqliteURL(t))
+	c := h.consent("fake", nil, returnURL)
+	h.store.Close()
+	browser := noFollowBrowser(t)
+	for name, u := range map[string]string{
+		"start":    c.AuthURL,
+		"callback": h.srv.URL + "/auth/callback?" + url.Values{"state": {c.State}, "code": {"c1"}}.Encode(),
+	} {
+		resp := getStatus(t, browser, u)
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s with the store down: %d, Retry-After %q; want 503 with Retry-After", name, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+}

@@ -19,6 +19,13 @@ func (b *Broker) audit(r *http.Request, e storage.AuditEvent) {
 	b.auditQuery(r, nil, e)
 }
 
+// auditPublic records an event of a public route (/auth/start, the
+// callback). Its actor is only what e says: the query there is the
+// browser's, and a client_name in it proves nothing.
+func (b *Broker) auditPublic(r *http.Request, e storage.AuditEvent) {
+	b.auditQuery(r, url.Values{}, e)
+}
+
 // auditQuery is audit with the request's query already parsed (nil: parse
 // it here when needed).
 func (b *Broker) auditQuery(r *http.Request, q url.Values, e storage.AuditEvent) {

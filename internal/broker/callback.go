@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dromos-dev/dromos/internal/exchange"
+	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/registry"
 	"github.com/dromos-dev/dromos/internal/storage"
@@ -26,6 +27,9 @@ var errNotPending = errors.New("connection is not pending")
 type callbackRejection struct {
 	reason  string // for logs and metrics
 	message string // shown to the person
+	// status is the answer's status: 0 means 400, the link is at fault;
+	// problems on the broker's side say so (500, 503).
+	status int
 }
 
 var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
@@ -43,8 +47,29 @@ func (b *Broker) rejectCallback(w http.ResponseWriter, r *http.Request, rej call
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	w.WriteHeader(http.StatusBadRequest)
+	status := rej.status
+	if status == 0 {
+		status = http.StatusBadRequest
+	}
+	if status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "5")
+	}
+	w.WriteHeader(status)
 	_ = errorPage.Execute(w, rej.message)
+}
+
+// errStoreUnavailable answers a browser when the database cannot be read.
+var errStoreUnavailable = callbackRejection{reason: "store_unavailable", status: http.StatusServiceUnavailable,
+	message: "Dromos cannot complete sign-ins right now; try again in a few minutes."}
+
+// providerLookupRejection is the browser's answer when a connection's
+// provider cannot be looked up: gone (400), or not readable now (503).
+func (b *Broker) providerLookupRejection(ctx context.Context, err error) callbackRejection {
+	if he, ok := httpapi.As(err); ok && he.Status == http.StatusNotFound {
+		return callbackRejection{reason: "unknown_provider", message: "The provider of this connection is no longer configured."}
+	}
+	b.log.ErrorContext(ctx, "loading the connection's provider", "err", err)
+	return errStoreUnavailable
 }
 
 // single returns the only value of key, or ok=false if it is repeated.
@@ -71,16 +96,16 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	provErr, ok3 := single(q, "error")
 	iss, ok4 := single(q, "iss")
 	if !ok1 || !ok2 || !ok3 || !ok4 {
-		b.rejectCallback(w, r, callbackRejection{"repeated_parameter", "The sign-in response was malformed."})
+		b.rejectCallback(w, r, callbackRejection{reason: "repeated_parameter", message: "The sign-in response was malformed."})
 		return
 	}
 	if stateParam == "" {
-		b.rejectCallback(w, r, callbackRejection{"missing_state", "The sign-in response was malformed."})
+		b.rejectCallback(w, r, callbackRejection{reason: "missing_state", message: "The sign-in response was malformed."})
 		return
 	}
 	payload, err := b.state.Verify(stateParam)
 	if err != nil {
-		b.rejectCallback(w, r, callbackRejection{"invalid_state", "The sign-in link is invalid or has expired."})
+		b.rejectCallback(w, r, callbackRejection{reason: "invalid_state", message: "The sign-in link is invalid or has expired."})
 		return
 	}
 	ctx := r.Context()
@@ -88,55 +113,56 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if !errors.Is(err, storage.ErrNotFound) {
 			b.log.ErrorContext(ctx, "callback: loading connection", "err", err)
+			b.rejectCallback(w, r, errStoreUnavailable)
+			return
 		}
-		b.rejectCallback(w, r, callbackRejection{"unknown_connection", "The sign-in link is invalid or has expired."})
+		b.rejectCallback(w, r, callbackRejection{reason: "unknown_connection", message: "The sign-in link is invalid or has expired."})
 		return
 	}
 	if !sameFlow(conn, payload) {
-		b.rejectCallback(w, r, callbackRejection{"foreign_state", "The sign-in link is invalid or has expired."})
+		b.rejectCallback(w, r, callbackRejection{reason: "foreign_state", message: "The sign-in link is invalid or has expired."})
 		return
 	}
 	if !b.cfg.InsecureSkipBrowserBinding && !b.browserBound(r, conn.ID, stateParam) {
-		b.rejectCallback(w, r, callbackRejection{"browser_mismatch",
-			"This sign-in was started in another browser. Open the link from the application again in this browser."})
+		b.rejectCallback(w, r, callbackRejection{reason: "browser_mismatch", message: "This sign-in was started in another browser. Open the link from the application again in this browser."})
 		return
 	}
 	if conn.Status != storage.StatusPending {
-		b.rejectCallback(w, r, callbackRejection{"replayed", "This sign-in link has already been used."})
+		b.rejectCallback(w, r, callbackRejection{reason: "replayed", message: "This sign-in link has already been used."})
 		return
 	}
 	if !b.now().Before(conn.ExpiresAt) {
-		b.rejectCallback(w, r, callbackRejection{"expired", "The sign-in link is invalid or has expired."})
+		b.rejectCallback(w, r, callbackRejection{reason: "expired", message: "The sign-in link is invalid or has expired."})
 		return
 	}
 	if provErr == "" && code == "" {
-		b.rejectCallback(w, r, callbackRejection{"missing_code", "The sign-in response was malformed."})
+		b.rejectCallback(w, r, callbackRejection{reason: "missing_code", message: "The sign-in response was malformed."})
 		return
 	}
 	if len(code) > 4096 {
-		b.rejectCallback(w, r, callbackRejection{"oversized_code", "The sign-in response was malformed."})
+		b.rejectCallback(w, r, callbackRejection{reason: "oversized_code", message: "The sign-in response was malformed."})
 		return
 	}
 	prov, err := b.providers.Lookup(ctx, conn.ProviderID, "")
 	if err != nil {
-		b.rejectCallback(w, r, callbackRejection{"unknown_provider", "The provider of this connection is no longer configured."})
+		b.rejectCallback(w, r, b.providerLookupRejection(ctx, err))
 		return
 	}
 	kept, err := prov.Profile.CallbackValues(q)
 	if err != nil {
-		b.rejectCallback(w, r, callbackRejection{"bad_callback_param", "The sign-in response was malformed."})
+		b.rejectCallback(w, r, callbackRejection{reason: "bad_callback_param", message: "The sign-in response was malformed."})
 		return
 	}
 	ends, err := b.providers.Endpoints(ctx, prov.Profile)
 	if err != nil {
 		b.log.WarnContext(ctx, "callback: provider endpoints unavailable", "err", err)
-		b.rejectCallback(w, r, callbackRejection{"discovery_unavailable", "The provider is unavailable right now; try again shortly."})
+		b.rejectCallback(w, r, callbackRejection{reason: "discovery_unavailable", message: "The provider is unavailable right now; try again shortly.", status: http.StatusServiceUnavailable})
 		return
 	}
 	// RFC 9207: an authorization response from another issuer is a mix-up
 	// attack; refuse it before any code leaves this process.
 	if (ends.IssParameter || iss != "") && ends.Issuer != "" && iss != ends.Issuer {
-		b.rejectCallback(w, r, callbackRejection{"issuer_mismatch", "The sign-in response came from an unexpected issuer."})
+		b.rejectCallback(w, r, callbackRejection{reason: "issuer_mismatch", message: "The sign-in response came from an unexpected issuer."})
 		return
 	}
 
@@ -159,17 +185,17 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 		return c, storage.TokenChange{}, nil
 	})
 	if errors.Is(err, errNotPending) {
-		b.rejectCallback(w, r, callbackRejection{"replayed", "This sign-in link has already been used."})
+		b.rejectCallback(w, r, callbackRejection{reason: "replayed", message: "This sign-in link has already been used."})
 		return
 	}
 	if err != nil {
 		b.log.ErrorContext(ctx, "callback: state transition", "err", err)
-		b.rejectCallback(w, r, callbackRejection{"storage_error", "Something went wrong; try again shortly."})
+		b.rejectCallback(w, r, callbackRejection{reason: "storage_error", message: "Something went wrong; try again shortly."})
 		return
 	}
 	if provErr != "" {
 		b.m.callbacks.WithLabelValues("provider_error").Inc()
-		b.audit(r, storage.AuditEvent{Type: "callback.failed", ConnectionID: conn.ID, ProviderID: conn.ProviderID, Actor: conn.ClientName,
+		b.auditPublic(r, storage.AuditEvent{Type: "callback.failed", ConnectionID: conn.ID, ProviderID: conn.ProviderID, Actor: conn.ClientName,
 			Detail: map[string]string{"reason": reason}})
 		b.redirectResult(w, r, conn, reason)
 		return
@@ -193,13 +219,13 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 			b.log.ErrorContext(ctx, "callback: marking connection failed", "connection_id", conn.ID, "err", err)
 		}
 		b.m.callbacks.WithLabelValues("failed_" + failure).Inc()
-		b.audit(r, storage.AuditEvent{Type: "callback.failed", ConnectionID: conn.ID, ProviderID: conn.ProviderID, Actor: conn.ClientName,
+		b.auditPublic(r, storage.AuditEvent{Type: "callback.failed", ConnectionID: conn.ID, ProviderID: conn.ProviderID, Actor: conn.ClientName,
 			Detail: map[string]string{"reason": failure}})
 		b.redirectResult(w, r, conn, failure)
 		return
 	}
 	b.m.callbacks.WithLabelValues("success").Inc()
-	b.audit(r, storage.AuditEvent{Type: "callback.succeeded", ConnectionID: conn.ID, ProviderID: conn.ProviderID, Actor: conn.ClientName})
+	b.auditPublic(r, storage.AuditEvent{Type: "callback.succeeded", ConnectionID: conn.ID, ProviderID: conn.ProviderID, Actor: conn.ClientName})
 	b.log.InfoContext(ctx, "connection active", "connection_id", conn.ID, "provider", conn.ProviderName)
 	b.redirectResult(w, r, conn, "")
 }
@@ -373,7 +399,7 @@ func (b *Broker) redirectResult(w http.ResponseWriter, r *http.Request, conn sto
 	// Checked again: the allow-list may have changed since consent.
 	u, err := url.Parse(conn.ReturnURL)
 	if err != nil || b.checkReturnURL(conn.ReturnURL) != nil {
-		b.rejectCallback(w, r, callbackRejection{"bad_return_url", "The application's return address is invalid."})
+		b.rejectCallback(w, r, callbackRejection{reason: "bad_return_url", message: "The application's return address is invalid."})
 		return
 	}
 	outcome := url.Values{"connection_id": {conn.ID}, "status": {"success"}}

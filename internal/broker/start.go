@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -65,33 +66,38 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 	st := r.PathValue("state")
 	payload, err := b.state.Verify(st)
 	if err != nil {
-		b.rejectCallback(w, r, callbackRejection{"invalid_state", "The sign-in link is invalid or has expired."})
+		b.rejectCallback(w, r, callbackRejection{reason: "invalid_state", message: "The sign-in link is invalid or has expired."})
 		return
 	}
 	ctx := r.Context()
 	conn, err := b.store.GetConnection(ctx, payload.ConnectionID)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		b.log.ErrorContext(ctx, "start: loading connection", "err", err)
+		b.rejectCallback(w, r, errStoreUnavailable)
+		return
+	}
 	if err != nil || !sameFlow(conn, payload) {
-		b.rejectCallback(w, r, callbackRejection{"unknown_connection", "The sign-in link is invalid or has expired."})
+		b.rejectCallback(w, r, callbackRejection{reason: "unknown_connection", message: "The sign-in link is invalid or has expired."})
 		return
 	}
 	if conn.Status != storage.StatusPending || !b.now().Before(conn.ExpiresAt) {
-		b.rejectCallback(w, r, callbackRejection{"not_pending", "This sign-in link has already been used or has expired."})
+		b.rejectCallback(w, r, callbackRejection{reason: "not_pending", message: "This sign-in link has already been used or has expired."})
 		return
 	}
 	prov, err := b.providers.Lookup(ctx, conn.ProviderID, "")
 	if err != nil {
-		b.rejectCallback(w, r, callbackRejection{"unknown_provider", "The provider of this connection is no longer configured."})
+		b.rejectCallback(w, r, b.providerLookupRejection(ctx, err))
 		return
 	}
 	ends, err := b.providers.Endpoints(ctx, prov.Profile)
 	if err != nil {
-		b.rejectCallback(w, r, callbackRejection{"discovery_unavailable", "The provider is unavailable right now; try again shortly."})
+		b.rejectCallback(w, r, callbackRejection{reason: "discovery_unavailable", message: "The provider is unavailable right now; try again shortly.", status: http.StatusServiceUnavailable})
 		return
 	}
 	verifier, err := b.vault.Open(conn.PKCEVerifier, tokenset.VerifierAAD(conn.ID))
 	if err != nil {
 		b.log.ErrorContext(ctx, "start: opening PKCE verifier", "connection_id", conn.ID, "err", err)
-		b.rejectCallback(w, r, callbackRejection{"server_error", "Something went wrong; try again shortly."})
+		b.rejectCallback(w, r, callbackRejection{reason: "server_error", message: "Something went wrong; try again shortly.", status: http.StatusInternalServerError})
 		return
 	}
 	target, err := prov.Profile.AuthorizationURL(ends.Auth, provider.AuthRequest{
@@ -99,7 +105,7 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 		State: st, Nonce: conn.Nonce, CodeChallenge: pkce.ChallengeS256(string(verifier)),
 	})
 	if err != nil {
-		b.rejectCallback(w, r, callbackRejection{"server_error", "Something went wrong; try again shortly."})
+		b.rejectCallback(w, r, callbackRejection{reason: "server_error", message: "Something went wrong; try again shortly.", status: http.StatusInternalServerError})
 		return
 	}
 	maxAge := int(conn.ExpiresAt.Sub(b.now()) / time.Second)
