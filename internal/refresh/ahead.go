@@ -101,12 +101,14 @@ func (r *Refresher) ahead(ctx context.Context, id string, opts AheadOptions) boo
 	if !want(tok.ExpiresAt) {
 		return false
 	}
-	_, _, err = r.flights.do(id, func() (storage.Connection, tokenset.Set, error) {
+	after, _, err := r.flights.do(id, func() (storage.Connection, tokenset.Set, error) {
 		return r.shared(ctx, id, tok.UpdatedAt, want, false)
 	})
 	if err != nil {
 		r.log.InfoContext(ctx, "refresh-ahead did not refresh", "connection_id", id, "err", err)
 		return false
 	}
-	return true
+	// Counted only when a refresh happened (here or elsewhere): not for a
+	// token without refresh token, nor a failure served from the old one.
+	return after.LastRefreshAt.After(c.LastRefreshAt)
 }

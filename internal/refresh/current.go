@@ -37,7 +37,7 @@ func (r *Refresher) Current(ctx context.Context, c storage.Connection, tok stora
 		return c, set, nil
 	}
 	now := r.now()
-	if c.LastErrorClass == string(exchange.ClassTransient) && c.NextRefreshAt.After(now) {
+	if backingOff(c, now) {
 		// Backing off after provider trouble: serve what is still valid.
 		if !force && (set.Expiry.IsZero() || set.Expiry.After(now)) {
 			return c, set, nil
@@ -86,7 +86,7 @@ func (r *Refresher) shared(ctx context.Context, id string, seen time.Time, want 
 			}
 			// Another broker (or this one) just failed at the provider: the
 			// backoff is per connection, shared by every replica.
-			if c.LastErrorClass == string(exchange.ClassTransient) && c.NextRefreshAt.After(now) {
+			if backingOff(c, now) {
 				t := *tok
 				current, backoffUntil = &t, c.NextRefreshAt
 				return c, storage.TokenChange{}, errBackoff
@@ -149,8 +149,16 @@ func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.
 		return c, tokenset.Set{}, err
 	}
 	if set.RefreshToken == "" {
-		if set.Expiry.IsZero() || set.Expiry.After(r.now()) {
-			r.release(ctx, c, owner, nil)
+		if now := r.now().UTC(); set.Expiry.IsZero() || set.Expiry.After(now) {
+			// Nothing to refresh with. The worker need not look again
+			// before the token expires (then it is marked for re-consent)
+			// or, when its expiry is unknown, for a day; without this it
+			// picked the connection again on every pass.
+			next := set.Expiry
+			if next.IsZero() {
+				next = now.Add(noRefreshTokenRecheck)
+			}
+			r.release(ctx, c, owner, func(c *storage.Connection) { c.NextRefreshAt = next })
 			return c, set, nil
 		}
 		r.observe("no_refresh_token", start)
@@ -177,19 +185,21 @@ func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.
 	case exchange.ClassInvalidClient:
 		r.observe("invalid_client", start)
 		r.m.ClientErrors.WithLabelValues(c.ProviderName).Inc()
-		r.release(ctx, c, owner, func(c *storage.Connection) { c.LastErrorClass = string(class) })
-		if !set.Expiry.IsZero() && set.Expiry.After(r.now()) {
+		// A wrong or rotated client secret is not fixed in seconds: back
+		// off, shared by every replica and every reader, instead of
+		// calling the provider on each read and each worker pass.
+		backoff := nextBackoff(c, class, minClientBackoff)
+		now := r.now().UTC()
+		r.release(ctx, c, owner, func(c *storage.Connection) {
+			c.LastErrorClass, c.NextRefreshAt = string(class), now.Add(backoff)
+		})
+		if !set.Expiry.IsZero() && set.Expiry.After(now) {
 			return c, set, nil
 		}
 		return c, tokenset.Set{}, httpapi.BadGateway(httpapi.CodeProviderError, "the provider rejected the broker's client credentials", err)
 	default:
 		r.observe("transient", start)
-		backoff := minBackoff
-		if c.LastErrorClass == string(exchange.ClassTransient) {
-			if prev := c.NextRefreshAt.Sub(c.UpdatedAt); prev > 0 {
-				backoff = min(max(2*prev, minBackoff), maxBackoff)
-			}
-		}
+		backoff := nextBackoff(c, exchange.ClassTransient, minBackoff)
 		now := r.now().UTC()
 		r.release(ctx, c, owner, func(c *storage.Connection) {
 			c.LastErrorClass, c.NextRefreshAt = string(exchange.ClassTransient), now.Add(backoff)
@@ -201,15 +211,36 @@ func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.
 	}
 }
 
+// backingOff reports whether the connection is waiting out a provider
+// failure (transient trouble or refused client credentials).
+func backingOff(c storage.Connection, now time.Time) bool {
+	return (c.LastErrorClass == string(exchange.ClassTransient) || c.LastErrorClass == string(exchange.ClassInvalidClient)) &&
+		c.NextRefreshAt.After(now)
+}
+
+// nextBackoff doubles the previous wait when the last failure was of the
+// same class, from floor up to maxBackoff.
+func nextBackoff(c storage.Connection, class exchange.Class, floor time.Duration) time.Duration {
+	if c.LastErrorClass == string(class) {
+		if prev := c.NextRefreshAt.Sub(c.UpdatedAt); prev > 0 {
+			return min(max(2*prev, floor), maxBackoff)
+		}
+	}
+	return floor
+}
+
 func (r *Refresher) observe(result string, start time.Time) {
 	r.m.Refreshes.WithLabelValues(result).Inc()
 	r.m.Seconds.Observe(r.now().Sub(start).Seconds())
 }
 
 // storeRefreshed persists the new token set (rotated refresh token first, before
-// any caller sees the new access token), fenced by the claim's version: a
-// holder whose lease ran out and was taken over loses the write and its
-// token is discarded.
+// any caller sees the new access token), fenced by the lease: the owner
+// value is random per claim, so a holder whose lease ran out and was taken
+// over loses the write and its token is discarded. Other writes to the row
+// meanwhile (a key rotation re-sealing it) do not void the lease: the
+// provider has already consumed the old refresh token, so the new one must
+// be kept.
 func (r *Refresher) storeRefreshed(ctx context.Context, c storage.Connection, owner string, old tokenset.Set, fresh *exchange.Token, grant Grant, start time.Time) (storage.Connection, tokenset.Set, error) {
 	now := r.now().UTC()
 	set := tokenset.New(fresh, grant.Profile, now)
@@ -228,12 +259,22 @@ func (r *Refresher) storeRefreshed(ctx context.Context, c storage.Connection, ow
 	if set.Scope == "" {
 		set.Scope = old.Scope
 	}
+	// Members only the code exchange returned (Dropbox account_id, Slack
+	// team…) stay; the refresh response's own win.
+	for k, v := range old.Extra {
+		if _, ok := set.Extra[k]; !ok {
+			if set.Extra == nil {
+				set.Extra = make(map[string]any, len(old.Extra))
+			}
+			set.Extra[k] = v
+		}
+	}
 	sealed, err := tokenset.Seal(r.vault, c.ID, set)
 	if err != nil {
 		return c, tokenset.Set{}, err
 	}
 	updated, err := r.store.UpdateConnection(ctx, c.ID, func(cur storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
-		if cur.Version != c.Version || cur.RefreshLeaseOwner != owner {
+		if cur.RefreshLeaseOwner != owner || cur.Status != storage.StatusActive {
 			return cur, storage.TokenChange{}, errLostLease
 		}
 		cur.RefreshLeaseOwner, cur.RefreshLeaseUntil = "", time.Time{}
@@ -244,6 +285,7 @@ func (r *Refresher) storeRefreshed(ctx context.Context, c storage.Connection, ow
 	if errors.Is(err, errLostLease) {
 		r.observe("lost_lease", start)
 		r.log.WarnContext(ctx, "refresh result discarded: lease lost", "connection_id", c.ID)
+		r.release(ctx, c, owner, nil) // still ours if only the status changed
 		return c, tokenset.Set{}, httpapi.Unavailable("token refresh raced with another broker; retry", time.Second, err)
 	}
 	if err != nil {

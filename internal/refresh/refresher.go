@@ -25,7 +25,13 @@ const (
 
 	minBackoff = 15 * time.Second
 	maxBackoff = 10 * time.Minute
-	leasePoll  = 50 * time.Millisecond
+	// minClientBackoff is the first wait after the provider refused the
+	// broker's client credentials.
+	minClientBackoff = time.Minute
+	// noRefreshTokenRecheck: a token without refresh token and without
+	// known expiry is looked at again by the worker after this long.
+	noRefreshTokenRecheck = 24 * time.Hour
+	leasePoll             = 50 * time.Millisecond
 )
 
 // Store is the part of storage.Store the refresher uses.

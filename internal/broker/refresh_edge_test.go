@@ -1,0 +1,147 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/dromos-dev/dromos/internal/broker"
+	"github.com/dromos-dev/dromos/internal/state"
+	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/vault"
+)
+
+// A key rotation that re-seals the token row while a refresh is at the
+// provider must not cost the rotated refresh token: the provider has
+// already consumed the old one.
+func TestKeyRotationDuringRefreshKeepsTheRotatedToken(t *testing.T) {
+	h, p, id := setupRotating(t, sqliteURL(t))
+	p.set(func(p *rotatingProvider) { p.delay = 300 * time.Millisecond })
+	h.encKeys = []vault.Key{{ID: 2, Secret: [32]byte{42}}, encKey}
+	h.stateKeys = []state.Key{{ID: 2, Secret: bytes.Repeat([]byte{43}, 32)}, stateKey}
+	h.start()
+	h.clock.Advance(2 * time.Hour)
+
+	done := make(chan int, 1)
+	go func() { st, _ := h.token(id); done <- st }()
+	for p.refreshes.Load() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := h.broker.RotateKeys(context.Background(), 10, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st := <-done; st != http.StatusOK {
+		t.Fatalf("token read during the rotation: %d, want 200", st)
+	}
+	c, _ := h.store.GetConnection(context.Background(), id)
+	if c.RefreshLeaseOwner != "" {
+		t.Fatalf("lease still held by %q", c.RefreshLeaseOwner)
+	}
+	// The next refresh uses the rotated refresh token: no reuse, still active.
+	h.clock.Advance(2 * time.Hour)
+	if st, body := h.token(id); st != http.StatusOK {
+		t.Fatalf("next refresh: %d %v", st, body)
+	}
+	if p.reused.Load() != 0 || h.status(id) != storage.StatusActive {
+		t.Fatalf("provider saw %d reused refresh tokens; status %s", p.reused.Load(), h.status(id))
+	}
+}
+
+// Connections whose token has no refresh token are not picked again on
+// every worker pass, are not counted as refreshed, and do not starve the
+// keep-alive of a connection that has one.
+func TestWorkerSkipsConnectionsWithoutRefreshToken(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h := newHarness(t, dbURL)
+		f := newFakeProvider(t)
+		f.setResponse(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "gh-" + r.PostFormValue("code"), "token_type": "bearer"})
+		})
+		h.registerProvider(f.profile("nort"))
+		p := newRotatingProvider(t)
+		p.set(func(p *rotatingProvider) { p.noExpiry = true })
+		h.registerProvider(p.profile("opaque"))
+		var nort []string
+		for range 8 {
+			nort = append(nort, connect(t, h, "nort"))
+		}
+		rt := connect(t, h, "opaque")
+		h.clock.Advance(25 * time.Hour)
+
+		opts := broker.WorkerOptions{Interval: time.Nanosecond, Batch: 3}
+		total := 0
+		for range 5 {
+			n, err := h.broker.RefreshDue(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += n
+		}
+		if got := p.refreshes.Load(); got != 1 {
+			t.Fatalf("keep-alive refreshes of the connection with a refresh token: %d, want 1", got)
+		}
+		if total != 1 {
+			t.Fatalf("passes counted %d refreshes, want 1", total)
+		}
+		c, _ := h.store.GetConnection(context.Background(), nort[0])
+		if c.Status != storage.StatusActive || !c.NextRefreshAt.After(h.clock.Now()) {
+			t.Fatalf("connection without refresh token: status %s, next look %v", c.Status, c.NextRefreshAt)
+		}
+		if c2, _ := h.store.GetConnection(context.Background(), rt); c2.LastRefreshAt.IsZero() {
+			t.Fatal("keep-alive did not run")
+		}
+	})
+}
+
+// A provider refusing the client credentials is asked again only after a
+// backoff, by the worker and by readers alike.
+func TestInvalidClientBacksOff(t *testing.T) {
+	h, p, id := setupRotating(t, sqliteURL(t))
+	p.set(func(p *rotatingProvider) { p.fail = func() (int, string) { return 401, `{"error":"invalid_client"}` } })
+	h.clock.Advance(time.Hour - 30*time.Second) // inside the margin, still valid
+	for range 4 {
+		if _, err := h.broker.RefreshDue(context.Background(), broker.WorkerOptions{Interval: time.Nanosecond}); err != nil {
+			t.Fatal(err)
+		}
+		h.clock.Advance(time.Second)
+	}
+	for range 3 {
+		if st, body := h.token(id); st != http.StatusOK {
+			t.Fatalf("read of a still valid token during the backoff: %d %v", st, body)
+		}
+	}
+	if got := p.refreshes.Load(); got != 1 {
+		t.Fatalf("provider asked %d times during the backoff, want 1", got)
+	}
+	h.clock.Advance(2 * time.Minute)
+	h.token(id)
+	if got := p.refreshes.Load(); got != 2 {
+		t.Fatalf("provider asked %d times after the backoff, want 2", got)
+	}
+}
+
+// Members only the code exchange returned stay in the token answer after a
+// refresh.
+func TestExtrasSurviveRefresh(t *testing.T) {
+	h := newHarness(t, sqliteURL(t))
+	f := newFakeProvider(t)
+	f.setResponse(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.PostFormValue("grant_type") == "authorization_code" {
+			_, _ = w.Write([]byte(`{"access_token":"a1","token_type":"bearer","expires_in":14400,"refresh_token":"r1","account_id":"dbid:AAH4","uid":"12345"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"access_token":"a2","token_type":"bearer","expires_in":14400,"uid":"67890"}`))
+	})
+	h.registerProvider(f.profile("dbx"))
+	id := connect(t, h, "dbx")
+	h.clock.Advance(5 * time.Hour)
+	st, after := h.token(id)
+	if st != http.StatusOK || after["access_token"] != "a2" || after["account_id"] != "dbid:AAH4" || after["uid"] != "67890" {
+		t.Fatalf("after refresh: %d %v (account_id kept, uid from the refresh)", st, after)
+	}
+}
