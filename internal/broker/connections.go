@@ -153,12 +153,20 @@ var reservedTokenFields = map[string]bool{
 	"id_token": true, "provider": true, "refresh_token": true, "connection_id": true,
 }
 
+// tokenBody is the token answer: the provider's extras, then the named
+// members over them. A refresh_token reaches the agent only when the
+// operator turned ExposeRefreshToken on, including one nested in an extra
+// (Slack's authed_user carries the user token's refresh_token).
 func (b *Broker) tokenBody(c storage.Connection, set tokenset.Set) map[string]any {
 	body := make(map[string]any, 8+len(set.Extra))
 	for k, v := range set.Extra {
-		if !reservedTokenFields[k] {
-			body[k] = v
+		if reservedTokenFields[k] {
+			continue
 		}
+		if !b.cfg.ExposeRefreshToken && holdsRefreshToken(v) {
+			v = withoutRefreshTokens(v)
+		}
+		body[k] = v
 	}
 	body["access_token"] = set.AccessToken
 	body["token_type"] = set.TokenType
@@ -183,6 +191,50 @@ func (b *Broker) tokenBody(c storage.Connection, set tokenset.Set) map[string]an
 		body["refresh_token"] = set.RefreshToken
 	}
 	return body
+}
+
+// holdsRefreshToken reports whether the decoded JSON value v has an object
+// member named refresh_token at any depth. A string or number (most
+// extras) costs one type switch.
+func holdsRefreshToken(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if k == "refresh_token" || holdsRefreshToken(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if holdsRefreshToken(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// withoutRefreshTokens returns a copy of v without the object members named
+// refresh_token at any depth. v itself is left alone: the token set it
+// belongs to is the caller's.
+func withoutRefreshTokens(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			if k != "refresh_token" {
+				out[k] = withoutRefreshTokens(e)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = withoutRefreshTokens(e)
+		}
+		return out
+	}
+	return v
 }
 
 func (b *Broker) getToken(w http.ResponseWriter, r *http.Request) error {

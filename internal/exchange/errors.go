@@ -77,10 +77,13 @@ const (
 	// ClassNone is the class of a nil error.
 	ClassNone Class = ""
 	// ClassInvalidGrant: the code or refresh token is dead (used, expired,
-	// revoked). The user must consent again.
+	// revoked): invalid_grant or a provider's own name for it (GitHub's
+	// bad_refresh_token, Slack's invalid_refresh_token…). The user must
+	// consent again.
 	ClassInvalidGrant Class = "invalid_grant"
 	// ClassInvalidClient: the provider rejects our client registration
-	// (invalid_client, unauthorized_client). An operator must fix it.
+	// (invalid_client, unauthorized_client, GitHub's
+	// incorrect_client_credentials). An operator must fix it.
 	ClassInvalidClient Class = "invalid_client"
 	// ClassTransient: network failure, timeout, 5xx, 429,
 	// temporarily_unavailable or server_error. Retry later.
@@ -117,9 +120,9 @@ func Classify(err error) Class {
 
 func (e *Error) class() Class {
 	switch {
-	case strings.EqualFold(e.Code, "invalid_grant"):
+	case isDeadGrantCode(e.Code):
 		return ClassInvalidGrant
-	case strings.EqualFold(e.Code, "invalid_client"), strings.EqualFold(e.Code, "unauthorized_client"):
+	case isBadClientCode(e.Code):
 		return ClassInvalidClient
 	// server_error is how RFC 6749 lets a server say "500" where it cannot
 	// use the status code, so it is as retryable as a 500.
@@ -130,6 +133,41 @@ func (e *Error) class() Class {
 	default:
 		return ClassProtocol
 	}
+}
+
+// isDeadGrantCode reports whether code says the grant itself is dead, so
+// only a new consent helps. Besides RFC 6749's invalid_grant, some providers
+// answer a dead refresh token with their own code, often inside an HTTP 200:
+//   - GitHub: bad_refresh_token (docs.github.com, "Generating a user access
+//     token for a GitHub App", Troubleshooting > Bad refresh token).
+//   - Slack, as {"ok":false,"error":…}: invalid_refresh_token (the error
+//     example on docs.slack.dev/reference/methods/tooling.tokens.rotate);
+//     token_revoked and token_expired, the codes Slack's Web API gives for
+//     a revoked or expired token (seen in copies of Slack's error tables;
+//     not confirmed on Slack's own pages for its oauth methods).
+//
+// Left as ClassProtocol these would be retried as transient forever: the
+// agent would get 503 on every read instead of 409 reauth_required.
+func isDeadGrantCode(code string) bool {
+	for _, c := range [...]string{"invalid_grant", "bad_refresh_token", "invalid_refresh_token", "token_revoked", "token_expired"} {
+		if strings.EqualFold(code, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// isBadClientCode reports whether code says the provider rejects our client
+// registration. GitHub calls it incorrect_client_credentials (docs.github.com,
+// the same Troubleshooting section, and "Troubleshooting OAuth app access
+// token request errors").
+func isBadClientCode(code string) bool {
+	for _, c := range [...]string{"invalid_client", "unauthorized_client", "incorrect_client_credentials"} {
+		if strings.EqualFold(code, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // isInvalidClient reports whether err is the answer that makes AuthAuto try

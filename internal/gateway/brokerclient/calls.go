@@ -1,6 +1,7 @@
 package brokerclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,7 +79,8 @@ type Token struct {
 	IDToken   string
 	Provider  string
 	// Extras are the other members of the provider's token response, as the
-	// broker sent them.
+	// broker sent them, except refresh tokens nested in them when the
+	// broker does not expose refresh tokens (see parseToken).
 	Extras map[string]json.RawMessage
 }
 
@@ -238,6 +240,16 @@ func parseToken(op string, raw map[string]json.RawMessage) (Token, error) {
 		}
 		t.ExpiresAt = t.ExpiresAt.UTC()
 	}
+	// A top-level refresh_token is in the answer only when the broker is
+	// configured to hand refresh tokens out (EXPOSE_REFRESH_TOKEN), and it
+	// passes through like any extra. Without one, a refresh token nested in
+	// an extra (Slack's authed_user) can only come from a broker that
+	// missed it, and is dropped here too: the gateway never passes on a
+	// refresh token the broker was not told to give.
+	exposed := false
+	if v, ok := raw["refresh_token"]; ok && string(v) != "null" {
+		exposed = true
+	}
 	extras := 0
 	for k := range raw {
 		if !IsTokenMember(k) {
@@ -247,12 +259,75 @@ func parseToken(op string, raw map[string]json.RawMessage) (Token, error) {
 	if extras > 0 {
 		t.Extras = make(map[string]json.RawMessage, extras)
 		for k, v := range raw {
-			if !IsTokenMember(k) {
-				t.Extras[k] = v
+			if IsTokenMember(k) {
+				continue
 			}
+			if !exposed {
+				var keep bool
+				if v, keep = withoutNestedRefreshTokens(v); !keep {
+					continue
+				}
+			}
+			t.Extras[k] = v
 		}
 	}
 	return t, nil
+}
+
+// quotedRefreshToken is how the name appears in the broker's JSON, which
+// encoding/json writes without escapes.
+var quotedRefreshToken = []byte(`"refresh_token"`)
+
+// withoutNestedRefreshTokens returns the JSON value v without the object
+// members named refresh_token at any depth. Strings, numbers and objects
+// that do not mention the name (every extra, in practice) are returned as
+// they are without being decoded. keep is false when v cannot be decoded
+// to be checked: it is then left out rather than passed on unchecked.
+func withoutNestedRefreshTokens(v json.RawMessage) (out json.RawMessage, keep bool) {
+	trimmed := bytes.TrimLeft(v, " \t\r\n")
+	if len(trimmed) == 0 || (trimmed[0] != '{' && trimmed[0] != '[') || !bytes.Contains(v, quotedRefreshToken) {
+		return v, true
+	}
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber() // numbers written again exactly as the broker sent them
+	var x any
+	if err := dec.Decode(&x); err != nil {
+		return nil, false
+	}
+	if !dropRefreshTokens(&x) {
+		return v, true // the name was only in a string value
+	}
+	out, err := json.Marshal(x)
+	if err != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+// dropRefreshTokens deletes the object members named refresh_token at any
+// depth in the decoded value *x and reports whether it deleted one.
+func dropRefreshTokens(x *any) bool {
+	dropped := false
+	switch v := (*x).(type) {
+	case map[string]any:
+		if _, ok := v["refresh_token"]; ok {
+			delete(v, "refresh_token")
+			dropped = true
+		}
+		for k, e := range v {
+			if dropRefreshTokens(&e) {
+				v[k] = e
+				dropped = true
+			}
+		}
+	case []any:
+		for i := range v {
+			if dropRefreshTokens(&v[i]) {
+				dropped = true
+			}
+		}
+	}
+	return dropped
 }
 
 // expiresIn accepts a JSON number or a numeric string, as providers send
