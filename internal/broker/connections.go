@@ -300,8 +300,11 @@ func (b *Broker) deleteConnection(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	revoked := b.revokeAtProvider(r.Context(), c, row)
-	if err := b.store.DeleteConnection(r.Context(), c.ID); errors.Is(err, storage.ErrNotFound) {
+	// Once the provider was asked to revoke, the deletion must happen even
+	// if the caller goes away.
+	ctx := context.WithoutCancel(r.Context())
+	revoked := b.revokeAtProvider(ctx, c, row)
+	if err := b.store.DeleteConnection(ctx, c.ID); errors.Is(err, storage.ErrNotFound) {
 		return httpapi.NotFound("connection")
 	} else if err != nil {
 		return err

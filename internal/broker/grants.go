@@ -25,7 +25,7 @@ func (g refreshGrants) Grant(ctx context.Context, providerID string) (refresh.Gr
 	}
 	// A secret that does not open shows as invalid_client at the provider.
 	secret, _ := b.providers.ClientSecret(prov)
-	grant := refresh.Grant{Endpoint: prov.TokenEndpoint(ends, secret), Profile: prov.Profile}
+	grant := refresh.Grant{Endpoint: prov.TokenEndpoint(ends, secret), Profile: prov.Profile, RevocationURL: ends.Revocation}
 	if ends.Issuer != "" && ends.JWKS != "" {
 		grant.VerifyIDToken = func(ctx context.Context, raw string) (string, string, error) {
 			claims, err := b.idt.Verify(ctx, raw, idtoken.Expect{Issuer: ends.Issuer, ClientID: prov.Profile.ClientID, JWKSURL: ends.JWKS})

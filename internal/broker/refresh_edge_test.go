@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,5 +145,52 @@ func TestExtrasSurviveRefresh(t *testing.T) {
 	st, after := h.token(id)
 	if st != http.StatusOK || after["access_token"] != "a2" || after["account_id"] != "dbid:AAH4" || after["uid"] != "67890" {
 		t.Fatalf("after refresh: %d %v (account_id kept, uid from the refresh)", st, after)
+	}
+}
+
+// A connection deleted while its refresh is at the provider leaves no live
+// grant: the deletion revokes the old refresh token, the refresher the one
+// the provider just issued.
+func TestDeleteDuringRefreshRevokesTheNewGrant(t *testing.T) {
+	h := newHarness(t, sqliteURL(t))
+	p := newRotatingProvider(t)
+	prof := p.profile("rot")
+	prof["revocation_url"] = p.srv.URL + "/revoke"
+	h.registerProvider(prof)
+	id := connect(t, h, "rot")
+
+	var mu sync.Mutex
+	var revoked []string
+	p.fakeProvider.mu.Lock()
+	p.fakeProvider.revoke = func(r *http.Request) {
+		mu.Lock()
+		revoked = append(revoked, r.PostFormValue("token"))
+		mu.Unlock()
+	}
+	p.fakeProvider.mu.Unlock()
+	arrived, release := make(chan struct{}), make(chan struct{})
+	p.setResponse(func(w http.ResponseWriter, r *http.Request) {
+		if r.PostFormValue("grant_type") == "refresh_token" {
+			close(arrived)
+			<-release
+		}
+		p.serve(w, r)
+	})
+
+	h.clock.Advance(2 * time.Hour)
+	done := make(chan int, 1)
+	go func() { st, _ := h.token(id); done <- st }()
+	<-arrived
+	if st := h.do("DELETE", "/connections/"+id, nil, nil); st != http.StatusNoContent {
+		t.Fatalf("delete during the refresh: %d", st)
+	}
+	close(release)
+	if st := <-done; st == http.StatusOK {
+		t.Fatal("the read of a deleted connection answered 200")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(revoked, []string{"rt-1", "rt-2"}) {
+		t.Fatalf("revoked %v, want the old refresh token (deletion) and the new one (refresher)", revoked)
 	}
 }

@@ -288,11 +288,36 @@ func (r *Refresher) storeRefreshed(ctx context.Context, c storage.Connection, ow
 		r.release(ctx, c, owner, nil) // still ours if only the status changed
 		return c, tokenset.Set{}, httpapi.Unavailable("token refresh raced with another broker; retry", time.Second, err)
 	}
+	if errors.Is(err, storage.ErrNotFound) {
+		// Deleted while the provider answered: its revocation covered the
+		// old refresh token, not the one just issued.
+		r.revokeUnstored(ctx, c.ID, grant, set)
+	}
 	if err != nil {
 		return c, tokenset.Set{}, err
 	}
 	r.observe("success", start)
 	return updated, set, nil
+}
+
+// revokeUnstored revokes, best effort, a refreshed grant that has no
+// connection to be stored on, so that no grant stays alive that nobody
+// holds.
+func (r *Refresher) revokeUnstored(ctx context.Context, id string, grant Grant, set tokenset.Set) {
+	token, hint := set.RefreshToken, "refresh_token"
+	if token == "" {
+		token, hint = set.AccessToken, "access_token"
+	}
+	if grant.RevocationURL == "" || token == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := r.xchg.Revoke(ctx, grant.RevocationURL, grant.Endpoint, token, hint); err != nil {
+		r.log.WarnContext(ctx, "revoking a refreshed grant of a deleted connection failed", "connection_id", id, "err", err)
+		return
+	}
+	r.log.InfoContext(ctx, "revoked a refreshed grant of a deleted connection", "connection_id", id)
 }
 
 // release clears the lease (if still ours), applying edit.

@@ -48,9 +48,10 @@ type Vault interface {
 	tokenset.Opener
 }
 
-// Exchanger calls a provider's token endpoint.
+// Exchanger calls a provider's token and revocation endpoints.
 type Exchanger interface {
 	Refresh(ctx context.Context, ep exchange.Endpoint, refreshToken string, scopes []string) (*exchange.Token, error)
+	Revoke(ctx context.Context, revocationURL string, ep exchange.Endpoint, token, tokenTypeHint string) error
 }
 
 // Grant is what a refresh needs of a connection's provider.
@@ -64,6 +65,9 @@ type Grant struct {
 	// its subject and issuer; nil when the provider has no verification
 	// keys, in which case such an id_token is dropped.
 	VerifyIDToken func(ctx context.Context, raw string) (subject, issuer string, err error)
+	// RevocationURL, when known, is where a refreshed grant that could
+	// not be stored (the connection was deleted meanwhile) is revoked.
+	RevocationURL string
 }
 
 // Grants resolves a provider for a refresh. An error that is not the
