@@ -125,20 +125,10 @@ func writeTemplate(b *strings.Builder, t Template) {
 	}
 	w("- **Client authentication:** `%s`; **PKCE:** %s\n", t.TokenEndpointAuthMethod, strings.ReplaceAll(t.PKCE, "_", " "))
 	if len(t.AuthParams) > 0 {
-		var ps []string
-		for k, v := range t.AuthParams {
-			ps = append(ps, k+"="+v)
-		}
-		slices.Sort(ps)
-		w("- **Authorization parameters:** %s\n", code(ps))
+		w("- **Authorization parameters:** %s\n", code(joinedPairs(t.AuthParams, "=")))
 	}
 	if len(t.TokenRequestHeaders) > 0 {
-		var hs []string
-		for k, v := range t.TokenRequestHeaders {
-			hs = append(hs, k+": "+v)
-		}
-		slices.Sort(hs)
-		w("- **Token request headers:** %s\n", code(hs))
+		w("- **Token request headers:** %s\n", code(joinedPairs(t.TokenRequestHeaders, ": ")))
 	}
 	if len(t.Placeholders) > 0 {
 		var ps []string
@@ -165,4 +155,14 @@ func writeTemplate(b *strings.Builder, t Template) {
 		w(", \"template_params\": {%s}", strings.Join(ps, ", "))
 	}
 	w(",\n             \"client_id\": \"…\", \"client_secret\": \"…\"}}\n```\n")
+}
+
+// joinedPairs is m as sorted "key<sep>value" strings.
+func joinedPairs(m map[string]string, sep string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+sep+v)
+	}
+	slices.Sort(out)
+	return out
 }
