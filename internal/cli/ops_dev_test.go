@@ -197,6 +197,13 @@ func TestOpsAgainstDev(t *testing.T) {
 			prov["token_url"] != "https://auth.atlassian.com/oauth/token" {
 			t.Fatalf("added %v", prov)
 		}
+		// The template's token request headers, and one added by flag.
+		decodeInto(t, mustCLI(t, env, "providers", "add", "--template", "notion", "--client-id", "n",
+			"--client-secret", secret, "--token-header", "X-Trace=on", "--json"), &prov)
+		headers, _ := prov["token_request_headers"].(map[string]any)
+		if headers["Notion-Version"] != "2025-09-03" || headers["X-Trace"] != "on" {
+			t.Fatalf("token_request_headers %v", prov["token_request_headers"])
+		}
 		list := mustCLI(t, env, "providers", "catalog")
 		if !hasRow(list, "github", "GitHub", "yes") {
 			t.Fatalf("catalog does not show github as configured:\n%s", list)

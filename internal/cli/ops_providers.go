@@ -240,11 +240,11 @@ type addFlags struct {
 	authURL, tokenURL, userinfoURL, revocationURL, jwksURL, authMeth string
 	clientID, clientSecret, clientSecretFile                         string
 	aliases, scopes, quirks                                          listFlag
-	authParams, params                                               pairFlag
+	authParams, params, tokenHeaders                                 pairFlag
 }
 
 func runProvidersAdd(ctx context.Context, args []string, ios ioSet, env config.Env) error {
-	f := addFlags{authParams: pairFlag{}, params: pairFlag{}}
+	f := addFlags{authParams: pairFlag{}, params: pairFlag{}, tokenHeaders: pairFlag{}}
 	fs := newFlags("providers add", "Registers a provider at the broker, from flags or from a profile file (the JSON profile of\n"+
 		"docs/BROKER_API.md, bare or as {\"profile\":{…}}). With --template a catalog entry fills in the rest\n"+
 		"(`dromos providers catalog` lists them); flags given explicitly override it.\n"+
@@ -272,6 +272,7 @@ func runProvidersAdd(ctx context.Context, args []string, ios ioSet, env config.E
 	fs.StringVar(&f.authMeth, "auth-method", "", "client_secret_basic, client_secret_post, auto or none")
 	fs.Var(&f.quirks, "quirks", "named provider behaviours, comma-separated")
 	fs.Var(f.authParams, "auth-param", "extra authorization parameter KEY=VALUE (repeatable)")
+	fs.Var(f.tokenHeaders, "token-header", "header NAME=VALUE sent with token, refresh and revocation requests, e.g. Notion-Version=2025-09-03 (repeatable)")
 	if _, err := parseArgs(fs, args, 0, ""); err != nil {
 		return err
 	}
@@ -364,6 +365,9 @@ func (f *addFlags) profile(fs *flag.FlagSet) (map[string]any, error) {
 	}
 	if len(f.authParams) > 0 {
 		p["auth_params"] = map[string]string(f.authParams)
+	}
+	if len(f.tokenHeaders) > 0 {
+		p["token_request_headers"] = map[string]string(f.tokenHeaders)
 	}
 	return p, nil
 }
