@@ -2,6 +2,7 @@ package auditq
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -30,6 +31,10 @@ type Queue struct {
 	flushes chan chan struct{}
 	done    chan struct{}
 	once    sync.Once
+	// mu guards closed: Add holds it for reading while it sends, Close for
+	// writing while it closes ch, so no send meets a closed channel.
+	mu     sync.RWMutex
+	closed bool
 }
 
 const (
@@ -47,8 +52,43 @@ func New(store Appender, log *slog.Logger, lost prometheus.Counter) *Queue {
 	return q
 }
 
-// Add queues an event; it blocks while the queue is full.
-func (q *Queue) Add(e storage.AuditEvent) { q.ch <- e }
+// Add queues an event; it blocks while the queue is full. After Close the
+// event is written at once, on its own.
+func (q *Queue) Add(e storage.AuditEvent) {
+	q.mu.RLock()
+	if !q.closed {
+		q.ch <- e
+		q.mu.RUnlock()
+		return
+	}
+	q.mu.RUnlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q.append(ctx, []storage.AuditEvent{e})
+}
+
+// append writes events in one transaction. When that fails for a reason
+// other than the store being unavailable, the events are written one by
+// one, so one event the store refuses does not take the others with it.
+func (q *Queue) append(ctx context.Context, events []storage.AuditEvent) {
+	err := q.store.AppendAudit(ctx, events...)
+	if err == nil {
+		return
+	}
+	if len(events) > 1 && !errors.Is(err, storage.ErrUnavailable) && ctx.Err() == nil {
+		lost := 0
+		for _, e := range events {
+			if err := q.store.AppendAudit(ctx, e); err != nil {
+				q.log.Warn("audit event not written", "type", e.Type, "connection_id", e.ConnectionID, "err", err)
+				lost++
+			}
+		}
+		q.lost.Add(float64(lost))
+		return
+	}
+	q.log.Warn("audit batch not written", "events", len(events), "err", err)
+	q.lost.Add(float64(len(events)))
+}
 
 func (q *Queue) run() {
 	defer close(q.done)
@@ -60,10 +100,7 @@ func (q *Queue) run() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := q.store.AppendAudit(ctx, batch...); err != nil {
-			q.log.Warn("audit batch not written", "events", len(batch), "err", err)
-			q.lost.Add(float64(len(batch)))
-		}
+		q.append(ctx, batch)
 		cancel()
 		batch = batch[:0]
 	}
@@ -86,9 +123,14 @@ func (q *Queue) run() {
 			write()
 		case done := <-q.flushes:
 			// Drain what is queued now, then write.
+			closed := false
 			for drained := false; !drained; {
 				select {
-				case e := <-q.ch:
+				case e, ok := <-q.ch:
+					if !ok {
+						drained, closed = true, true
+						break
+					}
 					batch = append(batch, e)
 					if len(batch) >= auditBatch {
 						write()
@@ -100,6 +142,9 @@ func (q *Queue) run() {
 			timer.Stop()
 			write()
 			close(done)
+			if closed {
+				return
+			}
 		}
 	}
 }
@@ -116,6 +161,11 @@ func (q *Queue) Flush() {
 
 // Close writes what is queued and stops the queue.
 func (q *Queue) Close() {
-	q.once.Do(func() { close(q.ch) })
+	q.once.Do(func() {
+		q.mu.Lock()
+		q.closed = true
+		close(q.ch)
+		q.mu.Unlock()
+	})
 	<-q.done
 }

@@ -93,3 +93,55 @@ func value(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// refuser is a store that refuses any transaction holding an event of
+// type "bad", as PostgreSQL refuses a row with invalid UTF-8.
+type refuser struct{ recorder }
+
+func (r *refuser) AppendAudit(ctx context.Context, events ...storage.AuditEvent) error {
+	for _, e := range events {
+		if e.Type == "bad" {
+			return errors.New("invalid byte sequence")
+		}
+	}
+	return r.recorder.AppendAudit(ctx, events...)
+}
+
+// One event the store refuses costs only itself, not its batch.
+func TestRefusedEventDoesNotSinkItsBatch(t *testing.T) {
+	rec := &refuser{}
+	lost := prometheus.NewCounter(prometheus.CounterOpts{Name: "lost"})
+	q := auditq.New(rec, slog.New(slog.DiscardHandler), lost)
+	defer q.Close()
+	for i := range 10 {
+		typ := "token.read"
+		if i == 4 {
+			typ = "bad"
+		}
+		q.Add(storage.AuditEvent{Type: typ})
+	}
+	q.Flush()
+	if events, _ := rec.written(); events != 9 || value(lost) != 1 {
+		t.Fatalf("written %d, lost %v; want 9 and 1", events, value(lost))
+	}
+}
+
+// Flush racing Close returns, and an event added after Close is written.
+func TestFlushCloseAndAddAfterClose(t *testing.T) {
+	rec := &recorder{}
+	q := auditq.New(rec, slog.New(slog.DiscardHandler), prometheus.NewCounter(prometheus.CounterOpts{Name: "lost"}))
+	for range 100 {
+		q.Add(storage.AuditEvent{Type: "token.read"})
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() { defer wg.Done(); q.Flush() }()
+	}
+	q.Close()
+	wg.Wait()
+	q.Add(storage.AuditEvent{Type: "token.read"})
+	if events, _ := rec.written(); events != 101 {
+		t.Fatalf("written %d events, want 101", events)
+	}
+}

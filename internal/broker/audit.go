@@ -5,7 +5,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/dromos-dev/dromos/internal/httpapi"
 
@@ -33,16 +36,19 @@ func (b *Broker) auditQuery(r *http.Request, q url.Values, e storage.AuditEvent)
 	if ip := b.clientIP(r); ip.IsValid() {
 		e.ClientIP = ip.Unmap().String()
 	}
-	if ua := r.UserAgent(); len(ua) > 256 {
-		e.UserAgent = ua[:256]
-	} else {
-		e.UserAgent = ua
-	}
+	e.UserAgent = storableText(r.UserAgent(), 256)
 	if e.Actor == "" {
 		if q == nil {
 			q = r.URL.Query()
 		}
 		e.Actor = q.Get("client_name")
+	}
+	e.Actor = storableText(e.Actor, 256)
+	for k, v := range e.Detail {
+		if sk, sv := storableText(k, 256), storableText(v, 1024); sk != k || sv != v {
+			delete(e.Detail, k)
+			e.Detail[sk] = sv
+		}
 	}
 	if e.Type == "token.read" {
 		b.auditq.Add(e)
@@ -119,3 +125,31 @@ func (b *Broker) FlushAudit() { b.auditq.Flush() }
 // Close writes the queued audit events and stops the queue. Call it before
 // closing the store.
 func (b *Broker) Close() { b.auditq.Close() }
+
+// storableText is s as every store keeps it: valid UTF-8 (PostgreSQL
+// refuses anything else, and one refused row would sink the batch it is
+// in), without control characters, at most max bytes cut on a character
+// boundary. Header and query values are whatever a client sent.
+func storableText(s string, max int) string {
+	plain := len(s) <= max
+	for i := 0; plain && i < len(s); i++ {
+		plain = s[i] >= 0x20 && s[i] < 0x7f
+	}
+	if plain {
+		return s
+	}
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
+}

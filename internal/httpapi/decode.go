@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,9 +15,11 @@ import (
 const MaxBody = 1 << 20
 
 // DecodeJSON reads exactly one JSON value from the body into v, rejecting
-// unknown fields, trailing data, wrong content types and bodies over limit
-// bytes. Its errors are *Error values ready for WriteError; their messages
-// name the problem (field, position) but never echo the body.
+// unknown fields, trailing data, wrong content types, bodies over limit
+// bytes and strings holding a NUL character (\u0000: no field needs one,
+// and PostgreSQL refuses to store it). Its errors are *Error values ready
+// for WriteError; their messages name the problem (field, position) but
+// never echo the body.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
 	if limit <= 0 {
 		limit = MaxBody
@@ -27,7 +30,18 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) erro
 			return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeBadRequest, Message: "Content-Type must be application/json"}
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return decodeError(err, limit)
+		}
+		return BadRequest("request body could not be read")
+	}
+	if hasNULEscape(body) {
+		return BadRequest("request body holds a NUL character (\\u0000), which no field accepts")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err, limit)
@@ -82,5 +96,27 @@ func jsonKind(goKind string) string {
 		return "a boolean"
 	default:
 		return "a number"
+	}
+}
+
+// hasNULEscape reports whether the JSON text b holds the escape \u0000 (a
+// backslash that is not itself escaped, then u0000). A raw NUL byte is
+// already a syntax error for the decoder.
+func hasNULEscape(b []byte) bool {
+	esc := []byte(`\u0000`)
+	for off := 0; ; {
+		i := bytes.Index(b[off:], esc)
+		if i < 0 {
+			return false
+		}
+		p := off + i
+		n := 0
+		for j := p; j >= 0 && b[j] == '\\'; j-- {
+			n++
+		}
+		if n%2 == 1 {
+			return true
+		}
+		off = p + 1
 	}
 }

@@ -34,6 +34,11 @@ func TestDecodeJSON(t *testing.T) {
 		{"array", "application/json", `[1]`, 400, "JSON object"},
 		{"text content type", "text/plain", `{}`, 415, "application/json"},
 		{"too large", "application/json", `{"name":"` + strings.Repeat("a", 2000) + `"}`, 413, "larger than 1024"},
+		{"NUL escape", "application/json", `{"name":"a\u0000b"}`, 400, "NUL character"},
+		{"NUL escape in an array", "application/json", `{"scopes":["x","\u0000"]}`, 400, "NUL character"},
+		{"NUL after an escaped backslash", "application/json", `{"name":"a\\\u0000"}`, 400, "NUL character"},
+		{"escaped backslash then u0000 text", "application/json", `{"name":"a\\u0000"}`, 0, ""},
+		{"raw NUL byte", "application/json", "{\"name\":\"a\x00\"}", 400, "malformed JSON"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
