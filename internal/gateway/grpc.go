@@ -203,7 +203,7 @@ func (s *grpcServer) status(ctx context.Context, err error) error {
 		if e.Status >= 500 {
 			level = slog.LevelWarn
 		}
-		s.g.log.Log(ctx, level, "request failed", "rpc", methodName(ctx), "status", e.Status, "code", e.Code, "err", e.Cause)
+		s.g.log.Log(ctx, level, "request failed", "rpc", methodName(ctx), "status", e.Status, "error_code", e.Code, "err", e.Cause)
 	}
 	st := status.New(grpcCode(e), e.Code+": "+e.Message)
 	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{
@@ -279,7 +279,7 @@ func (g *Gateway) unaryRequestID(ctx context.Context, req any, info *grpc.UnaryS
 	ctx = logging.WithRequestID(ctx, id)
 	_ = grpc.SetHeader(ctx, metadata.Pairs(requestIDKey, id))
 	resp, err := h(ctx, req)
-	g.log.DebugContext(ctx, "rpc", "method", info.FullMethod, "code", status.Code(err).String(),
+	g.log.DebugContext(ctx, "rpc", "method", info.FullMethod, "grpc_code", status.Code(err).String(),
 		"duration_ms", float64(g.now().Sub(start).Microseconds())/1000)
 	return resp, err
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -117,5 +118,17 @@ func TestMiddlewareRequestIDAndRecovery(t *testing.T) {
 	}
 	if len(routes) != 3 || routes[0] != "GET /id" || routes[2] != "GET /boom" {
 		t.Fatalf("observer saw %v", routes)
+	}
+}
+
+// The error code of a failed request reaches the log: "code" is a
+// redacted key (OAuth codes), so it is logged as error_code.
+func TestWriteErrorLogsTheErrorCode(t *testing.T) {
+	var buf strings.Builder
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/", nil)
+	WriteError(w, r, logging.New(&buf, slog.LevelInfo), &Error{Status: 400, Code: "discovery_failed", Message: "m", Cause: errors.New("x")})
+	if !strings.Contains(buf.String(), `"error_code":"discovery_failed"`) {
+		t.Fatalf("log line %s", buf.String())
 	}
 }

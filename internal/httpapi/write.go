@@ -30,7 +30,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		if e.Status >= 500 {
 			level = slog.LevelWarn
 		}
-		log.Log(r.Context(), level, "request failed", "route", r.Pattern, "status", e.Status, "code", e.Code, "err", e.Cause)
+		log.Log(r.Context(), level, "request failed", "route", r.Pattern, "status", e.Status, "error_code", e.Code, "err", e.Cause)
 	}
 	setRetryAfter(w.Header(), e.RetryAfter)
 	if len(e.Extra) == 0 {
