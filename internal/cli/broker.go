@@ -48,9 +48,20 @@ func runBroker(ctx context.Context, args []string, ios ioSet, env config.Env) er
 	if err != nil {
 		return err
 	}
+	if !cfg.Production {
+		log.Warn("DROMOS_ENV is not production: provider endpoints may be plain http or private addresses, and insecure settings are accepted; set DROMOS_ENV=production in a deployment")
+	}
 	log.Info("broker ready", "base_url", cfg.BaseURL, "redirect_uri", cfg.RedirectURI())
-	go svc.RunWorker(ctx, broker.WorkerOptions{})
-	return runServers(ctx, log, httpListener("broker", ln, svc.Handler(), log))
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		svc.RunWorker(ctx, broker.WorkerOptions{})
+	}()
+	err = runServers(ctx, log, httpListener("broker", ln, svc.Handler(), log))
+	// The worker's refreshes in flight finish (they do not follow ctx)
+	// before the store closes under them.
+	<-workerDone
+	return err
 }
 
 // newRegistry is a fresh Prometheus registry with the process and Go

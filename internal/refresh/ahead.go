@@ -101,8 +101,12 @@ func (r *Refresher) ahead(ctx context.Context, id string, opts AheadOptions) boo
 	if !want(tok.ExpiresAt) {
 		return false
 	}
+	// Once started, a refresh runs to its end even when the worker is
+	// stopping: cut short between the provider's answer and the write, a
+	// rotated refresh token would be lost. The exchange client's timeouts
+	// bound it.
 	after, _, err := r.flights.do(id, func() (storage.Connection, tokenset.Set, error) {
-		return r.shared(ctx, id, tok.UpdatedAt, want, false)
+		return r.shared(context.WithoutCancel(ctx), id, tok.UpdatedAt, want, false)
 	})
 	if err != nil {
 		r.log.InfoContext(ctx, "refresh-ahead did not refresh", "connection_id", id, "err", err)
