@@ -89,6 +89,8 @@ type harness struct {
 	// encKeys and stateKeys configure the next start (first is primary).
 	encKeys   []vault.Key
 	stateKeys []state.Key
+	// wrapStore, when set, wraps the store the next start gives the broker.
+	wrapStore func(storage.Storage) storage.Storage
 }
 
 type syncBuffer struct {
@@ -139,6 +141,10 @@ func (h *harness) start() {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	var brokerStore storage.Storage = store
+	if h.wrapStore != nil {
+		brokerStore = h.wrapStore(store)
+	}
 	ring, err := vault.NewKeyring(h.encKeys[0], h.encKeys[1:]...)
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +160,7 @@ func (h *harness) start() {
 	}
 	hc := &http.Client{Timeout: 5 * time.Second}
 	b, err := broker.New(h.cfg, broker.Deps{
-		Store: store, Vault: ring, State: signer,
+		Store: brokerStore, Vault: ring, State: signer,
 		Exchange:  exchange.New(exchange.Options{HTTPClient: hc, Timeout: 2 * time.Second, Now: h.clock.Now, Logger: log}),
 		Discovery: discovery.New(discovery.Options{HTTPClient: hc, Now: h.clock.Now, Logger: log}),
 		IDTokens:  idtoken.NewVerifier(idtoken.Options{HTTPClient: hc, Now: h.clock.Now, Logger: log}),

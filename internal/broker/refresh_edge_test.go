@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -192,5 +193,48 @@ func TestDeleteDuringRefreshRevokesTheNewGrant(t *testing.T) {
 	defer mu.Unlock()
 	if !slices.Equal(revoked, []string{"rt-1", "rt-2"}) {
 		t.Fatalf("revoked %v, want the old refresh token (deletion) and the new one (refresher)", revoked)
+	}
+}
+
+// blippyStore refuses the next n token writes with ErrUnavailable, as a
+// database failing over would.
+type blippyStore struct {
+	storage.Storage
+	mu sync.Mutex
+	n  int
+}
+
+func (s *blippyStore) UpdateConnection(ctx context.Context, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error) {
+	return s.Storage.UpdateConnection(ctx, id, func(c storage.Connection, t *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		c, ch, err := fn(c, t)
+		if err == nil && ch.Put != nil {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.n > 0 {
+				s.n--
+				return c, storage.TokenChange{}, fmt.Errorf("write: %w", storage.ErrUnavailable)
+			}
+		}
+		return c, ch, err
+	})
+}
+
+// A database blip between the provider's answer and the write does not
+// lose the rotated refresh token: the write is tried again.
+func TestRefreshedTokenWriteSurvivesADatabaseBlip(t *testing.T) {
+	h, p, id := setupRotating(t, sqliteURL(t))
+	blip := &blippyStore{}
+	h.wrapStore = func(s storage.Storage) storage.Storage { blip.Storage = s; return blip }
+	h.start()
+	h.clock.Advance(2 * time.Hour)
+	blip.mu.Lock()
+	blip.n = 2
+	blip.mu.Unlock()
+	if st, tok := h.token(id); st != http.StatusOK || tok["access_token"] != "at-2" {
+		t.Fatalf("refresh through a blip: %d %v", st, tok)
+	}
+	h.clock.Advance(2 * time.Hour)
+	if st, tok := h.token(id); st != http.StatusOK || tok["access_token"] != "at-3" || p.reused.Load() != 0 {
+		t.Fatalf("next refresh: %d %v, reused refresh tokens %d", st, tok, p.reused.Load())
 	}
 }

@@ -273,15 +273,26 @@ func (r *Refresher) storeRefreshed(ctx context.Context, c storage.Connection, ow
 	if err != nil {
 		return c, tokenset.Set{}, err
 	}
-	updated, err := r.store.UpdateConnection(ctx, c.ID, func(cur storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
-		if cur.RefreshLeaseOwner != owner || cur.Status != storage.StatusActive {
-			return cur, storage.TokenChange{}, errLostLease
-		}
-		cur.RefreshLeaseOwner, cur.RefreshLeaseUntil = "", time.Time{}
-		cur.LastRefreshAt, cur.LastErrorClass, cur.NextRefreshAt, cur.UpdatedAt = now, "", time.Time{}, now
-		return cur, storage.TokenChange{Put: &storage.Token{ConnectionID: cur.ID, Ciphertext: sealed, ExpiresAt: set.Expiry,
-			ExpirySource: set.ExpirySource, CreatedAt: now, UpdatedAt: now}}, nil
-	})
+	write := func() (storage.Connection, error) {
+		return r.store.UpdateConnection(ctx, c.ID, func(cur storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			if cur.RefreshLeaseOwner != owner || cur.Status != storage.StatusActive {
+				return cur, storage.TokenChange{}, errLostLease
+			}
+			cur.RefreshLeaseOwner, cur.RefreshLeaseUntil = "", time.Time{}
+			cur.LastRefreshAt, cur.LastErrorClass, cur.NextRefreshAt, cur.UpdatedAt = now, "", time.Time{}, now
+			return cur, storage.TokenChange{Put: &storage.Token{ConnectionID: cur.ID, Ciphertext: sealed, ExpiresAt: set.Expiry,
+				ExpirySource: set.ExpirySource, CreatedAt: now, UpdatedAt: now}}, nil
+		})
+	}
+	// The provider has consumed the old refresh token: a database blip
+	// now (failover, a dropped connection) must not lose the new one.
+	// The write is fenced by the lease, so trying again is safe.
+	updated, err := write()
+	for i, wait := 0, 200*time.Millisecond; errors.Is(err, storage.ErrUnavailable) && i < storeRetries; i, wait = i+1, 2*wait {
+		r.log.WarnContext(ctx, "storing a refreshed token failed; trying again", "connection_id", c.ID, "err", err)
+		time.Sleep(wait)
+		updated, err = write()
+	}
 	if errors.Is(err, errLostLease) {
 		r.observe("lost_lease", start)
 		r.log.WarnContext(ctx, "refresh result discarded: lease lost", "connection_id", c.ID)

@@ -92,11 +92,11 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// wrap prefixes err with the operation and maps driver errors to the
-// storage sentinels. Only names and ids go into op, never row values.
 // defaultMaxConns is the smallest pool a broker gets by default.
 const defaultMaxConns = 16
 
+// wrap prefixes err with the operation and maps driver errors to the
+// storage sentinels. Only names and ids go into op, never row values.
 func wrap(op string, err error) error {
 	if err == nil {
 		return nil
@@ -114,15 +114,21 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("postgres: %s: %w", op, err)
 }
 
-// unavailable reports errors that mean "the database is not there right
-// now" rather than "this request is wrong": connection failures, and the
-// server's own connection-exception (08…), shutdown (57P01, 57P02),
-// starting-up (57P03) and too-many-connections (53300) answers.
+// unavailable reports errors that mean "the database cannot serve this
+// right now; the same request may work shortly" rather than "this request
+// is wrong": connection failures, and the server's connection-exception
+// (08…), insufficient-resources (53…: too many connections, out of memory
+// or disk), shutdown (57P01, 57P02), starting-up (57P03) and statement
+// timeout (57014) answers, a read-only server after a failover (25006),
+// and transaction conflicts (40001 serialization failure, 40P01 deadlock).
 func unavailable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" ||
-			pgErr.Code == "57P03" || pgErr.Code == "53300"
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", "57014", "25006", "40001", "40P01":
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "53")
 	}
 	var connErr *pgconn.ConnectError
 	var netErr net.Error
