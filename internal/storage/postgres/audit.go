@@ -87,11 +87,23 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	return events, nil
 }
 
-// PruneAudit deletes events that occurred before before.
+// PruneAudit deletes events that occurred before before, pruneBatch rows
+// per statement, so the first pass over a large table is many short
+// transactions rather than one long one.
 func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM audit_events WHERE occurred_at < $1`, before)
-	if err != nil {
-		return 0, wrap("prune audit", err)
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM audit_events WHERE id IN
+(SELECT id FROM audit_events WHERE occurred_at < $1 ORDER BY occurred_at LIMIT $2)`, before, pruneBatch)
+		if err != nil {
+			return total, wrap("prune audit", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < pruneBatch {
+			return total, nil
+		}
 	}
-	return tag.RowsAffected(), nil
 }
+
+// pruneBatch is how many audit events one pruning statement deletes.
+const pruneBatch = 5000

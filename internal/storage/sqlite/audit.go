@@ -108,11 +108,27 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	return events, nil
 }
 
-// PruneAudit deletes events that occurred before before.
+// PruneAudit deletes events that occurred before before, pruneBatch rows
+// per statement: the writer connection is shared with callbacks and
+// refreshes, which must not wait for one long delete.
 func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.write.ExecContext(ctx, `DELETE FROM audit_events WHERE occurred_at < ?`, nanos(before))
-	if err != nil {
-		return 0, wrap("prune audit", err)
+	var total int64
+	for {
+		res, err := s.write.ExecContext(ctx, `DELETE FROM audit_events WHERE id IN
+(SELECT id FROM audit_events WHERE occurred_at < ? ORDER BY occurred_at LIMIT ?)`, nanos(before), pruneBatch)
+		if err != nil {
+			return total, wrap("prune audit", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, wrap("prune audit", err)
+		}
+		total += n
+		if n < pruneBatch {
+			return total, nil
+		}
 	}
-	return res.RowsAffected()
 }
+
+// pruneBatch is how many audit events one pruning statement deletes.
+const pruneBatch = 5000

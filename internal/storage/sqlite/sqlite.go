@@ -145,6 +145,11 @@ func wrap(op string, err error) error {
 	if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
 		return fmt.Errorf("sqlite: %s: %w", op, storage.ErrAlreadyExists)
 	}
+	// Another process held the file past busy_timeout: try again shortly
+	// (503 with Retry-After), not a 500.
+	if errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED) {
+		return fmt.Errorf("sqlite: %s: %w: %w", op, storage.ErrUnavailable, err)
+	}
 	return fmt.Errorf("sqlite: %s: %w", op, err)
 }
 

@@ -61,6 +61,24 @@ func runAudit(t *testing.T, open func(t *testing.T) storage.Storage) {
 			t.Fatalf("left %d events, oldest %v", len(got), got[len(got)-1].Time)
 		}
 	})
+	t.Run("PruneManyInBatches", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		const old = 12001 // more than two pruning batches
+		events := make([]storage.AuditEvent, 0, old)
+		for i := range old {
+			events = append(events, newEvent("old", "c1", baseTime().Add(time.Duration(i)*time.Millisecond)))
+		}
+		must(t, "AppendAudit", s.AppendAudit(ctx, events...))
+		must(t, "AppendAudit", s.AppendAudit(ctx, newEvent("new", "c1", baseTime().Add(time.Hour))))
+		n, err := s.PruneAudit(ctx, baseTime().Add(30*time.Minute))
+		must(t, "PruneAudit", err)
+		got, err := s.ListAudit(ctx, storage.AuditFilter{Limit: 10})
+		must(t, "ListAudit", err)
+		if n != old || len(got) != 1 || got[0].Type != "new" {
+			t.Fatalf("pruned %d of %d, left %d", n, old, len(got))
+		}
+	})
 	t.Run("AppendListNewestFirst", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()
