@@ -13,9 +13,12 @@
 // consent page lets you choose.
 //
 // State (pending consents, codes, refresh token families, revoked access
-// token ids) lives in memory and is lost on restart. Access tokens are
-// self-contained RS256 JWTs, so they stay valid across a restart when the
-// caller persists and reuses the SigningKey.
+// token ids) lives in memory. Access tokens are self-contained RS256 JWTs,
+// so they stay valid across a restart when the caller persists and reuses
+// the SigningKey. With Options.StateFile the refresh state (families,
+// SHA-256 digests of refresh tokens, revoked access token ids) is also kept
+// in a file, so refresh tokens and reuse detection survive a restart too;
+// pending consents and codes never do, they live a minute or so.
 //
 // It MUST NOT be exposed as a production identity provider: anyone who can
 // reach the consent page can sign in as any demo user.

@@ -67,6 +67,16 @@ type Options struct {
 	Rand io.Reader
 	// Logger defaults to a logger that discards everything.
 	Logger *slog.Logger
+	// StateFile, when set, keeps the refresh state — refresh token
+	// families, the SHA-256 of every live or rotated refresh token, and
+	// revoked access token ids — in this file, so refresh tokens and reuse
+	// detection survive a restart. New loads it (a missing file is an empty
+	// state; one written for another ClientID is ignored); every change is
+	// written before the answer leaves, atomically, with mode 0600.
+	// Plaintext tokens never reach the file. Expired entries are left out.
+	// One Provider at a time may use a file. When empty, the state lives in
+	// memory only.
+	StateFile string
 }
 
 // Provider is an in-memory OpenID Provider. It is safe for concurrent use.
@@ -85,9 +95,15 @@ type Provider struct {
 	discovery    []byte
 	pages        *template.Template
 
-	mu    sync.Mutex
-	st    grantState
-	stats Stats
+	// store is nil without Options.StateFile.
+	store *stateFile
+
+	mu sync.Mutex
+	st grantState
+	// stateSeq numbers snapshots of st, so an older one never overwrites
+	// a newer one on disk.
+	stateSeq uint64
+	stats    Stats
 }
 
 // Stats are counters tests and the dev command read to see what happened.
@@ -117,7 +133,8 @@ type Stats struct {
 }
 
 // New checks opts and returns a Provider. Errors wrap ErrInvalidOptions,
-// except a failure to generate a signing key.
+// except a failure to generate a signing key or to read Options.StateFile
+// (ErrCorruptState when the file holds something else).
 func New(opts Options) (*Provider, error) {
 	issuer, err := checkIssuer(opts.Issuer)
 	if err != nil {
@@ -181,6 +198,18 @@ func New(opts Options) (*Provider, error) {
 	}
 	if p.pages, err = parsePages(); err != nil {
 		return nil, err
+	}
+	if opts.StateFile != "" {
+		st, foreign, err := loadState(opts.StateFile, p.clientID, p.now())
+		if err != nil {
+			return nil, err
+		}
+		if foreign {
+			p.log.Warn("demo provider: state file belongs to another client; starting without refresh tokens",
+				slog.String("file", opts.StateFile))
+		}
+		p.st = st
+		p.store = &stateFile{path: opts.StateFile}
 	}
 	return p, nil
 }

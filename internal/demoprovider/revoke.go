@@ -41,10 +41,13 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		p.st.revokedJTIs[claims.JWTID] = time.Unix(claims.Expiry, 0)
 		revoked = "access_token"
 	}
+	var snap snapshot
 	if revoked != "" {
 		p.stats.Revocations++
+		snap = p.snapshotLocked(now)
 	}
 	p.mu.Unlock()
+	p.persist(r.Context(), snap)
 
 	if revoked != "" {
 		p.log.InfoContext(r.Context(), "demo provider: token revoked", slog.String("token_type", revoked))

@@ -127,7 +127,9 @@ func (p *Provider) exchangeCode(r *http.Request, form url.Values) (tokenResponse
 	if g.used {
 		p.st.revokeCode(g)
 		p.stats.CodeReuses++
+		snap := p.snapshotLocked(now)
 		p.mu.Unlock()
+		p.persist(r.Context(), snap)
 		p.log.WarnContext(r.Context(), "demo provider: authorization code replayed; its tokens are revoked",
 			slog.String("username", g.username))
 		return tokenResponse{}, errInvalidGrant("the code is invalid or has expired")
@@ -160,7 +162,12 @@ func (p *Provider) exchangeCode(r *http.Request, form url.Values) (tokenResponse
 		refresh = ids.refresh
 	}
 	p.stats.CodesExchanged++
+	var snap snapshot
+	if refresh != "" {
+		snap = p.snapshotLocked(now)
+	}
 	p.mu.Unlock()
+	p.persist(r.Context(), snap)
 
 	return p.mint(gr, gr.scopes, ids.jti, refresh, now)
 }
@@ -199,7 +206,9 @@ func (p *Provider) refresh(r *http.Request, form url.Values) (tokenResponse, err
 	if e.rotated {
 		p.st.revokeFamily(e.familyID)
 		p.stats.RefreshReuses++
+		snap := p.snapshotLocked(now)
 		p.mu.Unlock()
+		p.persist(r.Context(), snap)
 		p.log.WarnContext(r.Context(), "demo provider: rotated refresh token replayed; its family is revoked",
 			slog.String("username", fam.username))
 		return tokenResponse{}, errInvalidGrant("the refresh token is invalid, expired or revoked")
@@ -221,7 +230,9 @@ func (p *Provider) refresh(r *http.Request, form url.Values) (tokenResponse, err
 	fam.accessTokens[ids.jti] = now.Add(p.accessTTL)
 	gr := grant{username: fam.username, scopes: fam.scopes, authTime: fam.authTime}
 	p.stats.Refreshes++
+	snap := p.snapshotLocked(now)
 	p.mu.Unlock()
+	p.persist(r.Context(), snap)
 
 	return p.mint(gr, scopes, ids.jti, ids.refresh, now)
 }
