@@ -42,11 +42,12 @@ func commands() []command {
 // Run executes the command line and returns the process exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int {
 	ios := ioSet{stdout, stderr}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
-		if len(args) == 0 {
-			return 2
-		}
 		return 0
 	}
 	for _, c := range commands() {
@@ -77,9 +78,16 @@ func usage(w io.Writer) {
 // the environment variables the command reads.
 func newFlags(name, summary, envHelp string, ios ioSet) *flag.FlagSet {
 	fs := flag.NewFlagSet("dromos "+name, flag.ContinueOnError)
-	fs.SetOutput(ios.err)
+	errOut := &flagErrors{w: ios.err}
+	fs.SetOutput(errOut)
 	fs.Usage = func() {
+		// The flag package prints usage both for -h and after reporting a
+		// bad flag; only asked-for help goes to stdout, so that a mistyped
+		// flag leaves nothing on the stdout a --json script reads.
 		w := ios.out
+		if errOut.reported {
+			w, errOut.reported = ios.err, false
+		}
 		fmt.Fprintf(w, "Usage: dromos %s [flags]\n\n%s\n", name, summary)
 		var hasFlags bool
 		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
@@ -87,13 +95,26 @@ func newFlags(name, summary, envHelp string, ios ioSet) *flag.FlagSet {
 			fmt.Fprintln(w, "\nFlags:")
 			fs.SetOutput(w)
 			fs.PrintDefaults()
-			fs.SetOutput(ios.err)
+			fs.SetOutput(errOut)
 		}
 		if envHelp != "" {
 			fmt.Fprintf(w, "\nEnvironment:\n%s", envHelp)
 		}
 	}
 	return fs
+}
+
+// flagErrors is a flag set's error output: it notes that the flag package
+// has reported a parse error, which it always does just before calling
+// Usage (while -h calls Usage with nothing reported).
+type flagErrors struct {
+	w        io.Writer
+	reported bool
+}
+
+func (e *flagErrors) Write(p []byte) (int, error) {
+	e.reported = true
+	return e.w.Write(p)
 }
 
 func runKeygen(_ context.Context, args []string, ios ioSet, _ config.Env) error {

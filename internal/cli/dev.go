@@ -36,7 +36,8 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 	var f devFlags
 	fs := newFlags("dev", "Runs the whole system in one process for development: the broker, the gateway and a built-in\n"+
 		"demo OIDC provider, on an embedded SQLite database with keys generated on first run.\n"+
-		"NOT FOR PRODUCTION: guards are off and keys sit in the data folder.", "", ios)
+		"NOT FOR PRODUCTION: guards are off and keys sit in the data folder. Requests addressed (Host header)\n"+
+		"to any name but localhost, 127.0.0.1, [::1] or the --listen host are refused (421).", "", ios)
 	fs.StringVar(&f.dataDir, "data-dir", ".dromos", "folder for the SQLite database and generated keys (created if missing)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1", "address every server binds to")
 	fs.IntVar(&f.brokerPort, "broker-port", 8080, "broker HTTP port (0 picks a free one)")
@@ -95,7 +96,8 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 	demo, err := demoprovider.New(demoprovider.Options{
 		Issuer: issuer, ClientID: demoClientID, ClientSecret: secrets.DemoClientSecret,
 		RedirectURIs: []string{cfg.RedirectURI()}, SigningKey: signingKey, Logger: log.With("component", "demo-provider"),
-		Now: time.Now,
+		Now:       time.Now,
+		StateFile: filepath.Join(f.dataDir, "demo-provider.json"),
 	})
 	if err != nil {
 		return err
@@ -105,7 +107,7 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 	mux.HandleFunc("GET /dev/return", devReturnPage)
 	mux.Handle("/", svc.Handler())
 
-	servers := []listener{httpListener("broker", brokerLn, mux, log)}
+	servers := []listener{httpListener("broker", brokerLn, devHostGuard(mux, log, f.listen, urlHost(baseURL)), log)}
 	gw, err := startDevGateway(ctx, f, baseURL, secrets, log)
 	if err != nil {
 		return err

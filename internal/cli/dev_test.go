@@ -213,4 +213,88 @@ func TestDevEndToEnd(t *testing.T) {
 	if st := getJSON(t, p2.gatewayURL+"/v1/token/"+id, &again); st != 200 || again["access_token"] != access {
 		t.Fatalf("after restart: %d %v", st, again)
 	}
+	// The demo provider kept its refresh state too: the rotated refresh
+	// token still refreshes, twice.
+	for range 2 {
+		var next map[string]any
+		if st := postJSON(t, p2.gatewayURL+"/v1/refresh/"+id, map[string]any{}, &next); st != 200 || next["access_token"] == access {
+			t.Fatalf("refresh after restart: %d %v", st, next)
+		}
+		access = next["access_token"].(string)
+	}
+	if st := getJSON(t, p2.gatewayURL+"/v1/check-connection/"+id, &check); st != 200 || check["status"] != "active" {
+		t.Fatalf("after refreshes: %d %v", st, check)
+	}
+}
+
+// DNS rebinding: a web page on attacker.example, whose name then resolves
+// to 127.0.0.1, would reach the open dev broker and gateway as its own
+// origin. Both listeners answer only requests addressed to a loopback name
+// or the host dev announced.
+func TestDevRefusesForeignHost(t *testing.T) {
+	p := startDev(t, t.TempDir())
+	get := func(rawURL, host string) (int, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, rawURL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	for _, base := range []string{p.brokerURL, p.gatewayURL} {
+		u, err := url.Parse(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.Port()
+		path := "/connections"
+		if base == p.gatewayURL {
+			path = "/v1/providers"
+		}
+		for _, host := range []string{"attacker.example:" + port, "attacker.example", "ATTACKER.example:" + port,
+			"localhost.attacker.example:" + port, "127.0.0.1.nip.io:" + port} {
+			st, body := get(base+path, host)
+			if st != http.StatusMisdirectedRequest || body["code"] != "misdirected_request" || body["message"] == "" {
+				t.Errorf("%s%s with Host %s: %d %v", base, path, host, st, body)
+			}
+		}
+		for _, host := range []string{"", "localhost:" + port, "LOCALHOST:" + port, "127.0.0.1:" + port, "localhost"} {
+			if st, body := get(base+path, host); st != http.StatusOK {
+				t.Errorf("%s%s with Host %q: %d %v", base, path, host, st, body)
+			}
+		}
+	}
+	// A rebound page posting a connection request is refused too, and
+	// nothing is stored.
+	gw, _ := url.Parse(p.gatewayURL)
+	raw, _ := json.Marshal(map[string]any{"user_id": "victim", "provider_name": "demo", "scopes": []string{"openid"},
+		"return_url": "http://attacker.example/"})
+	req, _ := http.NewRequest(http.MethodPost, p.gatewayURL+"/v1/request-connection", bytes.NewReader(raw))
+	req.Host = "attacker.example:" + gw.Port()
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Fatalf("rebound request-connection: %d", resp.StatusCode)
+	}
+	var conns map[string]any
+	if st := getJSON(t, p.brokerURL+"/connections", &conns); st != 200 {
+		t.Fatalf("connections: %d", st)
+	}
+	if list, _ := conns["connections"].([]any); len(list) != 0 {
+		t.Fatalf("connections after refused requests: %v", conns)
+	}
 }

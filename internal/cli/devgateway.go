@@ -47,9 +47,11 @@ func startDevGateway(_ context.Context, f devFlags, brokerURL string, s devSecre
 		httpLn.Close()
 		return devGateway{}, err
 	}
+	// Anonymous agents: refuse DNS-rebound browser requests (devhost.go).
+	h := devHostGuard(gw.HTTPHandler(), log, f.listen, urlHost(brokerURL))
 	return devGateway{
 		httpURL:   "http://" + publicHostPort(httpLn.Addr(), f.listen),
 		grpcAddr:  publicHostPort(grpcLn.Addr(), f.listen),
-		listeners: []listener{httpListener("gateway-http", httpLn, gw.HTTPHandler(), log), grpcListener(grpcLn, gw)},
+		listeners: []listener{httpListener("gateway-http", httpLn, h, log), grpcListener(grpcLn, gw)},
 	}, nil
 }

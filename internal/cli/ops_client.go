@@ -181,11 +181,17 @@ type subcommand struct {
 // runGroup dispatches to a verb, or prints the group's verbs.
 func runGroup(ctx context.Context, group, summary string, subs []subcommand, args []string, ios ioSet, env config.Env) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(ios.out, "Usage: dromos %s COMMAND [flags]\n\n%s\n\nCommands:\n", group, summary)
-		for _, s := range subs {
-			fmt.Fprintf(ios.out, "  %-8s %s\n", s.name, s.summary)
+		// Asked-for help goes to stdout; usage after a missing command is
+		// part of the error.
+		w := ios.out
+		if len(args) == 0 {
+			w = ios.err
 		}
-		fmt.Fprintf(ios.out, "\nRun 'dromos %s COMMAND --help' for its flags.\n", group)
+		fmt.Fprintf(w, "Usage: dromos %s COMMAND [flags]\n\n%s\n\nCommands:\n", group, summary)
+		for _, s := range subs {
+			fmt.Fprintf(w, "  %-8s %s\n", s.name, s.summary)
+		}
+		fmt.Fprintf(w, "\nRun 'dromos %s COMMAND --help' for its flags.\n", group)
 		if len(args) == 0 {
 			return errors.New("a command is required")
 		}

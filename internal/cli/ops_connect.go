@@ -15,14 +15,16 @@ import (
 
 const connectEnvHelp = "  " + envGatewayURL + "      gateway URL when --gateway is not given (default " + defaultGatewayURL + ")\n" +
 	"  " + envGatewayAPIKey + "  the gateway key when --gateway-key is not given\n" +
-	"  " + envBrokerURL + "       broker URL for the default --return-url (default " + defaultBrokerURL + ")\n"
+	"  " + envBrokerURL + "       broker URL for the default --return-url and alias look-ups (default " + defaultBrokerURL + ")\n" +
+	"  " + envAPIKey + "          broker API key for alias look-ups when --api-key is not given\n"
 
 type connectFlags struct {
-	gateway, gatewayKey, broker string
-	provider, user, returnURL   string
-	scopes                      listFlag
-	timeout                     time.Duration
-	json, reveal                bool
+	gateway, gatewayKey       string
+	broker, apiKey            string
+	provider, user, returnURL string
+	scopes                    listFlag
+	timeout                   time.Duration
+	json, reveal              bool
 }
 
 func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) error {
@@ -32,7 +34,10 @@ func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) e
 		"the connection id and a summary of its token.", connectEnvHelp, ios)
 	fs.StringVar(&f.gateway, "gateway", "", "gateway URL (default $"+envGatewayURL+" or "+defaultGatewayURL+")")
 	fs.StringVar(&f.gatewayKey, "gateway-key", "", "the gateway key to act with (default $"+envGatewayAPIKey+")")
-	fs.StringVar(&f.broker, "broker", "", "broker URL, only for the default --return-url")
+	fs.StringVar(&f.broker, "broker", "", "broker URL, for the default --return-url and to find an alias's default scopes")
+	// No default is shown: --help must not print a key taken from the
+	// environment.
+	fs.StringVar(&f.apiKey, "api-key", "", "broker API key, to find an alias's default scopes (default $"+envAPIKey+")")
 	fs.StringVar(&f.provider, "provider", "", "provider name or alias (required)")
 	fs.StringVar(&f.user, "user", "", "the user id to connect (required)")
 	fs.Var(&f.scopes, "scopes", "scopes to ask for, comma- or space-separated (default: the provider's)")
@@ -55,7 +60,8 @@ func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) e
 		return err
 	}
 	if len(f.scopes) == 0 {
-		if f.scopes, err = providerScopes(ctx, client, f.provider); err != nil {
+		broker := func() (*brokerClient, error) { return (&opsFlags{broker: f.broker, apiKey: f.apiKey}).client(env) }
+		if f.scopes, err = providerScopes(ctx, client, broker, f.provider); err != nil {
 			return err
 		}
 	}
@@ -97,8 +103,11 @@ func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	return sum.write(ios.out, false, [2]string{"CONNECTION ID", conn.ConnectionID})
 }
 
-// providerScopes are the default scopes the gateway lists for a provider.
-func providerScopes(ctx context.Context, c *sdk.Client, name string) ([]string, error) {
+// providerScopes are a provider's default scopes. The gateway lists them
+// by name only; an alias is looked up at the broker, which resolves
+// aliases. (The gateway refuses a request without scopes, so connect cannot
+// leave the choice to the broker.)
+func providerScopes(ctx context.Context, c *sdk.Client, broker func() (*brokerClient, error), name string) ([]string, error) {
 	ps, err := c.ListProviders(ctx)
 	if err != nil {
 		return nil, err
@@ -108,7 +117,17 @@ func providerScopes(ctx context.Context, c *sdk.Client, name string) ([]string, 
 			return slices.Clone(p.Scopes), nil
 		}
 	}
-	return nil, fmt.Errorf("no default scopes known for provider %q; give --scopes", name)
+	bc, err := broker()
+	if err == nil {
+		var p providerInfo
+		if _, p, err = providerByName(ctx, bc, name); err == nil {
+			if len(p.Scopes) > 0 {
+				return slices.Clone(p.Scopes), nil
+			}
+			err = errors.New("it has none")
+		}
+	}
+	return nil, fmt.Errorf("no default scopes known for provider %q (the gateway lists no such name; at the broker: %v); give --scopes", name, err)
 }
 
 // progressLine rewrites one status line on a terminal while the user

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -259,6 +261,45 @@ func TestOpsAgainstDev(t *testing.T) {
 		}
 		if _, errOut, code := runCLI(t, env, "providers", "show", "fromfile"); code != 1 || !strings.Contains(errOut, `no provider named "fromfile"`) {
 			t.Fatalf("after remove: %d %s", code, errOut)
+		}
+	})
+
+	// /v1/providers lists names only; an alias still gets the provider's
+	// default scopes (static1, alias Static-One: read write).
+	t.Run("connect by alias without --scopes", func(t *testing.T) {
+		out, errb := &syncBuffer{}, &syncBuffer{}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		done := make(chan int, 1)
+		go func() {
+			done <- cli.Run(ctx, []string{"connect", "--provider", "STATIC-one", "--user", "bob"}, out, errb, env)
+		}()
+		var authURL string
+		for authURL == "" {
+			if m := authURLLine.FindStringSubmatch(out.String()); m != nil {
+				authURL = m[1]
+				break
+			}
+			select {
+			case code := <-done:
+				t.Fatalf("connect ended (%d) before printing a consent URL:\n%s\n%s", code, out, errb)
+			case <-ctx.Done():
+				t.Fatalf("no consent URL printed:\n%s", out)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		cancel()
+		<-done
+		// The consent URL leads to the provider with its default scopes.
+		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Get(authURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if err != nil || loc.Host != "idp.example" || loc.Query().Get("scope") != "read write" {
+			t.Fatalf("consent start answered %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
 	})
 

@@ -239,10 +239,63 @@ func TestConnectAgainstFakeGateway(t *testing.T) {
 	})
 }
 
+// A name the gateway does not list (an alias, or a typo) is looked up at
+// the broker; when the broker cannot name it either, connect stops before
+// creating a connection and says to give --scopes.
+func TestConnectUnknownProviderNeedsScopes(t *testing.T) {
+	var body map[string]any
+	var auth string
+	gw := fakeGatewayFor(t, `{"status":"active"}`, &body, &auth)
+	f := newFakeBroker(t, "")
+	out, errOut, code := runCLI(t, []string{"DROMOS_GATEWAY_URL=" + gw.URL, "DROMOS_BROKER_URL=" + f.srv.URL},
+		"connect", "--provider", "nosuch", "--user", "u-1")
+	if code != 1 || !strings.Contains(errOut, `no default scopes known for provider "nosuch"`) || !strings.Contains(errOut, "--scopes") {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	if body != nil {
+		t.Fatalf("a connection was requested: %v", body)
+	}
+}
+
 func anyStrings(v any) []string {
 	var out []string
 	for _, x := range v.([]any) {
 		out = append(out, x.(string))
 	}
 	return out
+}
+
+// Usage after a bad flag is part of the error: it goes to stderr, so stdout
+// (which --json promises to scripts) stays empty. --help still prints to
+// stdout.
+func TestUsageAfterBadFlagGoesToStderr(t *testing.T) {
+	for _, args := range [][]string{
+		{"providers", "list", "--json", "--bogus"},
+		{"connections", "list", "--json", "--limit", "many"},
+		{"token", "--json", "--reveal=maybe", "0b9c3a8e-6f7d-4c1e-9a2b-3c4d5e6f7a8b"},
+		{"connect", "--json", "--timeout"},
+		{"keygen", "--bogus"},
+		{"dev", "--broker-port", "x"},
+		{"providers"},
+		{"connections"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			out, errOut, code := runCLI(t, nil, args...)
+			if code != 1 || out != "" {
+				t.Fatalf("exit %d, stdout %q", code, out)
+			}
+			if !strings.Contains(errOut, "Usage: dromos "+args[0]) {
+				t.Fatalf("no usage on stderr: %q", errOut)
+			}
+		})
+	}
+	if out, errOut, code := runCLI(t, nil); code != 2 || out != "" || !strings.Contains(errOut, "Usage: dromos COMMAND") {
+		t.Fatalf("no command: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, args := range [][]string{{"token", "-h"}, {"providers", "--help"}, {"--help"}} {
+		out, errOut, code := runCLI(t, nil, args...)
+		if code != 0 || !strings.Contains(out, "Usage: dromos ") || errOut != "" {
+			t.Fatalf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dromos-dev/dromos/internal/database"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/vault"
 )
@@ -45,6 +46,7 @@ func (b Broker) RedirectURI() string { return b.BaseURL + b.RedirectPath }
 
 // BrokerVars documents the variables LoadBroker reads (for --help).
 const BrokerVars = `  PORT                    listen port (default 8080)
+  LISTEN_HOST             address to bind (default: every interface)
   BASE_URL                public URL of the broker (default http://localhost:PORT)
   REDIRECT_PATH           callback path (default /auth/callback)
   DATABASE_URL            postgres://… or sqlite:PATH (default sqlite:dromos.db)
@@ -96,16 +98,9 @@ func LoadBroker(env Env) (Broker, error) {
 	}
 	b.APIKeys = append(r.apiKeyHashes("API_KEY"), r.apiKeyHashes("API_KEYS")...)
 
-	enc := r.idKeys("ENCRYPTION_KEYS", "ENCRYPTION_KEY")
-	if len(enc) == 0 && r.str("ENCRYPTION_KEY", "") == "" && r.str("ENCRYPTION_KEYS", "") == "" {
-		probs.add("ENCRYPTION_KEY is required (generate one with `dromos keygen`)")
-	}
-	b.EncryptionKeys = toVaultKeys(enc)
-	st := r.idKeys("STATE_KEYS", "STATE_KEY")
-	if len(st) == 0 && r.str("STATE_KEY", "") == "" && r.str("STATE_KEYS", "") == "" {
-		probs.add("STATE_KEY is required (generate one with `dromos keygen`)")
-	}
-	b.StateKeys = toStateKeys(st)
+	// On success both lists hold at least one key: the first is primary.
+	b.EncryptionKeys = toVaultKeys(r.requiredIDKeys("ENCRYPTION_KEYS", "ENCRYPTION_KEY", "generate one with `dromos keygen`"))
+	b.StateKeys = toStateKeys(r.requiredIDKeys("STATE_KEYS", "STATE_KEY", "generate one with `dromos keygen`"))
 
 	if b.RequireAPIKey && len(b.APIKeys) == 0 {
 		probs.add("REQUIRE_API_KEY=true needs API_KEY or API_KEYS")
@@ -143,7 +138,8 @@ func (b Broker) productionProblems() Problems {
 	if b.InsecureSkipBrowserBinding {
 		p.add("DROMOS_ENV=production: INSECURE_SKIP_BROWSER_BINDING must not be set")
 	}
-	if !strings.HasPrefix(b.DatabaseURL, "postgres://") && !strings.HasPrefix(b.DatabaseURL, "postgresql://") {
+	// The same parser that opens the database, so POSTGRES:// counts too.
+	if t, err := database.Parse(b.DatabaseURL); err != nil || t.Backend != database.Postgres {
 		p.add("DROMOS_ENV=production: DATABASE_URL must be PostgreSQL")
 	}
 	if b.ExposeRefreshToken {

@@ -3,6 +3,8 @@ package config
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -151,6 +153,117 @@ func TestLoadBrokerProxiesAndRateLimits(t *testing.T) {
 	for _, want := range []string{"TRUSTED_PROXIES entry 1", "RATE_LIMIT_CALLBACK must be", "RATE_LIMIT_CONSENT must be"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+}
+
+// A key list made only of separators parses to no key at all; it must stop
+// the process with a message, not reach the broker as an empty keyring.
+func TestEmptyKeyListsAreProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		env  Env
+		want []string
+	}{
+		{"only commas", Env{"ENCRYPTION_KEYS": ",", "STATE_KEYS": " , "},
+			[]string{"ENCRYPTION_KEYS holds no key", "STATE_KEYS holds no key"}},
+		{"blank entries beside a single key", Env{"ENCRYPTION_KEYS": " ,, ", "STATE_KEY": key32},
+			[]string{"ENCRYPTION_KEYS holds no key"}},
+		{"nothing set", Env{}, []string{"ENCRYPTION_KEY is required", "STATE_KEY is required"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := LoadBroker(tc.env)
+			if err == nil {
+				t.Fatalf("accepted: %d encryption keys, %d state keys", len(b.EncryptionKeys), len(b.StateKeys))
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("missing %q in %v", want, err)
+				}
+			}
+		})
+	}
+	// A separator-only list beside a valid single key is still the single key.
+	b, err := LoadBroker(Env{"ENCRYPTION_KEYS": ",", "ENCRYPTION_KEY": key32, "STATE_KEY": key32b})
+	if err != nil || len(b.EncryptionKeys) != 1 {
+		t.Fatalf("single key beside an empty list: %v, %d keys", err, len(b.EncryptionKeys))
+	}
+	if _, err := LoadGateway(Env{"BROKER_BASE_URL": "http://broker:8080", "STATE_KEYS": " , ", "GATEWAY_ALLOW_ANONYMOUS": "true"}); err == nil ||
+		!strings.Contains(err.Error(), "STATE_KEYS holds no key") {
+		t.Fatalf("gateway with an empty STATE_KEYS: %v", err)
+	}
+}
+
+// Every production broker requires an API key, so a production gateway
+// without BROKER_API_KEY could only answer 502; it refuses to start.
+func TestProductionGatewayNeedsBrokerAPIKey(t *testing.T) {
+	env := Env{"DROMOS_ENV": "production", "BROKER_BASE_URL": "https://broker.internal", "STATE_KEY": key32,
+		"GATEWAY_API_KEYS": "agent-a:agent-key-0123456789"}
+	if _, err := LoadGateway(env); err == nil || !strings.Contains(err.Error(), "DROMOS_ENV=production: BROKER_API_KEY is required") {
+		t.Fatalf("production gateway without BROKER_API_KEY: %v", err)
+	}
+	env["BROKER_API_KEY"] = "broker-key-0123456789"
+	if _, err := LoadGateway(env); err != nil {
+		t.Fatalf("complete production gateway refused: %v", err)
+	}
+	delete(env, "DROMOS_ENV")
+	delete(env, "BROKER_API_KEY")
+	if _, err := LoadGateway(env); err != nil {
+		t.Fatalf("development gateway without BROKER_API_KEY refused: %v", err)
+	}
+}
+
+// internal/database accepts the PostgreSQL schemes in any case; the
+// production check must agree with it.
+func TestProductionDatabaseSchemeAnyCase(t *testing.T) {
+	base := Env{"DROMOS_ENV": "production", "ENCRYPTION_KEY": key32, "STATE_KEY": key32b, "BASE_URL": "https://broker.example.com",
+		"REQUIRE_API_KEY": "true", "API_KEYS": "k1-0123456789abcdef", "ENFORCE_RETURN_URL": "true", "ALLOWED_RETURN_DOMAINS": "app.example.com"}
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"postgres://db/dromos", true},
+		{"POSTGRES://db/dromos", true},
+		{"PostgreSQL://db/dromos", true},
+		{"sqlite:dromos.db", false},
+		{"SQLITE:dromos.db", false},
+		{"mysql://db/dromos", false},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			env := Env{"DATABASE_URL": tc.url}
+			for k, v := range base {
+				env[k] = v
+			}
+			_, err := LoadBroker(env)
+			refused := err != nil && strings.Contains(err.Error(), "DATABASE_URL must be PostgreSQL")
+			if refused == tc.ok {
+				t.Fatalf("DATABASE_URL %s: %v", tc.url, err)
+			}
+			if tc.ok && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+		})
+	}
+}
+
+// --help promises every variable: each name LoadBroker and LoadGateway read
+// is in BrokerVars or GatewayVars.
+func TestHelpListsEveryVariable(t *testing.T) {
+	name := regexp.MustCompile(`[(,]\s*"([A-Z][A-Z0-9_]*)"`)
+	for file, help := range map[string]string{"broker.go": BrokerVars, "gateway.go": GatewayVars} {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms := name.FindAllStringSubmatch(string(src), -1)
+		if len(ms) < 5 {
+			t.Fatalf("%s: only %d variable names found; the pattern is stale", file, len(ms))
+		}
+		for _, m := range ms {
+			if !regexp.MustCompile(`\b` + m[1] + `\b`).MatchString(help) {
+				t.Errorf("%s reads %s but its --help text does not list it", file, m[1])
+			}
 		}
 	}
 }

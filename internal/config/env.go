@@ -169,6 +169,23 @@ func (r reader) idKeys(multiKey, singleKey string) []idKey {
 	return nil
 }
 
+// requiredIDKeys is idKeys for a key set the service cannot run without:
+// no key at all is a problem, named after what the operator set.
+func (r reader) requiredIDKeys(multiKey, singleKey, hint string) []idKey {
+	before := len(*r.errs)
+	keys := r.idKeys(multiKey, singleKey)
+	switch {
+	case len(keys) > 0 || len(*r.errs) > before:
+		// Keys, or the entries that failed to parse are already reported.
+	case r.str(multiKey, "") != "":
+		// Only separators: "," or " , " lists nothing.
+		r.errs.add("%s holds no key (expected ID:BASE64,…)", multiKey)
+	default:
+		r.errs.add("%s is required (%s)", singleKey, hint)
+	}
+	return keys
+}
+
 type idKey struct {
 	id  byte
 	key [32]byte

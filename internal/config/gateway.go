@@ -24,6 +24,7 @@ type Gateway struct {
 // GatewayVars documents the variables LoadGateway reads (for --help).
 const GatewayVars = `  PORT                     HTTP listen port (default 8090)
   PORT_GRPC                gRPC listen port (default 9090)
+  LISTEN_HOST              address both listeners bind (default: every interface)
   BROKER_BASE_URL          the broker's URL (required)
   BROKER_API_KEY           key sent to the broker as X-API-Key
   STATE_KEY, STATE_KEYS    the broker's state key(s), to verify the state it signs (required)
@@ -51,11 +52,7 @@ func LoadGateway(env Env) (Gateway, error) {
 	} else {
 		g.BrokerBaseURL = r.absURL("BROKER_BASE_URL", v)
 	}
-	st := r.idKeys("STATE_KEYS", "STATE_KEY")
-	if len(st) == 0 && r.str("STATE_KEY", "") == "" && r.str("STATE_KEYS", "") == "" {
-		probs.add("STATE_KEY is required (the same key as the broker's)")
-	}
-	g.StateKeys = toStateKeys(st)
+	g.StateKeys = toStateKeys(r.requiredIDKeys("STATE_KEYS", "STATE_KEY", "the same key as the broker's"))
 	clients, err := gateway.ParseClientKeys(r.str("GATEWAY_API_KEYS", ""))
 	if err != nil {
 		probs.add("GATEWAY_API_KEYS: %v", err)
@@ -70,6 +67,11 @@ func LoadGateway(env Env) (Gateway, error) {
 		}
 		if len(g.Clients) == 0 {
 			probs.add("DROMOS_ENV=production: GATEWAY_API_KEYS is required")
+		}
+		// A production broker always requires an API key: without one
+		// every call would fail 502.
+		if g.BrokerAPIKey == "" {
+			probs.add("DROMOS_ENV=production: BROKER_API_KEY is required (production brokers require an API key)")
 		}
 	}
 	lvl, lerr := parseLevel(r.str("LOG_LEVEL", "info"))
