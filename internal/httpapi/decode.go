@@ -8,7 +8,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
+	"sync"
 )
 
 // MaxBody is the default request body limit.
@@ -53,7 +55,86 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) erro
 		}
 		return BadRequest("request body must hold a single JSON object")
 	}
+	// encoding/json matches member names without regard to case; the
+	// contract names them exactly, so "USER_ID" is an unknown field too.
+	if name, ok := inexactName(body, reflect.TypeOf(v)); !ok {
+		return BadRequest("unknown field %q", name)
+	}
 	return nil
+}
+
+// inexactName walks the JSON object raw beside the struct type t and
+// returns the first member name that is not exactly one of t's JSON field
+// names (ok false), descending into members whose field is a struct.
+// Anything that is not a struct and an object is left to the decoder.
+func inexactName(raw []byte, t reflect.Type) (string, bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	// A type that decodes itself chooses its own names.
+	if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(unmarshalerType) {
+		return "", true
+	}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(raw, &members) != nil {
+		return "", true
+	}
+	fields := jsonFields(t)
+	for name, value := range members {
+		ft, known := fields[name]
+		if !known {
+			return name, false
+		}
+		if inner, ok := inexactName(value, ft); !ok {
+			return name + "." + inner, false
+		}
+	}
+	return "", true
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// fieldCache maps a struct type to its JSON field names and types.
+var fieldCache sync.Map // reflect.Type → map[string]reflect.Type
+
+// jsonFields lists the JSON names encoding/json decodes into t, embedded
+// structs' fields included.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
+	out := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			et := f.Type
+			for et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct {
+				for n, ft := range jsonFields(et) {
+					if _, taken := out[n]; !taken {
+						out[n] = ft
+					}
+				}
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+	fieldCache.Store(t, out)
+	return out
 }
 
 func decodeError(err error, limit int64) *Error {

@@ -14,8 +14,14 @@ import (
 )
 
 type body struct {
-	Name   string   `json:"name"`
-	Scopes []string `json:"scopes"`
+	Name   string            `json:"name"`
+	Scopes []string          `json:"scopes"`
+	Inner  *innerBody        `json:"inner"`
+	Labels map[string]string `json:"labels"`
+}
+
+type innerBody struct {
+	Kind string `json:"kind"`
 }
 
 func TestDecodeJSON(t *testing.T) {
@@ -40,6 +46,9 @@ func TestDecodeJSON(t *testing.T) {
 		{"NUL after an escaped backslash", "application/json", `{"name":"a\\\u0000"}`, 400, "NUL character"},
 		{"escaped backslash then u0000 text", "application/json", `{"name":"a\\u0000"}`, 0, ""},
 		{"raw NUL byte", "application/json", "{\"name\":\"a\x00\"}", 400, "malformed JSON"},
+		{"name in another case", "application/json", `{"NAME":"a"}`, 400, `unknown field "NAME"`},
+		{"name in another case, nested", "application/json", `{"name":"a","inner":{"Kind":"x"}}`, 400, `unknown field "inner.Kind"`},
+		{"nested exact", "application/json", `{"name":"a","inner":{"kind":"x"},"labels":{"ANY":"case"}}`, 0, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
