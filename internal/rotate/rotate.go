@@ -15,8 +15,7 @@ type Store interface {
 	ListProviders(ctx context.Context) ([]storage.Provider, error)
 	UpdateProvider(ctx context.Context, id string, fn func(storage.Provider) (storage.Provider, error)) (storage.Provider, error)
 	ListConnectionIDs(ctx context.Context, after string, limit int) ([]string, error)
-	GetConnection(ctx context.Context, id string) (storage.Connection, error)
-	GetToken(ctx context.Context, connectionID string) (storage.Token, error)
+	GetConnectionToken(ctx context.Context, id string) (storage.Connection, *storage.Token, error)
 	UpdateConnection(ctx context.Context, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error)
 }
 
@@ -178,12 +177,12 @@ func Usage(ctx context.Context, store Store, kr Keyring) (int, error) {
 			return count, err
 		}
 		for _, id := range ids {
-			c, err := store.GetConnection(ctx, id)
-			if err == nil {
+			// One query per connection for both of its ciphertexts.
+			if c, t, err := store.GetConnectionToken(ctx, id); err == nil {
 				old(c.PKCEVerifier)
-			}
-			if t, err := store.GetToken(ctx, id); err == nil {
-				old(t.Ciphertext)
+				if t != nil {
+					old(t.Ciphertext)
+				}
 			}
 		}
 		after = ids[len(ids)-1]
