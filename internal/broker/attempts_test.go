@@ -5,11 +5,9 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/dromos-dev/dromos/internal/storage"
 )
@@ -101,47 +99,44 @@ func bindIdentity(t *testing.T, h *harness, connID string) {
 }
 
 // A connection bound to an account cannot be reconnected without proving
-// that account again: the reconnect asks for openid, and a callback that
-// brings no verified id_token is refused.
+// that account again: the reconnect asks for openid (here refused at once,
+// as this provider cannot verify id_tokens), and a callback that brings no
+// verified id_token for a bound connection is refused.
 func TestReconnectOfBoundConnectionNeedsIDToken(t *testing.T) {
 	h, _ := setupFake(t, sqliteURL(t))
 	c := h.consent("fake", nil, returnURL)
 	h.callback(url.Values{"state": {c.State}, "code": {"alice-code"}})
 	bindIdentity(t, h, c.ConnectionID)
 
-	st, again := reconnect(h, c.ConnectionID, "ws-1", []string{"read"})
-	if st != http.StatusOK || !slices.Contains(again.Scopes, "openid") {
-		t.Fatalf("reconnect of a bound connection: %d, scopes %v (want openid added)", st, again.Scopes)
+	var env map[string]any
+	st := h.do("POST", "/auth/consent-spec", map[string]any{"workspace_id": "ws-1", "user_id": "u-1", "provider_name": "fake",
+		"scopes": []string{"read"}, "return_url": returnURL, "connection_id": c.ConnectionID}, &env)
+	if msg, _ := env["message"].(string); st != http.StatusBadRequest || !strings.Contains(msg, "cannot verify id_tokens") {
+		t.Fatalf("reconnect of a bound connection at a provider without id_token keys: %d %v", st, env)
 	}
-	// The fake provider answers without an id_token.
-	h.visitStart(again.AuthURL)
-	loc := h.callback(url.Values{"state": {again.State}, "code": {"mallory-code"}}).Header.Get("Location")
-	if !strings.Contains(loc, "status=error") {
-		t.Fatalf("callback without id_token for a bound connection: %s", loc)
+	if after, _ := h.store.GetConnection(context.Background(), c.ConnectionID); after.Status != storage.StatusExpired || after.Subject != "alice-sub" {
+		t.Fatalf("refused reconnect changed the connection: %s %q", after.Status, after.Subject)
 	}
-	after, _ := h.store.GetConnection(context.Background(), c.ConnectionID)
+
+	// A pending attempt of a bound connection without openid (started
+	// before these checks existed) is refused at the callback.
+	pending := h.consent("fake", []string{"read"}, returnURL)
+	if _, err := h.store.UpdateConnection(context.Background(), pending.ConnectionID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		c.Subject, c.Issuer = "alice-sub", "https://issuer.example"
+		return c, storage.TokenChange{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	loc := h.callback(url.Values{"state": {pending.State}, "code": {"mallory-code"}}).Header.Get("Location")
+	if !strings.Contains(loc, "error=identity_mismatch") {
+		t.Fatalf("bound connection, no openid, no id_token: %s", loc)
+	}
+	after, _ := h.store.GetConnection(context.Background(), pending.ConnectionID)
 	if after.Status != storage.StatusFailed || after.Subject != "alice-sub" {
 		t.Fatalf("after: status %s subject %q", after.Status, after.Subject)
 	}
-	if _, err := h.store.GetToken(context.Background(), c.ConnectionID); err == nil {
+	if _, err := h.store.GetToken(context.Background(), pending.ConnectionID); err == nil {
 		t.Fatal("another account's token was stored")
-	}
-
-	// A pending attempt without openid (started before this check existed)
-	// is refused at the callback too.
-	h.clock.Advance(time.Second)
-	_, third := reconnect(h, c.ConnectionID, "ws-1", []string{"read"})
-	_, err := h.store.UpdateConnection(context.Background(), c.ConnectionID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
-		c.Scopes = []string{"read"}
-		return c, storage.TokenChange{}, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.visitStart(third.AuthURL)
-	loc = h.callback(url.Values{"state": {third.State}, "code": {"mallory-code"}}).Header.Get("Location")
-	if !strings.Contains(loc, "error=identity_mismatch") {
-		t.Fatalf("bound connection, no openid, no id_token: %s", loc)
 	}
 }
 
@@ -277,5 +272,21 @@ func TestPublicRoutesSay503WhenTheStoreIsDown(t *testing.T) {
 		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("%s with the store down: %d, Retry-After %q; want 503 with Retry-After", name, resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
+	}
+}
+
+// A consent asking for openid at a provider that cannot verify id_tokens is
+// refused before the user consents, not after the code is spent.
+func TestOpenIDConsentNeedsVerificationKeys(t *testing.T) {
+	h, f := setupFake(t, sqliteURL(t))
+	var env map[string]any
+	st := h.do("POST", "/auth/consent-spec", map[string]any{"workspace_id": "ws-1", "provider_name": "fake",
+		"scopes": []string{"openid", "read"}, "return_url": returnURL}, &env)
+	if msg, _ := env["message"].(string); st != http.StatusBadRequest || !strings.Contains(msg, "cannot verify id_tokens") {
+		t.Fatalf("openid consent without issuer/JWKS: %d %v", st, env)
+	}
+	conns, err := h.store.ListConnections(context.Background(), storage.ConnectionFilter{})
+	if err != nil || len(conns) != 0 || f.calls.Load() != 0 {
+		t.Fatalf("%d connections stored, %d provider calls (%v)", len(conns), f.calls.Load(), err)
 	}
 }

@@ -181,6 +181,11 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 		scopes = append(slices.Clone(scopes), "openid")
 	}
 	openid := slices.Contains(scopes, "openid")
+	if openid && (ends.Issuer == "" || ends.JWKS == "") {
+		// The callback could only fail after the user consented and the
+		// code was spent: say so now.
+		return httpapi.BadRequest("provider %q cannot verify id_tokens (it has no issuer and JWKS): ask without openid, or register it with an issuer (discovery) or issuer and jwks_url", prov.Row.Name)
+	}
 	var nonce string
 	if openid {
 		if nonce, err = pkce.NewVerifier(b.randReader()); err != nil {

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/dromos-dev/dromos/internal/storage"
@@ -62,9 +63,14 @@ func TestReconnectKeepsIDAndRefusesAnotherAccount(t *testing.T) {
 		t.Fatalf("other client reconnect: %d %v", st, env)
 	}
 
-	// A different account at the provider is refused.
+	// A different account at the provider is refused, also when the
+	// reconnect leaves openid out: the broker asks for it anyway.
 	expire()
+	body["scopes"] = []string{"offline_access"}
 	_, third := request(body)
+	if scopes, _ := third["scopes"].([]any); !slices.Contains(scopes, any("openid")) {
+		t.Fatalf("reconnect of a bound connection without openid: scopes %v", third["scopes"])
+	}
 	b := testenv.NewBrowser(t)
 	page, html, _ := b.Get(third["authUrl"].(string))
 	s.op.LoginAs(b, page, html, testenv.SecondUser)

@@ -59,7 +59,8 @@ type Profile struct {
 	Quirks              []string          `json:"quirks,omitempty"`
 	// TokenLifetimeSeconds is the access-token lifetime to assume when the
 	// provider's token response has no expires_in and the token is not a
-	// JWT with exp (GitHub apps, Zendesk…). 0 means unknown.
+	// JWT with exp, for providers whose tokens expire without saying so
+	// (Salesforce's session timeout). 0 means unknown.
 	TokenLifetimeSeconds int64 `json:"token_lifetime_seconds,omitempty"`
 }
 
