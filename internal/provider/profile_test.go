@@ -131,6 +131,13 @@ func TestAuthorizationURL(t *testing.T) {
 			want:    map[string]string{"scope": "openid email", "access_type": "offline", "prompt": "consent"},
 		},
 		{
+			name: "google keeps the operator's prompt values beside consent",
+			profile: Profile{Name: "google", Quirks: []string{QuirkGoogleOffline},
+				AuthParams: map[string]string{"prompt": "select_account"}},
+			scopes: []string{"openid"},
+			want:   map[string]string{"scope": "openid", "access_type": "offline", "prompt": "select_account consent"},
+		},
+		{
 			name:    "comma separated scopes",
 			profile: Profile{Name: "slack", Quirks: []string{QuirkCommaScopes}},
 			scopes:  []string{"chat:write", "channels:read"},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -83,13 +84,19 @@ type quirk struct {
 
 var quirks = map[string]quirk{
 	QuirkGoogleOffline: {
-		doc: "drop `offline_access`; add `access_type=offline` and `prompt=consent`",
+		doc: "drop `offline_access`; add `access_type=offline` and `consent` to `prompt` (other `prompt` values are kept)",
 		scopes: func(s []string) []string {
 			return slices.DeleteFunc(slices.Clone(s), func(x string) bool { return x == "offline_access" })
 		},
 		params: func(v url.Values) {
 			v.Set("access_type", "offline")
-			v.Set("prompt", "consent")
+			// Google takes a space-separated prompt list: an operator's
+			// select_account stays beside the consent a refresh token needs.
+			prompts := strings.Fields(v.Get("prompt"))
+			if !slices.Contains(prompts, "consent") {
+				prompts = append(prompts, "consent")
+			}
+			v.Set("prompt", strings.Join(prompts, " "))
 		},
 	},
 	QuirkCommaScopes: {
@@ -310,6 +317,31 @@ func (p *Profile) CallbackParams() []string {
 // shop domain) are short.
 const maxCallbackValue = 255
 
+var (
+	realmIDRE = regexp.MustCompile(`^[0-9]{1,32}$`)
+	shopRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}\.myshopify\.com$`)
+)
+
+// validCallbackValue checks a kept callback value against what the
+// provider documents, since agents build API calls from it: an Intuit
+// realmId is a number; a Shopify shop is one *.myshopify.com host, and the
+// very shop the profile's endpoints name when they name one (the user's
+// browser carries the callback and could send the token elsewhere).
+func (p *Profile) validCallbackValue(name, v string) bool {
+	switch name {
+	case "realmId":
+		return realmIDRE.MatchString(v)
+	case "shop":
+		if !shopRE.MatchString(v) {
+			return false
+		}
+		if u, err := url.Parse(p.AuthURL); err == nil && strings.HasSuffix(strings.ToLower(u.Hostname()), ".myshopify.com") {
+			return strings.EqualFold(u.Hostname(), v)
+		}
+	}
+	return true
+}
+
 // CallbackValues picks the parameters named by CallbackParams out of a
 // callback query. A kept value comes from the browser, so anyone can put
 // anything there: a value that is too long or holds anything but printable
@@ -322,7 +354,7 @@ func (p *Profile) CallbackValues(q url.Values) (map[string]string, error) {
 		if !ok {
 			continue
 		}
-		if len(vals) != 1 || !plausibleValue(vals[0], maxCallbackValue) {
+		if len(vals) != 1 || !plausibleValue(vals[0], maxCallbackValue) || !p.validCallbackValue(name, vals[0]) {
 			return nil, fmt.Errorf("%w: %s", ErrBadCallbackParam, name)
 		}
 		if out == nil {

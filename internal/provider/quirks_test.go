@@ -235,6 +235,17 @@ func TestQuirkCallbackRealmID(t *testing.T) {
 	}
 }
 
+// A profile whose endpoints name a shop keeps only that shop.
+func TestCallbackShopMustBeTheProfilesShop(t *testing.T) {
+	p := Profile{Name: "shop", Quirks: []string{QuirkCallbackShop}, AuthURL: "https://acme.myshopify.com/admin/oauth/authorize"}
+	if got, err := p.CallbackValues(url.Values{"shop": {"acme.myshopify.com"}}); err != nil || got["shop"] != "acme.myshopify.com" {
+		t.Fatalf("the profile's own shop: %v %v", got, err)
+	}
+	if _, err := p.CallbackValues(url.Values{"shop": {"other.myshopify.com"}}); !errors.Is(err, ErrBadCallbackParam) {
+		t.Fatalf("another shop: %v", err)
+	}
+}
+
 func TestCallbackValuesRefusesJunk(t *testing.T) {
 	p := Profile{Name: "shop", Quirks: []string{QuirkCallbackShop, QuirkCallbackRealmID}}
 	tests := []struct {
@@ -252,6 +263,10 @@ func TestCallbackValuesRefusesJunk(t *testing.T) {
 		{"empty", "realmId=", nil, true},
 		{"repeated", "realmId=1&realmId=2", nil, true},
 		{"too long", "shop=" + strings.Repeat("a", 256), nil, true},
+		{"shop on another host", "shop=attacker.example%2Fadmin%2Fapi%2Fx%3F", nil, true},
+		{"shop with a path", "shop=acme.myshopify.com%2Fx", nil, true},
+		{"shop two labels deep", "shop=a.b.myshopify.com", nil, true},
+		{"realmId not a number", "realmId=12%2F..%2Fx", nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
