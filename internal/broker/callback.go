@@ -190,7 +190,11 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		b.log.ErrorContext(ctx, "callback: state transition", "err", err)
-		b.rejectCallback(w, r, callbackRejection{reason: "storage_error", message: "Something went wrong; try again shortly."})
+		if errors.Is(err, storage.ErrUnavailable) {
+			b.rejectCallback(w, r, errStoreUnavailable)
+			return
+		}
+		b.rejectCallback(w, r, callbackRejection{reason: "storage_error", message: "Something went wrong; try again shortly.", status: http.StatusInternalServerError})
 		return
 	}
 	if provErr != "" {

@@ -52,16 +52,26 @@ func runBroker(ctx context.Context, args []string, ios ioSet, env config.Env) er
 		log.Warn("DROMOS_ENV is not production: provider endpoints may be plain http or private addresses, and insecure settings are accepted; set DROMOS_ENV=production in a deployment")
 	}
 	log.Info("broker ready", "base_url", cfg.BaseURL, "redirect_uri", cfg.RedirectURI())
-	workerDone := make(chan struct{})
+	stopWorker := startWorker(ctx, svc)
+	defer stopWorker()
+	return runServers(ctx, log, httpListener("broker", ln, svc.Handler(), log))
+}
+
+// startWorker runs the broker's background worker until the returned stop
+// is called (or ctx ends). stop waits for it: refreshes in flight finish
+// (they do not follow the context) before the store closes under them.
+// Deferred, it also stops the worker when the servers fail on their own.
+func startWorker(ctx context.Context, svc *broker.Broker) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
-		defer close(workerDone)
+		defer close(done)
 		svc.RunWorker(ctx, broker.WorkerOptions{})
 	}()
-	err = runServers(ctx, log, httpListener("broker", ln, svc.Handler(), log))
-	// The worker's refreshes in flight finish (they do not follow ctx)
-	// before the store closes under them.
-	<-workerDone
-	return err
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // newRegistry is a fresh Prometheus registry with the process and Go

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dromos-dev/dromos/internal/broker"
 	"github.com/dromos-dev/dromos/internal/config"
 	"github.com/dromos-dev/dromos/internal/demoprovider"
 	"github.com/dromos-dev/dromos/internal/logging"
@@ -120,7 +119,8 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 	go func() {
 		ready <- registerDemo(ctx, svc, issuer, secrets.DemoClientSecret)
 	}()
-	go svc.RunWorker(ctx, broker.WorkerOptions{})
+	stopWorker := startWorker(ctx, svc)
+	defer stopWorker()
 	errc := make(chan error, 1)
 	go func() { errc <- runServers(ctx, log, servers...) }()
 	select {

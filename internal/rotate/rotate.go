@@ -177,12 +177,19 @@ func Usage(ctx context.Context, store Store, kr Keyring) (int, error) {
 			return count, err
 		}
 		for _, id := range ids {
-			// One query per connection for both of its ciphertexts.
-			if c, t, err := store.GetConnectionToken(ctx, id); err == nil {
-				old(c.PKCEVerifier)
-				if t != nil {
-					old(t.Ciphertext)
-				}
+			// One query per connection for both of its ciphertexts. A row
+			// deleted meanwhile holds nothing; any other error must fail
+			// the count: an operator removes the old key when it says 0.
+			c, t, err := store.GetConnectionToken(ctx, id)
+			if errors.Is(err, storage.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return count, err
+			}
+			old(c.PKCEVerifier)
+			if t != nil {
+				old(t.Ciphertext)
 			}
 		}
 		after = ids[len(ids)-1]

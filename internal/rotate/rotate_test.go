@@ -114,3 +114,39 @@ func TestKeysResealsEveryCiphertext(t *testing.T) {
 		t.Fatalf("second pass: %+v, %v", again, err)
 	}
 }
+
+// failingReads is a store whose connection reads fail as during an outage.
+type failingReads struct{ storage.Storage }
+
+func (failingReads) GetConnectionToken(context.Context, string) (storage.Connection, *storage.Token, error) {
+	return storage.Connection{}, nil, storage.ErrUnavailable
+}
+
+// The count operators trust before removing an old key fails rather than
+// under-count when rows cannot be read.
+func TestUsageFailsWhenRowsCannotBeRead(t *testing.T) {
+	ctx := context.Background()
+	store, err := database.Open(ctx, "sqlite:"+t.TempDir()+"/r.db", database.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	k1 := key(t, 1)
+	provID, id := uuid.NewString(), uuid.NewString()
+	now := time.Now().UTC()
+	if err := store.CreateProvider(ctx, storage.Provider{ID: provID, Name: "p", Config: []byte(`{}`), CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	verifier, _ := ring(t, k1).Seal([]byte("verifier"), tokenset.VerifierAAD(id))
+	if err := store.CreateConnection(ctx, storage.Connection{ID: id, WorkspaceID: "w", ProviderID: provID, ProviderName: "p",
+		Status: storage.StatusPending, PKCEVerifier: verifier, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	newRing := ring(t, key(t, 2), k1)
+	if n, err := rotate.Usage(ctx, store, newRing); err != nil || n != 1 {
+		t.Fatalf("usage: %d %v, want 1", n, err)
+	}
+	if n, err := rotate.Usage(ctx, failingReads{store}, newRing); err == nil {
+		t.Fatalf("usage with unreadable rows: %d, no error", n)
+	}
+}
