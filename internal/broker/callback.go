@@ -241,9 +241,10 @@ var errLeftExchanging = errors.New("connection left exchanging while the code wa
 // completeExchange exchanges the code, verifies the id_token and stores the
 // sealed token set, moving the connection to active. It returns "" on
 // success or the short failure reason. A grant the provider issued but
-// that is not kept (wrong account, bad id_token, connection deleted
-// meanwhile…) is revoked at the provider when it has a revocation
-// endpoint, so no live grant is left that nobody holds.
+// that is not kept (bad id_token, connection deleted meanwhile…) is
+// revoked at the provider when it has a revocation endpoint, so no live
+// grant is left that nobody holds; a grant of another account
+// (identity_mismatch) is left alone, as it may serve other connections.
 func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, prov registry.Provider, ends registry.Endpoints, code string, sealedVerifier []byte, kept map[string]string) (failure string) {
 	verifier, err := b.vault.Open(sealedVerifier, tokenset.VerifierAAD(conn.ID))
 	if err != nil {
@@ -267,7 +268,10 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 		return "exchange_failed"
 	}
 	defer func() {
-		if failure != "" {
+		// Not for identity_mismatch: that grant belongs to another of the
+		// user's accounts, and at providers that revoke per user and client
+		// (Google) revoking it would end that account's other connections.
+		if failure != "" && failure != "identity_mismatch" {
 			b.revokeUnkept(ctx, conn.ID, ends, ep, tok)
 		}
 	}()

@@ -296,14 +296,32 @@ func (b *Broker) refreshToken(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (b *Broker) deleteConnection(w http.ResponseWriter, r *http.Request) error {
-	c, row, err := b.loadConnection(r)
+	c, _, err := b.loadConnection(r)
 	if err != nil {
 		return err
 	}
 	// Once the provider was asked to revoke, the deletion must happen even
 	// if the caller goes away.
 	ctx := context.WithoutCancel(r.Context())
-	revoked := b.revokeAtProvider(ctx, c, row)
+	// Take the connection out of service and its token row with it in one
+	// step, so that what is revoked is the latest token: a refresh or a
+	// callback finishing after this finds the connection revoked, does not
+	// store its new grant, and revokes it itself.
+	var taken *storage.Token
+	_, err = b.store.UpdateConnection(ctx, c.ID, func(cur storage.Connection, tok *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		if tok != nil {
+			t := *tok
+			taken = &t
+		}
+		cur.Status, cur.StatusReason, cur.PKCEVerifier, cur.UpdatedAt = storage.StatusRevoked, "deleted", nil, b.now().UTC()
+		return cur, storage.TokenChange{Delete: true}, nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return httpapi.NotFound("connection")
+	} else if err != nil {
+		return err
+	}
+	revoked := b.revokeAtProvider(ctx, c, taken)
 	if err := b.store.DeleteConnection(ctx, c.ID); errors.Is(err, storage.ErrNotFound) {
 		return httpapi.NotFound("connection")
 	} else if err != nil {
@@ -320,7 +338,7 @@ func (b *Broker) deleteConnection(w http.ResponseWriter, r *http.Request) error 
 // one (which ends the grant), else the access token. Best effort: the local
 // deletion goes ahead either way. It returns "yes", "no" or "failed".
 func (b *Broker) revokeAtProvider(ctx context.Context, c storage.Connection, row *storage.Token) string {
-	if c.Status != storage.StatusActive || row == nil {
+	if row == nil {
 		return "no"
 	}
 	set, err := tokenset.Open(b.vault, c.ID, row.Ciphertext)

@@ -238,3 +238,55 @@ func TestRefreshedTokenWriteSurvivesADatabaseBlip(t *testing.T) {
 		t.Fatalf("next refresh: %d %v, reused refresh tokens %d", st, tok, p.reused.Load())
 	}
 }
+
+// The other order: the deletion is at the provider revoking the old refresh
+// token while a refresh stores a new one. The deletion took the token row
+// with it, so the refresh finds the connection revoked and revokes what it
+// got; nothing stays valid at the provider.
+func TestRefreshDuringDeletionRevokesTheNewGrant(t *testing.T) {
+	h := newHarness(t, sqliteURL(t))
+	p := newRotatingProvider(t)
+	prof := p.profile("rot")
+	prof["revocation_url"] = p.srv.URL + "/revoke"
+	h.registerProvider(prof)
+	id := connect(t, h, "rot")
+
+	var mu sync.Mutex
+	var revoked []string
+	arrived, release := make(chan struct{}), make(chan struct{})
+	p.fakeProvider.mu.Lock()
+	p.fakeProvider.revoke = func(r *http.Request) {
+		tok := r.PostFormValue("token")
+		mu.Lock()
+		revoked = append(revoked, tok)
+		mu.Unlock()
+		if tok == "rt-1" {
+			close(arrived)
+			<-release
+		}
+	}
+	p.fakeProvider.mu.Unlock()
+
+	done := make(chan int, 1)
+	go func() { done <- h.do("DELETE", "/connections/"+id, nil, nil) }()
+	<-arrived // the deletion is revoking rt-1 at the provider
+	h.clock.Advance(2 * time.Hour)
+	if st, tok := h.token(id); st == http.StatusOK {
+		t.Fatalf("token read during the deletion: %d %v", st, tok)
+	}
+	close(release)
+	if st := <-done; st != http.StatusNoContent {
+		t.Fatalf("delete: %d", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// The fake records revocations without forgetting tokens: every token
+	// it still accepts must have been revoked.
+	for rt, valid := range p.valid {
+		if valid && !slices.Contains(revoked, rt) {
+			t.Fatalf("%s still valid at the provider after the deletion (revoked %v)", rt, revoked)
+		}
+	}
+}

@@ -273,9 +273,14 @@ func (r *Refresher) storeRefreshed(ctx context.Context, c storage.Connection, ow
 	if err != nil {
 		return c, tokenset.Set{}, err
 	}
+	gone := false // the connection was deleted or revoked meanwhile
 	write := func() (storage.Connection, error) {
 		return r.store.UpdateConnection(ctx, c.ID, func(cur storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
-			if cur.RefreshLeaseOwner != owner || cur.Status != storage.StatusActive {
+			if cur.Status != storage.StatusActive {
+				gone = true
+				return cur, storage.TokenChange{}, errLostLease
+			}
+			if cur.RefreshLeaseOwner != owner {
 				return cur, storage.TokenChange{}, errLostLease
 			}
 			cur.RefreshLeaseOwner, cur.RefreshLeaseUntil = "", time.Time{}
@@ -293,16 +298,20 @@ func (r *Refresher) storeRefreshed(ctx context.Context, c storage.Connection, ow
 		time.Sleep(wait)
 		updated, err = write()
 	}
+	if errors.Is(err, storage.ErrNotFound) || gone {
+		// Deleted (or being deleted) while the provider answered: its
+		// revocation covered the old refresh token, not the one just
+		// issued.
+		r.revokeUnstored(ctx, c.ID, grant, set)
+	}
 	if errors.Is(err, errLostLease) {
 		r.observe("lost_lease", start)
 		r.log.WarnContext(ctx, "refresh result discarded: lease lost", "connection_id", c.ID)
 		r.release(ctx, c, owner, nil) // still ours if only the status changed
+		if gone {
+			return c, tokenset.Set{}, httpapi.Conflict(httpapi.CodeReauthRequired, "the connection was deleted or revoked during the refresh")
+		}
 		return c, tokenset.Set{}, httpapi.Unavailable("token refresh raced with another broker; retry", time.Second, err)
-	}
-	if errors.Is(err, storage.ErrNotFound) {
-		// Deleted while the provider answered: its revocation covered the
-		// old refresh token, not the one just issued.
-		r.revokeUnstored(ctx, c.ID, grant, set)
 	}
 	if err != nil {
 		return c, tokenset.Set{}, err
