@@ -135,7 +135,8 @@ func TestExtrasSurviveRefresh(t *testing.T) {
 	f.setResponse(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.PostFormValue("grant_type") == "authorization_code" {
-			_, _ = w.Write([]byte(`{"access_token":"a1","token_type":"bearer","expires_in":14400,"refresh_token":"r1","account_id":"dbid:AAH4","uid":"12345"}`))
+			_, _ = w.Write([]byte(`{"access_token":"a1","token_type":"bearer","expires_in":14400,"refresh_token":"r1","account_id":"dbid:AAH4","uid":"12345",` +
+				`"team":{"id":"T1"},"authed_user":{"id":"U1","access_token":"xoxp-old","token_type":"user"}}`))
 			return
 		}
 		_, _ = w.Write([]byte(`{"access_token":"a2","token_type":"bearer","expires_in":14400,"uid":"67890"}`))
@@ -146,6 +147,10 @@ func TestExtrasSurviveRefresh(t *testing.T) {
 	st, after := h.token(id)
 	if st != http.StatusOK || after["access_token"] != "a2" || after["account_id"] != "dbid:AAH4" || after["uid"] != "67890" {
 		t.Fatalf("after refresh: %d %v (account_id kept, uid from the refresh)", st, after)
+	}
+	// A member holding a token the refresh did not renew is not kept.
+	if team, _ := after["team"].(map[string]any); team["id"] != "T1" || after["authed_user"] != nil {
+		t.Fatalf("after refresh: team %v (kept), authed_user %v (dropped: it holds the exchange's user token)", after["team"], after["authed_user"])
 	}
 }
 

@@ -89,7 +89,14 @@ func expandTemplate(t Template, p provider.Profile) (provider.Profile, error) {
 		out.TokenEndpointAuthMethod = t.TokenEndpointAuthMethod
 	}
 	out.AuthParams = mergeMaps(t.AuthParams, p.AuthParams)
-	out.TokenRequestHeaders = mergeMaps(t.TokenRequestHeaders, p.TokenRequestHeaders)
+	// Header names compare without regard to case: the profile's
+	// notion-version replaces the template's Notion-Version.
+	fromProfile, dup := provider.CanonicalHeaders(p.TokenRequestHeaders)
+	if dup != "" {
+		return provider.Profile{}, &provider.ValidationError{Problems: []string{"token_request_headers names " + dup + " twice"}}
+	}
+	fromTemplate, _ := provider.CanonicalHeaders(t.TokenRequestHeaders)
+	out.TokenRequestHeaders = mergeMaps(fromTemplate, fromProfile)
 	out.Quirks = append(slices.Clone(t.Quirks), p.Quirks...)
 	if out.TokenLifetimeSeconds == 0 {
 		out.TokenLifetimeSeconds = t.TokenLifetimeSeconds

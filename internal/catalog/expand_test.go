@@ -470,6 +470,16 @@ func TestExpandMergesTokenRequestHeaders(t *testing.T) {
 	if tmpl.TokenRequestHeaders["Notion-Version"] != "2025-09-03" {
 		t.Fatal("Expand changed the catalog's template")
 	}
+	// Names compare without regard to case: the profile's spelling still wins.
+	p, err = c.Expand(provider.Profile{Template: "notion", ClientID: "cid", ClientSecret: "sec",
+		TokenRequestHeaders: map[string]string{"notion-version": "2022-06-28"}})
+	if err != nil || !maps.Equal(p.TokenRequestHeaders, map[string]string{"Notion-Version": "2022-06-28"}) {
+		t.Fatalf("lower-case override: %v %v", p.TokenRequestHeaders, err)
+	}
+	if _, err := c.Expand(provider.Profile{Template: "notion", ClientID: "cid", ClientSecret: "sec",
+		TokenRequestHeaders: map[string]string{"x-a": "1", "X-A": "2"}}); err == nil || !strings.Contains(err.Error(), "names X-A twice") {
+		t.Fatalf("a header given twice: %v", err)
+	}
 	if _, err := c.Expand(provider.Profile{Template: "notion", ClientID: "cid", ClientSecret: "sec",
 		TokenRequestHeaders: map[string]string{"Authorization": "Bearer x"}}); err == nil {
 		t.Fatal("a profile could set Authorization through token_request_headers")

@@ -90,6 +90,9 @@ func (p *Profile) Normalize() {
 		*f = strings.TrimSpace(*f)
 	}
 	p.Scopes = dedupe(p.Scopes)
+	if h, dup := CanonicalHeaders(p.TokenRequestHeaders); dup == "" {
+		p.TokenRequestHeaders = h // a name given twice is left for Validate to report
+	}
 	if p.TokenEndpointAuthMethod == "" {
 		p.TokenEndpointAuthMethod = AuthAuto
 	}
@@ -206,8 +209,29 @@ var brokerHeaders = map[string]bool{
 	"Transfer-Encoding": true, "Connection": true, "User-Agent": true, "Cookie": true,
 }
 
+// CanonicalHeaders is h with canonical header names (Notion-Version for
+// notion-version). dup names a header h holds twice under different
+// spellings; the result is then nil.
+func CanonicalHeaders(h map[string]string) (out map[string]string, dup string) {
+	if len(h) == 0 {
+		return h, ""
+	}
+	out = make(map[string]string, len(h))
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		c := http.CanonicalHeaderKey(k)
+		if _, taken := out[c]; taken {
+			return nil, c
+		}
+		out[c] = h[k]
+	}
+	return out, ""
+}
+
 func checkTokenRequestHeaders(h map[string]string) []string {
 	var probs []string
+	if _, dup := CanonicalHeaders(h); dup != "" {
+		probs = append(probs, fmt.Sprintf("token_request_headers names %s twice", dup))
+	}
 	if len(h) > maxTokenRequestHeaders {
 		probs = append(probs, fmt.Sprintf("token_request_headers may hold at most %d headers", maxTokenRequestHeaders))
 	}

@@ -199,6 +199,7 @@ func TestTokenRequestHeaders(t *testing.T) {
 		{map[string]string{"X-Empty": ""}, "the value of X-Empty"},
 		{map[string]string{"X-Long": strings.Repeat("v", 257)}, "the value of X-Long"},
 		{map[string]string{"A": "1", "B": "1", "C": "1", "D": "1", "E": "1", "F": "1", "G": "1", "H": "1", "I": "1"}, "at most 8"},
+		{map[string]string{"x-trace": "1", "X-Trace": "2"}, "names X-Trace twice"},
 	}
 	for _, c := range cases {
 		p := validProfile()

@@ -260,9 +260,11 @@ func (r *Refresher) storeRefreshed(ctx context.Context, c storage.Connection, ow
 		set.Scope = old.Scope
 	}
 	// Members only the code exchange returned (Dropbox account_id, Slack
-	// team…) stay; the refresh response's own win.
+	// team…) stay; the refresh response's own win. One holding tokens
+	// (Slack's authed_user with the user token) does not: it would hand
+	// agents a token the refresh did not renew.
 	for k, v := range old.Extra {
-		if _, ok := set.Extra[k]; !ok {
+		if _, ok := set.Extra[k]; !ok && !holdsToken(v) {
 			if set.Extra == nil {
 				set.Extra = make(map[string]any, len(old.Extra))
 			}
@@ -390,4 +392,24 @@ func (r *Refresher) refreshedIDTokenOK(ctx context.Context, c storage.Connection
 		return false
 	}
 	return true
+}
+
+// holdsToken reports whether the decoded JSON value v has a member named
+// access_token, refresh_token or id_token at any depth.
+func holdsToken(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if k == "access_token" || k == "refresh_token" || k == "id_token" || holdsToken(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if holdsToken(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
