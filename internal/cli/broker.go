@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,11 @@ func runBroker(ctx context.Context, args []string, ios ioSet, env config.Env) er
 	}
 	if !cfg.Production {
 		log.Warn("DROMOS_ENV is not production: provider endpoints may be plain http or private addresses, and insecure settings are accepted; set DROMOS_ENV=production in a deployment")
+	}
+	if strings.HasPrefix(cfg.BaseURL, "https://") && len(cfg.TrustedProxies) == 0 {
+		// The broker serves plain HTTP, so an https BASE_URL means a proxy
+		// in front: without TRUSTED_PROXIES every browser has its address.
+		log.Warn("BASE_URL is https but TRUSTED_PROXIES is empty: every client appears with the proxy's address, so the per-address limits (RATE_LIMIT_CALLBACK, RATE_LIMIT_CONSENT) apply to all users together and audit events carry the proxy's address; set TRUSTED_PROXIES to the proxy's CIDR")
 	}
 	log.Info("broker ready", "base_url", cfg.BaseURL, "redirect_uri", cfg.RedirectURI())
 	stopWorker := startWorker(ctx, svc)
