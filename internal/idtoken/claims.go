@@ -103,11 +103,21 @@ func (v *flexBool) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+const (
+	googleIssuer     = "https://accounts.google.com"
+	googleBareIssuer = "accounts.google.com"
+)
+
 // checkClaims runs the claim checks of OIDC Core §3.1.3.7 in a fixed order,
 // returning the first failure.
 func (v *Verifier) checkClaims(rc *rawClaims, want Expect, now time.Time) error {
 	if rc.Issuer == "" {
 		return failf(CheckIssuer, ErrMissingClaim, "iss")
+	}
+	if rc.Issuer == googleBareIssuer && want.Issuer == googleIssuer {
+		// Google documents both spellings of its issuer for id_tokens; the
+		// verified claims carry the one the broker registered.
+		rc.Issuer = googleIssuer
 	}
 	if rc.Issuer != want.Issuer {
 		return failf(CheckIssuer, ErrIssuerMismatch, "expected %q", want.Issuer)

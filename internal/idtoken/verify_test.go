@@ -170,6 +170,21 @@ func TestVerify(t *testing.T) {
 			wantCheck: CheckIssuer, wantErr: ErrIssuerMismatch,
 		},
 		{
+			name:   "Google's issuer without its scheme",
+			token:  signed(p.rs, func(c map[string]any) { c["iss"] = "accounts.google.com" }),
+			expect: func(e *Expect) { e.Issuer = "https://accounts.google.com" },
+			check: func(t *testing.T, c Claims) {
+				if c.Issuer != "https://accounts.google.com" {
+					t.Errorf("issuer %q, want the registered spelling", c.Issuer)
+				}
+			},
+		},
+		{
+			name:      "a scheme-less issuer for anyone but Google",
+			token:     signed(p.rs, func(c map[string]any) { c["iss"] = strings.TrimPrefix(testIssuer, "https://") }),
+			wantCheck: CheckIssuer, wantErr: ErrIssuerMismatch,
+		},
+		{
 			name:      "iss with a trailing slash",
 			token:     signed(p.rs, func(c map[string]any) { c["iss"] = testIssuer + "/" }),
 			wantCheck: CheckIssuer, wantErr: ErrIssuerMismatch,
