@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -255,6 +256,36 @@ func TestXeroTenantsLookup(t *testing.T) {
 		"tenant_ids": "70784a63-d24b-46a9-a4db-0e70a274b056", "tenant_name": "Maple Florist"}
 	if st := h.do("GET", "/connections/"+c.ConnectionID, nil, &view); st != 200 || view.Status != "active" || !maps.Equal(view.ProviderData, want) {
 		t.Fatalf("xero connection %d %+v", st, view)
+	}
+}
+
+// Xero lists every organisation the user connected to the app, the one
+// of this consent not necessarily first: tenant_id is the connection whose
+// authEventId is the access token's authentication_event_id.
+func TestXeroTenantOfThisConsent(t *testing.T) {
+	h := newHarness(t, sqliteURL(t))
+	p := newFakeProvider(t)
+	claims, _ := json.Marshal(map[string]any{"authentication_event_id": "ev-new", "xero_userid": "u1", "exp": 4102444800})
+	access := "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(claims) + ".c2ln"
+	p.setResponse(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": 1800, "refresh_token": "r"})
+	})
+	res := newResourceServer(t, "/connections", access, []map[string]any{
+		{"id": "c-old", "authEventId": "ev-old", "tenantId": "11111111-1111-4111-8111-111111111111", "tenantName": "Old Org"},
+		{"id": "c-new", "authEventId": "ev-new", "tenantId": "22222222-2222-4222-8222-222222222222", "tenantName": "New Org"},
+	})
+	h.registerProvider(map[string]any{"name": "xero-test", "auth_url": p.srv.URL + "/authorize", "token_url": p.srv.URL + "/token",
+		"resources_url": res.srv.URL + "/connections", "client_id": "c", "client_secret": "s", "quirks": []string{"xero_tenants"}})
+	c := h.consent("xero-test", []string{"accounting.transactions"}, "https://app.example.com/back")
+	h.callback(url.Values{"state": {c.State}, "code": {"x"}})
+	var view struct {
+		ProviderData map[string]string `json:"provider_data"`
+	}
+	want := map[string]string{"tenant_id": "22222222-2222-4222-8222-222222222222",
+		"tenant_ids": "11111111-1111-4111-8111-111111111111,22222222-2222-4222-8222-222222222222", "tenant_name": "New Org"}
+	if st := h.do("GET", "/connections/"+c.ConnectionID, nil, &view); st != 200 || !maps.Equal(view.ProviderData, want) {
+		t.Fatalf("xero connection %d %+v", st, view.ProviderData)
 	}
 }
 

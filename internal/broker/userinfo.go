@@ -40,7 +40,7 @@ func (b *Broker) fetchResources(ctx context.Context, lookup *provider.ResourceLo
 	if err != nil {
 		return nil, err
 	}
-	return lookup.Parse(body)
+	return lookup.Parse(body, lookup.TokenEvent(accessToken))
 }
 
 // bearerGET makes one back-channel GET with an access token. It never

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,6 +52,12 @@ type ResourceLookup struct {
 	DefaultURL                     string
 	IDField, NameField, URLField   string
 	IDKey, IDsKey, NameKey, URLKey string
+	// EventField names the member that tells which sign-in made each
+	// resource reachable, and EventClaim the access-token claim naming
+	// this sign-in (Xero: authEventId and authentication_event_id). With
+	// them, IDKey and NameKey describe the one resource of this consent,
+	// and are left out rather than guessed when that is not one resource.
+	EventField, EventClaim string
 }
 
 // Resources returns the profile's resource lookup and the URL to call (the
@@ -107,10 +114,13 @@ func (p *Profile) TokenData(extra map[string]any) (map[string]string, error) {
 	return out, nil
 }
 
-// Parse reads a resource lookup's answer. An answer that is not a JSON
-// array of objects, lists nothing, or has an id that is not plausible is an
-// error wrapping ErrBadProviderData.
-func (l *ResourceLookup) Parse(body []byte) (map[string]string, error) {
+// Parse reads a resource lookup's answer: IDsKey lists every resource,
+// IDKey (with NameKey, URLKey) describes the first, or, for a lookup with
+// an EventField, the only resource made reachable by the sign-in event
+// (the access token's EventClaim; "" when unknown). An answer that is not
+// a JSON array of objects, lists nothing, or has an id that is not
+// plausible is an error wrapping ErrBadProviderData.
+func (l *ResourceLookup) Parse(body []byte, event string) (map[string]string, error) {
 	var items []map[string]any
 	if err := json.Unmarshal(body, &items); err != nil {
 		return nil, fmt.Errorf("%w: answer is not a JSON array of objects", ErrBadProviderData)
@@ -124,6 +134,22 @@ func (l *ResourceLookup) Parse(body []byte) (map[string]string, error) {
 	}
 	out := map[string]string{}
 	var ids []string
+	chosen := 0 // the item IDKey describes; -1: none
+	if l.EventField != "" {
+		chosen = -1
+		matches := 0
+		for i, item := range items {
+			if e, ok := item[l.EventField].(string); ok && event != "" && e == event {
+				chosen, matches = i, matches+1
+			}
+		}
+		if matches != 1 {
+			chosen = -1
+		}
+		if len(items) == 1 {
+			chosen = 0 // the token reaches one resource: no choice to make
+		}
+	}
 	for i, item := range items {
 		id, ok := str(item, l.IDField)
 		if !ok || strings.Contains(id, ",") {
@@ -132,7 +158,7 @@ func (l *ResourceLookup) Parse(body []byte) (map[string]string, error) {
 		if len(ids) < maxResources {
 			ids = append(ids, id)
 		}
-		if i > 0 {
+		if i != chosen {
 			continue
 		}
 		out[l.IDKey] = id
@@ -164,4 +190,31 @@ func plausibleValue(v string, max int) bool {
 		}
 	}
 	return true
+}
+
+// TokenEvent is the sign-in event an access token names in its EventClaim
+// ("" when the lookup has none, the token is not a JWT, or the claim is
+// missing). The token comes straight from the provider's token endpoint,
+// so its payload is read without checking a signature: it only picks
+// among the resources the provider itself lists.
+func (l *ResourceLookup) TokenEvent(accessToken string) string {
+	if l.EventClaim == "" {
+		return ""
+	}
+	parts := strings.Split(accessToken, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return ""
+	}
+	var claims map[string]any
+	if json.Unmarshal(payload, &claims) != nil {
+		return ""
+	}
+	if e, ok := claims[l.EventClaim].(string); ok && plausibleValue(e, 255) {
+		return e
+	}
+	return ""
 }

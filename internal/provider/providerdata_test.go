@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -170,13 +171,13 @@ func TestResourceLookupParse(t *testing.T) {
 		{"xero non-ASCII name kept", QuirkXeroTenants,
 			`[{"tenantId":"t1","tenantName":"Fleurs de l'Île"}]`,
 			map[string]string{"tenant_id": "t1", "tenant_ids": "t1", "tenant_name": "Fleurs de l'Île"}},
-		{"xero name from the first tenant only", QuirkXeroTenants,
+		{"xero several tenants, sign-in event unknown: no guess", QuirkXeroTenants,
 			`[{"tenantId":"t1"},{"tenantId":"t2","tenantName":"Second"}]`,
-			map[string]string{"tenant_id": "t1", "tenant_ids": "t1,t2"}},
+			map[string]string{"tenant_ids": "t1,t2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := lookupFor(t, tt.quirk).Parse([]byte(tt.body))
+			got, err := lookupFor(t, tt.quirk).Parse([]byte(tt.body), "")
 			if err != nil {
 				t.Fatalf("Parse error = %v, want nil", err)
 			}
@@ -215,7 +216,7 @@ func TestResourceLookupParseRefusesJunk(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := lookupFor(t, tt.quirk).Parse([]byte(tt.body))
+			got, err := lookupFor(t, tt.quirk).Parse([]byte(tt.body), "")
 			if !errors.Is(err, ErrBadProviderData) {
 				t.Fatalf("Parse error = %v, want one wrapping ErrBadProviderData", err)
 			}
@@ -238,7 +239,7 @@ func TestResourceLookupParseKeepsAtMost50IDs(t *testing.T) {
 			ids = append(ids, id)
 		}
 	}
-	got, err := lookupFor(t, QuirkAtlassianResources).Parse([]byte("[" + strings.Join(items, ",") + "]"))
+	got, err := lookupFor(t, QuirkAtlassianResources).Parse([]byte("["+strings.Join(items, ",")+"]"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +255,7 @@ func TestResourceLookupParseKeepsAtMost50IDs(t *testing.T) {
 
 	// Items past the 50th are not kept but are still checked.
 	items = append(items, `{"id":"late bad"}`)
-	if _, err := lookupFor(t, QuirkAtlassianResources).Parse([]byte("[" + strings.Join(items, ",") + "]")); !errors.Is(err, ErrBadProviderData) {
+	if _, err := lookupFor(t, QuirkAtlassianResources).Parse([]byte("["+strings.Join(items, ",")+"]"), ""); !errors.Is(err, ErrBadProviderData) {
 		t.Errorf("Parse with a bad 61st id: error = %v, want ErrBadProviderData", err)
 	}
 }
@@ -373,6 +374,59 @@ func TestDataKey(t *testing.T) {
 		got, ok := DataKey(k)
 		if ok != (want != "") || got != want {
 			t.Errorf("DataKey(%q) = %q, %v; want %q", k, got, ok, want)
+		}
+	}
+}
+
+// The sign-in event comes from the access token's payload when it is a
+// JWT with the lookup's claim; anything else gives "".
+func TestTokenEvent(t *testing.T) {
+	l := lookupFor(t, QuirkXeroTenants)
+	jwt := func(claims string) string {
+		return "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".c2ln"
+	}
+	for tok, want := range map[string]string{
+		jwt(`{"authentication_event_id":"894f5c8c-3938-416d-966e-8f28fa24d358","sub":"u"}`): "894f5c8c-3938-416d-966e-8f28fa24d358",
+		jwt(`{"sub":"u"}`):                    "",
+		jwt(`{"authentication_event_id":42}`): "",
+		jwt(`not json`):                       "",
+		"opaque-token":                        "",
+		"a.b":                                 "",
+		jwt(`{"authentication_event_id":"a\nb"}`): "",
+	} {
+		if got := l.TokenEvent(tok); got != want {
+			t.Errorf("TokenEvent(%q) = %q, want %q", tok, got, want)
+		}
+	}
+	if got := lookupFor(t, QuirkAtlassianResources).TokenEvent(jwt(`{"authentication_event_id":"e"}`)); got != "" {
+		t.Errorf("a lookup without an event claim read %q", got)
+	}
+}
+
+// Xero lists every organisation the user ever connected to the app;
+// tenant_id is the one this sign-in connected, never a guess.
+func TestXeroTenantOfThisSignIn(t *testing.T) {
+	l := lookupFor(t, QuirkXeroTenants)
+	for _, tt := range []struct {
+		name, body, event string
+		want              map[string]string
+	}{
+		{"the tenant of this sign-in, wherever it is listed",
+			`[{"tenantId":"t1","tenantName":"Old Org","authEventId":"ev-old"},{"tenantId":"t2","tenantName":"New Org","authEventId":"ev-new"}]`,
+			"ev-new", map[string]string{"tenant_id": "t2", "tenant_ids": "t1,t2", "tenant_name": "New Org"}},
+		{"two tenants of this sign-in: no guess",
+			`[{"tenantId":"t1","authEventId":"ev"},{"tenantId":"t2","authEventId":"ev"}]`,
+			"ev", map[string]string{"tenant_ids": "t1,t2"}},
+		{"no tenant of this sign-in: no guess",
+			`[{"tenantId":"t1","authEventId":"a"},{"tenantId":"t2","authEventId":"b"}]`,
+			"c", map[string]string{"tenant_ids": "t1,t2"}},
+		{"one tenant is the answer whatever the event",
+			`[{"tenantId":"t1","authEventId":"ev-old"}]`,
+			"ev-new", map[string]string{"tenant_id": "t1", "tenant_ids": "t1"}},
+	} {
+		got, err := l.Parse([]byte(tt.body), tt.event)
+		if err != nil || !maps.Equal(got, tt.want) {
+			t.Errorf("%s: %v %v, want %v", tt.name, got, err, tt.want)
 		}
 	}
 }

@@ -139,9 +139,11 @@ var quirks = map[string]quirk{
 	},
 	QuirkXeroTenants: {
 		doc: "after consent, read the organisations the token reaches from " + xeroConnectionsURL +
-			"; keep `tenant_id`, `tenant_ids` and `tenant_name` as provider data",
+			"; keep `tenant_ids`, and `tenant_id` and `tenant_name` of the organisation this consent connected " +
+			"(the connection whose `authEventId` is the access token's `authentication_event_id`; left out when that is not one)",
 		resources: &ResourceLookup{DefaultURL: xeroConnectionsURL, IDField: "tenantId", NameField: "tenantName",
-			IDKey: "tenant_id", IDsKey: "tenant_ids", NameKey: "tenant_name"},
+			IDKey: "tenant_id", IDsKey: "tenant_ids", NameKey: "tenant_name",
+			EventField: "authEventId", EventClaim: "authentication_event_id"},
 	},
 }
 
