@@ -258,7 +258,7 @@ func runProvidersAdd(ctx context.Context, args []string, ios ioSet, env config.E
 	fs.StringVar(&f.displayName, "display-name", "", "name shown to people")
 	fs.Var(&f.aliases, "aliases", "other names, comma-separated")
 	fs.StringVar(&f.issuer, "issuer", "", "OIDC issuer URL (discovery on unless --no-discovery)")
-	fs.BoolVar(&f.noDiscovery, "no-discovery", false, "do not use OIDC discovery for --issuer")
+	fs.BoolVar(&f.noDiscovery, "no-discovery", false, "do not use OIDC discovery for --issuer (no effect with a --template that uses discovery)")
 	fs.StringVar(&f.authURL, "auth-url", "", "authorization endpoint (static registration)")
 	fs.StringVar(&f.tokenURL, "token-url", "", "token endpoint (static registration)")
 	fs.StringVar(&f.userinfoURL, "userinfo-url", "", "userinfo endpoint")
