@@ -18,6 +18,9 @@ type RequestConnectionInput struct {
 	Scopes       []string          // OAuth scopes to ask the user for
 	ReturnURL    string            // where the browser lands after consent
 	Metadata     map[string]string // optional labels kept with the connection
+	// ConnectionID, when set, reconnects that connection (expired or
+	// failed, and yours) under the same id instead of starting a new one.
+	ConnectionID string
 }
 
 // Connection is a started connection: send the user to AuthURL, keep
@@ -77,7 +80,8 @@ func (c *Client) RequestConnection(ctx context.Context, in RequestConnectionInpu
 		Scopes       []string          `json:"scopes"`
 		ReturnURL    string            `json:"return_url"`
 		Metadata     map[string]string `json:"metadata,omitempty"`
-	}{in.UserID, in.ProviderName, in.Scopes, in.ReturnURL, in.Metadata}
+		ConnectionID string            `json:"connection_id,omitempty"`
+	}{in.UserID, in.ProviderName, in.Scopes, in.ReturnURL, in.Metadata, in.ConnectionID}
 	var out struct {
 		AuthURL      string   `json:"authUrl"`
 		ConnectionID string   `json:"connection_id"`

@@ -245,6 +245,15 @@ func TestRequestConnectionWire(t *testing.T) {
 	if auth != "Bearer k-123" {
 		t.Fatalf("Authorization = %q", auth)
 	}
+	// A reconnect names the connection; a new connection does not.
+	if _, err := c.RequestConnection(context.Background(), RequestConnectionInput{
+		UserID: "u-42", ProviderName: "demo", Scopes: []string{"openid"}, ReturnURL: "https://app/done", ConnectionID: testID,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got["connection_id"] != testID {
+		t.Fatalf("reconnect body = %v", got)
+	}
 }
 
 func TestWaitForActive(t *testing.T) {

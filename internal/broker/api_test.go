@@ -146,7 +146,7 @@ func TestAPIKeyGuard(t *testing.T) {
 	if st := h.do("GET", "/providers", nil, &env); st != 401 || env.Code != "unauthorized" {
 		t.Fatalf("no key: %d", st)
 	}
-	for _, hdr := range []http.Header{{"X-Api-Key": {key}}, {"Authorization": {"Bearer " + key}}} {
+	for _, hdr := range []http.Header{{"X-Api-Key": {key}}, {"Authorization": {"Bearer " + key}}, {"Authorization": {"bearer " + key}}, {"Authorization": {"BEARER " + key}}} {
 		req, _ := http.NewRequest("GET", h.srv.URL+"/providers", nil)
 		req.Header = hdr
 		resp, err := http.DefaultClient.Do(req)

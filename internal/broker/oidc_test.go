@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -81,6 +82,10 @@ func TestProviderRegisteredWhileIssuerDownIsReported(t *testing.T) {
 	var env envelope
 	if st := h.do("POST", "/providers", map[string]any{"profile": iss.profile("down")}, &env); st != 400 || env.Code != "discovery_failed" {
 		t.Fatalf("got %d %+v", st, env)
+	}
+	// The answer names the problem, not the broker's internal error text.
+	if strings.Contains(env.Message, "127.0.0.1") || strings.Contains(env.Message, "http") {
+		t.Fatalf("discovery failure answer carries internal detail: %q", env.Message)
 	}
 	var list struct {
 		Providers []any `json:"providers"`

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/dromos-dev/dromos/internal/database"
+	"github.com/dromos-dev/dromos/internal/returnurl"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/vault"
 )
@@ -93,8 +95,15 @@ func LoadBroker(env Env) (Broker, error) {
 		AllowedReturnDomains:       r.list("ALLOWED_RETURN_DOMAINS"),
 	}
 	b.BaseURL = r.absURL("BASE_URL", r.str("BASE_URL", fmt.Sprintf("http://localhost:%d", b.Port)))
-	if !strings.HasPrefix(b.RedirectPath, "/") {
-		probs.add("REDIRECT_PATH must start with /")
+	if msg := redirectPathProblem(b.RedirectPath); msg != "" {
+		probs.add("REDIRECT_PATH %s", msg)
+	}
+	if len(b.AllowedReturnDomains) > 0 {
+		// Checked whether or not ENFORCE_RETURN_URL is on: a list that
+		// would be refused later should be refused now.
+		if err := (returnurl.Policy{AllowedDomains: b.AllowedReturnDomains}).Validate(); err != nil {
+			probs.add("ALLOWED_RETURN_DOMAINS: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
 	}
 	b.APIKeys = append(r.apiKeyHashes("API_KEY"), r.apiKeyHashes("API_KEYS")...)
 
@@ -158,4 +167,27 @@ func parseLevel(s string) (slog.Level, error) {
 // that need nothing else.
 func DatabaseURL(env Env) string {
 	return reader{env: env, errs: new(Problems)}.str("DATABASE_URL", "sqlite:dromos.db")
+}
+
+// brokerRoutes are the broker's own path prefixes; the callback path may
+// not take one of them (the router would refuse to start).
+var brokerRoutes = []string{"/health", "/ready", "/metrics", "/providers", "/connections", "/audit", "/catalog",
+	"/auth/consent-spec", "/auth/start"}
+
+var redirectPathRE = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)+$`)
+
+// redirectPathProblem says what is wrong with a callback path ("" if
+// nothing): an absolute path of plain segments, not one of the broker's
+// own routes.
+func redirectPathProblem(p string) string {
+	if !redirectPathRE.MatchString(p) || strings.Contains(p, "/./") || strings.Contains(p, "/../") ||
+		strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..") {
+		return "must be an absolute path of plain segments (letters, digits, '.', '_', '~', '-'), e.g. /auth/callback"
+	}
+	for _, r := range brokerRoutes {
+		if p == r || strings.HasPrefix(p, r+"/") {
+			return "must not be one of the broker's own routes (" + r + ")"
+		}
+	}
+	return ""
 }

@@ -48,7 +48,7 @@ func TestLoadBrokerReportsEveryProblemWithoutValues(t *testing.T) {
 	msg := err.Error()
 	for _, want := range []string{"ENCRYPTION_KEY must be base64", "STATE_KEY is required", "PORT must be a port",
 		"BASE_URL must be an absolute", "REQUIRE_API_KEY must be true or false", "ALLOWED_CIDRS entry 2",
-		"ENFORCE_RETURN_URL=true needs", "LOG_LEVEL", "REDIRECT_PATH must start", "API_KEYS entry 1"} {
+		"ENFORCE_RETURN_URL=true needs", "LOG_LEVEL", "REDIRECT_PATH must be an absolute path", "API_KEYS entry 1"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("missing %q in %s", want, msg)
 		}
@@ -265,5 +265,33 @@ func TestHelpListsEveryVariable(t *testing.T) {
 				t.Errorf("%s reads %s but its --help text does not list it", file, m[1])
 			}
 		}
+	}
+}
+
+// REDIRECT_PATH and ALLOWED_RETURN_DOMAINS are checked when the
+// configuration loads, with the variable named: a callback path on one of
+// the broker's own routes used to crash the router at start, and a bad
+// domain list was refused later without its name.
+func TestRedirectPathAndReturnDomains(t *testing.T) {
+	base := func() Env { return Env{"ENCRYPTION_KEY": key32, "STATE_KEY": key32b} }
+	for path, ok := range map[string]bool{
+		"/auth/callback": true, "/oauth2/cb": true, "/cb.v1": true,
+		"/health": false, "/providers/x": false, "/auth/start": false, "/metrics": false,
+		"auth/callback": false, "/cb/{x}": false, "/a b": false, "/a//b": false, "/a/../b": false, "/": false, "/cb?x=1": false,
+	} {
+		env := base()
+		env["REDIRECT_PATH"] = path
+		_, err := LoadBroker(env)
+		if got := err == nil; got != ok {
+			t.Errorf("REDIRECT_PATH=%q: %v, want ok=%v", path, err, ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "REDIRECT_PATH") {
+			t.Errorf("REDIRECT_PATH=%q: error does not name the variable: %v", path, err)
+		}
+	}
+	env := base()
+	env["ALLOWED_RETURN_DOMAINS"] = "app.example.com,*.com"
+	if _, err := LoadBroker(env); err == nil || !strings.Contains(err.Error(), "ALLOWED_RETURN_DOMAINS: allowed domain entry 2") {
+		t.Fatalf("a wildcard over a TLD: %v", err)
 	}
 }

@@ -141,3 +141,28 @@ func TestWriteErrorLogsTheErrorCode(t *testing.T) {
 		t.Fatalf("log line %s", buf.String())
 	}
 }
+
+// Unclean paths get the JSON envelope, not the router's HTML redirect.
+func TestMiddlewareRefusesUncleanPaths(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/token/{id}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	h := Middleware(mux, logging.Discard(), time.Now, nil)
+	for path, want := range map[string]int{
+		"/v1/token/abc":    http.StatusTeapot,
+		"/v1/token/a/../b": http.StatusBadRequest,
+		"/v1/token/./b":    http.StatusBadRequest,
+		"/v1//token/b":     http.StatusBadRequest,
+		"/v1/token/..":     http.StatusBadRequest,
+		"/v1/token/%2e%2e": http.StatusBadRequest,
+	} {
+		r := httptest.NewRequest("GET", "http://x"+path, nil)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("%s: %d, want %d", path, w.Code, want)
+		}
+		if want == http.StatusBadRequest && !strings.Contains(w.Body.String(), `"code":"bad_request"`) {
+			t.Errorf("%s: not the JSON envelope: %s", path, w.Body)
+		}
+	}
+}

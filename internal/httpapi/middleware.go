@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/dromos-dev/dromos/internal/logging"
@@ -104,6 +105,27 @@ func Middleware(h http.Handler, log *slog.Logger, now func() time.Time, observe 
 					"status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
 			}
 		}()
+		// net/http's router answers a path with "." or ".." segments or
+		// an empty segment with an HTML redirect to its cleaned form; the
+		// API answers every error with its JSON envelope instead.
+		if !cleanPath(r.URL.Path) {
+			WriteError(rec, r, log, BadRequest("request path must not hold empty, '.' or '..' segments"))
+			return
+		}
 		h.ServeHTTP(rec, r)
 	})
+}
+
+// cleanPath reports whether p is already in the form the router cleans
+// paths to (a trailing slash allowed).
+func cleanPath(p string) bool {
+	if p == "" || p == "/" {
+		return true
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(p[1:], "/"), "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return p[0] == '/'
 }

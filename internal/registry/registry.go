@@ -228,8 +228,10 @@ func (g *Registry) checkDiscovery(ctx context.Context, p *provider.Profile) erro
 		return nil
 	}
 	if _, err := g.disco.Fetch(ctx, p.Issuer); err != nil {
+		// The cause (a dial error, an address) stays in the log: answers
+		// carry no internal error text.
 		return &httpapi.Error{Status: http.StatusBadRequest, Code: "discovery_failed",
-			Message: "OIDC discovery for issuer failed: " + err.Error(), Cause: err}
+			Message: "OIDC discovery for the issuer failed (the broker's log says why)", Cause: err}
 	}
 	return nil
 }
