@@ -42,7 +42,9 @@ const (
 
 // Status is a connection's state. Status is StatusPending, StatusActive or
 // StatusFailed; Detail is the finer broker status when it differs
-// (exchanging, expired, revoked…), Reason why it failed when known.
+// (exchanging; expired, which is also how a user revoking access at the
+// provider shows up; revoked only while a deletion runs), Reason why it
+// failed when known (access_denied, invalid_grant…).
 // ProviderData holds what the provider handed over besides the token that
 // API calls need: realmId (QuickBooks), shop (Shopify), instance_url
 // (Salesforce), cloud_id (Atlassian), tenant_id (Xero)…
@@ -57,7 +59,7 @@ type Status struct {
 type Provider struct {
 	Name        string   `json:"name"`
 	DisplayName string   `json:"display_name"`
-	Scopes      []string `json:"scopes"` // used when a request names none the provider knows
+	Scopes      []string `json:"scopes"` // the provider's default scopes; RequestConnection still needs Scopes of its own
 }
 
 // connPath is the path of a per-connection route; an empty id is refused
@@ -69,7 +71,8 @@ func connPath(prefix, id string) (string, error) {
 	return prefix + "/" + url.PathEscape(id), nil
 }
 
-// RequestConnection starts a connection for a user. The answer's AuthURL is
+// RequestConnection starts a connection for a user. The answer's AuthURL
+// points at the broker's /auth/start/{state}, which sends the browser on to
 // the provider's consent page; the connection stays pending (for ten
 // minutes) until the user finishes there. A retried attempt may leave an
 // extra pending connection behind; it expires on its own.

@@ -64,8 +64,9 @@
 // errors.Is:
 //
 //   - ErrPending: consent not finished yet (409 not_ready)
-//   - ErrReauthRequired: the connection failed, expired or was revoked;
-//     start a new one (409 reauth_required)
+//   - ErrReauthRequired: the connection failed or expired; reconnect it
+//     (RequestConnectionInput.ConnectionID) or start a new one
+//     (409 reauth_required)
 //   - ErrNotFound: unknown connection, or another agent's (404)
 //   - ErrUnauthorized: the gateway refused the API key (401)
 //   - ErrNotSupported: the gateway lacks the operation (501 on Refresh, no

@@ -17,8 +17,9 @@ var (
 	ErrNotFound = errors.New("dromos: not found")
 	// ErrPending: the user has not finished consent yet (409 not_ready).
 	ErrPending = errors.New("dromos: connection not ready")
-	// ErrReauthRequired: the connection failed, expired or was revoked; the
-	// user must connect again (409 reauth_required).
+	// ErrReauthRequired: the connection failed or expired; the user must
+	// connect again, under the same id with RequestConnectionInput.ConnectionID
+	// (409 reauth_required).
 	ErrReauthRequired = errors.New("dromos: re-consent required")
 	// ErrUnauthorized: the gateway refused the API key (401).
 	ErrUnauthorized = errors.New("dromos: unauthorized")
@@ -115,8 +116,8 @@ func validCut(s string, n int) bool { return n == len(s) || s[n]&0xC0 != 0x80 }
 // failed; errors.Is(err, ErrFailed) holds for it.
 type FailedError struct {
 	ConnectionID string
-	Detail       string // the finer status: denied, expired, revoked…
-	Reason       string // why, when the broker knows
+	Detail       string // the finer status when not "failed": expired (revoked only while a deletion runs)
+	Reason       string // why, when the broker knows: access_denied, invalid_grant, consent_expired…
 }
 
 func (e *FailedError) Error() string {
