@@ -290,3 +290,34 @@ func TestOpenIDConsentNeedsVerificationKeys(t *testing.T) {
 		t.Fatalf("%d connections stored, %d provider calls (%v)", len(conns), f.calls.Load(), err)
 	}
 }
+
+// The flow binds the first browser that opens the authUrl: another
+// browser holding the same authUrl (or its state) can neither start nor
+// finish it, while the first browser may open it again.
+func TestFlowBindsTheFirstBrowserOnly(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h, f := setupFake(t, dbURL)
+		c := h.consentOnly("fake", nil, returnURL)
+		if resp := h.visitStart(c.AuthURL); resp.StatusCode != http.StatusFound {
+			t.Fatalf("user's start: %d", resp.StatusCode)
+		}
+		attacker := noFollowBrowser(t)
+		if resp := getStatus(t, attacker, c.AuthURL); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("second browser's start: %d %s, want 400", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		cb := h.srv.URL + "/auth/callback?" + url.Values{"state": {c.State}, "code": {"attacker-code"}}.Encode()
+		if resp := getStatus(t, attacker, cb); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("second browser's callback: %d, want 400", resp.StatusCode)
+		}
+		if st := h.status(c.ConnectionID); st != storage.StatusPending || f.calls.Load() != 0 {
+			t.Fatalf("after the attempts: %s, %d provider calls", st, f.calls.Load())
+		}
+		// The user's browser may open the link again and finish.
+		if resp := h.visitStart(c.AuthURL); resp.StatusCode != http.StatusFound {
+			t.Fatalf("user's second start: %d", resp.StatusCode)
+		}
+		if loc := h.callback(url.Values{"state": {c.State}, "code": {"user-code"}}).Header.Get("Location"); !strings.Contains(loc, "status=success") {
+			t.Fatalf("user's callback: %s", loc)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -56,6 +57,13 @@ func (b *Broker) rejectCallback(w http.ResponseWriter, r *http.Request, rej call
 	}
 	w.WriteHeader(status)
 	_ = errorPage.Execute(w, rej.message)
+}
+
+// callbackBound reports whether the callback comes from the browser that
+// /auth/start bound to conn's flow.
+func (b *Broker) callbackBound(r *http.Request, conn storage.Connection) bool {
+	_, binding, err := b.openVerifier(conn.ID, conn.PKCEVerifier)
+	return err == nil && b.browserBound(r, conn.ID, binding)
 }
 
 // errStoreUnavailable answers a browser when the database cannot be read.
@@ -123,7 +131,7 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 		b.rejectCallback(w, r, callbackRejection{reason: "foreign_state", message: "The sign-in link is invalid or has expired."})
 		return
 	}
-	if !b.cfg.InsecureSkipBrowserBinding && !b.browserBound(r, conn.ID, stateParam) {
+	if !b.cfg.InsecureSkipBrowserBinding && !b.callbackBound(r, conn) {
 		b.rejectCallback(w, r, callbackRejection{reason: "browser_mismatch", message: "This sign-in was started in another browser. Open the link from the application again in this browser."})
 		return
 	}
@@ -174,7 +182,9 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	reason := sanitizeErrorCode(provErr)
 	conn, err = b.store.UpdateConnection(ctx, conn.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
-		if c.Status != storage.StatusPending {
+		// The verifier checked for the browser binding is still the one
+		// stored: the flow was not re-bound or restarted meanwhile.
+		if c.Status != storage.StatusPending || !bytes.Equal(c.PKCEVerifier, conn.PKCEVerifier) {
 			return c, storage.TokenChange{}, errNotPending
 		}
 		sealedVerifier = c.PKCEVerifier
@@ -246,7 +256,7 @@ var errLeftExchanging = errors.New("connection left exchanging while the code wa
 // grant is left that nobody holds; a grant of another account
 // (identity_mismatch) is left alone, as it may serve other connections.
 func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, prov registry.Provider, ends registry.Endpoints, code string, sealedVerifier []byte, kept map[string]string) (failure string) {
-	verifier, err := b.vault.Open(sealedVerifier, tokenset.VerifierAAD(conn.ID))
+	verifier, _, err := b.openVerifier(conn.ID, sealedVerifier)
 	if err != nil {
 		b.log.ErrorContext(ctx, "callback: opening PKCE verifier", "connection_id", conn.ID, "err", err)
 		return "server_error"

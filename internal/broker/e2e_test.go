@@ -35,7 +35,7 @@ func TestEndToEndWithIndependentOP(t *testing.T) {
 			"name": "zitadel", "aliases": []string{"Example-OP"}, "issuer": op.Issuer, "enable_discovery": true,
 			"client_id": op.ClientID, "client_secret": op.ClientSecret,
 		})
-		c := h.consent("example-op", []string{"openid", "email", "profile", "offline_access"}, ret.URL+"/done?agent=1")
+		c := h.consentOnly("example-op", []string{"openid", "email", "profile", "offline_access"}, ret.URL+"/done?agent=1")
 
 		browser := testenv.NewBrowser(t)
 		page, body, status := browser.Get(c.AuthURL)

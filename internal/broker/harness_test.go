@@ -243,6 +243,15 @@ func (h *harness) registerProvider(profile map[string]any) string {
 
 func (h *harness) consent(providerName string, scopes []string, returnURL string) consentResp {
 	h.t.Helper()
+	out := h.consentOnly(providerName, scopes, returnURL)
+	out.ProviderURL = h.visitStart(out.AuthURL).Header.Get("Location")
+	return out
+}
+
+// consentOnly creates the consent without opening its authUrl: the first
+// browser to open it is the one the flow binds.
+func (h *harness) consentOnly(providerName string, scopes []string, returnURL string) consentResp {
+	h.t.Helper()
 	var out consentResp
 	st := h.do("POST", "/auth/consent-spec", map[string]any{
 		"workspace_id": "ws-1", "user_id": "u-1", "provider_name": providerName,
@@ -251,7 +260,6 @@ func (h *harness) consent(providerName string, scopes []string, returnURL string
 	if st != http.StatusOK {
 		h.t.Fatalf("consent: %d", st)
 	}
-	out.ProviderURL = h.visitStart(out.AuthURL).Header.Get("Location")
 	return out
 }
 

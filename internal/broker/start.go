@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -17,11 +19,13 @@ import (
 )
 
 // The flow is bound to the browser that started it (RFC 9700 §2.1, §4.7):
-// the authUrl handed to agents points at GET /auth/start/{state}, which sets
-// a cookie holding a hash of the state and only then redirects to the
-// provider; the callback requires that cookie. Whoever gets hold of an
-// authUrl and finishes consent in another browser — or tricks a victim into
-// finishing theirs — is refused.
+// the authUrl handed to agents points at GET /auth/start/{state}. The first
+// visit draws a random flow secret, stores its hash with the connection's
+// sealed PKCE verifier (a compare-and-swap, so only one browser wins), sets
+// the secret as a cookie and only then redirects to the provider. A later
+// visit must carry that cookie, and so must the callback. Whoever gets hold
+// of an authUrl or its state after the user opened it — or tricks a victim
+// into finishing a flow they started — is refused.
 
 const startPath = "/auth/start/"
 
@@ -38,24 +42,44 @@ func (b *Broker) flowCookieName(connID string) string {
 	return name
 }
 
-func flowCookieValue(st string) string {
-	sum := sha256.Sum256([]byte("dromos-flow:" + st))
+// flowSecretHash is what the connection keeps of a browser's flow secret.
+func flowSecretHash(secret string) string {
+	sum := sha256.Sum256([]byte("dromos-flow:" + secret))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
+
+// bindingSep separates the PKCE verifier (base64url, so never holding it)
+// from the flow secret's hash inside the sealed verifier.
+const bindingSep = "|"
+
+// openVerifier opens a connection's sealed PKCE material: the verifier and,
+// once /auth/start bound a browser, the hash of that browser's flow secret
+// ("" before).
+func (b *Broker) openVerifier(connID string, sealed []byte) (verifier, binding string, err error) {
+	plain, err := b.vault.Open(sealed, tokenset.VerifierAAD(connID))
+	if err != nil {
+		return "", "", err
+	}
+	verifier, binding, _ = strings.Cut(string(plain), bindingSep)
+	return verifier, binding, nil
+}
+
+// errBoundElsewhere: another browser bound the flow first.
+var errBoundElsewhere = errors.New("flow already bound to another browser")
 
 func (b *Broker) flowCookie(connID, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{Name: b.flowCookieName(connID), Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: b.secureCookies(), SameSite: http.SameSiteLaxMode}
 }
 
-// browserBound reports whether r carries the flow cookie for st.
-func (b *Broker) browserBound(r *http.Request, connID, st string) bool {
+// browserBound reports whether r carries the flow secret whose hash binding
+// is (an unbound flow binds no browser).
+func (b *Broker) browserBound(r *http.Request, connID, binding string) bool {
 	c, err := r.Cookie(b.flowCookieName(connID))
-	if err != nil {
+	if err != nil || binding == "" {
 		return false
 	}
-	want := flowCookieValue(st)
-	return subtle.ConstantTimeCompare([]byte(c.Value), []byte(want)) == 1
+	return subtle.ConstantTimeCompare([]byte(flowSecretHash(c.Value)), []byte(binding)) == 1
 }
 
 // startURL is the broker-side authUrl handed to agents.
@@ -94,10 +118,15 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 		b.rejectCallback(w, r, callbackRejection{reason: "discovery_unavailable", message: "The provider is unavailable right now; try again shortly.", status: http.StatusServiceUnavailable})
 		return
 	}
-	verifier, err := b.vault.Open(conn.PKCEVerifier, tokenset.VerifierAAD(conn.ID))
+	verifier, binding, err := b.openVerifier(conn.ID, conn.PKCEVerifier)
 	if err != nil {
 		b.log.ErrorContext(ctx, "start: opening PKCE verifier", "connection_id", conn.ID, "err", err)
 		b.rejectCallback(w, r, callbackRejection{reason: "server_error", message: "Something went wrong; try again shortly.", status: http.StatusInternalServerError})
+		return
+	}
+	secret, rej := b.bindBrowser(r, conn, verifier, binding)
+	if rej != nil {
+		b.rejectCallback(w, r, *rej)
 		return
 	}
 	target, err := prov.Profile.AuthorizationURL(ends.Auth, provider.AuthRequest{
@@ -109,10 +138,51 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	maxAge := int(conn.ExpiresAt.Sub(b.now()) / time.Second)
-	http.SetCookie(w, b.flowCookie(conn.ID, flowCookieValue(st), max(maxAge, 1)))
+	http.SetCookie(w, b.flowCookie(conn.ID, secret, max(maxAge, 1)))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// bindBrowser returns the flow secret of the browser behind r: a new one
+// stored with the connection when the flow is not bound yet, else the one
+// r's cookie carries, which must be the bound browser's.
+func (b *Broker) bindBrowser(r *http.Request, conn storage.Connection, verifier, binding string) (string, *callbackRejection) {
+	elsewhere := &callbackRejection{reason: "browser_mismatch",
+		message: "This sign-in was started in another browser. Open the link from the application again in this browser."}
+	if binding != "" {
+		if !b.browserBound(r, conn.ID, binding) {
+			return "", elsewhere
+		}
+		c, _ := r.Cookie(b.flowCookieName(conn.ID))
+		return c.Value, nil
+	}
+	raw := make([]byte, 32)
+	if _, err := io.ReadFull(b.randReader(), raw); err != nil {
+		return "", &callbackRejection{reason: "server_error", message: "Something went wrong; try again shortly.", status: http.StatusInternalServerError}
+	}
+	secret := base64.RawURLEncoding.EncodeToString(raw)
+	sealed, err := b.vault.Seal([]byte(verifier+bindingSep+flowSecretHash(secret)), tokenset.VerifierAAD(conn.ID))
+	if err != nil {
+		return "", &callbackRejection{reason: "server_error", message: "Something went wrong; try again shortly.", status: http.StatusInternalServerError}
+	}
+	_, err = b.store.UpdateConnection(r.Context(), conn.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		if c.Status != storage.StatusPending || !bytes.Equal(c.PKCEVerifier, conn.PKCEVerifier) {
+			return c, storage.TokenChange{}, errBoundElsewhere
+		}
+		c.PKCEVerifier = sealed
+		return c, storage.TokenChange{}, nil
+	})
+	switch {
+	case errors.Is(err, errBoundElsewhere):
+		return "", elsewhere
+	case errors.Is(err, storage.ErrUnavailable):
+		return "", &errStoreUnavailable
+	case err != nil:
+		b.log.ErrorContext(r.Context(), "start: binding the browser", "connection_id", conn.ID, "err", err)
+		return "", &callbackRejection{reason: "server_error", message: "Something went wrong; try again shortly.", status: http.StatusInternalServerError}
+	}
+	return secret, nil
 }
 
 // sameFlow checks that a verified state really describes conn's current
