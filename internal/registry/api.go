@@ -3,6 +3,8 @@ package registry
 import (
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -139,6 +141,14 @@ func (g *Registry) update(w http.ResponseWriter, r *http.Request) error {
 	if err := g.prepare(prof, len(cur.ClientSecret) > 0); err != nil {
 		return err
 	}
+	// ...but not for endpoints elsewhere: a stolen API key could otherwise
+	// point the token endpoint at its own host and collect the stored
+	// secret and every refresh token with the next refreshes.
+	if old, err := decodeRow(cur); err == nil && prof.ClientSecret.IsEmpty() && len(cur.ClientSecret) > 0 {
+		if moved := movedOrigin(old.Profile, *prof); moved != "" {
+			return httpapi.BadRequest("%s moves to another host: give client_secret again to send it there", moved)
+		}
+	}
 	if err := g.checkDiscovery(r.Context(), prof); err != nil {
 		return err
 	}
@@ -227,4 +237,30 @@ func (g *Registry) listCatalog(w http.ResponseWriter, r *http.Request) error {
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"templates": out})
 	return nil
+}
+
+// movedOrigin names the first endpoint that receives the client secret or
+// the user's tokens (directly or, for the issuer, through discovery) and
+// whose origin differs between old and next; "" when none does.
+func movedOrigin(old, next provider.Profile) string {
+	for _, f := range []struct{ name, old, next string }{
+		{"issuer", old.Issuer, next.Issuer}, {"token_url", old.TokenURL, next.TokenURL},
+		{"revocation_url", old.RevocationURL, next.RevocationURL}, {"userinfo_url", old.UserinfoURL, next.UserinfoURL},
+		{"resources_url", old.ResourcesURL, next.ResourcesURL},
+	} {
+		if f.next != "" && origin(f.next) != origin(f.old) {
+			return f.name
+		}
+	}
+	return ""
+}
+
+// origin is scheme://host:port of raw, lower-case ("" when it does not
+// parse or is empty).
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || raw == "" {
+		return ""
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host)
 }

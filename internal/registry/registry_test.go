@@ -245,3 +245,38 @@ func TestDiscoveryEndpoints(t *testing.T) {
 		t.Fatalf("%d providers stored, want 1", len(rows))
 	}
 }
+
+// An update that sends the stored client secret (and the users' tokens) to
+// another host must carry the secret again; a stolen API key alone cannot
+// redirect them.
+func TestUpdateMovingEndpointsNeedsTheSecret(t *testing.T) {
+	f := newFixture(t, false)
+	st, body := f.do(t, "POST", "/providers", map[string]any{"profile": staticProfile("acme")})
+	if st != http.StatusCreated {
+		t.Fatalf("create: %d %v", st, body)
+	}
+	id := body["id"].(string)
+	update := func(change func(p map[string]any)) (int, map[string]any) {
+		p := staticProfile("acme")
+		delete(p, "client_secret")
+		change(p)
+		return f.do(t, "PUT", "/providers/"+id, map[string]any{"profile": p})
+	}
+	for name, change := range map[string]func(map[string]any){
+		"token_url":      func(p map[string]any) { p["token_url"] = "https://attacker.example/token" },
+		"revocation_url": func(p map[string]any) { p["revocation_url"] = "https://attacker.example/revoke" },
+		"userinfo_url":   func(p map[string]any) { p["userinfo_url"] = "https://attacker.example/me" },
+	} {
+		if st, env := update(change); st != http.StatusBadRequest || !strings.Contains(env["message"].(string), name) {
+			t.Errorf("moving %s without the secret: %d %v, want 400 naming it", name, st, env)
+		}
+	}
+	if st, env := update(func(p map[string]any) { p["token_url"] = "https://idp.example/oauth/token" }); st != http.StatusOK {
+		t.Fatalf("a new path on the same host: %d %v", st, env)
+	}
+	if st, env := update(func(p map[string]any) {
+		p["token_url"], p["client_secret"] = "https://new-idp.example/token", "the-new-secret"
+	}); st != http.StatusOK {
+		t.Fatalf("moving with the secret given again: %d %v", st, env)
+	}
+}
