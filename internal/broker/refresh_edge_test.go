@@ -295,3 +295,26 @@ func TestRefreshDuringDeletionRevokesTheNewGrant(t *testing.T) {
 		}
 	}
 }
+
+// A forced refresh (an agent saw its token refused) that fails at the
+// provider says so, instead of handing back the refused token.
+func TestForcedRefreshFailureIsNotTheOldToken(t *testing.T) {
+	for name, fail := range map[string]func() (int, string){
+		"provider down":         func() (int, string) { return 503, `{"error":"temporarily_unavailable"}` },
+		"client secret refused": func() (int, string) { return 401, `{"error":"invalid_client"}` },
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, p, id := setupRotating(t, sqliteURL(t))
+			p.set(func(p *rotatingProvider) { p.fail = fail })
+			var out map[string]any
+			st := h.do("POST", "/connections/"+id+"/refresh", nil, &out)
+			if st == http.StatusOK || out["access_token"] != nil {
+				t.Fatalf("forced refresh failing at the provider: %d %v", st, out)
+			}
+			// A plain read still gets the valid token.
+			if st, tok := h.token(id); st != http.StatusOK || tok["access_token"] != "at-1" {
+				t.Fatalf("plain read: %d %v", st, tok)
+			}
+		})
+	}
+}

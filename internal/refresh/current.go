@@ -99,7 +99,7 @@ func (r *Refresher) shared(ctx context.Context, id string, seen time.Time, want 
 		switch {
 		case err == nil:
 			r.m.LockWait.Observe(r.now().Sub(start).Seconds())
-			return r.held(ctx, claimed, *current, owner)
+			return r.held(ctx, claimed, *current, owner, force)
 		case errors.Is(err, errFreshNow):
 			r.m.LockWait.Observe(r.now().Sub(start).Seconds())
 			conn, gerr := r.store.GetConnection(ctx, id)
@@ -141,7 +141,7 @@ func (r *Refresher) shared(ctx context.Context, id string, seen time.Time, want 
 
 // held runs with the lease held: it calls the provider and records the
 // outcome, always releasing the lease.
-func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.Token, owner string) (storage.Connection, tokenset.Set, error) {
+func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.Token, owner string, force bool) (storage.Connection, tokenset.Set, error) {
 	start := r.now()
 	set, err := tokenset.Open(r.vault, c.ID, tok.Ciphertext)
 	if err != nil {
@@ -193,7 +193,9 @@ func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.
 		r.release(ctx, c, owner, func(c *storage.Connection) {
 			c.LastErrorClass, c.NextRefreshAt = string(class), now.Add(backoff)
 		})
-		if !set.Expiry.IsZero() && set.Expiry.After(now) {
+		// A still valid token is served, except to a forced refresh: its
+		// caller saw that token refused and needs to hear that it failed.
+		if !force && !set.Expiry.IsZero() && set.Expiry.After(now) {
 			return c, set, nil
 		}
 		return c, tokenset.Set{}, httpapi.BadGateway(httpapi.CodeProviderError, "the provider rejected the broker's client credentials", err)
@@ -204,7 +206,7 @@ func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.
 		r.release(ctx, c, owner, func(c *storage.Connection) {
 			c.LastErrorClass, c.NextRefreshAt = string(exchange.ClassTransient), now.Add(backoff)
 		})
-		if set.Expiry.IsZero() || set.Expiry.After(now) {
+		if !force && (set.Expiry.IsZero() || set.Expiry.After(now)) {
 			return c, set, nil
 		}
 		return c, tokenset.Set{}, httpapi.Unavailable("the provider did not refresh the token; retry later", backoff, err)
@@ -305,6 +307,9 @@ func (r *Refresher) storeRefreshed(ctx context.Context, c storage.Connection, ow
 		// revocation covered the old refresh token, not the one just
 		// issued.
 		r.revokeUnstored(ctx, c.ID, grant, set)
+		if !gone {
+			return c, tokenset.Set{}, httpapi.NotFound("connection")
+		}
 	}
 	if errors.Is(err, errLostLease) {
 		r.observe("lost_lease", start)
