@@ -295,3 +295,23 @@ func TestRedirectPathAndReturnDomains(t *testing.T) {
 		t.Fatalf("a wildcard over a TLD: %v", err)
 	}
 }
+
+// BASE_URL and BROKER_BASE_URL get paths appended: a query or fragment is
+// refused at load (review: BASE_URL with ?x=1 produced the redirect URI
+// https://b.example.com/path?x=1/auth/callback).
+func TestBaseURLWithoutQuery(t *testing.T) {
+	for _, v := range []string{"https://b.example.com/path?x=1", "https://b.example.com/#f", "https://b.example.com/?"} {
+		_, err := LoadBroker(Env{"ENCRYPTION_KEY": key32, "STATE_KEY": key32b, "BASE_URL": v})
+		if err == nil || !strings.Contains(err.Error(), "BASE_URL must be") {
+			t.Errorf("BASE_URL=%q: %v", v, err)
+		}
+		_, err = LoadGateway(Env{"BROKER_BASE_URL": v, "STATE_KEY": key32, "GATEWAY_ALLOW_ANONYMOUS": "true"})
+		if err == nil || !strings.Contains(err.Error(), "BROKER_BASE_URL must be") {
+			t.Errorf("BROKER_BASE_URL=%q: %v", v, err)
+		}
+	}
+	if b, err := LoadBroker(Env{"ENCRYPTION_KEY": key32, "STATE_KEY": key32b, "BASE_URL": "https://b.example.com/dromos/"}); err != nil ||
+		b.RedirectURI() != "https://b.example.com/dromos/auth/callback" {
+		t.Fatalf("a base path: %v %q", err, b.RedirectURI())
+	}
+}

@@ -256,8 +256,11 @@ func (r reader) cidrs(key string) []netip.Prefix {
 
 func (r reader) absURL(key, val string) string {
 	u, err := url.Parse(val)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		r.errs.add("%s must be an absolute http(s) URL without credentials", key)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		// Paths are appended to it (BASE_URL + REDIRECT_PATH): a query or
+		// fragment would end up in the middle of every URL built from it.
+		r.errs.add("%s must be an absolute http(s) URL without credentials, query or fragment", key)
 		return val
 	}
 	return strings.TrimSuffix(val, "/")
