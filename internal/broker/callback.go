@@ -307,7 +307,7 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 			} else if u.Subject != claims.Subject {
 				b.log.WarnContext(ctx, "userinfo ignored: sub differs from the id_token's", "connection_id", conn.ID)
 			} else {
-				claims.Email = u.Email
+				claims.Email = u.verifiedEmail()
 			}
 		}
 		// A reconnect must bring back the same account it was bound to.

@@ -37,5 +37,12 @@ func (b *Broker) verifyIDToken(ctx context.Context, conn storage.Connection, pro
 		log.WarnContext(ctx, "id_token verification failed", "check", check, "err", err)
 		return nil, "invalid_id_token"
 	}
-	return &idClaims{Issuer: claims.Issuer, Subject: claims.Subject, Email: claims.Email}, ""
+	// An address the provider does not vouch for (email_verified false or
+	// absent) is not recorded: anyone can type one into their profile, and
+	// operators check it to see whose account a connection holds.
+	email := ""
+	if claims.EmailVerified {
+		email = claims.Email
+	}
+	return &idClaims{Issuer: claims.Issuer, Subject: claims.Subject, Email: email}, ""
 }

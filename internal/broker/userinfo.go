@@ -16,6 +16,17 @@ import (
 type userinfo struct {
 	Subject string `json:"sub"`
 	Email   string `json:"email"`
+	// EmailVerified is a boolean, or the string "true" some providers send.
+	EmailVerified any `json:"email_verified"`
+}
+
+// verifiedEmail is the answer's e-mail address when the provider vouches
+// for it, else "".
+func (u userinfo) verifiedEmail() string {
+	if u.EmailVerified == true || u.EmailVerified == "true" {
+		return u.Email
+	}
+	return ""
 }
 
 // fetchUserinfo asks the provider's userinfo endpoint who the access token
