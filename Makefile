@@ -32,7 +32,7 @@ bench:
 
 # Short fuzzing of every parser of untrusted input (CI runs it after the
 # tests; seed corpora live in the tests and testdata/fuzz). FUZZTIME=1m for
-# a longer local run. scripts/fuzz.sh reruns a target once when Go 1.26's
+# a longer local run. scripts/fuzz.sh reruns a target (at most twice) when Go 1.26's
 # fuzzing coordinator stops it at the deadline without a failing input.
 FUZZTIME ?= 8s
 FUZZ_TARGETS := \
