@@ -435,16 +435,12 @@ func (b *Broker) redirectResult(w http.ResponseWriter, r *http.Request, conn sto
 // revokeUnkept revokes, best effort, a grant the code exchange produced
 // but the broker did not store.
 func (b *Broker) revokeUnkept(ctx context.Context, connID string, ends registry.Endpoints, ep exchange.Endpoint, tok *exchange.Token) {
-	token, hint := tok.RefreshToken, "refresh_token"
-	if token == "" {
-		token, hint = tok.AccessToken, "access_token"
-	}
-	if ends.Revocation == "" || token == "" {
+	if ends.Revocation == "" || (tok.RefreshToken == "" && tok.AccessToken == "") {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := b.xchg.Revoke(ctx, ends.Revocation, ep, token, hint); err != nil {
+	if err := b.xchg.RevokeGrant(ctx, ends.Revocation, ep, tok.RefreshToken, tok.AccessToken); err != nil {
 		b.log.WarnContext(ctx, "revoking a grant that was not stored failed", "connection_id", connID, "err", err)
 		return
 	}

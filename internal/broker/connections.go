@@ -163,7 +163,7 @@ func (b *Broker) tokenBody(c storage.Connection, set tokenset.Set) map[string]an
 		if reservedTokenFields[k] {
 			continue
 		}
-		if !b.cfg.ExposeRefreshToken && holdsRefreshToken(v) {
+		if !b.cfg.ExposeRefreshToken && tokenset.Holds(v, "refresh_token") {
 			v = withoutRefreshTokens(v)
 		}
 		body[k] = v
@@ -191,27 +191,6 @@ func (b *Broker) tokenBody(c storage.Connection, set tokenset.Set) map[string]an
 		body["refresh_token"] = set.RefreshToken
 	}
 	return body
-}
-
-// holdsRefreshToken reports whether the decoded JSON value v has an object
-// member named refresh_token at any depth. A string or number (most
-// extras) costs one type switch.
-func holdsRefreshToken(v any) bool {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			if k == "refresh_token" || holdsRefreshToken(e) {
-				return true
-			}
-		}
-	case []any:
-		for _, e := range x {
-			if holdsRefreshToken(e) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // withoutRefreshTokens returns a copy of v without the object members named
@@ -357,12 +336,7 @@ func (b *Broker) revokeAtProvider(ctx context.Context, c storage.Connection, row
 	if err != nil {
 		return "failed"
 	}
-	ep := prov.TokenEndpoint(ends, secret)
-	token, hint := set.RefreshToken, "refresh_token"
-	if token == "" {
-		token, hint = set.AccessToken, "access_token"
-	}
-	if err := b.xchg.Revoke(ctx, ends.Revocation, ep, token, hint); err != nil {
+	if err := b.xchg.RevokeGrant(ctx, ends.Revocation, prov.TokenEndpoint(ends, secret), set.RefreshToken, set.AccessToken); err != nil {
 		b.log.WarnContext(ctx, "revocation at provider failed", "connection_id", c.ID, "provider", c.ProviderName, "err", err)
 		return "failed"
 	}

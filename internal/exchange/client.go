@@ -166,6 +166,19 @@ func (c *Client) Revoke(ctx context.Context, revocationURL string, ep Endpoint, 
 	})
 }
 
+// RevokeGrant revokes a grant through the token that ends it: the refresh
+// token when there is one (RFC 7009 §2.1), else the access token. With
+// neither there is nothing to revoke and it returns nil.
+func (c *Client) RevokeGrant(ctx context.Context, revocationURL string, ep Endpoint, refreshToken, accessToken string) error {
+	switch {
+	case refreshToken != "":
+		return c.Revoke(ctx, revocationURL, ep, refreshToken, "refresh_token")
+	case accessToken != "":
+		return c.Revoke(ctx, revocationURL, ep, accessToken, "access_token")
+	}
+	return nil
+}
+
 func (c *Client) tokenCall(ctx context.Context, op string, ep Endpoint, form url.Values) (*Token, error) {
 	if err := ep.validate(); err != nil {
 		return nil, err

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/dromos-dev/dromos/internal/exchange"
@@ -55,5 +57,25 @@ func TestRevoke(t *testing.T) {
 				t.Fatalf("form = %v, basic ok = %t", reqs[0].Form, reqs[0].basicOK())
 			}
 		})
+	}
+}
+
+// RevokeGrant sends the refresh token when there is one, else the access
+// token, and nothing when there is neither.
+func TestRevokeGrantChoosesTheToken(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.PostFormValue("token")+"/"+r.PostFormValue("token_type_hint"))
+	}))
+	defer srv.Close()
+	c := newClient(exchange.Options{})
+	ep := endpoint(srv.URL, exchange.AuthPost)
+	for _, tc := range [][2]string{{"rt", "at"}, {"", "at"}, {"", ""}} {
+		if err := c.RevokeGrant(context.Background(), srv.URL+"/revoke", ep, tc[0], tc[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Join(got, ",") != "rt/refresh_token,at/access_token" {
+		t.Fatalf("revoked %v", got)
 	}
 }

@@ -118,14 +118,23 @@ func Middleware(h http.Handler, log *slog.Logger, now func() time.Time, observe 
 
 // cleanPath reports whether p is already in the form the router cleans
 // paths to (a trailing slash allowed).
+// It runs on every request, so it walks the segments without allocating.
 func cleanPath(p string) bool {
 	if p == "" || p == "/" {
 		return true
 	}
-	for _, seg := range strings.Split(strings.TrimSuffix(p[1:], "/"), "/") {
+	if p[0] != '/' {
+		return false
+	}
+	rest := strings.TrimSuffix(p[1:], "/")
+	for {
+		seg, after, more := strings.Cut(rest, "/")
 		if seg == "" || seg == "." || seg == ".." {
 			return false
 		}
+		if !more {
+			return true
+		}
+		rest = after
 	}
-	return p[0] == '/'
 }

@@ -266,7 +266,7 @@ func (r *Refresher) storeRefreshed(ctx context.Context, c storage.Connection, ow
 	// (Slack's authed_user with the user token) does not: it would hand
 	// agents a token the refresh did not renew.
 	for k, v := range old.Extra {
-		if _, ok := set.Extra[k]; !ok && !holdsToken(v) {
+		if _, ok := set.Extra[k]; !ok && !tokenset.Holds(v, "access_token", "refresh_token", "id_token") {
 			if set.Extra == nil {
 				set.Extra = make(map[string]any, len(old.Extra))
 			}
@@ -331,16 +331,12 @@ func (r *Refresher) storeRefreshed(ctx context.Context, c storage.Connection, ow
 // connection to be stored on, so that no grant stays alive that nobody
 // holds.
 func (r *Refresher) revokeUnstored(ctx context.Context, id string, grant Grant, set tokenset.Set) {
-	token, hint := set.RefreshToken, "refresh_token"
-	if token == "" {
-		token, hint = set.AccessToken, "access_token"
-	}
-	if grant.RevocationURL == "" || token == "" {
+	if grant.RevocationURL == "" || (set.RefreshToken == "" && set.AccessToken == "") {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := r.xchg.Revoke(ctx, grant.RevocationURL, grant.Endpoint, token, hint); err != nil {
+	if err := r.xchg.RevokeGrant(ctx, grant.RevocationURL, grant.Endpoint, set.RefreshToken, set.AccessToken); err != nil {
 		r.log.WarnContext(ctx, "revoking a refreshed grant of a deleted connection failed", "connection_id", id, "err", err)
 		return
 	}
@@ -397,24 +393,4 @@ func (r *Refresher) refreshedIDTokenOK(ctx context.Context, c storage.Connection
 		return false
 	}
 	return true
-}
-
-// holdsToken reports whether the decoded JSON value v has a member named
-// access_token, refresh_token or id_token at any depth.
-func holdsToken(v any) bool {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			if k == "access_token" || k == "refresh_token" || k == "id_token" || holdsToken(e) {
-				return true
-			}
-		}
-	case []any:
-		for _, e := range x {
-			if holdsToken(e) {
-				return true
-			}
-		}
-	}
-	return false
 }

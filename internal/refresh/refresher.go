@@ -54,7 +54,7 @@ type Vault interface {
 // Exchanger calls a provider's token and revocation endpoints.
 type Exchanger interface {
 	Refresh(ctx context.Context, ep exchange.Endpoint, refreshToken string, scopes []string) (*exchange.Token, error)
-	Revoke(ctx context.Context, revocationURL string, ep exchange.Endpoint, token, tokenTypeHint string) error
+	RevokeGrant(ctx context.Context, revocationURL string, ep exchange.Endpoint, refreshToken, accessToken string) error
 }
 
 // Grant is what a refresh needs of a connection's provider.

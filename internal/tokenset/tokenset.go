@@ -3,6 +3,7 @@ package tokenset
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dromos-dev/dromos/internal/exchange"
@@ -76,4 +77,25 @@ func Open(v Opener, connID string, ciphertext []byte) (Set, error) {
 		return Set{}, fmt.Errorf("decoding token of connection %s: %w", connID, err)
 	}
 	return set, nil
+}
+
+// Holds reports whether the decoded JSON value v (a provider extra) has an
+// object member with one of names at any depth. A string or number, as most
+// extras are, costs one type switch.
+func Holds(v any, names ...string) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if slices.Contains(names, k) || Holds(e, names...) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if Holds(e, names...) {
+				return true
+			}
+		}
+	}
+	return false
 }
