@@ -45,6 +45,10 @@ func runBroker(ctx context.Context, args []string, ios ioSet, env config.Env) er
 	}
 	defer store.Close()
 	defer svc.Close()
+	lim, err := connLimiter(cfg.MaxConnections, log, reg)
+	if err != nil {
+		return err
+	}
 	ln, err := listen(net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return err
@@ -60,7 +64,7 @@ func runBroker(ctx context.Context, args []string, ios ioSet, env config.Env) er
 	log.Info("broker ready", "base_url", cfg.BaseURL, "redirect_uri", cfg.RedirectURI())
 	stopWorker := startWorker(ctx, svc)
 	defer stopWorker()
-	return runServers(ctx, log, httpListener("broker", ln, svc.Handler(), log))
+	return runServers(ctx, log, httpListener("broker", lim.Listener("broker", ln), svc.Handler(), log))
 }
 
 // startWorker runs the broker's background worker until the returned stop

@@ -106,8 +106,13 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 	mux.HandleFunc("GET /dev/return", devReturnPage)
 	mux.Handle("/", svc.Handler())
 
-	servers := []listener{httpListener("broker", brokerLn, devHostGuard(mux, log, f.listen, urlHost(baseURL)), log)}
-	gw, err := startDevGateway(ctx, f, baseURL, secrets, log)
+	// One cap for the whole process: broker and gateway share its files.
+	lim, err := connLimiter(0, log, reg)
+	if err != nil {
+		return err
+	}
+	servers := []listener{httpListener("broker", lim.Listener("broker", brokerLn), devHostGuard(mux, log, f.listen, urlHost(baseURL)), log)}
+	gw, err := startDevGateway(ctx, f, baseURL, secrets, log, lim)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dromos-dev/dromos/internal/config"
 	"github.com/dromos-dev/dromos/internal/gateway"
+	"github.com/dromos-dev/dromos/internal/netlimit"
 )
 
 // devGateway is the gateway part of dromos dev.
@@ -22,7 +23,7 @@ type devGateway struct {
 // startDevGateway runs the gateway in the dev process, open to anonymous
 // agents (the banner says so), talking to the dev broker over loopback HTTP
 // exactly as a separate gateway would.
-func startDevGateway(_ context.Context, f devFlags, brokerURL string, s devSecrets, log *slog.Logger) (devGateway, error) {
+func startDevGateway(_ context.Context, f devFlags, brokerURL string, s devSecrets, log *slog.Logger, lim *netlimit.Limiter) (devGateway, error) {
 	// Its own registry: the gateway's /metrics shows the gateway, as it
 	// would in production.
 	reg := prometheus.NewRegistry()
@@ -50,8 +51,11 @@ func startDevGateway(_ context.Context, f devFlags, brokerURL string, s devSecre
 	// Anonymous agents: refuse DNS-rebound browser requests (devhost.go).
 	h := devHostGuard(gw.HTTPHandler(), log, f.listen, urlHost(brokerURL))
 	return devGateway{
-		httpURL:   "http://" + publicHostPort(httpLn.Addr(), f.listen),
-		grpcAddr:  publicHostPort(grpcLn.Addr(), f.listen),
-		listeners: []listener{httpListener("gateway-http", httpLn, h, log), grpcListener(grpcLn, gw)},
+		httpURL:  "http://" + publicHostPort(httpLn.Addr(), f.listen),
+		grpcAddr: publicHostPort(grpcLn.Addr(), f.listen),
+		listeners: []listener{
+			httpListener("gateway-http", lim.Listener("gateway-http", httpLn), h, log),
+			grpcListener(lim.Listener("gateway-grpc", grpcLn), gw),
+		},
 	}, nil
 }

@@ -30,6 +30,10 @@ func runGateway(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	if err != nil {
 		return err
 	}
+	lim, err := connLimiter(cfg.MaxConnections, log, reg)
+	if err != nil {
+		return err
+	}
 	httpLn, err := listen(net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return err
@@ -39,7 +43,9 @@ func runGateway(ctx context.Context, args []string, ios ioSet, env config.Env) e
 		httpLn.Close()
 		return err
 	}
-	return runServers(ctx, log, httpListener("gateway-http", httpLn, gw.HTTPHandler(), log), grpcListener(grpcLn, gw))
+	return runServers(ctx, log,
+		httpListener("gateway-http", lim.Listener("gateway-http", httpLn), gw.HTTPHandler(), log),
+		grpcListener(lim.Listener("gateway-grpc", grpcLn), gw))
 }
 
 // grpcListener serves the gateway's gRPC service; shutdown drains calls

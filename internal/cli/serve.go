@@ -8,6 +8,10 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dromos-dev/dromos/internal/netlimit"
 )
 
 // listener is one server the process runs.
@@ -31,6 +35,22 @@ func httpListener(name string, ln net.Listener, h http.Handler, log *slog.Logger
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return listener{name: name, ln: ln, serve: srv.Serve, stop: srv.Shutdown}
+}
+
+// connLimiter is the process's connection cap (MAX_CONNECTIONS, or derived
+// from the open-file limit), shared by every listener the process runs.
+func connLimiter(override int, log *slog.Logger, reg prometheus.Registerer) (*netlimit.Limiter, error) {
+	files, err := netlimit.FileLimit()
+	if err != nil {
+		log.Warn("could not read the open-file limit; MAX_CONNECTIONS defaults to the ceiling", "error", err, "ceiling", netlimit.Ceiling)
+		files = 0
+	}
+	n, err := netlimit.Resolve(override, files)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("connection cap", "max_connections", n, "open_file_limit", files)
+	return netlimit.New(netlimit.Options{Max: n, Logger: log, Registerer: reg})
 }
 
 func listen(addr string) (net.Listener, error) {

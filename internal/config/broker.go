@@ -38,7 +38,10 @@ type Broker struct {
 	// InsecureSkipBrowserBinding turns off the flow cookie (see broker).
 	InsecureSkipBrowserBinding bool
 	AuditRetention             time.Duration
-	LogLevel                   slog.Level
+	// MaxConnections caps open client connections; 0 derives it from
+	// the open-file limit.
+	MaxConnections int
+	LogLevel       slog.Level
 	// Production is DROMOS_ENV=production: insecure settings refuse to start.
 	Production bool
 }
@@ -70,6 +73,8 @@ const BrokerVars = `  PORT                    listen port (default 8080)
                           callbacks from any browser (MUST NOT be used where an authUrl can leak)
   DROMOS_ENV              production refuses to start on insecure settings (lists them all)
   AUDIT_RETENTION         how long audit events are kept (default 2160h = 90 days; 0 keeps them)
+  MAX_CONNECTIONS         most client connections open at once; when full the least recently active one
+                          is closed (default: from the open-file limit, see docs)
   LOG_LEVEL               debug, info, warn or error (default info)
 `
 
@@ -93,6 +98,7 @@ func LoadBroker(env Env) (Broker, error) {
 		InsecureSkipBrowserBinding: r.boolean("INSECURE_SKIP_BROWSER_BINDING", false),
 		AuditRetention:             r.duration("AUDIT_RETENTION", 90*24*time.Hour),
 		AllowedReturnDomains:       r.list("ALLOWED_RETURN_DOMAINS"),
+		MaxConnections:             r.count("MAX_CONNECTIONS", 0),
 	}
 	b.BaseURL = r.absURL("BASE_URL", r.str("BASE_URL", fmt.Sprintf("http://localhost:%d", b.Port)))
 	if msg := redirectPathProblem(b.RedirectPath); msg != "" {

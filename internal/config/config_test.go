@@ -315,3 +315,35 @@ func TestBaseURLWithoutQuery(t *testing.T) {
 		t.Fatalf("a base path: %v %q", err, b.RedirectURI())
 	}
 }
+
+// MAX_CONNECTIONS is read by both services; unset means "derive from the
+// open-file limit" (0), and a value that is not a count stops the start.
+func TestMaxConnections(t *testing.T) {
+	base := Env{"ENCRYPTION_KEY": key32, "STATE_KEY": key32b, "BROKER_BASE_URL": "http://broker:8080", "GATEWAY_ALLOW_ANONYMOUS": "true"}
+	with := func(v string) Env {
+		e := Env{}
+		for k, x := range base {
+			e[k] = x
+		}
+		if v != "" {
+			e["MAX_CONNECTIONS"] = v
+		}
+		return e
+	}
+	b, err := LoadBroker(with(""))
+	if err != nil || b.MaxConnections != 0 {
+		t.Fatalf("broker default: %d, %v", b.MaxConnections, err)
+	}
+	g, err := LoadGateway(with("500"))
+	if err != nil || g.MaxConnections != 500 {
+		t.Fatalf("gateway 500: %d, %v", g.MaxConnections, err)
+	}
+	for _, bad := range []string{"-1", "many", "2000000"} {
+		if _, err := LoadBroker(with(bad)); err == nil || !strings.Contains(err.Error(), "MAX_CONNECTIONS must be") {
+			t.Errorf("broker MAX_CONNECTIONS=%s: %v", bad, err)
+		}
+		if _, err := LoadGateway(with(bad)); err == nil || !strings.Contains(err.Error(), "MAX_CONNECTIONS must be") {
+			t.Errorf("gateway MAX_CONNECTIONS=%s: %v", bad, err)
+		}
+	}
+}

@@ -18,6 +18,9 @@ type Gateway struct {
 	Clients        []gateway.ClientKey
 	AllowAnonymous bool
 	RateLimit      int // requests per second per agent; 0 off
+	// MaxConnections caps open client connections across both
+	// listeners; 0 derives it from the open-file limit.
+	MaxConnections int
 	LogLevel       slog.Level
 }
 
@@ -31,6 +34,8 @@ const GatewayVars = `  PORT                     HTTP listen port (default 8090)
   GATEWAY_API_KEYS         agents' keys: client-name:key or client-name:sha256:HEX, comma-separated
   GATEWAY_ALLOW_ANONYMOUS  true to run without GATEWAY_API_KEYS (anyone may call; development only)
   GATEWAY_RATE_LIMIT       requests per second per agent (per address when anonymous), bursts of twice that; 0 off (default)
+  MAX_CONNECTIONS          most client connections open at once over both listeners; when full the least
+                           recently active one is closed (default: from the open-file limit, see docs)
   DROMOS_ENV               production refuses anonymous agents
   LOG_LEVEL                debug, info, warn or error (default info)
 `
@@ -46,6 +51,7 @@ func LoadGateway(env Env) (Gateway, error) {
 		BrokerAPIKey:   r.str("BROKER_API_KEY", ""),
 		AllowAnonymous: r.boolean("GATEWAY_ALLOW_ANONYMOUS", false),
 		RateLimit:      r.count("GATEWAY_RATE_LIMIT", 0),
+		MaxConnections: r.count("MAX_CONNECTIONS", 0),
 	}
 	if v := r.str("BROKER_BASE_URL", ""); v == "" {
 		probs.add("BROKER_BASE_URL is required")

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	dromosv1 "github.com/dromos-dev/dromos/api/proto/dromos/v1"
@@ -127,6 +128,37 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 // HTTPHandler returns the REST API, /health, /metrics and /openapi.yaml.
 func (g *Gateway) HTTPHandler() http.Handler { return g.handler }
 
+// gRPC connection limits. Without them a client that sends the HTTP/2
+// preface and then nothing keeps its connection (and a file descriptor)
+// forever; the process-wide connection cap (internal/netlimit) bounds how
+// many such connections exist, these make each one end on its own.
+const (
+	grpcHandshakeTimeout   = 10 * time.Second // preface and settings must arrive within
+	grpcMaxConnectionIdle  = 2 * time.Minute  // no call in flight for this long: closed
+	grpcKeepaliveTime      = time.Minute      // server pings a quiet client after this
+	grpcKeepaliveTimeout   = 20 * time.Second // and closes it without an answer by then
+	grpcMinClientPing      = 20 * time.Second // clients pinging more often are cut off
+	grpcMaxConcurrentCalls = 100              // streams per connection
+	grpcMaxHeaderList      = 64 << 10         // bytes of headers per call, as the REST limit
+)
+
+func connectionOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ConnectionTimeout(grpcHandshakeTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: grpcMaxConnectionIdle,
+			Time:              grpcKeepaliveTime,
+			Timeout:           grpcKeepaliveTimeout,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             grpcMinClientPing,
+			PermitWithoutStream: true,
+		}),
+		grpc.MaxConcurrentStreams(grpcMaxConcurrentCalls),
+		grpc.MaxHeaderListSize(grpcMaxHeaderList),
+	}
+}
+
 // GRPCServer returns a gRPC server with the dromos.v1.Gateway service,
 // server reflection and the standard health service (serving) registered.
 // Requests are limited to the REST body limit; opts come after the
@@ -135,7 +167,8 @@ func (g *Gateway) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	all := append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(g.unaryRequestID),
 		grpc.MaxRecvMsgSize(maxRequestBody),
-	}, opts...)
+	}, connectionOptions()...)
+	all = append(all, opts...)
 	s := grpc.NewServer(all...)
 	dromosv1.RegisterGatewayServer(s, &grpcServer{g: g})
 	hs := health.NewServer()

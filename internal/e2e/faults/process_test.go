@@ -42,6 +42,7 @@ func (l *logBuffer) String() string {
 type proc struct {
 	name   string
 	url    string // http://127.0.0.1:PORT
+	ports  []int  // every port it listens on, url's first
 	cmd    *exec.Cmd
 	log    *logBuffer
 	exited chan struct{}
@@ -84,13 +85,19 @@ func freePort(t *testing.T) int {
 // with new ports.
 func launch(t *testing.T, name, sub string, nports int, readyPath string, env func(ports []int) []string) *proc {
 	t.Helper()
+	return launchArgs(t, name, []string{binary, sub}, nports, readyPath, env)
+}
+
+// launchArgs is launch for any command line (argv[0] is the program).
+func launchArgs(t *testing.T, name string, argv []string, nports int, readyPath string, env func(ports []int) []string) *proc {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
 		ports := make([]int, nports)
 		for i := range ports {
 			ports[i] = freePort(t)
 		}
-		p := &proc{name: name, url: "http://127.0.0.1:" + strconv.Itoa(ports[0]), log: &logBuffer{}, exited: make(chan struct{})}
-		p.cmd = exec.Command(binary, sub)
+		p := &proc{name: name, url: "http://127.0.0.1:" + strconv.Itoa(ports[0]), ports: ports, log: &logBuffer{}, exited: make(chan struct{})}
+		p.cmd = exec.Command(argv[0], argv[1:]...)
 		p.cmd.Env = env(ports)
 		p.cmd.Stdout = p.log
 		p.cmd.Stderr = p.log
@@ -157,7 +164,12 @@ func tail(s string, n int) string {
 // startBroker runs `dromos broker` on dbURL.
 func startBroker(t *testing.T, name, dbURL string, s secrets) *proc {
 	t.Helper()
-	return launch(t, name, "broker", 1, "/ready", func(ports []int) []string {
+	return launch(t, name, "broker", 1, "/ready", brokerEnv(dbURL, s))
+}
+
+// brokerEnv is the environment of a broker on dbURL.
+func brokerEnv(dbURL string, s secrets) func(ports []int) []string {
+	return func(ports []int) []string {
 		port := strconv.Itoa(ports[0])
 		return []string{
 			"DATABASE_URL=" + dbURL,
@@ -169,7 +181,7 @@ func startBroker(t *testing.T, name, dbURL string, s secrets) *proc {
 			"RATE_LIMIT_CALLBACK=0",
 			"LOG_LEVEL=warn",
 		}
-	})
+	}
 }
 
 // startBrokers runs n brokers on one database. The first migrates the
@@ -187,7 +199,13 @@ func startBrokers(t *testing.T, n int, dbURL string, s secrets) []*proc {
 // agent key.
 func startGateway(t *testing.T, name string, broker *proc, s secrets) *proc {
 	t.Helper()
-	return launch(t, name, "gateway", 2, "/health", func(ports []int) []string {
+	return launch(t, name, "gateway", 2, "/health", gatewayEnv(broker, s))
+}
+
+// gatewayEnv is the environment of a gateway (HTTP port, then gRPC port)
+// in front of broker, accepting the agent key.
+func gatewayEnv(broker *proc, s secrets) func(ports []int) []string {
+	return func(ports []int) []string {
 		return []string{
 			"PORT=" + strconv.Itoa(ports[0]),
 			"PORT_GRPC=" + strconv.Itoa(ports[1]),
@@ -197,7 +215,7 @@ func startGateway(t *testing.T, name string, broker *proc, s secrets) *proc {
 			"GATEWAY_API_KEYS=" + agentName + ":" + s.agentKey,
 			"LOG_LEVEL=warn",
 		}
-	})
+	}
 }
 
 // assertNoLeak fails t when any process logged one of the secrets the
