@@ -183,3 +183,31 @@ func grpcRequestConnection(addr, key string) (string, error) {
 	}
 	return resp.GetConnectionId(), nil
 }
+
+// TestSilentGRPCConnectionEnds: a connection to the gateway's gRPC port
+// that never sends the HTTP/2 preface is closed after the handshake
+// timeout (10 s), even far below the connection cap, rather than after
+// the gRPC default of two minutes.
+func TestSilentGRPCConnectionEnds(t *testing.T) {
+	t.Parallel()
+	s := newSecrets(t)
+	nobroker := &proc{url: "http://127.0.0.1:1"} // never called
+	gw := launch(t, "gateway", "gateway", 2, "/health", gatewayEnv(nobroker, s))
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(gw.ports[1]), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_ = c.SetReadDeadline(start.Add(30 * time.Second))
+	// The server speaks first (its SETTINGS frame): read until it hangs up.
+	buf := make([]byte, 1024)
+	for err == nil {
+		_, err = c.Read(buf)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("a connection that sent nothing was still open after %s", time.Since(start).Round(time.Second))
+	}
+	t.Logf("closed by the gateway after %s (%v)", time.Since(start).Round(100*time.Millisecond), err)
+}
