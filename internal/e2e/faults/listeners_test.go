@@ -211,3 +211,34 @@ func TestSilentGRPCConnectionEnds(t *testing.T) {
 	}
 	t.Logf("closed by the gateway after %s (%v)", time.Since(start).Round(100*time.Millisecond), err)
 }
+
+// TestIdleGRPCConnectionEnds: a client that completes the HTTP/2 preface
+// and then neither calls nor answers pings is dropped by the gateway's
+// keepalive (a ping after a minute, unanswered for 20 s) or, at the
+// latest, after two minutes without a call, however few connections are
+// open. The gRPC default kept it forever.
+func TestIdleGRPCConnectionEnds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits up to two and a half minutes")
+	}
+	t.Parallel()
+	s := newSecrets(t)
+	nobroker := &proc{url: "http://127.0.0.1:1"} // never called
+	gw := launch(t, "gateway", "gateway", 2, "/health", gatewayEnv(nobroker, s))
+	conns := attack(t, "127.0.0.1:"+strconv.Itoa(gw.ports[1]), 1, h2Preface)
+	if len(conns) != 1 {
+		t.Fatal("could not connect")
+	}
+	start := time.Now()
+	// Wait without reading: the client answers nothing, not even pings.
+	// Then drain what the server wrote and see whether it hung up.
+	deadline := start.Add(150 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(5 * time.Second)
+		if closedByPeer(conns) == 1 {
+			t.Logf("closed by the gateway after %s", time.Since(start).Round(5*time.Second))
+			return
+		}
+	}
+	t.Fatalf("an idle gRPC connection was still open after %s", time.Since(start).Round(time.Second))
+}
