@@ -184,32 +184,52 @@ func grpcRequestConnection(addr, key string) (string, error) {
 	return resp.GetConnectionId(), nil
 }
 
-// TestSilentGRPCConnectionEnds: a connection to the gateway's gRPC port
-// that never sends the HTTP/2 preface is closed after the handshake
-// timeout (10 s), even far below the connection cap, rather than after
-// the gRPC default of two minutes.
-func TestSilentGRPCConnectionEnds(t *testing.T) {
+// TestSilentConnectionsEnd: far below the connection cap, a connection
+// to the gateway's gRPC port that never sends the HTTP/2 preface is closed
+// after the handshake timeout (10 s, where gRPC's default is two minutes),
+// and one to its HTTP port whose request headers never end after
+// ReadHeaderTimeout (10 s).
+func TestSilentConnectionsEnd(t *testing.T) {
 	t.Parallel()
 	s := newSecrets(t)
 	nobroker := &proc{url: "http://127.0.0.1:1"} // never called
 	gw := launch(t, "gateway", "gateway", 2, "/health", gatewayEnv(nobroker, s))
-	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(gw.ports[1]), 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name  string
+		port  int
+		first string
+	}{
+		{"gRPC without preface", gw.ports[1], ""},
+		{"REST with half-sent headers", gw.ports[0], halfRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(tc.port), 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write([]byte(tc.first)); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			_ = c.SetReadDeadline(start.Add(30 * time.Second))
+			// The server may speak first (gRPC's SETTINGS frame, an HTTP
+			// error answer): read until it hangs up.
+			buf := make([]byte, 1024)
+			for err == nil {
+				_, err = c.Read(buf)
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("still open after %s", time.Since(start).Round(time.Second))
+			}
+			if d := time.Since(start); d > 15*time.Second {
+				t.Fatalf("closed only after %s", d.Round(time.Second))
+			}
+			t.Logf("closed by the gateway after %s (%v)", time.Since(start).Round(100*time.Millisecond), err)
+		})
 	}
-	defer c.Close()
-	start := time.Now()
-	_ = c.SetReadDeadline(start.Add(30 * time.Second))
-	// The server speaks first (its SETTINGS frame): read until it hangs up.
-	buf := make([]byte, 1024)
-	for err == nil {
-		_, err = c.Read(buf)
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("a connection that sent nothing was still open after %s", time.Since(start).Round(time.Second))
-	}
-	t.Logf("closed by the gateway after %s (%v)", time.Since(start).Round(100*time.Millisecond), err)
 }
 
 // TestIdleGRPCConnectionEnds: a client that completes the HTTP/2 preface
