@@ -16,7 +16,8 @@ import (
 // to answer.
 const (
 	fakeClientID     = "dromos-bench"
-	stormCodePrefix  = "storm-"     // exchanged for a token that expires in 1 s
+	stormCodePrefix  = "storm-" // exchanged for a token that expires in stormLifetime
+	stormLifetime    = time.Second
 	refreshedPrefix  = "refreshed-" // access tokens issued by a refresh
 	fakeScope        = "read write"
 	longLifetimeSecs = 3600
@@ -79,9 +80,9 @@ func (p *fakeProvider) token(w http.ResponseWriter, r *http.Request) {
 		}
 		life := longLifetimeSecs
 		if strings.HasPrefix(code, stormCodePrefix) {
-			// Inside the broker's 60 s refresh margin from the start: the
-			// first read must refresh.
-			life = 1
+			// Expired by the time the storm reads it (the storm waits the
+			// second out): the first read must refresh.
+			life = int(stormLifetime / time.Second)
 		}
 		p.answer(w, "", life, refreshTokenFor(code))
 	case "refresh_token":

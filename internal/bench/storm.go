@@ -68,6 +68,13 @@ func (s *stack) storm(ctx context.Context, p *fakeProvider, size int, now func()
 		if err != nil {
 			return st, fmt.Errorf("storm connection: %w", err)
 		}
+		// A token is due a third of its lifetime before it expires:
+		// waiting until it has expired makes every reader find it due.
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(stormLifetime + 100*time.Millisecond):
+		}
 		if p.refreshesOf(code) > 0 {
 			st.Preempted++
 			continue

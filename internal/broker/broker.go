@@ -65,7 +65,7 @@ type Config struct {
 	// ConsentTTL is how long a pending connection waits for its callback.
 	ConsentTTL time.Duration
 	// RefreshMargin: a token with less life left is refreshed before it is
-	// returned (default 60 s).
+	// returned (default 60 s), bounded by a third of the token's lifetime.
 	RefreshMargin time.Duration
 	// LeaseTTL bounds how long one broker may hold a connection's refresh
 	// lease (default 30 s); it must exceed the provider call timeout.

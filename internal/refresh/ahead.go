@@ -2,6 +2,7 @@ package refresh
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -13,7 +14,7 @@ import (
 // AheadOptions tune a refresh-ahead pass; zero values take defaults.
 type AheadOptions struct {
 	Interval    time.Duration // between passes (15 s); refreshes are spread over a tenth of it
-	Window      time.Duration // refresh tokens expiring within this (2 min)
+	Window      time.Duration // refresh tokens expiring within this (2 min; at most a third of their lifetime)
 	KeepAlive   time.Duration // refresh connections untouched this long (24 h)
 	Concurrency int           // refreshes at once (4)
 	Batch       int           // connections per pass (50)
@@ -94,11 +95,16 @@ func (r *Refresher) ahead(ctx context.Context, id string, opts AheadOptions) boo
 	if last.IsZero() {
 		last = c.CreatedAt
 	}
-	want := r.expiringWithin(opts.Window)
-	if r.now().Sub(last) > opts.KeepAlive {
-		want = func(time.Time) bool { return true }
-	}
-	if !want(tok.ExpiresAt) {
+	if keepAlive := last.Add(opts.KeepAlive); !r.now().After(keepAlive) && !r.due(opts.Window, tok) {
+		// Picked because its expiry is within the window, but the window
+		// is bounded by the token's lifetime and it is not due yet: say
+		// when it is, so that passes leave it alone until then instead of
+		// picking it again every time.
+		next := dueAt(opts.Window, tok)
+		if next.IsZero() || keepAlive.Before(next) {
+			next = keepAlive
+		}
+		r.planNext(ctx, c, tok, next)
 		return false
 	}
 	// Once started, a refresh runs to its end even when the worker is
@@ -106,7 +112,7 @@ func (r *Refresher) ahead(ctx context.Context, id string, opts AheadOptions) boo
 	// rotated refresh token would be lost. The exchange client's timeouts
 	// bound it.
 	after, _, err := r.flights.do(id, func() (storage.Connection, tokenset.Set, error) {
-		return r.shared(context.WithoutCancel(ctx), id, tok.UpdatedAt, want, false)
+		return r.shared(context.WithoutCancel(ctx), id, tok.UpdatedAt, false)
 	})
 	if err != nil {
 		r.log.InfoContext(ctx, "refresh-ahead did not refresh", "connection_id", id, "err", err)
@@ -115,4 +121,24 @@ func (r *Refresher) ahead(ctx context.Context, id string, opts AheadOptions) boo
 	// Counted only when a refresh happened (here or elsewhere): not for a
 	// token without refresh token, nor a failure served from the old one.
 	return after.LastRefreshAt.After(c.LastRefreshAt)
+}
+
+// planNext records next as the connection's next refresh time, unless
+// something changed since the pass read it: a new token, a lease, a
+// provider failure's backoff (which owns NextRefreshAt then).
+func (r *Refresher) planNext(ctx context.Context, c storage.Connection, tok storage.Token, next time.Time) {
+	if c.NextRefreshAt.Equal(next) {
+		return
+	}
+	_, err := r.store.UpdateConnection(ctx, c.ID, func(cur storage.Connection, t *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		if cur.Status != storage.StatusActive || t == nil || !t.UpdatedAt.Equal(tok.UpdatedAt) ||
+			cur.RefreshLeaseOwner != "" || cur.LastErrorClass != "" {
+			return cur, storage.TokenChange{}, errChanged
+		}
+		cur.NextRefreshAt = next.UTC()
+		return cur, storage.TokenChange{}, nil
+	})
+	if err != nil && !errors.Is(err, errChanged) {
+		r.log.WarnContext(ctx, "recording the next refresh time", "connection_id", c.ID, "err", err)
+	}
 }

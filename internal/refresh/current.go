@@ -27,13 +27,13 @@ func Usable(c storage.Connection) error {
 }
 
 // Current returns the connection's token with at least the refresh margin
-// of life left, refreshing first when needed. force refreshes even a fresh
-// token (an agent saw a 401), unless another reader refreshed it since this
-// request read it. tok and set are the token row as the request read it
-// (with its connection, in one query).
+// of life left (the margin bounded by a third of the token's lifetime, see
+// effectiveMargin), refreshing first when needed. force refreshes even a
+// fresh token (an agent saw a 401), unless another reader refreshed it since
+// this request read it. tok and set are the token row as the request read
+// it (with its connection, in one query).
 func (r *Refresher) Current(ctx context.Context, c storage.Connection, tok storage.Token, set tokenset.Set, force bool) (storage.Connection, tokenset.Set, error) {
-	want := r.expiringWithin(r.cfg.Margin)
-	if !force && !want(set.Expiry) {
+	if !force && !r.due(r.cfg.Margin, tok) {
 		return c, set, nil
 	}
 	now := r.now()
@@ -44,24 +44,28 @@ func (r *Refresher) Current(ctx context.Context, c storage.Connection, tok stora
 		}
 		return c, tokenset.Set{}, httpapi.Unavailable("the provider is failing; retry later", c.NextRefreshAt.Sub(now), nil)
 	}
+	key := c.ID
 	if force {
-		seen := tok.UpdatedAt
-		always := func(time.Time) bool { return true }
-		// A forced refresh is satisfied by any refresh after this read.
-		return r.flights.do("force:"+c.ID, func() (storage.Connection, tokenset.Set, error) {
-			return r.shared(context.WithoutCancel(ctx), c.ID, seen, always, true)
-		})
+		// A failed forced refresh answers the failure where a plain read
+		// serves the still valid token: they do not share a flight.
+		key = "force:" + c.ID
 	}
-	return r.flights.do(c.ID, func() (storage.Connection, tokenset.Set, error) {
-		return r.shared(context.WithoutCancel(ctx), c.ID, tok.UpdatedAt, want, false)
+	return r.flights.do(key, func() (storage.Connection, tokenset.Set, error) {
+		return r.shared(context.WithoutCancel(ctx), c.ID, tok.UpdatedAt, force)
 	})
 }
 
 // shared is the cross-process part: claim the connection's refresh lease
 // (a compare-and-swap under the row lock), refresh at the provider, and
-// write the result fenced by the version the claim produced. Waiters
-// re-read the stored token instead of refreshing again.
-func (r *Refresher) shared(ctx context.Context, id string, seen time.Time, want want, force bool) (storage.Connection, tokenset.Set, error) {
+// write the result fenced by the lease owner the claim produced. seen is
+// the UpdatedAt of the token row the caller decided on: a token written
+// after it (by another reader, replica or the worker) that has not expired
+// is taken as it is, never refreshed again. Waiters therefore re-read the
+// stored token instead of refreshing again, whatever the token's lifetime;
+// before, a waiter took it only when it was outside the refresh margin, so
+// with tokens that live less than the margin every waiter refreshed once
+// more.
+func (r *Refresher) shared(ctx context.Context, id string, seen time.Time, force bool) (storage.Connection, tokenset.Set, error) {
 	start := r.now()
 	deadline := start.Add(r.cfg.LockWait)
 	owner := newLeaseOwner(r.cfg.Instance)
@@ -75,12 +79,12 @@ func (r *Refresher) shared(ctx context.Context, id string, seen time.Time, want 
 			if tok == nil {
 				return c, storage.TokenChange{}, errNoToken
 			}
-			if tok.UpdatedAt.After(seen) && !want(tok.ExpiresAt) {
+			now := r.now()
+			if tok.UpdatedAt.After(seen) && usableAt(*tok, now) {
 				t := *tok
 				current = &t
 				return c, storage.TokenChange{}, errFreshNow
 			}
-			now := r.now()
 			if c.RefreshLeaseOwner != "" && c.RefreshLeaseUntil.After(now) {
 				return c, storage.TokenChange{}, errLeaseHeld
 			}

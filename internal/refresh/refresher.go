@@ -91,7 +91,7 @@ type Metrics struct {
 
 // Config tunes the refresher; zero durations take the defaults.
 type Config struct {
-	Margin   time.Duration // refresh tokens with less life left than this
+	Margin   time.Duration // refresh tokens with less life left than this (at most a third of their lifetime)
 	LeaseTTL time.Duration // how long a refresh lease holds
 	LockWait time.Duration // how long a reader waits for another's lease
 	Instance string        // names this process in lease owners
@@ -145,6 +145,7 @@ var (
 	errFreshNow  = errors.New("token was refreshed meanwhile")
 	errNoToken   = errors.New("connection has no token")
 	errBackoff   = errors.New("refresh backing off after provider trouble")
+	errChanged   = errors.New("connection changed meanwhile")
 )
 
 // flight is the in-process single-flight: concurrent readers of one
@@ -180,14 +181,6 @@ func (f *flight) do(key string, fn func() (storage.Connection, tokenset.Set, err
 	f.mu.Unlock()
 	close(c.done)
 	return c.conn, c.set, c.err
-}
-
-// want decides, from a token's expiry, whether a refresh is still wanted
-// after re-reading it.
-type want func(expiresAt time.Time) bool
-
-func (r *Refresher) expiringWithin(margin time.Duration) want {
-	return func(exp time.Time) bool { return !exp.IsZero() && exp.Sub(r.now()) < margin }
 }
 
 func newLeaseOwner(instance string) string {

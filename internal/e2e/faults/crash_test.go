@@ -29,6 +29,7 @@ func TestKillDuringRefresh(t *testing.T) {
 	register(t, holder, p, "crashy")
 	id := connect(t, holder, "crashy")
 	old := p.lastAccessToken()
+	time.Sleep(1100 * time.Millisecond) // the token expires
 
 	// The read on holder claims the lease and waits on the provider.
 	go func() {

@@ -38,11 +38,14 @@ func TestProviderTrouble(t *testing.T) {
 	}
 	tokens := []struct {
 		name    string
-		ttl     int // expires_in of the code exchange
+		ttl     int           // expires_in of the code exchange
+		age     time.Duration // how old the token is at the first read
 		expired bool
 	}{
-		{"valid inside the margin", 45, false},
-		{"expired", 1, true},
+		// The margin is a third of a 60-second token's life: 20 s. At 41 s
+		// it is inside, with room left for a refresh that times out.
+		{"valid inside the margin", 60, 41 * time.Second, false},
+		{"expired", 1, 1500 * time.Millisecond, true},
 	}
 	for i, m := range modes {
 		for j, tk := range tokens {
@@ -55,9 +58,7 @@ func TestProviderTrouble(t *testing.T) {
 				register(t, broker, p, name)
 				id := connect(t, broker, name)
 				old := p.lastAccessToken()
-				if tk.expired {
-					time.Sleep(time.Duration(tk.ttl)*time.Second + 500*time.Millisecond)
-				}
+				time.Sleep(tk.age)
 				hc := newClient(exchangeTimeout + 20*time.Second)
 				fromBroker := func() answer { return must(t, hc, "GET", broker.url+"/connections/"+id+"/token", "", nil) }
 				first := fromBroker()

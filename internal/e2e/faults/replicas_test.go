@@ -9,10 +9,10 @@ import (
 )
 
 // TestExactlyOneRefreshAcrossBrokers (P3): three broker processes share one
-// PostgreSQL schema; 300 concurrent reads of a connection whose token is
-// inside the refresh margin, spread over the three, cause exactly one
-// refresh at a provider that rotates refresh tokens, and every reader gets
-// the one new access token.
+// PostgreSQL schema; 300 concurrent reads of a connection whose 1-second
+// token has just expired, spread over the three, cause exactly one refresh
+// at a provider that rotates refresh tokens, and every reader gets the one
+// new access token.
 func TestExactlyOneRefreshAcrossBrokers(t *testing.T) {
 	t.Parallel()
 	db := postgresURL(t)
@@ -22,6 +22,7 @@ func TestExactlyOneRefreshAcrossBrokers(t *testing.T) {
 	register(t, brokers[0], p, "rotating")
 	id := connect(t, brokers[0], "rotating")
 	first := p.lastAccessToken()
+	time.Sleep(1100 * time.Millisecond) // the token expires
 
 	const readers = 300
 	hc := newClient(60 * time.Second)
