@@ -49,6 +49,9 @@ type fakeProvider struct {
 	seq    int
 	valid  map[string]bool // refresh tokens the provider accepts
 	issued []string        // every access and refresh token issued
+	// presented counts, per refresh token, the refresh grants that
+	// carried it.
+	presented map[string]int
 
 	exchanges       atomic.Int64 // authorization_code grants received
 	refreshes       atomic.Int64 // refresh_token grants received
@@ -64,7 +67,7 @@ func newFakeProvider(t *testing.T, b providerBehaviour) *fakeProvider {
 	if _, err := rand.Read(r[:]); err != nil {
 		t.Fatal(err)
 	}
-	p := &fakeProvider{prefix: "flt" + hex.EncodeToString(r[:]), b: b, valid: map[string]bool{}}
+	p := &fakeProvider{prefix: "flt" + hex.EncodeToString(r[:]), b: b, valid: map[string]bool{}, presented: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /authorize", func(w http.ResponseWriter, _ *http.Request) {
 		// The tests finish consent without a browser; a person would see this.
@@ -94,6 +97,20 @@ func (p *fakeProvider) secrets() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.issued...)
+}
+
+// refreshedTwice is how many refresh tokens were presented in more than
+// one refresh grant that reached the point of answering.
+func (p *fakeProvider) refreshedTwice() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, c := range p.presented {
+		if c > 1 {
+			n++
+		}
+	}
+	return n
 }
 
 // lastAccessToken is the access token of the most recent grant.
@@ -163,6 +180,7 @@ func (p *fakeProvider) token(w http.ResponseWriter, r *http.Request) {
 		}
 		rt := r.PostFormValue("refresh_token")
 		p.mu.Lock()
+		p.presented[rt]++
 		ok := p.valid[rt]
 		if b.rotate {
 			delete(p.valid, rt)
