@@ -47,7 +47,8 @@ FUZZ_TARGETS := \
 	./internal/jsonscan:FuzzMembers \
 	./internal/tokenset:FuzzDecodeSet \
 	./internal/gateway/brokerclient:FuzzDecodeMembers \
-	./internal/httpapi:FuzzWriteJSONObject
+	./internal/httpapi:FuzzWriteJSONObject \
+	./internal/ctrlchar:FuzzIndex
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
