@@ -5,7 +5,9 @@
 # protoc comes from Debian's protobuf-compiler (installed when missing; needs
 # root). protoc-gen-go is pinned to the google.golang.org/protobuf version in
 # go.mod so the generated code matches the runtime we link; protoc-gen-go-grpc
-# is the latest release. Both go into a temporary GOBIN, never onto PATH.
+# is pinned to the release named in gateway_grpc.pb.go's header, so a rerun
+# without proto changes changes nothing. Both go into a temporary GOBIN,
+# never onto PATH.
 #
 # google/api/{annotations,http}.proto are our own minimal copies whose
 # go_package points at genproto's annotations package, so nothing is generated
@@ -29,7 +31,8 @@ trap 'rm -rf "$gobin"' EXIT
 
 pbver="$(go list -m -f '{{.Version}}' google.golang.org/protobuf)"
 GOBIN="$gobin" go install "google.golang.org/protobuf/cmd/protoc-gen-go@${pbver}"
-GOBIN="$gobin" go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@latest
+grpcgen="v1.6.2"
+GOBIN="$gobin" go install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@${grpcgen}"
 
 module="github.com/dromos-dev/dromos"
 PATH="$gobin:$PATH" protoc \
@@ -39,4 +42,4 @@ PATH="$gobin:$PATH" protoc \
 	api/proto/dromos/v1/*.proto
 
 gofmt -l api/proto/dromos/v1 | { ! grep . ; } || { echo "gen-proto: generated code is not gofmt-clean" >&2; exit 1; }
-echo "gen-proto: regenerated api/proto/dromos/v1 (protoc $(protoc --version | awk '{print $2}'), protoc-gen-go ${pbver})"
+echo "gen-proto: regenerated api/proto/dromos/v1 (protoc $(protoc --version | awk '{print $2}'), protoc-gen-go ${pbver}, protoc-gen-go-grpc ${grpcgen})"

@@ -13,11 +13,16 @@ import (
 // RequestConnectionInput asks for a new connection. UserID, ProviderName,
 // Scopes and ReturnURL are required by the gateway.
 type RequestConnectionInput struct {
-	UserID       string            // your identifier for the user
-	ProviderName string            // a provider name or alias, case-insensitive
-	Scopes       []string          // OAuth scopes to ask the user for
-	ReturnURL    string            // where the browser lands after consent
-	Metadata     map[string]string // optional labels kept with the connection
+	UserID       string   // your identifier for the user
+	ProviderName string   // a provider name or alias, case-insensitive
+	Scopes       []string // OAuth scopes to ask the user for
+	ReturnURL    string   // where the browser lands after consent
+	// Metadata is optional data kept with the connection: any value
+	// encoding/json can encode, per key (strings, numbers, booleans, nil,
+	// slices, maps, structs). Limits: 64 keys, values nested at most 8
+	// arrays or objects deep, 4096 bytes as compact JSON, no control
+	// characters in keys or strings. Status.Metadata returns it.
+	Metadata map[string]any
 	// ConnectionID, when set, reconnects that connection (expired or
 	// failed, and yours) under the same id instead of starting a new one.
 	ConnectionID string
@@ -53,6 +58,10 @@ type Status struct {
 	Detail       string            `json:"detail,omitempty"`
 	Reason       string            `json:"reason,omitempty"`
 	ProviderData map[string]string `json:"provider_data,omitempty"`
+	// Metadata is what RequestConnectionInput.Metadata held, one JSON
+	// value per key exactly as the gateway stored it (decode a value with
+	// json.Unmarshal).
+	Metadata map[string]json.RawMessage `json:"metadata,omitempty"`
 }
 
 // Provider is a provider agents may ask for.
@@ -78,12 +87,12 @@ func connPath(prefix, id string) (string, error) {
 // extra pending connection behind; it expires on its own.
 func (c *Client) RequestConnection(ctx context.Context, in RequestConnectionInput) (*Connection, error) {
 	body := struct {
-		UserID       string            `json:"user_id"`
-		ProviderName string            `json:"provider_name"`
-		Scopes       []string          `json:"scopes"`
-		ReturnURL    string            `json:"return_url"`
-		Metadata     map[string]string `json:"metadata,omitempty"`
-		ConnectionID string            `json:"connection_id,omitempty"`
+		UserID       string         `json:"user_id"`
+		ProviderName string         `json:"provider_name"`
+		Scopes       []string       `json:"scopes"`
+		ReturnURL    string         `json:"return_url"`
+		Metadata     map[string]any `json:"metadata,omitempty"`
+		ConnectionID string         `json:"connection_id,omitempty"`
 	}{in.UserID, in.ProviderName, in.Scopes, in.ReturnURL, in.Metadata, in.ConnectionID}
 	var out struct {
 		AuthURL      string   `json:"authUrl"`

@@ -134,7 +134,7 @@ func TestAgentAgainstDromosDev(t *testing.T) {
 	}
 	conn, err := client.RequestConnection(ctx, sdk.RequestConnectionInput{
 		UserID: "alice", ProviderName: "demo", Scopes: []string{"openid", "email", "offline_access"},
-		ReturnURL: brokerURL + "/dev/return", Metadata: map[string]string{"team": "qa"},
+		ReturnURL: brokerURL + "/dev/return", Metadata: map[string]any{"team": "qa", "priority": 2},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -149,6 +149,11 @@ func TestAgentAgainstDromosDev(t *testing.T) {
 	approve(t, conn.AuthURL, "alice")
 	if err := client.WaitForActive(ctx, conn.ConnectionID, sdk.WaitOptions{Interval: 50 * time.Millisecond}); err != nil {
 		t.Fatal(err)
+	}
+	// Metadata of any JSON type comes back as it was sent.
+	if st, err := client.CheckConnection(ctx, conn.ConnectionID); err != nil || len(st.Metadata) != 2 ||
+		string(st.Metadata["team"]) != `"qa"` || string(st.Metadata["priority"]) != `2` {
+		t.Fatalf("status %+v, %v", st, err)
 	}
 	tok, err := client.GetToken(ctx, conn.ConnectionID)
 	if err != nil {

@@ -159,7 +159,7 @@ func newBenchBroker(b *testing.B, store storage.Storage) (*broker.Broker, []stri
 		c := storage.Connection{
 			ID: id, WorkspaceID: benchClient, UserID: fmt.Sprintf("user-%d", i), ClientName: benchClient,
 			ProviderID: "prov-bench", ProviderName: "bench", Scopes: []string{"read", "write"},
-			ReturnURL: "https://app.example/done", Metadata: map[string]string{"team": "a"},
+			ReturnURL: "https://app.example/done", Metadata: map[string]json.RawMessage{"team": json.RawMessage(`"a"`)},
 			Status: storage.StatusPending, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(10 * time.Minute),
 		}
 		if err := store.CreateConnection(ctx, c); err != nil {

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dromos-dev/dromos/internal/connmeta"
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/provider"
@@ -349,9 +351,9 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 		}
 		for k, v := range data {
 			if c.Metadata == nil {
-				c.Metadata = map[string]string{}
+				c.Metadata = map[string]json.RawMessage{}
 			}
-			c.Metadata[provider.ProviderDataPrefix+k] = v
+			c.Metadata[provider.ProviderDataPrefix+k] = connmeta.String(v)
 		}
 		return c, storage.TokenChange{Put: &storage.Token{ConnectionID: c.ID, Ciphertext: sealed, ExpiresAt: set.Expiry,
 			ExpirySource: set.ExpirySource, CreatedAt: now, UpdatedAt: now}}, nil

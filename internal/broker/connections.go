@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/dromos-dev/dromos/internal/connmeta"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/refresh"
@@ -19,16 +21,17 @@ import (
 )
 
 type connectionView struct {
-	ConnectionID string            `json:"connection_id"`
-	Status       string            `json:"status"`
-	StatusReason string            `json:"status_reason,omitempty"`
-	WorkspaceID  string            `json:"workspace_id"`
-	UserID       string            `json:"user_id,omitempty"`
-	ClientName   string            `json:"client_name,omitempty"`
-	ProviderID   string            `json:"provider_id"`
-	Provider     string            `json:"provider"`
-	Scopes       []string          `json:"scopes"`
-	Metadata     map[string]string `json:"metadata"`
+	ConnectionID string   `json:"connection_id"`
+	Status       string   `json:"status"`
+	StatusReason string   `json:"status_reason,omitempty"`
+	WorkspaceID  string   `json:"workspace_id"`
+	UserID       string   `json:"user_id,omitempty"`
+	ClientName   string   `json:"client_name,omitempty"`
+	ProviderID   string   `json:"provider_id"`
+	Provider     string   `json:"provider"`
+	Scopes       []string `json:"scopes"`
+	// Metadata is the agent's, one JSON value per key as it was given.
+	Metadata map[string]json.RawMessage `json:"metadata"`
 	// ProviderData holds what the provider handed over besides the token
 	// (QuickBooks realmId, Salesforce instance_url, Atlassian cloud ids…),
 	// stored as metadata under provider.ProviderDataPrefix.
@@ -69,13 +72,16 @@ func viewConnection(c storage.Connection) connectionView {
 	if v.Scopes == nil {
 		v.Scopes = []string{}
 	}
-	v.Metadata = make(map[string]string, len(c.Metadata))
+	v.Metadata = make(map[string]json.RawMessage, len(c.Metadata))
 	for k, val := range c.Metadata {
 		if name, ok := provider.DataKey(k); ok {
 			if v.ProviderData == nil {
 				v.ProviderData = map[string]string{}
 			}
-			v.ProviderData[name] = val
+			// The broker writes provider data as JSON strings only.
+			if str, ok := connmeta.AsString(val); ok {
+				v.ProviderData[name] = str
+			}
 		} else {
 			v.Metadata[k] = val
 		}

@@ -2,8 +2,10 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/dromos-dev/dromos/internal/connmeta"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/pkce"
 	"github.com/dromos-dev/dromos/internal/provider"
@@ -20,14 +23,15 @@ import (
 )
 
 type consentRequest struct {
-	WorkspaceID  string            `json:"workspace_id"`
-	UserID       string            `json:"user_id"`
-	ClientName   string            `json:"client_name"`
-	ProviderID   string            `json:"provider_id"`
-	ProviderName string            `json:"provider_name"`
-	Scopes       []string          `json:"scopes"`
-	ReturnURL    string            `json:"return_url"`
-	Metadata     map[string]string `json:"metadata"`
+	WorkspaceID  string   `json:"workspace_id"`
+	UserID       string   `json:"user_id"`
+	ClientName   string   `json:"client_name"`
+	ProviderID   string   `json:"provider_id"`
+	ProviderName string   `json:"provider_name"`
+	Scopes       []string `json:"scopes"`
+	ReturnURL    string   `json:"return_url"`
+	// Metadata holds one JSON value per key (package connmeta).
+	Metadata map[string]json.RawMessage `json:"metadata"`
 	// ConnectionID reconnects an existing connection (one that is expired,
 	// failed or revoked) under the same id instead of creating a new one.
 	ConnectionID string `json:"connection_id"`
@@ -48,10 +52,7 @@ const (
 	maxWorkspaceLen = state.MaxFieldLen
 	maxScopes       = 100
 	maxScopeLen     = 256
-	// maxMetadata matches the gateway v1 contract (openapi maxProperties).
-	maxMetadata    = 64
-	maxMetaValue   = 1024
-	maxReturnURLen = 2048
+	maxReturnURLen  = 2048
 )
 
 func (req *consentRequest) validate() error {
@@ -79,16 +80,12 @@ func (req *consentRequest) validate() error {
 	if req.ReturnURL == "" {
 		add("return_url is required")
 	}
-	if len(req.Metadata) > maxMetadata {
-		add("at most %d metadata entries", maxMetadata)
+	if meta, err := connmeta.Normalize(req.Metadata); err != nil {
+		add("%s", err)
+	} else {
+		req.Metadata = meta
 	}
-	for k, v := range req.Metadata {
-		if k == "" || len(k) > 128 || len(v) > maxMetaValue {
-			add("metadata keys are 1-128 characters and values at most %d", maxMetaValue)
-			break
-		}
-	}
-	for k := range req.Metadata {
+	for _, k := range slices.Sorted(maps.Keys(req.Metadata)) {
 		// DataKey also knows the keys older releases kept provider data
 		// under; an agent's label must never read as the provider's.
 		if _, ok := provider.DataKey(k); ok {

@@ -299,7 +299,7 @@ func TestLegacyCallbackKeysAreProviderData(t *testing.T) {
 		"token_url": p.srv.URL + "/token", "client_id": "c", "client_secret": "s"})
 	c := h.consent("quickbooks", []string{"com.intuit.quickbooks.accounting"}, "https://app.example.com/back")
 	if _, err := h.store.UpdateConnection(context.Background(), c.ConnectionID, func(conn storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
-		conn.Metadata = map[string]string{"callback.realmId": "111", "team": "red"}
+		conn.Metadata = map[string]json.RawMessage{"callback.realmId": json.RawMessage(`"111"`), "team": json.RawMessage(`"red"`)}
 		return conn, storage.TokenChange{}, nil
 	}); err != nil {
 		t.Fatal(err)

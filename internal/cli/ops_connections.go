@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dromos-dev/dromos/internal/config"
+	"github.com/dromos-dev/dromos/internal/connmeta"
 )
 
 func runConnections(ctx context.Context, args []string, ios ioSet, env config.Env) error {
@@ -25,24 +26,24 @@ func runConnections(ctx context.Context, args []string, ios ioSet, env config.En
 
 // connectionInfo is what the tables show of a broker connection.
 type connectionInfo struct {
-	ID            string            `json:"connection_id"`
-	Status        string            `json:"status"`
-	StatusReason  string            `json:"status_reason"`
-	WorkspaceID   string            `json:"workspace_id"`
-	UserID        string            `json:"user_id"`
-	ClientName    string            `json:"client_name"`
-	ProviderID    string            `json:"provider_id"`
-	Provider      string            `json:"provider"`
-	Scopes        []string          `json:"scopes"`
-	Metadata      map[string]string `json:"metadata"`
-	ProviderData  map[string]string `json:"provider_data"`
-	Subject       string            `json:"subject"`
-	Email         string            `json:"email"`
-	CreatedAt     time.Time         `json:"created_at"`
-	UpdatedAt     time.Time         `json:"updated_at"`
-	ExpiresAt     time.Time         `json:"expires_at"`
-	LastRefreshAt time.Time         `json:"last_refresh_at"`
-	NextRefreshAt time.Time         `json:"next_refresh_at"`
+	ID            string                     `json:"connection_id"`
+	Status        string                     `json:"status"`
+	StatusReason  string                     `json:"status_reason"`
+	WorkspaceID   string                     `json:"workspace_id"`
+	UserID        string                     `json:"user_id"`
+	ClientName    string                     `json:"client_name"`
+	ProviderID    string                     `json:"provider_id"`
+	Provider      string                     `json:"provider"`
+	Scopes        []string                   `json:"scopes"`
+	Metadata      map[string]json.RawMessage `json:"metadata"`
+	ProviderData  map[string]string          `json:"provider_data"`
+	Subject       string                     `json:"subject"`
+	Email         string                     `json:"email"`
+	CreatedAt     time.Time                  `json:"created_at"`
+	UpdatedAt     time.Time                  `json:"updated_at"`
+	ExpiresAt     time.Time                  `json:"expires_at"`
+	LastRefreshAt time.Time                  `json:"last_refresh_at"`
+	NextRefreshAt time.Time                  `json:"next_refresh_at"`
 }
 
 func (c connectionInfo) status() string {
@@ -138,7 +139,7 @@ func runConnectionsShow(ctx context.Context, args []string, ios ioSet, env confi
 	return fields(ios.out, [][2]string{
 		{"ID", c.ID}, {"STATUS", c.Status}, {"REASON", c.StatusReason}, {"PROVIDER", c.Provider}, {"PROVIDER ID", c.ProviderID},
 		{"WORKSPACE", c.WorkspaceID}, {"USER", c.UserID}, {"CLIENT", c.ClientName}, {"SCOPES", strings.Join(c.Scopes, " ")},
-		{"SUBJECT", c.Subject}, {"EMAIL", c.Email}, {"METADATA", pairs(c.Metadata)},
+		{"SUBJECT", c.Subject}, {"EMAIL", c.Email}, {"METADATA", pairs(metadataText(c.Metadata))},
 		{"PROVIDER DATA", pairs(c.ProviderData)},
 		{"CREATED", stamp(c.CreatedAt)}, {"UPDATED", stamp(c.UpdatedAt)}, {"EXPIRES", stamp(c.ExpiresAt)},
 		{"LAST REFRESH", stamp(c.LastRefreshAt)}, {"NEXT REFRESH", stamp(c.NextRefreshAt)},
@@ -146,6 +147,20 @@ func runConnectionsShow(ctx context.Context, args []string, ios ioSet, env confi
 }
 
 // pairs shows a map as sorted k=v pairs.
+// metadataText shows a string value as the string itself and any other
+// JSON value as its JSON text.
+func metadataText(m map[string]json.RawMessage) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if s, ok := connmeta.AsString(v); ok {
+			out[k] = s
+		} else {
+			out[k] = string(v)
+		}
+	}
+	return out
+}
+
 func pairs(m map[string]string) string {
 	out := make([]string, 0, len(m))
 	for k, v := range m {

@@ -135,13 +135,13 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 func (fb *fakeBroker) consent(w http.ResponseWriter, r *http.Request) {
 	var in struct {
-		WorkspaceID  string            `json:"workspace_id"`
-		UserID       string            `json:"user_id"`
-		ClientName   string            `json:"client_name"`
-		ProviderName string            `json:"provider_name"`
-		Scopes       []string          `json:"scopes"`
-		ReturnURL    string            `json:"return_url"`
-		Metadata     map[string]string `json:"metadata"`
+		WorkspaceID  string                     `json:"workspace_id"`
+		UserID       string                     `json:"user_id"`
+		ClientName   string                     `json:"client_name"`
+		ProviderName string                     `json:"provider_name"`
+		Scopes       []string                   `json:"scopes"`
+		ReturnURL    string                     `json:"return_url"`
+		Metadata     map[string]json.RawMessage `json:"metadata"`
 	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()

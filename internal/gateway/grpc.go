@@ -55,12 +55,16 @@ func (s *grpcServer) RequestConnection(ctx context.Context, in *dromosv1.Request
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
+	meta, err := grpcMetadata(in.GetMetadata(), in.GetMetadataJson())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
 	out, err := s.g.svc.RequestConnection(ctx, c, ConnectionRequest{
 		UserID:       in.GetUserId(),
 		ProviderName: in.GetProviderName(),
 		Scopes:       in.GetScopes(),
 		ReturnURL:    in.GetReturnUrl(),
-		Metadata:     in.GetMetadata(),
+		Metadata:     meta,
 		ConnectionID: in.GetConnectionId(),
 	})
 	if err != nil {
@@ -93,7 +97,8 @@ func (s *grpcServer) CheckConnection(ctx context.Context, in *dromosv1.CheckConn
 	case StatusFailed:
 		st = dromosv1.ConnectionStatus_CONNECTION_STATUS_FAILED
 	}
-	return &dromosv1.CheckConnectionResponse{Status: st, Detail: out.Detail, Reason: out.Reason, ProviderData: out.ProviderData}, nil
+	return &dromosv1.CheckConnectionResponse{Status: st, Detail: out.Detail, Reason: out.Reason, ProviderData: out.ProviderData,
+		Metadata: structMetadata(out.Metadata)}, nil
 }
 
 func (s *grpcServer) GetToken(ctx context.Context, in *dromosv1.GetTokenRequest) (*dromosv1.Token, error) {

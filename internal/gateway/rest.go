@@ -90,11 +90,12 @@ func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, Caller)) htt
 
 // requestConnectionBody is the frozen request-connection input.
 type requestConnectionBody struct {
-	UserID       string            `json:"user_id"`
-	ProviderName string            `json:"provider_name"`
-	Scopes       []string          `json:"scopes"`
-	ReturnURL    string            `json:"return_url"`
-	Metadata     map[string]string `json:"metadata"`
+	UserID       string   `json:"user_id"`
+	ProviderName string   `json:"provider_name"`
+	Scopes       []string `json:"scopes"`
+	ReturnURL    string   `json:"return_url"`
+	// Metadata takes any JSON value per key.
+	Metadata map[string]json.RawMessage `json:"metadata"`
 	// ConnectionID is additive: it reconnects an existing connection.
 	ConnectionID string `json:"connection_id"`
 }
@@ -141,6 +142,8 @@ type checkConnectionAnswer struct {
 	Reason string `json:"reason,omitempty"`
 	// ProviderData is additive to the v1 contract.
 	ProviderData map[string]string `json:"provider_data,omitempty"`
+	// Metadata is additive: the request's metadata, as given.
+	Metadata map[string]json.RawMessage `json:"metadata,omitempty"`
 }
 
 func (g *Gateway) checkConnection(w http.ResponseWriter, r *http.Request, c Caller) {

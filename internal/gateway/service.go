@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/dromos-dev/dromos/internal/connmeta"
 	"github.com/dromos-dev/dromos/internal/gateway/brokerclient"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/state"
@@ -27,7 +29,8 @@ type ConnectionRequest struct {
 	ProviderName string
 	Scopes       []string
 	ReturnURL    string
-	Metadata     map[string]string
+	// Metadata holds one JSON value per key (limits in package connmeta).
+	Metadata map[string]json.RawMessage
 	// ConnectionID, when set, reconnects that (expired or failed)
 	// connection under the same id instead of starting a new one.
 	ConnectionID string
@@ -51,6 +54,8 @@ type ConnectionStatus struct {
 	// ProviderData: values the provider handed over besides the token
 	// that API calls need (realmId, instance_url, cloud_id, tenant_id…).
 	ProviderData map[string]string
+	// Metadata is what the agent gave with the request, as given.
+	Metadata map[string]json.RawMessage
 }
 
 // service is the one implementation of the gateway operations, called by
@@ -71,13 +76,11 @@ const (
 	maxScopes       = 64
 	maxScopeLen     = 256
 	maxReturnURL    = 2048
-	maxMetadata     = 64
-	maxMetadataKey  = 128
-	maxMetadataVal  = 1024
 )
 
-// validate says what is wrong with r, first problem first.
-func (r ConnectionRequest) validate() error {
+// validate says what is wrong with r, first problem first, and compacts
+// r.Metadata.
+func (r *ConnectionRequest) validate() error {
 	switch {
 	case r.UserID == "":
 		return httpapi.BadRequest("user_id is required")
@@ -107,14 +110,11 @@ func (r ConnectionRequest) validate() error {
 		(u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		return httpapi.BadRequest("return_url must be an absolute http or https URL of at most %d bytes", maxReturnURL)
 	}
-	if len(r.Metadata) > maxMetadata {
-		return httpapi.BadRequest("at most %d metadata entries", maxMetadata)
+	meta, err := connmeta.Normalize(r.Metadata)
+	if err != nil {
+		return httpapi.BadRequest("%s", err)
 	}
-	for k, v := range r.Metadata {
-		if k == "" || !printable(k, maxMetadataKey) || !utf8.ValidString(v) || len(v) > maxMetadataVal {
-			return httpapi.BadRequest("metadata keys must be 1-%d printable characters and values at most %d bytes", maxMetadataKey, maxMetadataVal)
-		}
-	}
+	r.Metadata = meta
 	return nil
 }
 
@@ -270,6 +270,9 @@ func (s *service) CheckConnection(ctx context.Context, c Caller, id string) (Con
 	}
 	out.Reason = conn.StatusReason
 	out.ProviderData = conn.ProviderData
+	if len(conn.Metadata) > 0 {
+		out.Metadata = conn.Metadata
+	}
 	return out, nil
 }
 

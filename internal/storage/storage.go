@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 )
@@ -123,8 +124,10 @@ type Connection struct {
 	ProviderName string
 	Scopes       []string
 	ReturnURL    string
-	Metadata     map[string]string
-	Status       ConnectionStatus
+	// Metadata holds one JSON value per key, kept byte for byte as given
+	// (package connmeta checks and compacts it before it gets here).
+	Metadata map[string]json.RawMessage
+	Status   ConnectionStatus
 	// StatusReason is a short machine-readable reason for failed/expired
 	// states (e.g. "access_denied", "invalid_id_token"). Never a secret.
 	StatusReason string

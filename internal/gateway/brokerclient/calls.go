@@ -28,14 +28,15 @@ const (
 
 // ConsentRequest is the body of POST /auth/consent-spec.
 type ConsentRequest struct {
-	WorkspaceID  string            `json:"workspace_id"`
-	UserID       string            `json:"user_id"`
-	ClientName   string            `json:"client_name,omitempty"`
-	ProviderName string            `json:"provider_name"`
-	Scopes       []string          `json:"scopes"`
-	ReturnURL    string            `json:"return_url"`
-	Metadata     map[string]string `json:"metadata,omitempty"`
-	ConnectionID string            `json:"connection_id,omitempty"`
+	WorkspaceID  string   `json:"workspace_id"`
+	UserID       string   `json:"user_id"`
+	ClientName   string   `json:"client_name,omitempty"`
+	ProviderName string   `json:"provider_name"`
+	Scopes       []string `json:"scopes"`
+	ReturnURL    string   `json:"return_url"`
+	// Metadata holds one JSON value per key, sent as it is.
+	Metadata     map[string]json.RawMessage `json:"metadata,omitempty"`
+	ConnectionID string                     `json:"connection_id,omitempty"`
 }
 
 // Consent is the broker's answer to a consent request. State is a bearer
@@ -57,6 +58,8 @@ type Connection struct {
 	// ProviderData is what the provider handed over besides the token
 	// (QuickBooks realmId, Salesforce instance_url, Atlassian cloud ids…).
 	ProviderData map[string]string `json:"provider_data"`
+	// Metadata is the agent's own, one JSON value per key as given.
+	Metadata map[string]json.RawMessage `json:"metadata"`
 }
 
 // Provider holds the public fields of a registered provider. Only these are

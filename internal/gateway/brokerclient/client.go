@@ -210,7 +210,7 @@ func (cl *Client) fetch(ctx context.Context, c call) ([]byte, int, error) {
 	var payload []byte
 	if c.body != nil {
 		var err error
-		if payload, err = json.Marshal(c.body); err != nil {
+		if payload, err = encodeBody(c.body); err != nil {
 			return nil, 0, fmt.Errorf("brokerclient: encode %s request: %w", c.op, err)
 		}
 	}
@@ -490,4 +490,16 @@ func retryAfter(h http.Header) time.Duration {
 		n = 3600
 	}
 	return time.Duration(n) * time.Second
+}
+
+// encodeBody encodes a request body without HTML escaping, so JSON values
+// an agent gave (metadata) reach the broker byte for byte.
+func encodeBody(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

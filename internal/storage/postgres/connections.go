@@ -39,7 +39,7 @@ func scanConnection(row pgx.Row) (storage.Connection, error) {
 	if err != nil {
 		return storage.Connection{}, err
 	}
-	if c.Metadata, err = decodeMap(metadata); err != nil {
+	if c.Metadata, err = decodeMeta(metadata); err != nil {
 		return storage.Connection{}, fmt.Errorf("decode metadata: %w", err)
 	}
 	c.Scopes = nilIfNone(c.Scopes)
@@ -56,7 +56,7 @@ func scanConnection(row pgx.Row) (storage.Connection, error) {
 
 // CreateConnection stores c with Version 1.
 func (s *Store) CreateConnection(ctx context.Context, c storage.Connection) error {
-	metadata, err := encodeMap(c.Metadata)
+	metadata, err := encodeMeta(c.Metadata)
 	if err != nil {
 		return fmt.Errorf("postgres: create connection %q: encode metadata: %w", c.ID, err)
 	}
@@ -136,7 +136,7 @@ func (s *Store) UpdateConnection(ctx context.Context, id string, fn func(storage
 			return err
 		}
 		next.ID, next.CreatedAt, next.Version = cur.ID, cur.CreatedAt, cur.Version+1
-		metadata, err := encodeMap(next.Metadata)
+		metadata, err := encodeMeta(next.Metadata)
 		if err != nil {
 			return fmt.Errorf("postgres: %s: encode metadata: %w", op, err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dromos-dev/dromos/internal/connmeta"
 	"github.com/dromos-dev/dromos/internal/storage"
 )
 
@@ -186,6 +187,30 @@ func decodeMap(b []byte) (map[string]string, error) {
 		return nil, nil
 	}
 	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}
+
+// encodeMeta writes connection metadata for the json column (json, not
+// jsonb: jsonb would reorder members and respell numbers inside values).
+func encodeMeta(m map[string]json.RawMessage) ([]byte, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return connmeta.Encode(m), nil
+}
+
+// decodeMeta reads connection metadata; each value keeps its stored bytes.
+func decodeMeta(b []byte) (map[string]json.RawMessage, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, err
 	}

@@ -40,7 +40,7 @@ func scanConnection(row scanner) (storage.Connection, error) {
 	if c.Scopes, err = decodeList(scopes); err != nil {
 		return storage.Connection{}, fmt.Errorf("decode scopes: %w", err)
 	}
-	if c.Metadata, err = decodeMap(metadata); err != nil {
+	if c.Metadata, err = decodeMeta(metadata); err != nil {
 		return storage.Connection{}, fmt.Errorf("decode metadata: %w", err)
 	}
 	c.Status = storage.ConnectionStatus(status)
@@ -63,7 +63,7 @@ func connectionArgs(c storage.Connection) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode scopes: %w", err)
 	}
-	metadata, err := encodeMap(c.Metadata)
+	metadata, err := encodeMeta(c.Metadata)
 	if err != nil {
 		return nil, fmt.Errorf("encode metadata: %w", err)
 	}

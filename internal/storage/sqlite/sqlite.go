@@ -16,6 +16,7 @@ import (
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/dromos-dev/dromos/internal/connmeta"
 	"github.com/dromos-dev/dromos/internal/storage"
 )
 
@@ -229,6 +230,29 @@ func decodeMap(s sql.NullString) (map[string]string, error) {
 		return nil, nil
 	}
 	var m map[string]string
+	if err := json.Unmarshal([]byte(s.String), &m); err != nil {
+		return nil, err
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}
+
+// encodeMeta writes connection metadata with each value's bytes as they are.
+func encodeMeta(m map[string]json.RawMessage) (any, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return string(connmeta.Encode(m)), nil
+}
+
+// decodeMeta reads connection metadata; each value keeps its stored bytes.
+func decodeMeta(s sql.NullString) (map[string]json.RawMessage, error) {
+	if !s.Valid || s.String == "" {
+		return nil, nil
+	}
+	var m map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(s.String), &m); err != nil {
 		return nil, err
 	}

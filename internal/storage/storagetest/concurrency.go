@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"encoding/json"
 	"errors"
 	"strconv"
 	"sync"
@@ -81,7 +82,7 @@ func runConcurrency(t *testing.T, open func(t *testing.T) storage.Storage) {
 	t.Run("NoLostUpdates", func(t *testing.T) {
 		s := open(t)
 		c := newConnection("c1")
-		c.Metadata = map[string]string{"counter": "0"}
+		c.Metadata = map[string]json.RawMessage{"counter": json.RawMessage(`0`)}
 		createConnection(t, s, c)
 		const workers = 40
 		errs := make([]error, workers)
@@ -89,11 +90,11 @@ func runConcurrency(t *testing.T, open func(t *testing.T) storage.Storage) {
 		for i := range workers {
 			wg.Go(func() {
 				_, errs[i] = s.UpdateConnection(t.Context(), "c1", func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
-					n, err := strconv.Atoi(c.Metadata["counter"])
+					n, err := strconv.Atoi(string(c.Metadata["counter"]))
 					if err != nil {
 						return c, storage.TokenChange{}, err
 					}
-					c.Metadata["counter"] = strconv.Itoa(n + 1)
+					c.Metadata["counter"] = json.RawMessage(strconv.Itoa(n + 1))
 					return c, storage.TokenChange{}, nil
 				})
 			})
@@ -105,7 +106,7 @@ func runConcurrency(t *testing.T, open func(t *testing.T) storage.Storage) {
 			}
 		}
 		got := getConnection(t, s, "c1")
-		if got.Metadata["counter"] != "40" || got.Version != 41 {
+		if string(got.Metadata["counter"]) != "40" || got.Version != 41 {
 			t.Fatalf("counter %q version %d, want 40 and 41", got.Metadata["counter"], got.Version)
 		}
 	})

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,15 +15,20 @@ import (
 func newConnection(id string) storage.Connection {
 	t := baseTime()
 	return storage.Connection{
-		ID:             id,
-		WorkspaceID:    "ws-1",
-		UserID:         "user-1",
-		ClientName:     "agent-a",
-		ProviderID:     "prov-1",
-		ProviderName:   "google",
-		Scopes:         []string{"openid", "email", "https://www.googleapis.com/auth/drive"},
-		ReturnURL:      "https://app.example.com/done?x=1",
-		Metadata:       map[string]string{"k": "v", "ünïcode": "✓", "empty": ""},
+		ID:           id,
+		WorkspaceID:  "ws-1",
+		UserID:       "user-1",
+		ClientName:   "agent-a",
+		ProviderID:   "prov-1",
+		ProviderName: "google",
+		Scopes:       []string{"openid", "email", "https://www.googleapis.com/auth/drive"},
+		ReturnURL:    "https://app.example.com/done?x=1",
+		// Values are JSON kept byte for byte: member order, duplicate
+		// members, number spelling and escapes must survive (PostgreSQL's
+		// jsonb would change every one of them).
+		Metadata: map[string]json.RawMessage{"k": json.RawMessage(`"v"`), "ünïcode": json.RawMessage(`"✓ \u00e9 <b>"`),
+			"empty": json.RawMessage(`""`), "num": json.RawMessage(`1.50e2`), "null": json.RawMessage(`null`),
+			"obj": json.RawMessage(`{"zeta":[1,{"b":true,"a":null}],"alpha":"x","alpha":"y"}`)},
 		Status:         storage.StatusPending,
 		StatusReason:   "why-not",
 		Nonce:          "nonce-123",
@@ -135,7 +141,7 @@ func runConnections(t *testing.T, open func(t *testing.T) storage.Storage) {
 			c    storage.Connection
 		}{
 			{"nil", storage.Connection{ID: "c-nil", Status: storage.StatusPending}},
-			{"empty", storage.Connection{ID: "c-empty", Status: storage.StatusPending, Scopes: []string{}, Metadata: map[string]string{}, PKCEVerifier: []byte{}}},
+			{"empty", storage.Connection{ID: "c-empty", Status: storage.StatusPending, Scopes: []string{}, Metadata: map[string]json.RawMessage{}, PKCEVerifier: []byte{}}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				createConnection(t, s, tc.c)
@@ -247,7 +253,7 @@ func runConnections(t *testing.T, open func(t *testing.T) storage.Storage) {
 			c.Status = storage.StatusExchanging
 			c.PKCEVerifier = nil
 			c.Scopes = []string{"openid"}
-			c.Metadata = map[string]string{"new": "1"}
+			c.Metadata = map[string]json.RawMessage{"new": json.RawMessage(`[1, 2]`)}
 			c.UpdatedAt = baseTime().Add(time.Minute)
 			c.NextRefreshAt = time.Time{}
 			return c, storage.TokenChange{}, nil
@@ -261,7 +267,7 @@ func runConnections(t *testing.T, open func(t *testing.T) storage.Storage) {
 		want.Status = storage.StatusExchanging
 		want.PKCEVerifier = nil
 		want.Scopes = []string{"openid"}
-		want.Metadata = map[string]string{"new": "1"}
+		want.Metadata = map[string]json.RawMessage{"new": json.RawMessage(`[1, 2]`)}
 		want.UpdatedAt = baseTime().Add(time.Minute)
 		want.NextRefreshAt = time.Time{}
 		want.Version = 2

@@ -20,6 +20,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -91,11 +92,18 @@ type RequestConnectionRequest struct {
 	ProviderName string                 `protobuf:"bytes,2,opt,name=provider_name,proto3" json:"provider_name,omitempty"`
 	Scopes       []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// Absolute http(s) URL the browser returns to after consent.
-	ReturnUrl string            `protobuf:"bytes,4,opt,name=return_url,proto3" json:"return_url,omitempty"`
-	Metadata  map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ReturnUrl string `protobuf:"bytes,4,opt,name=return_url,proto3" json:"return_url,omitempty"`
+	// Labels kept with the connection, as strings. metadata_json takes any
+	// JSON value per key; the two are merged and may not name the same key.
+	Metadata map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Reconnects this expired or failed connection under the same id. The
 	// new consent must come from the same account (verified iss and sub).
-	ConnectionId  string `protobuf:"bytes,6,opt,name=connection_id,proto3" json:"connection_id,omitempty"`
+	ConnectionId string `protobuf:"bytes,6,opt,name=connection_id,proto3" json:"connection_id,omitempty"`
+	// Additive: metadata whose values are any JSON value (the REST
+	// request's "metadata" object). Limits: 64 keys of at most 128 bytes,
+	// values nested at most 8 arrays or objects deep, 4096 bytes in all as
+	// compact JSON; no control characters in keys or strings.
+	MetadataJson  *structpb.Struct `protobuf:"bytes,7,opt,name=metadata_json,proto3" json:"metadata_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -170,6 +178,13 @@ func (x *RequestConnectionRequest) GetConnectionId() string {
 		return x.ConnectionId
 	}
 	return ""
+}
+
+func (x *RequestConnectionRequest) GetMetadataJson() *structpb.Struct {
+	if x != nil {
+		return x.MetadataJson
+	}
+	return nil
 }
 
 type RequestConnectionResponse struct {
@@ -304,7 +319,10 @@ type CheckConnectionResponse struct {
 	// calls need, e.g. realmId (QuickBooks), shop (Shopify), instance_url
 	// (Salesforce), cloud_id and cloud_ids (Atlassian), tenant_id and
 	// tenant_ids (Xero). Empty for most providers.
-	ProviderData  map[string]string `protobuf:"bytes,4,rep,name=provider_data,proto3" json:"provider_data,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ProviderData map[string]string `protobuf:"bytes,4,rep,name=provider_data,proto3" json:"provider_data,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Additive: the metadata given when the connection was requested, one
+	// JSON value per key (numbers arrive as doubles, as Struct holds them).
+	Metadata      *structpb.Struct `protobuf:"bytes,5,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -363,6 +381,13 @@ func (x *CheckConnectionResponse) GetReason() string {
 func (x *CheckConnectionResponse) GetProviderData() map[string]string {
 	if x != nil {
 		return x.ProviderData
+	}
+	return nil
+}
+
+func (x *CheckConnectionResponse) GetMetadata() *structpb.Struct {
+	if x != nil {
+		return x.Metadata
 	}
 	return nil
 }
@@ -878,7 +903,7 @@ var File_dromos_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x17dromos/v1/gateway.proto\x12\tdromos.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x02\n" +
+	"\x17dromos/v1/gateway.proto\x12\tdromos.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x03\n" +
 	"\x18RequestConnectionRequest\x12\x18\n" +
 	"\auser_id\x18\x01 \x01(\tR\auser_id\x12$\n" +
 	"\rprovider_name\x18\x02 \x01(\tR\rprovider_name\x12\x16\n" +
@@ -887,7 +912,8 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"return_url\x18\x04 \x01(\tR\n" +
 	"return_url\x12M\n" +
 	"\bmetadata\x18\x05 \x03(\v21.dromos.v1.RequestConnectionRequest.MetadataEntryR\bmetadata\x12$\n" +
-	"\rconnection_id\x18\x06 \x01(\tR\rconnection_id\x1a;\n" +
+	"\rconnection_id\x18\x06 \x01(\tR\rconnection_id\x12=\n" +
+	"\rmetadata_json\x18\a \x01(\v2\x17.google.protobuf.StructR\rmetadata_json\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x01\n" +
@@ -898,12 +924,13 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12 \n" +
 	"\vprovider_id\x18\x05 \x01(\tR\vprovider_id\">\n" +
 	"\x16CheckConnectionRequest\x12$\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\"\x9b\x02\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\"\xd0\x02\n" +
 	"\x17CheckConnectionResponse\x123\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1b.dromos.v1.ConnectionStatusR\x06status\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12Z\n" +
-	"\rprovider_data\x18\x04 \x03(\v24.dromos.v1.CheckConnectionResponse.ProviderDataEntryR\rprovider_data\x1a?\n" +
+	"\rprovider_data\x18\x04 \x03(\v24.dromos.v1.CheckConnectionResponse.ProviderDataEntryR\rprovider_data\x123\n" +
+	"\bmetadata\x18\x05 \x01(\v2\x17.google.protobuf.StructR\bmetadata\x1a?\n" +
 	"\x11ProviderDataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"7\n" +
@@ -995,33 +1022,36 @@ var file_dromos_v1_gateway_proto_goTypes = []any{
 	nil,                               // 14: dromos.v1.RequestConnectionRequest.MetadataEntry
 	nil,                               // 15: dromos.v1.CheckConnectionResponse.ProviderDataEntry
 	nil,                               // 16: dromos.v1.Token.ExtrasEntry
-	(*timestamppb.Timestamp)(nil),     // 17: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),           // 17: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 18: google.protobuf.Timestamp
 }
 var file_dromos_v1_gateway_proto_depIdxs = []int32{
 	14, // 0: dromos.v1.RequestConnectionRequest.metadata:type_name -> dromos.v1.RequestConnectionRequest.MetadataEntry
-	0,  // 1: dromos.v1.CheckConnectionResponse.status:type_name -> dromos.v1.ConnectionStatus
-	15, // 2: dromos.v1.CheckConnectionResponse.provider_data:type_name -> dromos.v1.CheckConnectionResponse.ProviderDataEntry
-	17, // 3: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	16, // 4: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
-	10, // 5: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
-	9,  // 6: dromos.v1.ListProvidersResponse.catalog:type_name -> dromos.v1.CatalogEntry
-	1,  // 7: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
-	3,  // 8: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
-	5,  // 9: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
-	6,  // 10: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
-	12, // 11: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
-	8,  // 12: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
-	2,  // 13: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
-	4,  // 14: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
-	7,  // 15: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
-	7,  // 16: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
-	13, // 17: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
-	11, // 18: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	17, // 1: dromos.v1.RequestConnectionRequest.metadata_json:type_name -> google.protobuf.Struct
+	0,  // 2: dromos.v1.CheckConnectionResponse.status:type_name -> dromos.v1.ConnectionStatus
+	15, // 3: dromos.v1.CheckConnectionResponse.provider_data:type_name -> dromos.v1.CheckConnectionResponse.ProviderDataEntry
+	17, // 4: dromos.v1.CheckConnectionResponse.metadata:type_name -> google.protobuf.Struct
+	18, // 5: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 6: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
+	10, // 7: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
+	9,  // 8: dromos.v1.ListProvidersResponse.catalog:type_name -> dromos.v1.CatalogEntry
+	1,  // 9: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
+	3,  // 10: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
+	5,  // 11: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
+	6,  // 12: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
+	12, // 13: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
+	8,  // 14: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
+	2,  // 15: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
+	4,  // 16: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
+	7,  // 17: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
+	7,  // 18: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
+	13, // 19: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
+	11, // 20: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_dromos_v1_gateway_proto_init() }
