@@ -244,7 +244,8 @@ func TestRequestConnectionBadInput(t *testing.T) {
 	cases := []struct {
 		name, ct, body, code, msg string
 	}{
-		{"unknown field", "", `{` + valid + `,"client_name":"agent-b"}`, "bad_request", `unknown field "client_name"`},
+		{"unknown field", "", `{` + valid + `,"client_name":"agent-b"}`, "bad_request",
+			`unknown field "client_name"; accepted fields: user_id, provider_name, scopes, return_url, metadata, connection_id`},
 		{"missing user_id", "", `{"provider_name":"google","scopes":["openid"],"return_url":"https://a.example/"}`, "bad_request", "user_id is required"},
 		{"missing provider_name", "", `{"user_id":"u","scopes":["openid"],"return_url":"https://a.example/"}`, "bad_request", "provider_name is required"},
 		{"missing scopes", "", `{"user_id":"u","provider_name":"google","return_url":"https://a.example/"}`, "bad_request", "scopes is required"},

@@ -46,6 +46,11 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) erro
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if strings.HasPrefix(err.Error(), "json: unknown field ") {
+			if name, accepted, ok := inexactName(body, reflect.TypeOf(v)); !ok {
+				return unknownField(name, accepted)
+			}
+		}
 		return decodeError(err, limit)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
@@ -57,39 +62,108 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) erro
 	}
 	// encoding/json matches member names without regard to case; the
 	// contract names them exactly, so "USER_ID" is an unknown field too.
-	if name, ok := inexactName(body, reflect.TypeOf(v)); !ok {
-		return BadRequest("unknown field %q", name)
+	if name, accepted, ok := inexactName(body, reflect.TypeOf(v)); !ok {
+		return unknownField(name, accepted)
 	}
 	return nil
 }
 
+// unknownField names the refused member and the ones that would have been
+// accepted in its place, so a caller can fix a typo without the docs.
+func unknownField(name string, accepted []string) *Error {
+	return BadRequest("unknown field %q; accepted fields: %s", name, strings.Join(accepted, ", "))
+}
+
 // inexactName walks the JSON object raw beside the struct type t and
-// returns the first member name that is not exactly one of t's JSON field
-// names (ok false), descending into members whose field is a struct.
-// Anything that is not a struct and an object is left to the decoder.
-func inexactName(raw []byte, t reflect.Type) (string, bool) {
+// returns the first member name (in the order written) that is not exactly
+// one of t's JSON field names (ok false) with the names accepted there,
+// descending into members whose field is a struct. Anything that is not a
+// struct and an object is left to the decoder.
+func inexactName(raw []byte, t reflect.Type) (string, []string, bool) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	// A type that decodes itself chooses its own names.
 	if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(unmarshalerType) {
-		return "", true
+		return "", nil, true
 	}
-	var members map[string]json.RawMessage
-	if json.Unmarshal(raw, &members) != nil {
-		return "", true
+	names, values, ok := objectMembers(raw)
+	if !ok {
+		return "", nil, true
 	}
 	fields := jsonFields(t)
-	for name, value := range members {
+	for i, name := range names {
 		ft, known := fields[name]
 		if !known {
-			return name, false
+			return name, fieldNames(t), false
 		}
-		if inner, ok := inexactName(value, ft); !ok {
-			return name + "." + inner, false
+		if inner, accepted, ok := inexactName(values[i], ft); !ok {
+			return name + "." + inner, accepted, false
 		}
 	}
-	return "", true
+	return "", nil, true
+}
+
+// objectMembers lists the members of the JSON object raw in the order they
+// are written; ok is false when raw is not an object.
+func objectMembers(raw []byte) (names []string, values []json.RawMessage, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, nil, false
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, nil, false
+		}
+		name, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, nil, false
+		}
+		names, values = append(names, name), append(values, v)
+	}
+	return names, values, true
+}
+
+// fieldNames lists t's JSON field names in declaration order, embedded
+// structs' fields in place.
+func fieldNames(t reflect.Type) []string {
+	var out []string
+	seen := map[string]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			if tag == "-" {
+				continue
+			}
+			name, _, _ := strings.Cut(tag, ",")
+			if f.Anonymous && name == "" {
+				et := f.Type
+				for et.Kind() == reflect.Pointer {
+					et = et.Elem()
+				}
+				if et.Kind() == reflect.Struct {
+					walk(et)
+					continue
+				}
+			}
+			if !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if !seen[name] {
+				seen[name] = true
+				out = append(out, name)
+			}
+		}
+	}
+	walk(t)
+	return out
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()

@@ -32,7 +32,7 @@ func TestDecodeJSON(t *testing.T) {
 	}{
 		{"ok", "application/json", `{"name":"a","scopes":["x"]}`, 0, ""},
 		{"ok without content type", "", `{"name":"a"}`, 0, ""},
-		{"unknown field", "application/json", `{"name":"a","nope":1}`, 400, `unknown field "nope"`},
+		{"unknown field", "application/json", `{"name":"a","nope":1}`, 400, `unknown field "nope"; accepted fields: name, scopes, inner, labels`},
 		{"wrong type", "application/json", `{"scopes":"x"}`, 400, `field "scopes" must be an array`},
 		{"syntax", "application/json", `{"name":`, 400, "truncated"},
 		{"garbage", "application/json", `{"name" x}`, 400, "malformed JSON at byte"},
@@ -46,8 +46,10 @@ func TestDecodeJSON(t *testing.T) {
 		{"NUL after an escaped backslash", "application/json", `{"name":"a\\\u0000"}`, 400, "NUL character"},
 		{"escaped backslash then u0000 text", "application/json", `{"name":"a\\u0000"}`, 0, ""},
 		{"raw NUL byte", "application/json", "{\"name\":\"a\x00\"}", 400, "malformed JSON"},
-		{"name in another case", "application/json", `{"NAME":"a"}`, 400, `unknown field "NAME"`},
-		{"name in another case, nested", "application/json", `{"name":"a","inner":{"Kind":"x"}}`, 400, `unknown field "inner.Kind"`},
+		{"name in another case", "application/json", `{"NAME":"a"}`, 400, `unknown field "NAME"; accepted fields: name, scopes, inner, labels`},
+		{"name in another case, nested", "application/json", `{"name":"a","inner":{"Kind":"x"}}`, 400, `unknown field "inner.Kind"; accepted fields: kind`},
+		{"unknown nested field", "application/json", `{"name":"a","inner":{"sort":"x"}}`, 400, `unknown field "inner.sort"; accepted fields: kind`},
+		{"first unknown as written", "application/json", `{"zz":1,"aa":2}`, 400, `unknown field "zz";`},
 		{"nested exact", "application/json", `{"name":"a","inner":{"kind":"x"},"labels":{"ANY":"case"}}`, 0, ""},
 	}
 	for _, tc := range cases {
