@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/dromos-dev/dromos/internal/connmeta"
+	"github.com/dromos-dev/dromos/internal/ctrlchar"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/pkce"
 	"github.com/dromos-dev/dromos/internal/provider"
@@ -64,6 +65,14 @@ func (req *consentRequest) validate() error {
 	}
 	if len(req.UserID) > maxIDLen || len(req.ClientName) > maxIDLen {
 		add("user_id and client_name are at most %d characters", maxIDLen)
+	}
+	for _, f := range []struct{ name, val string }{
+		{"workspace_id", req.WorkspaceID}, {"user_id", req.UserID}, {"client_name", req.ClientName},
+		{"provider_id", req.ProviderID}, {"provider_name", req.ProviderName}, {"return_url", req.ReturnURL},
+	} {
+		if err := ctrlchar.Check(f.name, f.val); err != nil {
+			add("%s", err)
+		}
 	}
 	if req.ProviderID == "" && strings.TrimSpace(req.ProviderName) == "" {
 		add("provider_id or provider_name is required")

@@ -8,9 +8,9 @@ import (
 	"log/slog"
 	"net/url"
 	"time"
-	"unicode/utf8"
 
 	"github.com/dromos-dev/dromos/internal/connmeta"
+	"github.com/dromos-dev/dromos/internal/ctrlchar"
 	"github.com/dromos-dev/dromos/internal/gateway/brokerclient"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/state"
@@ -84,12 +84,16 @@ func (r *ConnectionRequest) validate() error {
 	switch {
 	case r.UserID == "":
 		return httpapi.BadRequest("user_id is required")
-	case !printable(r.UserID, maxUserID):
-		return httpapi.BadRequest("user_id must be at most %d printable characters", maxUserID)
+	case len(r.UserID) > maxUserID:
+		return httpapi.BadRequest("user_id must be at most %d bytes", maxUserID)
+	case ctrlchar.Index(r.UserID) >= 0:
+		return httpapi.BadRequest("%s", ctrlchar.Check("user_id", r.UserID))
 	case r.ProviderName == "":
 		return httpapi.BadRequest("provider_name is required")
-	case !printable(r.ProviderName, maxProviderName):
-		return httpapi.BadRequest("provider_name must be at most %d printable characters", maxProviderName)
+	case len(r.ProviderName) > maxProviderName:
+		return httpapi.BadRequest("provider_name must be at most %d bytes", maxProviderName)
+	case ctrlchar.Index(r.ProviderName) >= 0:
+		return httpapi.BadRequest("%s", ctrlchar.Check("provider_name", r.ProviderName))
 	case r.Scopes == nil:
 		return httpapi.BadRequest("scopes is required")
 	case len(r.Scopes) == 0:
@@ -106,6 +110,9 @@ func (r *ConnectionRequest) validate() error {
 			return httpapi.BadRequest("scopes[%d] is not an OAuth scope token (1-%d visible ASCII characters, no space, quote or backslash)", i, maxScopeLen)
 		}
 	}
+	if err := ctrlchar.Check("return_url", r.ReturnURL); err != nil {
+		return httpapi.BadRequest("%s", err)
+	}
 	if u, err := url.Parse(r.ReturnURL); len(r.ReturnURL) > maxReturnURL || err != nil ||
 		(u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		return httpapi.BadRequest("return_url must be an absolute http or https URL of at most %d bytes", maxReturnURL)
@@ -116,18 +123,6 @@ func (r *ConnectionRequest) validate() error {
 	}
 	r.Metadata = meta
 	return nil
-}
-
-func printable(s string, max int) bool {
-	if len(s) > max || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // scopeToken follows RFC 6749 §3.3: scope-token = 1*NQCHAR.

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/dromos-dev/dromos/internal/ctrlchar"
 	"github.com/dromos-dev/dromos/internal/secret"
 )
 
@@ -147,6 +148,11 @@ func (p *Profile) Validate() error {
 	if p.ClientID == "" {
 		add("client_id is required")
 	}
+	for _, f := range p.textFields() {
+		if err := ctrlchar.Check(f.name, f.val); err != nil {
+			add("%v", err)
+		}
+	}
 	if p.EnableDiscovery && p.Issuer == "" {
 		add("enable_discovery needs issuer")
 	}
@@ -248,6 +254,29 @@ func checkTokenRequestHeaders(h map[string]string) []string {
 		}
 	}
 	return probs
+}
+
+type textField struct{ name, val string }
+
+// textFields lists the profile's free-text values, which are shown to
+// operators (dromos providers list) and agents (GET /v1/providers) and so
+// must hold no control characters. Keys of maps count as text too.
+func (p *Profile) textFields() []textField {
+	out := []textField{{"display_name", p.DisplayName}, {"client_id", p.ClientID}, {"template", p.Template},
+		{"issuer", p.Issuer}, {"auth_url", p.AuthURL}, {"token_url", p.TokenURL}, {"revocation_url", p.RevocationURL},
+		{"userinfo_url", p.UserinfoURL}, {"jwks_url", p.JWKSURL}, {"resources_url", p.ResourcesURL}}
+	for i, s := range p.Scopes {
+		out = append(out, textField{fmt.Sprintf("scopes[%d]", i), s})
+	}
+	for _, m := range []struct {
+		name string
+		m    map[string]string
+	}{{"auth_params", p.AuthParams}, {"template_params", p.TemplateParams}} {
+		for _, k := range slices.Sorted(maps.Keys(m.m)) {
+			out = append(out, textField{m.name + " key", k}, textField{fmt.Sprintf("%s[%q]", m.name, k), m.m[k]})
+		}
+	}
+	return out
 }
 
 func checkEndpoint(raw string) error {
