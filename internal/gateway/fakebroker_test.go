@@ -49,6 +49,7 @@ type seenRequest struct {
 	apiKey       string
 	requestID    string
 	body         map[string]any
+	raw          []byte // the consent-spec body as sent
 }
 
 func newFakeBroker(t *testing.T, signer *state.Signer, apiKey string) *fakeBroker {
@@ -89,6 +90,7 @@ func (fb *fakeBroker) record(r *http.Request) {
 	if r.Method == http.MethodPost && r.URL.Path == "/auth/consent-spec" {
 		raw, _ := io.ReadAll(r.Body)
 		_ = json.Unmarshal(raw, &sr.body)
+		sr.raw = raw
 		r.Body = io.NopCloser(bytes.NewReader(raw))
 	}
 	fb.mu.Lock()

@@ -238,6 +238,23 @@ func TestOtherClientsConnectionIsNotFound(t *testing.T) {
 	}
 }
 
+// Metadata takes any JSON value per key and reaches the broker as written
+// (compacted), HTML characters, member order and number spelling included.
+func TestRequestConnectionAnyJSONMetadata(t *testing.T) {
+	h := newHarness(t)
+	res := h.call("POST", "/v1/request-connection", "/v1/request-connection", bearer(keyA),
+		`{"user_id":"u","provider_name":"google","scopes":["openid"],"return_url":"https://app.example.com/done",
+		  "metadata":{"priority": 1, "ratio": 1.50, "on": true, "none": null, "label": "<b> & \u00e9",
+		  "tags": ["a", {"z": 1, "a": 2}]}}`)
+	if res.status != http.StatusOK {
+		t.Fatalf("request-connection: %d %s", res.status, res.body)
+	}
+	const want = `"metadata":{"label":"<b> & \u00e9","none":null,"on":true,"priority":1,"ratio":1.50,"tags":["a",{"z":1,"a":2}]}`
+	if raw := string(h.fb.lastSeen().raw); !strings.Contains(raw, want) {
+		t.Fatalf("broker got %s\nwant it to contain %s", raw, want)
+	}
+}
+
 func TestRequestConnectionBadInput(t *testing.T) {
 	h := newHarness(t)
 	const valid = `"user_id":"u","provider_name":"google","scopes":["openid"],"return_url":"https://app.example.com/done"`
