@@ -118,10 +118,10 @@ func LoadBroker(env Env) (Broker, error) {
 	b.StateKeys = toStateKeys(r.requiredIDKeys("STATE_KEYS", "STATE_KEY", "generate one with `dromos keygen`"))
 
 	if b.RequireAPIKey && len(b.APIKeys) == 0 {
-		probs.add("REQUIRE_API_KEY=true needs API_KEY or API_KEYS")
+		r.needs("REQUIRE_API_KEY=true", "API_KEY", "API_KEYS")
 	}
 	if b.RequireAllowlist && len(b.AllowedCIDRs) == 0 {
-		probs.add("REQUIRE_ALLOWLIST=true needs ALLOWED_CIDRS")
+		r.needs("REQUIRE_ALLOWLIST=true", "ALLOWED_CIDRS")
 	}
 	if b.EnforceReturnURL && len(b.AllowedReturnDomains) == 0 {
 		probs.add("ENFORCE_RETURN_URL=true needs ALLOWED_RETURN_DOMAINS")

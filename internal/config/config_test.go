@@ -347,3 +347,61 @@ func TestMaxConnections(t *testing.T) {
 		}
 	}
 }
+
+// A variable that is set but does not parse is reported as invalid, never
+// as missing: "needs API_KEYS" beside "API_KEYS entry 1: …" sends the
+// operator looking for a variable that is there.
+func TestSetButInvalidIsNotMissing(t *testing.T) {
+	base := func(kv ...string) Env {
+		env := Env{"ENCRYPTION_KEY": key32, "STATE_KEY": key32b}
+		for i := 0; i < len(kv); i += 2 {
+			env[kv[i]] = kv[i+1]
+		}
+		return env
+	}
+	tests := []struct {
+		name      string
+		load      func() error
+		want, not string
+	}{
+		{"malformed API_KEYS", func() error {
+			_, err := LoadBroker(base("REQUIRE_API_KEY", "true", "API_KEYS", "short"))
+			return err
+		}, "API_KEYS entry 1: a plain key must be at least", "needs API_KEY"},
+		{"malformed API_KEY", func() error {
+			_, err := LoadBroker(base("REQUIRE_API_KEY", "true", "API_KEY", "sha256:zz"))
+			return err
+		}, "API_KEY entry 1: sha256: must be followed", "needs API_KEY"},
+		{"separators only", func() error {
+			_, err := LoadBroker(base("REQUIRE_API_KEY", "true", "API_KEYS", " , "))
+			return err
+		}, "needs a valid API_KEYS; it holds no entry", "needs API_KEY or API_KEYS"},
+		{"malformed ALLOWED_CIDRS", func() error {
+			_, err := LoadBroker(base("REQUIRE_ALLOWLIST", "true", "ALLOWED_CIDRS", "10.0.0.0/99"))
+			return err
+		}, "ALLOWED_CIDRS entry 1 is not a CIDR", "needs ALLOWED_CIDRS"},
+		{"malformed GATEWAY_API_KEYS in production", func() error {
+			_, err := LoadGateway(Env{"DROMOS_ENV": "production", "BROKER_BASE_URL": "https://broker.internal",
+				"STATE_KEY": key32, "BROKER_API_KEY": "0123456789abcdef0123", "GATEWAY_API_KEYS": "no-colon-here"})
+			return err
+		}, "GATEWAY_API_KEYS:", "needs GATEWAY_API_KEYS"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.load()
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("want %q in %v", tc.want, err)
+			}
+			if strings.Contains(err.Error(), tc.not) || strings.Contains(err.Error(), "is required") {
+				t.Errorf("a set variable reported as missing: %v", err)
+			}
+		})
+	}
+	// Unset is still reported as missing.
+	if _, err := LoadBroker(base("REQUIRE_API_KEY", "true")); err == nil || !strings.Contains(err.Error(), "REQUIRE_API_KEY=true needs API_KEY or API_KEYS") {
+		t.Fatalf("unset API keys: %v", err)
+	}
+}

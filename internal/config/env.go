@@ -124,6 +124,41 @@ func (r reader) list(key string) []string {
 	return out
 }
 
+// isSet reports whether the operator gave key a value (blanks do not count).
+func (r reader) isSet(key string) bool { return r.str(key, "") != "" }
+
+// needs reports that setting requires one of keys, which parsed to
+// nothing. A variable that is set but invalid has its own problem already
+// (or holds only separators): calling it missing would send the operator
+// looking for a variable that is there.
+func (r reader) needs(setting string, keys ...string) {
+	var set []string
+	for _, k := range keys {
+		if r.isSet(k) {
+			set = append(set, k)
+		}
+	}
+	if len(set) == 0 {
+		r.errs.add("%s needs %s", setting, strings.Join(keys, " or "))
+		return
+	}
+	for _, k := range set {
+		if !r.reported(k) {
+			r.errs.add("%s needs a valid %s; it holds no entry", setting, k)
+		}
+	}
+}
+
+// reported reports whether a problem about key was already recorded.
+func (r reader) reported(key string) bool {
+	for _, p := range *r.errs {
+		if p == key || strings.HasPrefix(p, key+" ") || strings.HasPrefix(p, key+":") {
+			return true
+		}
+	}
+	return false
+}
+
 // keyMaterial parses a base64 32-byte key; the message names the variable,
 // never the value.
 func (r reader) keyMaterial(key, val string) ([32]byte, bool) {

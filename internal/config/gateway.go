@@ -71,8 +71,10 @@ func LoadGateway(env Env) (Gateway, error) {
 		if g.AllowAnonymous {
 			probs.add("DROMOS_ENV=production: GATEWAY_ALLOW_ANONYMOUS must not be set")
 		}
-		if len(g.Clients) == 0 {
-			probs.add("DROMOS_ENV=production: GATEWAY_API_KEYS is required")
+		// A GATEWAY_API_KEYS that failed to parse is reported above, not
+		// as missing.
+		if len(g.Clients) == 0 && err == nil {
+			r.needs("DROMOS_ENV=production", "GATEWAY_API_KEYS")
 		}
 		// A production broker always requires an API key: without one
 		// every call would fail 502.
