@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 
 	"github.com/dromos-dev/dromos/internal/config"
 	"github.com/dromos-dev/dromos/internal/database"
@@ -56,7 +57,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 			if err == nil || err == flag.ErrHelp {
 				return 0
 			}
-			fmt.Fprintf(stderr, "dromos %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "dromos %s: %s\n", c.name, singlePrefix(err))
 			return 1
 		}
 	}
@@ -64,6 +65,16 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 	usage(stderr)
 	return 2
 }
+
+// singlePrefix is err's message without the "dromos: " the SDK puts on its
+// own errors: the command line already starts with "dromos COMMAND: ", and
+// "dromos connect: dromos: 404 …" reads like two programs failing.
+func singlePrefix(err error) string {
+	msg := strings.TrimPrefix(err.Error(), sdkPrefix)
+	return strings.ReplaceAll(msg, ": "+sdkPrefix, ": ")
+}
+
+const sdkPrefix = "dromos: "
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Dromos: the OAuth connection broker for AI agents.")

@@ -299,3 +299,23 @@ func TestUsageAfterBadFlagGoesToStderr(t *testing.T) {
 		}
 	}
 }
+
+// The SDK prefixes its errors with "dromos: "; the command line already
+// says "dromos connect: ", once.
+func TestConnectErrorHasOnePrefix(t *testing.T) {
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"code":"not_found","message":"provider \"nope\" not found"}`))
+	}))
+	t.Cleanup(gw.Close)
+	for _, args := range [][]string{
+		{"connect", "--gateway", gw.URL, "--provider", "nope", "--user", "u", "--scopes", "a"},
+		{"connect", "--gateway", closedURL(t), "--provider", "nope", "--user", "u", "--scopes", "a"},
+	} {
+		_, errOut, code := runCLI(t, nil, args...)
+		if code != 1 || !strings.HasPrefix(errOut, "dromos connect: ") || strings.Count(errOut, "dromos") != 1 {
+			t.Fatalf("exit %d, stderr %q", code, errOut)
+		}
+	}
+}
