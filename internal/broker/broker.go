@@ -58,6 +58,10 @@ type Config struct {
 	// ProviderNetGuard (production) refuses provider endpoints that are not
 	// https or that resolve to non-public addresses.
 	ProviderNetGuard bool
+	// ExplainDiscoveryErrors (outside production) puts the full cause of
+	// a failed discovery at provider registration, addresses included, in
+	// the answer; otherwise only its class ("HTTP 404", "unreachable").
+	ExplainDiscoveryErrors bool
 	// AuditRetention: audit events older than this are pruned by the
 	// worker; 0 keeps them forever.
 	AuditRetention time.Duration
@@ -144,7 +148,8 @@ func New(cfg Config, d Deps) (*Broker, error) {
 		refresh.Deps{Store: d.Store, Vault: d.Vault, Exch: d.Exchange, Grants: refreshGrants{b}, Metrics: b.m.refresh,
 			Logger: d.Logger, Now: d.Now})
 	providers, err := registry.New(registry.Deps{Store: d.Store, Vault: d.Vault, Discovery: d.Discovery,
-		Catalog: d.Catalog, NetGuard: cfg.ProviderNetGuard, Audit: b.audit, Now: d.Now})
+		Catalog: d.Catalog, NetGuard: cfg.ProviderNetGuard,
+		ExplainErrors: cfg.ExplainDiscoveryErrors, Audit: b.audit, Now: d.Now})
 	if err != nil {
 		return nil, err
 	}

@@ -139,7 +139,7 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 		ExposeRefreshToken: cfg.ExposeRefreshToken, InsecureSkipBrowserBinding: cfg.InsecureSkipBrowserBinding,
 		AuditRetention: cfg.AuditRetention,
 		TrustedProxies: cfg.TrustedProxies, CallbackRatePerMinute: cfg.CallbackRate, ConsentRatePerMinute: cfg.ConsentRate,
-		ProviderNetGuard: cfg.Production,
+		ProviderNetGuard: cfg.Production, ExplainDiscoveryErrors: !cfg.Production,
 	}, broker.Deps{
 		Store:     store,
 		Vault:     ring,

@@ -36,6 +36,8 @@ type Error struct {
 	Issuer string
 	// URL is the document URL that failed, empty when no request was made.
 	URL string
+	// Status is the HTTP status of the failed answer, 0 when none came.
+	Status int
 	// Err wraps one of the sentinel errors above.
 	Err error
 }
@@ -48,3 +50,35 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Reason names the class of a discovery failure in words safe to show a
+// caller: "HTTP 404", "not JSON", "unreachable"… It never holds an
+// address, a body or a lower-level error text. It is "" for an error that
+// is not a discovery failure.
+func Reason(err error) string {
+	var de *Error
+	if !errors.As(err, &de) {
+		return ""
+	}
+	switch {
+	case errors.Is(err, ErrHTTPStatus) && de.Status != 0:
+		return fmt.Sprintf("HTTP %d", de.Status)
+	case errors.Is(err, ErrHTTPStatus):
+		return "unexpected HTTP status"
+	case errors.Is(err, ErrUnreachable):
+		return "unreachable"
+	case errors.Is(err, ErrNotJSON):
+		return "not JSON"
+	case errors.Is(err, ErrTooLarge):
+		return "document too large"
+	case errors.Is(err, ErrInvalidIssuer):
+		return "invalid issuer URL"
+	case errors.Is(err, ErrIssuerMismatch):
+		return "issuer mismatch"
+	case errors.Is(err, ErrMissingEndpoint):
+		return "required endpoint missing"
+	case errors.Is(err, ErrInvalidEndpoint):
+		return "invalid endpoint URL"
+	}
+	return "failed"
+}

@@ -37,7 +37,11 @@ func (c *Cache) fetchDocument(ctx context.Context, issuer string) (Metadata, err
 		}
 	}
 	if err != nil {
-		return Metadata{}, &Error{Issuer: issuer, URL: docURL, Err: err}
+		de := &Error{Issuer: issuer, URL: docURL, Err: err}
+		if errors.Is(err, ErrHTTPStatus) {
+			de.Status = status
+		}
+		return Metadata{}, de
 	}
 	if err := validate(md, issuer, u); err != nil {
 		return Metadata{}, &Error{Issuer: issuer, URL: docURL, Err: err}

@@ -125,7 +125,7 @@ func (g *Registry) getByName(w http.ResponseWriter, r *http.Request) error {
 func (g *Registry) update(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if _, err := uuid.Parse(id); err != nil {
-		return httpapi.NotFound("provider")
+		return providerNotFound(id)
 	}
 	prof, err := readProfile(w, r)
 	if err != nil {
@@ -133,7 +133,7 @@ func (g *Registry) update(w http.ResponseWriter, r *http.Request) error {
 	}
 	cur, err := g.store.GetProvider(r.Context(), id)
 	if errors.Is(err, storage.ErrNotFound) {
-		return httpapi.NotFound("provider")
+		return providerNotFound(id)
 	} else if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func (g *Registry) update(w http.ResponseWriter, r *http.Request) error {
 	})
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return httpapi.NotFound("provider")
+		return providerNotFound(id)
 	case errors.Is(err, storage.ErrAlreadyExists):
 		return httpapi.Conflict(httpapi.CodeAlreadyExists, "a provider with that name or alias already exists")
 	case err != nil:
@@ -180,10 +180,10 @@ func (g *Registry) update(w http.ResponseWriter, r *http.Request) error {
 func (g *Registry) remove(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if _, err := uuid.Parse(id); err != nil {
-		return httpapi.NotFound("provider")
+		return providerNotFound(id)
 	}
 	if err := g.store.DeleteProvider(r.Context(), id); errors.Is(err, storage.ErrNotFound) {
-		return httpapi.NotFound("provider")
+		return providerNotFound(id)
 	} else if err != nil {
 		return err
 	}

@@ -52,6 +52,9 @@ type Deps struct {
 	// NetGuard (production) refuses provider endpoints that are not https
 	// or that resolve to non-public addresses.
 	NetGuard bool
+	// ExplainErrors (outside production) adds the full cause of a failed
+	// discovery, addresses included, to the answer.
+	ExplainErrors bool
 	// Audit records an event of an API request.
 	Audit func(*http.Request, storage.AuditEvent)
 	Now   func() time.Time
@@ -64,6 +67,7 @@ type Registry struct {
 	disco    Discovery
 	catalog  *catalog.Catalog
 	netGuard bool
+	explain  bool
 	audit    func(*http.Request, storage.AuditEvent)
 	now      func() time.Time
 }
@@ -80,7 +84,7 @@ func New(d Deps) (*Registry, error) {
 		d.Now = time.Now
 	}
 	return &Registry{store: d.Store, vault: d.Vault, disco: d.Discovery, catalog: d.Catalog,
-		netGuard: d.NetGuard, audit: d.Audit, now: d.Now}, nil
+		netGuard: d.NetGuard, explain: d.ExplainErrors, audit: d.Audit, now: d.Now}, nil
 }
 
 // Provider is a stored provider with its profile decoded.
@@ -107,14 +111,14 @@ func (g *Registry) Lookup(ctx context.Context, id, name string) (Provider, error
 	)
 	if id != "" {
 		if _, perr := uuid.Parse(id); perr != nil {
-			return Provider{}, httpapi.NotFound("provider")
+			return Provider{}, providerNotFound(id)
 		}
 		row, err = g.store.GetProvider(ctx, id)
 	} else {
 		row, err = g.store.GetProviderByName(ctx, name)
 	}
 	if errors.Is(err, storage.ErrNotFound) {
-		return Provider{}, httpapi.NotFound("provider")
+		return Provider{}, providerNotFound(firstNonEmpty(id, name))
 	}
 	if err != nil {
 		return Provider{}, err
@@ -228,10 +232,8 @@ func (g *Registry) checkDiscovery(ctx context.Context, p *provider.Profile) erro
 		return nil
 	}
 	if _, err := g.disco.Fetch(ctx, p.Issuer); err != nil {
-		// The cause (a dial error, an address) stays in the log: answers
-		// carry no internal error text.
 		return &httpapi.Error{Status: http.StatusBadRequest, Code: "discovery_failed",
-			Message: "OIDC discovery for the issuer failed (the broker's log says why)", Cause: err}
+			Message: g.discoveryMessage(err), Cause: err}
 	}
 	return nil
 }
@@ -287,4 +289,44 @@ func (g *Registry) Ensure(ctx context.Context, prof provider.Profile) (string, e
 		return row, nil
 	})
 	return existing.ID, err
+}
+
+// maxNameInMessage bounds the asked-for name an error message repeats.
+const maxNameInMessage = 80
+
+// providerNotFound is the 404 for a provider id or name, naming what was
+// asked for (quoted, so control characters arrive escaped, and shortened)
+// so that a typo is visible in the answer.
+func providerNotFound(asked string) *httpapi.Error {
+	if r := []rune(asked); len(r) > maxNameInMessage {
+		asked = string(r[:maxNameInMessage]) + "…"
+	}
+	e := httpapi.NotFound("provider")
+	e.Message = fmt.Sprintf("provider %q not found", asked)
+	return e
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// discoveryMessage says why discovery failed at registration. The reason
+// class ("discovery: HTTP 404") is always given: it tells the operator
+// whether to fix the issuer, the network or the provider. The full cause
+// (the document URL, a dial error naming an address) is given only when
+// the registry was told to explain errors, outside production; otherwise
+// it stays in the log.
+func (g *Registry) discoveryMessage(err error) string {
+	reason := discovery.Reason(err)
+	if reason == "" {
+		reason = "failed"
+	}
+	msg := "OIDC discovery for the issuer failed: discovery: " + reason
+	if g.explain {
+		return msg + " (" + err.Error() + ")"
+	}
+	return msg + " (the broker's log has the details)"
 }
