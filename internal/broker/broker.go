@@ -212,7 +212,7 @@ func (b *Broker) routes() http.Handler {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(b.gather, promhttp.HandlerOpts{}))
 	}
 	mux.Handle("/", b.api(func(_ http.ResponseWriter, r *http.Request) error {
-		return httpapi.NotFound("route")
+		return httpapi.NoSuchEndpoint(r)
 	}))
 	return mux
 }

@@ -50,7 +50,7 @@ func (g *Gateway) routes() http.Handler {
 		_, _ = w.Write([]byte(api.OpenAPI()))
 	}))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.writeError(w, r, &httpapi.Error{Status: http.StatusNotFound, Code: httpapi.CodeNotFound, Message: "no such endpoint"})
+		g.writeError(w, r, httpapi.NoSuchEndpoint(r))
 	}))
 	return httpapi.Middleware(mux, g.log, g.now, g.metrics.observeHTTP)
 }

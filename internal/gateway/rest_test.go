@@ -353,6 +353,22 @@ func TestUnknownRouteAndWrongMethod(t *testing.T) {
 	}
 }
 
+// The gateway words its 404 for an unknown route exactly as the broker
+// does (internal/broker TestUnknownRouteWording), in the error envelope.
+func TestUnknownRouteWording(t *testing.T) {
+	h := newHarness(t)
+	for path, want := range map[string]string{
+		"/nope":              "no such endpoint: GET /nope",
+		"/v1/providers/x":    "no such endpoint: GET /v1/providers/x",
+		"/evil%1b%5b2J/path": "no such endpoint: GET /evil%1b%5b2J/path",
+	} {
+		res := h.call(http.MethodGet, path, "", bearer(keyA), "")
+		if code, msg := res.envelope(t); res.status != http.StatusNotFound || code != "not_found" || msg != want {
+			t.Errorf("GET %s: %d %s %q, want 404 not_found %q", path, res.status, code, msg, want)
+		}
+	}
+}
+
 func TestAnonymousMode(t *testing.T) {
 	h := newHarness(t, func(c *gateway.Config) { c.Clients, c.AllowAnonymous = nil, true })
 	id, _ := h.requestConnection("ignored")

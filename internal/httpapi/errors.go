@@ -70,6 +70,20 @@ func NotFound(what string) *Error {
 	return newErr(http.StatusNotFound, CodeNotFound, "%s not found", what)
 }
 
+// maxPathInMessage bounds the request path an error message repeats.
+const maxPathInMessage = 200
+
+// NoSuchEndpoint is the 404 for a method and path no route serves, worded
+// the same by the broker and the gateway: "no such endpoint: GET /v1/tokn".
+// The path is the escaped form, so it cannot carry control characters.
+func NoSuchEndpoint(r *http.Request) *Error {
+	p := r.URL.EscapedPath()
+	if len(p) > maxPathInMessage {
+		p = p[:maxPathInMessage] + "…"
+	}
+	return newErr(http.StatusNotFound, CodeNotFound, "no such endpoint: %s %s", r.Method, p)
+}
+
 // Conflict is a 409 with a specific code.
 func Conflict(code, format string, args ...any) *Error {
 	return newErr(http.StatusConflict, code, format, args...)
