@@ -57,7 +57,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 			if err == nil || err == flag.ErrHelp {
 				return 0
 			}
-			fmt.Fprintf(stderr, "dromos %s: %s\n", c.name, singlePrefix(err))
+			fmt.Fprintf(stderr, "dromos %s: %s\n", c.name, printable(singlePrefix(err)))
 			return 1
 		}
 	}

@@ -212,11 +212,17 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// table writes aligned columns; the first row is the header.
+// table writes aligned columns; the first row is the header. Every cell
+// goes through printable: table data comes from the broker, whatever wrote
+// it there.
 func table(w io.Writer, rows [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		cells := make([]string, len(r))
+		for i, c := range r {
+			cells[i] = printable(c)
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	return tw.Flush()
 }
@@ -226,7 +232,7 @@ func fields(w io.Writer, kv [][2]string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, p := range kv {
 		if p[1] != "" {
-			fmt.Fprintf(tw, "%s\t%s\n", p[0], p[1])
+			fmt.Fprintf(tw, "%s\t%s\n", printable(p[0]), printable(p[1]))
 		}
 	}
 	return tw.Flush()

@@ -77,7 +77,8 @@ func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	if f.json {
 		urlOut = ios.err
 	}
-	fmt.Fprintf(urlOut, "Open this URL in a browser to connect %s for user %s:\n\n  %s\n\n", f.provider, f.user, conn.AuthURL)
+	fmt.Fprintf(urlOut, "Open this URL in a browser to connect %s for user %s:\n\n  %s\n\n",
+		printable(f.provider), printable(f.user), printable(conn.AuthURL))
 
 	waitCtx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
@@ -141,6 +142,6 @@ func progressLine(w io.Writer, start time.Time) func(sdk.Status) {
 		if s.Detail != "" {
 			state += " (" + s.Detail + ")"
 		}
-		fmt.Fprintf(w, "\r\033[Kwaiting for consent… %s, %s", time.Since(start).Round(time.Second), state)
+		fmt.Fprintf(w, "\r\033[Kwaiting for consent… %s, %s", time.Since(start).Round(time.Second), printable(state))
 	}
 }

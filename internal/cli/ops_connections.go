@@ -188,7 +188,7 @@ func runConnectionsDelete(ctx context.Context, args []string, ios ioSet, env con
 	if o.json {
 		return printJSON(ios.out, map[string]string{"deleted": pos[0]})
 	}
-	fmt.Fprintf(ios.out, "connection %s deleted\n", pos[0])
+	fmt.Fprintf(ios.out, "connection %s deleted\n", printable(pos[0]))
 	return nil
 }
 

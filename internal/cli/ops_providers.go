@@ -206,7 +206,7 @@ func runProvidersRemove(ctx context.Context, args []string, ios ioSet, env confi
 	if o.json {
 		return printJSON(ios.out, map[string]string{"removed": p.Name, "id": p.ID})
 	}
-	fmt.Fprintf(ios.out, "provider %s removed (id %s)\n", p.Name, p.ID)
+	fmt.Fprintf(ios.out, "provider %s removed (id %s)\n", printable(p.Name), printable(p.ID))
 	return nil
 }
 
@@ -293,7 +293,7 @@ func runProvidersAdd(ctx context.Context, args []string, ios ioSet, env config.E
 	}
 	var p providerInfo
 	_ = json.Unmarshal(raw, &p)
-	fmt.Fprintf(ios.out, "provider %s added (id %s)\n", p.Name, p.ID)
+	fmt.Fprintf(ios.out, "provider %s added (id %s)\n", printable(p.Name), printable(p.ID))
 	return nil
 }
 
