@@ -31,13 +31,40 @@ type Stats struct {
 	Providers, Connections int // rows looked at
 	Resealed               int // ciphertexts moved to the primary key
 	OnOldKeys              int // ciphertexts still on another key afterwards (should be 0)
+	// Unopened names the rows ("provider ID", "connection ID") holding a
+	// ciphertext no key of the ring opens (a key missing from the list, a
+	// row edited in the database). The pass goes on past them; they stay
+	// on their old key and count in OnOldKeys.
+	Unopened []string
+}
+
+// unopenedError marks a ciphertext the key ring could not open, as
+// opposed to a storage failure, which stops the pass.
+type unopenedError struct {
+	row string
+	err error
+}
+
+func (e *unopenedError) Error() string { return e.row + ": " + e.err.Error() }
+func (e *unopenedError) Unwrap() error { return e.err }
+
+// unopened returns the row named by err when err is a ciphertext that
+// could not be opened.
+func unopened(err error) (string, bool) {
+	var ue *unopenedError
+	if errors.As(err, &ue) {
+		return ue.row, true
+	}
+	return "", false
 }
 
 // Keys re-seals every ciphertext (client secrets, PKCE verifiers,
 // tokens) that is not under the primary encryption key. It runs online:
 // each row is rewritten in its own short transaction, concurrently with
 // traffic, and a pass can be interrupted and run again (rows already on the
-// primary key are skipped). progress, if set, is called after each batch.
+// primary key are skipped). A row holding a ciphertext no key opens is
+// named in Stats.Unopened and the pass goes on; a storage failure stops it.
+// progress, if set, is called after each batch.
 func Keys(ctx context.Context, store Store, kr Keyring, batch int, progress func(Stats)) (Stats, error) {
 	if batch <= 0 {
 		batch = 200
@@ -74,12 +101,16 @@ func Keys(ctx context.Context, store Store, kr Keyring, batch int, progress func
 			}
 			ct, err := reseal(cur.ClientSecret, tokenset.ClientSecretAAD(cur.ID))
 			if err != nil {
-				return cur, fmt.Errorf("provider %s: %w", cur.ID, err)
+				return cur, &unopenedError{row: "provider " + cur.ID, err: err}
 			}
 			cur.ClientSecret = ct
 			st.Resealed++
 			return cur, nil
 		})
+		if row, ok := unopened(err); ok {
+			st.Unopened = append(st.Unopened, row)
+			continue
+		}
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return st, err
 		}
@@ -97,6 +128,10 @@ func Keys(ctx context.Context, store Store, kr Keyring, batch int, progress func
 		for _, id := range ids {
 			st.Connections++
 			n, err := resealConnection(ctx, store, id, old, reseal)
+			if row, ok := unopened(err); ok {
+				st.Unopened = append(st.Unopened, row)
+				continue
+			}
 			if err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return st, err
 			}
@@ -122,7 +157,7 @@ func resealConnection(ctx context.Context, store Store, id string, old func([]by
 		if old(c.PKCEVerifier) {
 			ct, err := reseal(c.PKCEVerifier, tokenset.VerifierAAD(c.ID))
 			if err != nil {
-				return c, change, fmt.Errorf("connection %s verifier: %w", c.ID, err)
+				return c, change, &unopenedError{row: "connection " + c.ID, err: fmt.Errorf("verifier: %w", err)}
 			}
 			c.PKCEVerifier = ct
 			n++
@@ -130,7 +165,7 @@ func resealConnection(ctx context.Context, store Store, id string, old func([]by
 		if tok != nil && old(tok.Ciphertext) {
 			ct, err := reseal(tok.Ciphertext, tokenset.AAD(c.ID))
 			if err != nil {
-				return c, change, fmt.Errorf("connection %s token: %w", c.ID, err)
+				return c, change, &unopenedError{row: "connection " + c.ID, err: fmt.Errorf("token: %w", err)}
 			}
 			t := *tok
 			t.Ciphertext = ct
