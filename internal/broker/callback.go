@@ -134,7 +134,7 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !b.cfg.InsecureSkipBrowserBinding && !b.callbackBound(r, conn) {
-		b.rejectCallback(w, r, callbackRejection{reason: "browser_mismatch", message: "This sign-in was started in another browser. Open the link from the application again in this browser."})
+		b.rejectCallback(w, r, callbackRejection{reason: "browser_mismatch", message: otherBrowserMessage})
 		return
 	}
 	if conn.Status != storage.StatusPending {

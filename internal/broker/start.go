@@ -144,12 +144,18 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
+// otherBrowserMessage is the page a consent link shows in any browser but
+// the first one that opened it. The link itself can never work there, so
+// the page says to ask for a new one (opening it "again" would only fail
+// again).
+const otherBrowserMessage = "This sign-in was started in another browser. A sign-in link works only in the first " +
+	"browser that opens it: ask the application for a new link, and open that one here."
+
 // bindBrowser returns the flow secret of the browser behind r: a new one
 // stored with the connection when the flow is not bound yet, else the one
 // r's cookie carries, which must be the bound browser's.
 func (b *Broker) bindBrowser(r *http.Request, conn storage.Connection, verifier, binding string) (string, *callbackRejection) {
-	elsewhere := &callbackRejection{reason: "browser_mismatch",
-		message: "This sign-in was started in another browser. Open the link from the application again in this browser."}
+	elsewhere := &callbackRejection{reason: "browser_mismatch", message: otherBrowserMessage}
 	if binding != "" {
 		if !b.browserBound(r, conn.ID, binding) {
 			return "", elsewhere

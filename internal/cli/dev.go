@@ -191,7 +191,8 @@ func printBanner(w io.Writer, brokerURL string, gw devGateway, dataDir, issuer s
 		body = `{"workspace_id":"alice","provider_name":"demo","scopes":["openid","email","offline_access"],"return_url":"` + brokerURL + `/dev/return"}`
 	}
 	fmt.Fprintf(w, "1. Start a connection:\n\n  curl -s -X POST %s%s \\\n    -H 'Content-Type: application/json' \\\n    -d '%s'\n\n", api, path, body)
-	fmt.Fprintf(w, "2. Open the authUrl from the answer in a browser and click Approve.\n\n")
+	fmt.Fprintf(w, "2. Open the authUrl from the answer in a browser and click Approve.\n"+
+		"   The link works in one browser only, the first that opens it; for another browser, start a new connection.\n\n")
 	if gw.httpURL != "" {
 		fmt.Fprintf(w, "3. Fetch the token:\n\n  curl -s %s/v1/token/CONNECTION_ID\n%s\n\n", gw.httpURL, line)
 	} else {
