@@ -60,7 +60,8 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   STATE_KEY               base64 32-byte HMAC key for state, shared with the gateway (required)
   STATE_KEYS              ID:BASE64,… several keys, first primary (replaces STATE_KEY)
   API_KEY, API_KEYS       key(s) callers present (plain, 16+ characters, or sha256:HEX; comma-separated)
-  REQUIRE_API_KEY         true to require a key on every route but callback/health/ready/metrics
+  REQUIRE_API_KEY         require a key on every route but callback/health/ready/metrics (default:
+                          true when API_KEY or API_KEYS is set; false with keys set refuses to start)
   REQUIRE_ALLOWLIST       true to accept those routes only from ALLOWED_CIDRS
   ALLOWED_CIDRS           comma-separated CIDRs
   TRUSTED_PROXIES         CIDRs of reverse proxies whose X-Forwarded-For/Forwarded are believed
@@ -87,7 +88,6 @@ func LoadBroker(env Env) (Broker, error) {
 		ListenHost:                 r.str("LISTEN_HOST", ""),
 		RedirectPath:               r.str("REDIRECT_PATH", "/auth/callback"),
 		DatabaseURL:                r.str("DATABASE_URL", "sqlite:dromos.db"),
-		RequireAPIKey:              r.boolean("REQUIRE_API_KEY", false),
 		RequireAllowlist:           r.boolean("REQUIRE_ALLOWLIST", false),
 		AllowedCIDRs:               r.cidrs("ALLOWED_CIDRS"),
 		TrustedProxies:             r.cidrs("TRUSTED_PROXIES"),
@@ -112,6 +112,13 @@ func LoadBroker(env Env) (Broker, error) {
 		}
 	}
 	b.APIKeys = append(r.apiKeyHashes("API_KEY"), r.apiKeyHashes("API_KEYS")...)
+	// Configuring keys means requiring them: a broker that holds keys but
+	// lets callers in without one protects nothing, tokens included.
+	keysSet := r.str("API_KEY", "") != "" || r.str("API_KEYS", "") != ""
+	b.RequireAPIKey = r.boolean("REQUIRE_API_KEY", keysSet)
+	if keysSet && r.str("REQUIRE_API_KEY", "") != "" && !b.RequireAPIKey {
+		probs.add("REQUIRE_API_KEY=false with API_KEY or API_KEYS set: configured keys are always required; unset REQUIRE_API_KEY, or unset the keys to run the broker open")
+	}
 
 	// On success both lists hold at least one key: the first is primary.
 	b.EncryptionKeys = toVaultKeys(r.requiredIDKeys("ENCRYPTION_KEYS", "ENCRYPTION_KEY", "generate one with `dromos keygen`"))

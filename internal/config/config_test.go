@@ -405,3 +405,45 @@ func TestSetButInvalidIsNotMissing(t *testing.T) {
 		t.Fatalf("unset API keys: %v", err)
 	}
 }
+
+// Configuring broker keys means requiring them: keys without
+// REQUIRE_API_KEY used to leave every route, tokens included, open.
+func TestBrokerKeysImplyRequired(t *testing.T) {
+	base := func(extra Env) Env {
+		env := Env{"ENCRYPTION_KEY": key32, "STATE_KEY": key32b}
+		for k, v := range extra {
+			env[k] = v
+		}
+		return env
+	}
+	for _, tc := range []struct {
+		name    string
+		env     Env
+		require bool
+	}{
+		{"API_KEYS alone", Env{"API_KEYS": "k1-0123456789abcdef"}, true},
+		{"API_KEY alone", Env{"API_KEY": "k1-0123456789abcdef"}, true},
+		{"keys and true", Env{"API_KEYS": "k1-0123456789abcdef", "REQUIRE_API_KEY": "true"}, true},
+		{"no keys", Env{}, false},
+		{"no keys, false", Env{"REQUIRE_API_KEY": "false"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := LoadBroker(base(tc.env))
+			if err != nil {
+				t.Fatalf("LoadBroker: %v", err)
+			}
+			if b.RequireAPIKey != tc.require {
+				t.Fatalf("RequireAPIKey = %v, want %v", b.RequireAPIKey, tc.require)
+			}
+		})
+	}
+	t.Run("keys with REQUIRE_API_KEY=false", func(t *testing.T) {
+		_, err := LoadBroker(base(Env{"API_KEYS": "k1-0123456789abcdef", "REQUIRE_API_KEY": "false"}))
+		if err == nil || !strings.Contains(err.Error(), "REQUIRE_API_KEY=false with API_KEY or API_KEYS set") {
+			t.Fatalf("err = %v, want the keys-without-requiring problem", err)
+		}
+		if strings.Contains(err.Error(), "k1-0123456789abcdef") {
+			t.Fatal("error echoes a key")
+		}
+	})
+}
