@@ -48,6 +48,12 @@ type stack struct {
 func newStack(t *testing.T, dbURL string) *stack { return newStackWith(t, dbURL) }
 
 func newStackWith(t *testing.T, dbURL string, tweak ...func(*broker.Config)) *stack {
+	return newStackGateway(t, dbURL, nil, tweak...)
+}
+
+// newStackGateway is newStackWith with the gateway's configuration edited
+// by gwTweak (nil leaves it alone) before the gateway starts.
+func newStackGateway(t *testing.T, dbURL string, gwTweak func(*gateway.Config), tweak ...func(*broker.Config)) *stack {
 	s := &stack{h: newHarness(t, dbURL, tweak...), gwLogs: &syncBuffer{}}
 	s.op = testenv.StartOP(t, s.h.srv.URL+"/auth/callback")
 	ret, landing := returnPage(t)
@@ -59,7 +65,11 @@ func newStackWith(t *testing.T, dbURL string, tweak ...func(*broker.Config)) *st
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(gateway.Config{BrokerBaseURL: s.h.srv.URL, StateKeys: []state.Key{stateKey}, Clients: clients},
+	gwCfg := gateway.Config{BrokerBaseURL: s.h.srv.URL, StateKeys: []state.Key{stateKey}, Clients: clients}
+	if gwTweak != nil {
+		gwTweak(&gwCfg)
+	}
+	gw, err := gateway.New(gwCfg,
 		gateway.Deps{Logger: logging.New(s.gwLogs, slog.LevelDebug), Now: time.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -78,12 +78,14 @@ const hashPrefix = "sha256:"
 // digits, the SHA-256 of the key; the prefix in any case). Spaces around
 // the name, the key and the hex are ignored, as they are around a presented
 // key. A plain key needs at least MinClientKeyLen characters, so a plain key
-// cannot begin with "sha256:". Blank entries are skipped. Errors name the
-// entry by its 1-based position and never include a key or a hash.
+// cannot begin with "sha256:". Blank entries are skipped. A name may appear
+// in several entries: each of its keys logs in as the same agent, which is
+// how a key is rotated without cutting the agent off from its connections.
+// One key may not serve two entries. Errors name the entry by its 1-based
+// position and never include a key or a hash.
 func ParseClientKeys(s string) ([]ClientKey, error) {
 	var (
 		out    []ClientKey
-		names  = map[string]int{}
 		hashes = map[[32]byte]int{}
 	)
 	for i, entry := range strings.Split(s, ",") {
@@ -116,13 +118,10 @@ func ParseClientKeys(s string) ([]ClientKey, error) {
 			}
 			ck.SHA256 = sha256.Sum256([]byte(key))
 		}
-		if prev, dup := names[name]; dup {
-			return nil, fmt.Errorf("%w: entry %d: client %q already named in entry %d", ErrBadClientKeys, pos, name, prev)
-		}
 		if prev, dup := hashes[ck.SHA256]; dup {
 			return nil, fmt.Errorf("%w: entry %d (client %q): same key as entry %d", ErrBadClientKeys, pos, name, prev)
 		}
-		names[name], hashes[ck.SHA256] = pos, pos
+		hashes[ck.SHA256] = pos
 		out = append(out, ck)
 	}
 	return out, nil
@@ -153,15 +152,17 @@ func (c Config) validate() error {
 	if len(c.Clients) == 0 && !c.AllowAnonymous {
 		errs = append(errs, errors.New("no agent credentials: set GATEWAY_API_KEYS, or GATEWAY_ALLOW_ANONYMOUS=true for local use"))
 	}
-	seen := map[string]bool{}
+	seen := map[[32]byte]bool{}
 	for i, k := range c.Clients {
 		if !validClientName(k.Name) {
 			errs = append(errs, fmt.Errorf("client %d: invalid name", i+1))
 		}
-		if seen[k.Name] {
-			errs = append(errs, fmt.Errorf("client %d: duplicate name %q", i+1, k.Name))
+		// Several keys may share a name (rotation); one key naming two
+		// agents would make the caller's identity depend on the order.
+		if seen[k.SHA256] {
+			errs = append(errs, fmt.Errorf("client %d (%q): same key as an earlier client", i+1, k.Name))
 		}
-		seen[k.Name] = true
+		seen[k.SHA256] = true
 	}
 	for _, d := range []time.Duration{c.BrokerDialTimeout, c.BrokerResponseHeaderTimeout, c.BrokerAttemptTimeout, c.BrokerRetryBase, c.BrokerRetryMax} {
 		if d < 0 {

@@ -61,7 +61,11 @@ func TestParseClientKeys(t *testing.T) {
 		{"short key after trimming", "agent-a:  SECRET-short  ", nil, "entry 1"},
 		{"16-character key", "agent-a:" + strings.Repeat("S", 16), one("agent-a", strings.Repeat("S", 16)), ""},
 		{"16 multi-byte characters", "agent-a:" + strings.Repeat("é", 16), one("agent-a", strings.Repeat("é", 16)), ""},
-		{"duplicate names", "agent-a:" + keyOne + ",,agent-a:" + keyTwo, nil, "entry 3"},
+		// Several keys per agent: rotation keeps the agent (and its
+		// connections) while both keys work.
+		{"two keys for one agent", "agent-a:" + keyOne + ",,agent-a:sha256:" + hexOf(keyTwo),
+			[]gateway.ClientKey{{Name: "agent-a", SHA256: sumOf(keyOne)}, {Name: "agent-a", SHA256: sumOf(keyTwo)}}, ""},
+		{"one key twice for one agent", "agent-a:" + keyOne + ",agent-a:sha256:" + hexOf(keyOne), nil, "entry 2"},
 		{"duplicate keys", "agent-a:" + keyOne + ",agent-b:sha256:" + hexOf(keyOne), nil, "entry 2"},
 		{"duplicate keys across prefix case", "agent-a:" + keyOne + ",agent-b:SHA256:" + hexOf(keyOne), nil, "entry 2"},
 		{"no colon", "agent-a:" + keyOne + ",justakey-SECRET", nil, "entry 2"},
@@ -146,12 +150,12 @@ func FuzzParseClientKeys(f *testing.F) {
 			}
 			return
 		}
-		names := map[string]bool{}
+		sums := map[[32]byte]bool{}
 		for _, k := range keys {
-			if k.Name == "" || names[k.Name] {
-				t.Fatalf("accepted empty or duplicate name in %q", s)
+			if k.Name == "" || sums[k.SHA256] {
+				t.Fatalf("accepted an empty name or one key twice in %q", s)
 			}
-			names[k.Name] = true
+			sums[k.SHA256] = true
 		}
 	})
 }
@@ -175,7 +179,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"short state key", func(c *gateway.Config) { c.StateKeys = []state.Key{{ID: 1, Secret: []byte("short")}} }, gateway.Deps{Now: clock}, "STATE_KEY"},
 		{"no broker URL", func(c *gateway.Config) { c.BrokerBaseURL = "" }, gateway.Deps{Now: clock}, "BROKER_BASE_URL"},
 		{"relative broker URL", func(c *gateway.Config) { c.BrokerBaseURL = "broker:8080" }, gateway.Deps{Now: clock}, "BROKER_BASE_URL"},
-		{"duplicate client", func(c *gateway.Config) { c.Clients = append(c.Clients, gateway.ClientKey{Name: "a"}) }, gateway.Deps{Now: clock}, "duplicate"},
+		{"one key for two clients", func(c *gateway.Config) { c.Clients = append(c.Clients, gateway.ClientKey{Name: "b"}) }, gateway.Deps{Now: clock}, "same key"},
 		{"negative timeout", func(c *gateway.Config) { c.BrokerAttemptTimeout = -time.Second }, gateway.Deps{Now: clock}, "negative"},
 		{"no clock", func(*gateway.Config) {}, gateway.Deps{}, "Now"},
 		{"registerer without gatherer", func(*gateway.Config) {}, gateway.Deps{Now: clock, Registerer: prometheus.WrapRegistererWith(nil, prometheus.NewRegistry())}, "Gatherer"},
