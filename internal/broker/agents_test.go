@@ -1,9 +1,17 @@
 package broker_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/dromos-dev/dromos/internal/gateway"
+	"github.com/dromos-dev/dromos/internal/state"
+	"github.com/dromos-dev/dromos/internal/storage"
 )
 
 // An agent with two keys (GATEWAY_API_KEYS names it twice, as during a key
@@ -41,6 +49,147 @@ func TestGatewayAgentKeyRotation(t *testing.T) {
 		c, err := s.h.store.GetConnection(t.Context(), id)
 		if err != nil || c.ClientName != "agent-a" {
 			t.Fatalf("owner = %q, %v; want agent-a", c.ClientName, err)
+		}
+	})
+}
+
+// doWith is harness.do with extra request headers.
+func (h *harness) doWith(method, path string, hdr map[string]string, body any, out any) int {
+	h.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, h.srv.URL+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			h.t.Fatalf("%s %s: decoding %q: %v", method, path, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// anonymousGateway starts a second, anonymous gateway on s's broker and
+// returns its URL.
+func anonymousGateway(t *testing.T, s *stack) string {
+	t.Helper()
+	gw, err := gateway.New(gateway.Config{BrokerBaseURL: s.h.srv.URL, StateKeys: []state.Key{stateKey}, AllowAnonymous: true},
+		gateway.Deps{Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw.HTTPHandler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// The attack: with GATEWAY_ALLOW_ANONYMOUS=true the gateway sent no client
+// name and the broker applied no ownership check, so an anonymous caller
+// holding (or guessing from logs) a keyed agent's connection id read its
+// token. Anonymous callers are now one owner of their own.
+func TestAnonymousGatewayIsAnOwner(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		s := newStack(t, dbURL)
+		anonURL := anonymousGateway(t, s)
+		var grant map[string]any
+		if st := s.rest(t, "POST", "/v1/request-connection", "/v1/request-connection", agentKey, map[string]any{
+			"user_id": "alice", "provider_name": "example", "scopes": []string{"openid"}, "return_url": s.retURL}, &grant); st != 200 {
+			t.Fatalf("request-connection: %d %v", st, grant)
+		}
+		id := grant["connection_id"].(string)
+		if q := s.consentAtOP(t, grant["authUrl"].(string)); q.Get("status") != "success" {
+			t.Fatalf("landing %v", q)
+		}
+		anon := &stack{h: s.h, gwURL: anonURL, spec: s.spec}
+		var env map[string]any
+		for _, call := range []struct{ method, path, template string }{
+			{"GET", "/v1/check-connection/" + id, "/v1/check-connection/{connection_id}"},
+			{"GET", "/v1/token/" + id, "/v1/token/{connection_id}"},
+			{"POST", "/v1/refresh/" + id, "/v1/refresh/{connection_id}"},
+			{"DELETE", "/v1/connections/" + id, "/v1/connections/{connection_id}"},
+		} {
+			if st := anon.rest(t, call.method, call.path, call.template, "", nil, &env); st != 404 {
+				t.Fatalf("anonymous %s %s: %d %v, want 404", call.method, call.template, st, env)
+			}
+		}
+		// Nothing changed: the connection is still agent-a's and active.
+		if c, err := s.h.store.GetConnection(t.Context(), id); err != nil || c.Status != storage.StatusActive || c.ClientName != "agent-a" {
+			t.Fatalf("after the anonymous calls: %+v %v", c, err)
+		}
+
+		// Anonymous callers own what they create, and agent-a cannot read it.
+		var mine map[string]any
+		if st := anon.rest(t, "POST", "/v1/request-connection", "/v1/request-connection", "", map[string]any{
+			"user_id": "bob", "provider_name": "example", "scopes": []string{"openid"}, "return_url": s.retURL}, &mine); st != 200 {
+			t.Fatalf("anonymous request-connection: %d %v", st, mine)
+		}
+		anonID := mine["connection_id"].(string)
+		if c, err := s.h.store.GetConnection(t.Context(), anonID); err != nil || c.ClientName != gateway.AnonymousClient {
+			t.Fatalf("anonymous connection owner = %q, %v", c.ClientName, err)
+		}
+		if st := anon.rest(t, "GET", "/v1/check-connection/"+anonID, "/v1/check-connection/{connection_id}", "", nil, &env); st != 200 {
+			t.Fatalf("anonymous reads its own: %d %v", st, env)
+		}
+		if st := s.rest(t, "GET", "/v1/check-connection/"+anonID, "/v1/check-connection/{connection_id}", agentKey, nil, &env); st != 404 {
+			t.Fatalf("agent-a reads the anonymous one: %d", st)
+		}
+	})
+}
+
+// The broker itself refuses a gateway call without an owner, whatever the
+// gateway in front of it does.
+func TestBrokerRefusesGatewayCallWithoutOwner(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		s := newStack(t, dbURL)
+		c := s.h.consentOnly("example", []string{"openid"}, s.retURL)
+		gw := map[string]string{"X-Dromos-Gateway": "1"}
+		for _, call := range []struct{ method, path string }{
+			{"GET", "/connections/" + c.ConnectionID},
+			{"GET", "/connections/" + c.ConnectionID + "/token"},
+			{"POST", "/connections/" + c.ConnectionID + "/refresh"},
+			{"DELETE", "/connections/" + c.ConnectionID},
+			{"GET", "/connections"},
+		} {
+			var env envelope
+			if st := s.h.doWith(call.method, call.path, gw, nil, &env); st != http.StatusForbidden || env.Code != "owner_required" {
+				t.Fatalf("%s %s as a gateway without client_name: %d %+v, want 403 owner_required", call.method, call.path, st, env)
+			}
+		}
+		var env envelope
+		if st := s.h.doWith("POST", "/auth/consent-spec", gw, map[string]any{"workspace_id": "ws-1", "user_id": "u-1",
+			"provider_name": "example", "scopes": []string{"openid"}, "return_url": s.retURL}, &env); st != http.StatusForbidden || env.Code != "owner_required" {
+			t.Fatalf("consent-spec as a gateway without client_name: %d %+v", st, env)
+		}
+		// The pending connection is untouched and no other was created.
+		if st := s.h.status(c.ConnectionID); st != storage.StatusPending {
+			t.Fatalf("status after refused calls: %s", st)
+		}
+		if all, err := s.h.store.ListConnections(t.Context(), storage.ConnectionFilter{}); err != nil || len(all) != 1 {
+			t.Fatalf("connections after refused consent: %d %v", len(all), err)
+		}
+		// An operator calling the broker directly keeps the unfiltered view.
+		var view map[string]any
+		if st := s.h.do("GET", "/connections/"+c.ConnectionID, nil, &view); st != 200 {
+			t.Fatalf("operator read: %d %v", st, view)
 		}
 	})
 }

@@ -100,6 +100,9 @@ func (b *Broker) loadConnection(r *http.Request) (storage.Connection, *storage.T
 // loadConnectionQuery is loadConnection with the request's query already
 // parsed, for handlers that read it themselves.
 func (b *Broker) loadConnectionQuery(r *http.Request, q url.Values) (storage.Connection, *storage.Token, error) {
+	if err := requireOwner(r, q.Get("client_name")); err != nil {
+		return storage.Connection{}, nil, err
+	}
 	id := r.PathValue("id")
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
 		return storage.Connection{}, nil, httpapi.NotFound("connection")
@@ -117,6 +120,18 @@ func (b *Broker) loadConnectionQuery(r *http.Request, q url.Values) (storage.Con
 	return c, tok, nil
 }
 
+// requireOwner refuses a gateway call (one carrying httpapi.GatewayHeader)
+// that names no owner: without one the broker would apply no ownership
+// check at all and serve any agent's connection. Operators calling the
+// broker directly keep their unfiltered view.
+func requireOwner(r *http.Request, owner string) error {
+	if r.Header.Get(httpapi.GatewayHeader) == "" || owner != "" {
+		return nil
+	}
+	return &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeOwnerRequired,
+		Message: "a gateway call must name the connection's owner (client_name); the broker serves no gateway call without one"}
+}
+
 func (b *Broker) getConnection(w http.ResponseWriter, r *http.Request) error {
 	c, tok, err := b.loadConnection(r)
 	if err != nil {
@@ -132,6 +147,9 @@ func (b *Broker) getConnection(w http.ResponseWriter, r *http.Request) error {
 
 func (b *Broker) listConnections(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
+	if err := requireOwner(r, q.Get("client_name")); err != nil {
+		return err
+	}
 	f := storage.ConnectionFilter{WorkspaceID: q.Get("workspace_id"), UserID: q.Get("user_id"),
 		ClientName: q.Get("client_name"), ProviderID: q.Get("provider_id"), Status: storage.ConnectionStatus(q.Get("status"))}
 	if l := q.Get("limit"); l != "" {

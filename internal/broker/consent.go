@@ -138,6 +138,9 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if err := httpapi.DecodeJSON(w, r, &req, httpapi.MaxBody); err != nil {
 		return err
 	}
+	if err := requireOwner(r, req.ClientName); err != nil {
+		return err
+	}
 	if err := req.validate(); err != nil {
 		return err
 	}

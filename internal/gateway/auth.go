@@ -11,15 +11,24 @@ import (
 // anonymousWorkspace is the broker workspace of every anonymous caller.
 const anonymousWorkspace = "default"
 
+// AnonymousClient is the client name, and so the owner at the broker, of
+// every anonymous caller (GATEWAY_ALLOW_ANONYMOUS). Anonymous callers share
+// their connections with each other and with no one else; the name is
+// reserved in GATEWAY_API_KEYS.
+const AnonymousClient = "anonymous"
+
 // Caller is the authenticated agent behind a request.
 type Caller struct {
-	// Name is the client name from GATEWAY_API_KEYS; empty when anonymous.
+	// Name is the client name from GATEWAY_API_KEYS, or AnonymousClient.
+	// It is never empty: it is the owner filter of every broker call.
 	Name string
+	// Anonymous is true for a caller let in without a key.
+	Anonymous bool
 }
 
 // workspace is the broker workspace the caller's connections live in.
 func (c Caller) workspace() string {
-	if c.Name == "" {
+	if c.Anonymous {
 		return anonymousWorkspace
 	}
 	return c.Name
@@ -44,7 +53,7 @@ func errUnauthorized() *httpapi.Error {
 func (a *authenticator) authenticate(authorization, apiKey string) (Caller, error) {
 	if len(a.clients) == 0 {
 		if a.anonymous {
-			return Caller{}, nil
+			return Caller{Name: AnonymousClient, Anonymous: true}, nil
 		}
 		return Caller{}, errUnauthorized()
 	}

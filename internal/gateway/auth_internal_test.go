@@ -37,7 +37,7 @@ func TestAuthenticate(t *testing.T) {
 		})
 	}
 	anon := &authenticator{anonymous: true}
-	if c, err := anon.authenticate("", ""); err != nil || c.Name != "" || c.workspace() != "default" {
+	if c, err := anon.authenticate("", ""); err != nil || c.Name != AnonymousClient || !c.Anonymous || c.workspace() != "default" {
 		t.Fatalf("anonymous: %+v %v", c, err)
 	}
 	if _, err := (&authenticator{}).authenticate("Bearer x", ""); err == nil {

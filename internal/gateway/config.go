@@ -26,8 +26,9 @@ type Config struct {
 	// Clients are the agents allowed in (GATEWAY_API_KEYS).
 	Clients []ClientKey
 	// AllowAnonymous lets requests in without a key when Clients is empty
-	// (GATEWAY_ALLOW_ANONYMOUS). All anonymous callers share the "default"
-	// workspace and can read each other's connections: for local use only.
+	// (GATEWAY_ALLOW_ANONYMOUS). All anonymous callers are one owner at the
+	// broker (client name AnonymousClient, workspace "default"): they read
+	// each other's connections, never a keyed agent's. For local use only.
 	// When Clients is not empty every request must carry a key and this is
 	// ignored.
 	AllowAnonymous bool
@@ -102,6 +103,9 @@ func ParseClientKeys(s string) ([]ClientKey, error) {
 		if !validClientName(name) {
 			return nil, fmt.Errorf("%w: entry %d: client name must be 1-%d characters of a-z A-Z 0-9 . _ -", ErrBadClientKeys, pos, maxClientName)
 		}
+		if strings.EqualFold(name, AnonymousClient) {
+			return nil, fmt.Errorf("%w: entry %d: client name %q is reserved for anonymous callers", ErrBadClientKeys, pos, AnonymousClient)
+		}
 		ck := ClientKey{Name: name}
 		if len(key) >= len(hashPrefix) && strings.EqualFold(key[:len(hashPrefix)], hashPrefix) {
 			b, err := hex.DecodeString(strings.TrimSpace(key[len(hashPrefix):]))
@@ -154,8 +158,8 @@ func (c Config) validate() error {
 	}
 	seen := map[[32]byte]bool{}
 	for i, k := range c.Clients {
-		if !validClientName(k.Name) {
-			errs = append(errs, fmt.Errorf("client %d: invalid name", i+1))
+		if !validClientName(k.Name) || strings.EqualFold(k.Name, AnonymousClient) {
+			errs = append(errs, fmt.Errorf("client %d: invalid or reserved name", i+1))
 		}
 		// Several keys may share a name (rotation); one key naming two
 		// agents would make the caller's identity depend on the order.

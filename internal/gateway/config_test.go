@@ -73,6 +73,7 @@ func TestParseClientKeys(t *testing.T) {
 		{"blank key", "agent-a:   ", nil, "empty key"},
 		{"empty name", ":key-SECRET-0123456789", nil, "entry 1"},
 		{"bad name", "agent a:key-SECRET-0123456789", nil, "entry 1"},
+		{"reserved name", "agent-a:" + keyOne + ",Anonymous:key-SECRET-0123456789", nil, "reserved for anonymous"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -48,6 +48,7 @@ type seenRequest struct {
 	query        url.Values
 	apiKey       string
 	requestID    string
+	gateway      bool // the call carried httpapi.GatewayHeader
 	body         map[string]any
 	raw          []byte // the consent-spec body as sent
 }
@@ -86,7 +87,7 @@ func newFakeBroker(t *testing.T, signer *state.Signer, apiKey string) *fakeBroke
 
 func (fb *fakeBroker) record(r *http.Request) {
 	sr := seenRequest{method: r.Method, path: r.URL.EscapedPath(), query: r.URL.Query(),
-		apiKey: r.Header.Get("X-API-Key"), requestID: r.Header.Get("X-Request-Id")}
+		apiKey: r.Header.Get("X-API-Key"), requestID: r.Header.Get("X-Request-Id"), gateway: r.Header.Get("X-Dromos-Gateway") == "1"}
 	if r.Method == http.MethodPost && r.URL.Path == "/auth/consent-spec" {
 		raw, _ := io.ReadAll(r.Body)
 		_ = json.Unmarshal(raw, &sr.body)

@@ -20,7 +20,7 @@ func (g *Gateway) admit(c Caller, peerAddr string) error {
 		return nil
 	}
 	key := "client:" + c.Name
-	if c.Name == "" {
+	if c.Anonymous {
 		host, _, err := net.SplitHostPort(peerAddr)
 		if err != nil {
 			host = peerAddr

@@ -49,6 +49,8 @@ const (
 	CodeInternal       = "internal"
 	CodeMethod         = "method_not_allowed"
 	CodeRateLimited    = "rate_limited"
+	// CodeOwnerRequired: a gateway call to the broker named no owner.
+	CodeOwnerRequired = "owner_required"
 )
 
 func newErr(status int, code, format string, args ...any) *Error {

@@ -14,6 +14,11 @@ import (
 // RequestIDHeader carries the request id between Dromos services.
 const RequestIDHeader = "X-Request-Id"
 
+// GatewayHeader marks a broker call the gateway makes on an agent's behalf.
+// The broker serves such a call only with an owner (client_name), so a
+// gateway can never read or create connections for nobody in particular.
+const GatewayHeader = "X-Dromos-Gateway"
+
 // validRequestID accepts ids a peer may pass in: short and plain, so a header
 // cannot inject anything into logs.
 func validRequestID(s string) bool {

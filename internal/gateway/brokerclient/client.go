@@ -244,6 +244,7 @@ func (cl *Client) fetch(ctx context.Context, c call) ([]byte, int, error) {
 var (
 	jsonValue      = []string{"application/json"}
 	userAgentValue = []string{"dromos-gateway"}
+	gatewayValue   = []string{"1"}
 )
 
 // errAttemptTimeout marks an attempt that ran past AttemptTimeout.
@@ -270,6 +271,7 @@ func (cl *Client) once(ctx context.Context, c call, target string, payload []byt
 	h := req.Header
 	h["Accept"] = jsonValue
 	h["User-Agent"] = userAgentValue
+	h[httpapi.GatewayHeader] = gatewayValue
 	if payload != nil {
 		h["Content-Type"] = jsonValue
 	}
