@@ -104,6 +104,8 @@ func startStack(ctx context.Context, backend, bin, databaseURL, logDir string, k
 		"PORT=0", "PORT_GRPC=0", "LISTEN_HOST=127.0.0.1",
 		"BROKER_BASE_URL=" + s.brokerURL, "BROKER_API_KEY=" + keys.brokerKey, "STATE_KEY=" + keys.stateKey,
 		"GATEWAY_API_KEYS=" + agentName + ":sha256:" + hex.EncodeToString(sum[:]), "LOG_LEVEL=info",
+		// One agent makes every connection of the set-up.
+		"GATEWAY_CONSENT_RATE_LIMIT=0",
 	}}, logDir, "gateway-http", "gateway-grpc")
 	if err != nil {
 		s.stop()

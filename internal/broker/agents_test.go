@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dromos-dev/dromos/internal/broker"
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
@@ -190,6 +192,50 @@ func TestBrokerRefusesGatewayCallWithoutOwner(t *testing.T) {
 		var view map[string]any
 		if st := s.h.do("GET", "/connections/"+c.ConnectionID, nil, &view); st != 200 {
 			t.Fatalf("operator read: %d %v", st, view)
+		}
+	})
+}
+
+// The attack: every agent behind a gateway shared the broker's per-address
+// consent bucket, so one agent asking for consents in a loop kept every
+// other agent at 429. A keyed gateway call is now counted per agent.
+func TestBrokerConsentLimitIsPerAgentBehindAGateway(t *testing.T) {
+	const brokerAPIKey = "broker-key-0123456789"
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		s := newStackGateway(t, dbURL, func(c *gateway.Config) {
+			c.BrokerAPIKey = brokerAPIKey
+			c.ConsentRatePerMinute = 0 // the broker's own limit is under test
+		}, func(c *broker.Config) {
+			c.APIKeys = [][32]byte{sha256.Sum256([]byte(brokerAPIKey))}
+			c.ConsentRatePerMinute = 5
+		})
+		ask := func(key string) int {
+			var out map[string]any
+			return s.rest(t, "POST", "/v1/request-connection", "/v1/request-connection", key, map[string]any{
+				"user_id": "u", "provider_name": "example", "scopes": []string{"openid"}, "return_url": s.retURL}, &out)
+		}
+		limited := false
+		for range 10 {
+			if st := ask(agentKey); st == http.StatusTooManyRequests {
+				limited = true
+				break
+			} else if st != 200 {
+				t.Fatalf("agent-a: %d", st)
+			}
+		}
+		if !limited {
+			t.Fatal("agent-a was never limited at 5 consents a minute")
+		}
+		if st := ask("other-agent-key-0001"); st != 200 {
+			t.Fatalf("agent-b after agent-a's flood: %d, want 200", st)
+		}
+		// An unkeyed caller is still counted per address.
+		for i := range 6 {
+			st := s.h.do("POST", "/auth/consent-spec", map[string]any{"workspace_id": "ws", "client_name": "agent-c",
+				"provider_name": "example", "scopes": []string{"openid"}, "return_url": s.retURL}, nil)
+			if i < 5 && st != 200 || i == 5 && st != http.StatusTooManyRequests {
+				t.Fatalf("unkeyed consent %d: %d", i+1, st)
+			}
 		}
 	})
 }

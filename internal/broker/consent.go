@@ -131,15 +131,15 @@ func truncate(s string, n int) string {
 }
 
 func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
-	if b.limited(b.guards.consent, w, r) {
-		return nil
-	}
 	var req consentRequest
 	if err := httpapi.DecodeJSON(w, r, &req, httpapi.MaxBody); err != nil {
 		return err
 	}
 	if err := requireOwner(r, req.ClientName); err != nil {
 		return err
+	}
+	if b.consentLimited(w, r, req.ClientName) {
+		return nil
 	}
 	if err := req.validate(); err != nil {
 		return err

@@ -87,6 +87,31 @@ func (b *Broker) limited(l *ratelimit.Limiter, w http.ResponseWriter, r *http.Re
 	return true
 }
 
+// consentLimited applies RATE_LIMIT_CONSENT. A call made with a valid API
+// key on behalf of a named client (the gateway naming its agent) is counted
+// per client name: agents behind one gateway share its address, and one of
+// them must not use up the others' consents. Every other call is counted
+// per address. It writes the 429 and reports true when the request must
+// stop.
+func (b *Broker) consentLimited(w http.ResponseWriter, r *http.Request, clientName string) bool {
+	l := b.guards.consent
+	if l == nil {
+		return false
+	}
+	key := ratelimit.AddrKey(b.clientIP(r))
+	msg := "too many consents from this address; slow down"
+	if clientName != "" && len(b.cfg.APIKeys) > 0 && b.keyAllowed(presentedKey(r)) {
+		key, msg = "client:"+clientName, "too many consents for this client; slow down"
+	}
+	ok, retry := l.Allow(key)
+	if ok {
+		return false
+	}
+	httpapi.WriteError(w, r, b.log, &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
+		Message: msg, RetryAfter: retry})
+	return true
+}
+
 // checkReturnURL validates a return_url structurally and, with
 // ENFORCE_RETURN_URL, against ALLOWED_RETURN_DOMAINS.
 func (b *Broker) checkReturnURL(raw string) error {

@@ -447,3 +447,19 @@ func TestBrokerKeysImplyRequired(t *testing.T) {
 		}
 	})
 }
+
+func TestGatewayConsentRateDefault(t *testing.T) {
+	base := Env{"BROKER_BASE_URL": "http://broker:8080", "STATE_KEY": key32, "GATEWAY_API_KEYS": "agent-a:agent-key-0123456789"}
+	g, err := LoadGateway(base)
+	if err != nil || g.ConsentRate != 60 {
+		t.Fatalf("default consent rate = %d, %v; want 60", g.ConsentRate, err)
+	}
+	base["GATEWAY_CONSENT_RATE_LIMIT"] = "0"
+	if g, err := LoadGateway(base); err != nil || g.ConsentRate != 0 {
+		t.Fatalf("0 = %d, %v; want off", g.ConsentRate, err)
+	}
+	base["GATEWAY_CONSENT_RATE_LIMIT"] = "lots"
+	if _, err := LoadGateway(base); err == nil || !strings.Contains(err.Error(), "GATEWAY_CONSENT_RATE_LIMIT") {
+		t.Fatalf("bad value: %v", err)
+	}
+}

@@ -22,6 +22,8 @@ type Gateway struct {
 	// listeners; 0 derives it from the open-file limit.
 	MaxConnections int
 	LogLevel       slog.Level
+	// ConsentRate is connection requests per minute per agent; 0 off.
+	ConsentRate int
 }
 
 // GatewayVars documents the variables LoadGateway reads (for --help).
@@ -36,6 +38,8 @@ const GatewayVars = `  PORT                     HTTP listen port (default 8090)
   GATEWAY_RATE_LIMIT       requests per second per agent (per address when anonymous), bursts of twice that; 0 off (default)
   MAX_CONNECTIONS          most client connections open at once over both listeners; when full the least
                            recently active one is closed (default: from the open-file limit, see docs)
+  GATEWAY_CONSENT_RATE_LIMIT  connection requests per minute per agent (per address when anonymous),
+                           bursts of as many; 0 off (default 60)
   DROMOS_ENV               production refuses anonymous agents
   LOG_LEVEL                debug, info, warn or error (default info)
 `
@@ -52,6 +56,7 @@ func LoadGateway(env Env) (Gateway, error) {
 		AllowAnonymous: r.boolean("GATEWAY_ALLOW_ANONYMOUS", false),
 		RateLimit:      r.count("GATEWAY_RATE_LIMIT", 0),
 		MaxConnections: r.count("MAX_CONNECTIONS", 0),
+		ConsentRate:    r.count("GATEWAY_CONSENT_RATE_LIMIT", 60),
 	}
 	if v := r.str("BROKER_BASE_URL", ""); v == "" {
 		probs.add("BROKER_BASE_URL is required")

@@ -36,6 +36,12 @@ type Config struct {
 	// anonymous), with bursts of twice that; 0 turns it off
 	// (GATEWAY_RATE_LIMIT).
 	RateLimit int
+	// ConsentRatePerMinute is how many connection requests each agent (each
+	// address when anonymous) may make per minute, in bursts of as many;
+	// 0 turns it off (GATEWAY_CONSENT_RATE_LIMIT, 60 by default there).
+	// The gateway knows the agent; the broker's own consent limit behind it
+	// is its backstop.
+	ConsentRatePerMinute int
 
 	// Broker call tuning; zero means the brokerclient default.
 	BrokerDialTimeout           time.Duration // 3s
@@ -173,6 +179,9 @@ func (c Config) validate() error {
 			errs = append(errs, errors.New("broker timeouts and delays must not be negative"))
 			break
 		}
+	}
+	if c.RateLimit < 0 || c.ConsentRatePerMinute < 0 {
+		errs = append(errs, errors.New("rate limits must not be negative"))
 	}
 	if c.BrokerAttempts < 0 {
 		errs = append(errs, errors.New("broker attempts must not be negative"))

@@ -49,6 +49,8 @@ type Gateway struct {
 	gatherer prometheus.Gatherer
 	handler  http.Handler
 	limiter  *ratelimit.Limiter
+	// consentLimiter bounds connection requests per agent.
+	consentLimiter *ratelimit.Limiter
 }
 
 // New checks cfg and builds a Gateway. It makes no network calls.
@@ -112,14 +114,19 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: GATEWAY_RATE_LIMIT: %w", err)
 	}
+	consentLimiter, err := newConsentLimiter(cfg.ConsentRatePerMinute, deps.Now)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: GATEWAY_CONSENT_RATE_LIMIT: %w", err)
+	}
 	g := &Gateway{
-		limiter:  limiter,
-		svc:      &service{broker: broker, states: signer, log: log, metrics: m, now: deps.Now},
-		auth:     &authenticator{clients: append([]ClientKey(nil), cfg.Clients...), anonymous: cfg.AllowAnonymous},
-		log:      log,
-		now:      deps.Now,
-		metrics:  m,
-		gatherer: gath,
+		limiter:        limiter,
+		consentLimiter: consentLimiter,
+		svc:            &service{broker: broker, states: signer, log: log, metrics: m, now: deps.Now},
+		auth:           &authenticator{clients: append([]ClientKey(nil), cfg.Clients...), anonymous: cfg.AllowAnonymous},
+		log:            log,
+		now:            deps.Now,
+		metrics:        m,
+		gatherer:       gath,
 	}
 	g.handler = g.routes()
 	return g, nil

@@ -52,6 +52,9 @@ func (s *grpcServer) caller(ctx context.Context) (Caller, error) {
 
 func (s *grpcServer) RequestConnection(ctx context.Context, in *dromosv1.RequestConnectionRequest) (*dromosv1.RequestConnectionResponse, error) {
 	c, err := s.caller(ctx)
+	if err == nil {
+		err = s.g.admitConsent(c, grpcPeer(ctx))
+	}
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}

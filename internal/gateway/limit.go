@@ -19,19 +19,38 @@ func (g *Gateway) admit(c Caller, peerAddr string) error {
 	if g.limiter == nil {
 		return nil
 	}
-	key := "client:" + c.Name
-	if c.Anonymous {
-		host, _, err := net.SplitHostPort(peerAddr)
-		if err != nil {
-			host = peerAddr
-		}
-		key = "addr:" + host
-	}
-	if ok, retry := g.limiter.Allow(key); !ok {
+	if ok, retry := g.limiter.Allow(limitKey(c, peerAddr)); !ok {
 		return &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
 			Message: "too many requests for this agent; slow down", RetryAfter: retry}
 	}
 	return nil
+}
+
+// admitConsent applies the per-agent limit on connection requests
+// (GATEWAY_CONSENT_RATE_LIMIT): each agent has its own bucket, so one agent
+// asking for consents in a loop slows only itself.
+func (g *Gateway) admitConsent(c Caller, peerAddr string) error {
+	if g.consentLimiter == nil {
+		return nil
+	}
+	if ok, retry := g.consentLimiter.Allow(limitKey(c, peerAddr)); !ok {
+		return &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeRateLimited,
+			Message: "too many connection requests for this agent; slow down", RetryAfter: retry}
+	}
+	return nil
+}
+
+// limitKey is the bucket of a caller: its client name, or its address
+// when anonymous.
+func limitKey(c Caller, peerAddr string) string {
+	if !c.Anonymous {
+		return "client:" + c.Name
+	}
+	host, _, err := net.SplitHostPort(peerAddr)
+	if err != nil {
+		host = peerAddr
+	}
+	return "addr:" + host
 }
 
 func grpcPeer(ctx context.Context) string {
@@ -46,4 +65,11 @@ func newLimiter(perSecond int, now func() time.Time) (*ratelimit.Limiter, error)
 		return nil, nil
 	}
 	return ratelimit.New(float64(perSecond), 2*perSecond, ratelimit.Options{Now: now})
+}
+
+func newConsentLimiter(perMinute int, now func() time.Time) (*ratelimit.Limiter, error) {
+	if perMinute <= 0 {
+		return nil, nil
+	}
+	return ratelimit.New(float64(perMinute)/60, perMinute, ratelimit.Options{Now: now})
 }

@@ -111,6 +111,10 @@ type requestConnectionAnswer struct {
 }
 
 func (g *Gateway) requestConnection(w http.ResponseWriter, r *http.Request, c Caller) {
+	if err := g.admitConsent(c, r.RemoteAddr); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
 	var in requestConnectionBody
 	if err := httpapi.DecodeJSON(w, r, &in, maxRequestBody); err != nil {
 		g.writeError(w, r, asBadInput(err))
