@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -236,6 +238,103 @@ func TestBrokerConsentLimitIsPerAgentBehindAGateway(t *testing.T) {
 			if i < 5 && st != 200 || i == 5 && st != http.StatusTooManyRequests {
 				t.Fatalf("unkeyed consent %d: %d", i+1, st)
 			}
+		}
+	})
+}
+
+// The attack: an agent asking for consents it never completes piled up
+// pending (then failed) rows without bound. Each client now has at most
+// MaxPendingPerClient consents waiting.
+func TestMaxPendingPerClient(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		s := newStackWith(t, dbURL, func(c *broker.Config) { c.MaxPendingPerClient = 3 })
+		ask := func(client string) (int, envelope) {
+			var env envelope
+			st := s.h.do("POST", "/auth/consent-spec", map[string]any{"workspace_id": client, "client_name": client,
+				"user_id": "u", "provider_name": "example", "scopes": []string{"openid"}, "return_url": s.retURL}, &env)
+			return st, env
+		}
+		for i := range 3 {
+			if st, env := ask("agent-a"); st != 200 {
+				t.Fatalf("consent %d: %d %+v", i+1, st, env)
+			}
+		}
+		st, env := ask("agent-a")
+		if st != http.StatusTooManyRequests || env.Code != "too_many_pending" || !strings.Contains(env.Message, "MAX_PENDING_PER_CLIENT") {
+			t.Fatalf("4th pending consent: %d %+v, want 429 too_many_pending", st, env)
+		}
+		if all, err := s.h.store.ListConnections(t.Context(), storage.ConnectionFilter{ClientName: "agent-a"}); err != nil || len(all) != 3 {
+			t.Fatalf("agent-a has %d connections after the refusal (%v), want 3", len(all), err)
+		}
+		if st, env := ask("agent-b"); st != 200 {
+			t.Fatalf("agent-b: %d %+v", st, env)
+		}
+		// Through the gateway the agent sees the same answer.
+		var out map[string]any
+		if st := s.rest(t, "POST", "/v1/request-connection", "/v1/request-connection", agentKey, map[string]any{
+			"user_id": "u", "provider_name": "example", "scopes": []string{"openid"}, "return_url": s.retURL}, &out); st != 429 || out["code"] != "too_many_pending" {
+			t.Fatalf("through the gateway: %d %v", st, out)
+		}
+		// Once the consents have run out, the client may ask again.
+		s.h.clock.Advance(11 * time.Minute)
+		if st, env := ask("agent-a"); st != 200 {
+			t.Fatalf("after the pending consents expired: %d %+v", st, env)
+		}
+	})
+}
+
+// Expired and failed consents were never deleted. The worker now purges
+// connections that failed before ever being active once
+// ConnectionRetention has passed, with one audit event saying how many,
+// and keeps every connection that was once active.
+func TestPurgeNeverActiveConnections(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		s := newStackWith(t, dbURL, func(c *broker.Config) { c.ConnectionRetention = 168 * time.Hour })
+		ctx := t.Context()
+		abandoned := s.h.consentOnly("example", []string{"openid"}, s.retURL)
+		var grant map[string]any
+		if st := s.rest(t, "POST", "/v1/request-connection", "/v1/request-connection", agentKey, map[string]any{
+			"user_id": "alice", "provider_name": "example", "scopes": []string{"openid"}, "return_url": s.retURL}, &grant); st != 200 {
+			t.Fatalf("request-connection: %d %v", st, grant)
+		}
+		active := grant["connection_id"].(string)
+		if q := s.consentAtOP(t, grant["authUrl"].(string)); q.Get("status") != "success" {
+			t.Fatalf("landing %v", q)
+		}
+		s.h.clock.Advance(11 * time.Minute)
+		if n, err := s.h.broker.CleanupPending(ctx); err != nil || n != 1 {
+			t.Fatalf("CleanupPending: %d %v", n, err)
+		}
+		if st := s.h.status(abandoned.ConnectionID); st != storage.StatusFailed {
+			t.Fatalf("abandoned consent: %s", st)
+		}
+		// Within the retention nothing goes.
+		s.h.clock.Advance(167 * time.Hour)
+		if n, err := s.h.broker.PurgeConnections(ctx); err != nil || n != 0 {
+			t.Fatalf("purge within retention: %d %v", n, err)
+		}
+		s.h.clock.Advance(2 * time.Hour)
+		if n, err := s.h.broker.PurgeConnections(ctx); err != nil || n != 1 {
+			t.Fatalf("purge after retention: %d %v, want 1", n, err)
+		}
+		if _, err := s.h.store.GetConnection(ctx, abandoned.ConnectionID); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("abandoned consent survived: %v", err)
+		}
+		if c, err := s.h.store.GetConnection(ctx, active); err != nil || c.Status != storage.StatusActive {
+			t.Fatalf("active connection after the purge: %+v %v", c, err)
+		}
+		events, err := s.h.store.ListAudit(ctx, storage.AuditFilter{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var summary []storage.AuditEvent
+		for _, e := range events {
+			if e.Type == "connections.purged" {
+				summary = append(summary, e)
+			}
+		}
+		if len(summary) != 1 || summary[0].Detail["count"] != "1" || summary[0].Detail["retention"] != "168h0m0s" {
+			t.Fatalf("purge audit events: %+v", summary)
 		}
 	})
 }

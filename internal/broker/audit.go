@@ -119,6 +119,35 @@ func (b *Broker) pruneAudit(ctx context.Context) {
 	}
 }
 
+// purgeConnections applies CONNECTION_RETENTION: connections that failed
+// before ever being active are deleted, and one audit event says how many.
+func (b *Broker) purgeConnections(ctx context.Context) {
+	if _, err := b.PurgeConnections(ctx); err != nil && ctx.Err() == nil {
+		b.log.WarnContext(ctx, "connection purge failed", "err", err)
+	}
+}
+
+// PurgeConnections runs one retention pass and returns how many
+// connections it deleted. With a zero ConnectionRetention it does nothing.
+func (b *Broker) PurgeConnections(ctx context.Context) (int64, error) {
+	if b.cfg.ConnectionRetention <= 0 {
+		return 0, nil
+	}
+	before := b.now().Add(-b.cfg.ConnectionRetention)
+	n, err := b.store.PurgeConnections(ctx, before)
+	if n > 0 {
+		// Even a pass that stopped half-way deleted these rows: say so.
+		e := storage.AuditEvent{Time: b.now().UTC(), Type: "connections.purged", Actor: "retention",
+			Detail: map[string]string{"count": strconv.FormatInt(n, 10), "retention": b.cfg.ConnectionRetention.String(),
+				"before": before.UTC().Format(time.RFC3339)}}
+		if aerr := b.store.AppendAudit(context.WithoutCancel(ctx), e); aerr != nil {
+			b.log.WarnContext(ctx, "audit append failed", "type", e.Type, "err", aerr)
+		}
+		b.log.InfoContext(ctx, "connections purged", "count", n, "retention", b.cfg.ConnectionRetention.String())
+	}
+	return n, err
+}
+
 // FlushAudit writes every queued audit event now (tests, shutdown).
 func (b *Broker) FlushAudit() { b.auditq.Flush() }
 

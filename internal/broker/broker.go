@@ -65,6 +65,14 @@ type Config struct {
 	// AuditRetention: audit events older than this are pruned by the
 	// worker; 0 keeps them forever.
 	AuditRetention time.Duration
+	// MaxPendingPerClient caps the pending connections one client (agent)
+	// may have at once; over it a new consent is answered 429
+	// too_many_pending. 0 turns the cap off.
+	MaxPendingPerClient int
+	// ConnectionRetention: connections that failed before ever being
+	// active (denied, expired or broken consents) are purged by the worker
+	// this long after their last change; 0 keeps them forever.
+	ConnectionRetention time.Duration
 
 	// ConsentTTL is how long a pending connection waits for its callback.
 	ConsentTTL time.Duration

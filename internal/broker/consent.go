@@ -233,7 +233,7 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 		if err := b.restartConsent(r.Context(), conn); err != nil {
 			return err
 		}
-	} else if err := b.store.CreateConnection(r.Context(), conn); err != nil {
+	} else if err := b.createPending(r.Context(), conn); err != nil {
 		return err
 	}
 	b.m.consents.Inc()
@@ -249,6 +249,24 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	httpapi.WriteJSON(w, http.StatusOK, consentResponse{AuthURL: authURL, State: st, Scopes: scopes,
 		ProviderID: prov.Row.ID, ConnectionID: id, ExpiresAt: expires})
 	return nil
+}
+
+// createPending stores a new pending connection, within the client's cap
+// on pending connections (MaxPendingPerClient): expired consents turn into
+// rows an agent could otherwise pile up without bound.
+func (b *Broker) createPending(ctx context.Context, conn storage.Connection) error {
+	if b.cfg.MaxPendingPerClient <= 0 {
+		return b.store.CreateConnection(ctx, conn)
+	}
+	err := b.store.CreatePendingConnection(ctx, conn, b.cfg.MaxPendingPerClient)
+	if errors.Is(err, storage.ErrLimitReached) {
+		// A consent waits at most ConsentTTL; one of them frees a place
+		// within that time, usually much sooner.
+		return &httpapi.Error{Status: http.StatusTooManyRequests, Code: httpapi.CodeTooManyPending,
+			Message: fmt.Sprintf("this client already has %d connections waiting for consent (MAX_PENDING_PER_CLIENT); finish or let some expire first",
+				b.cfg.MaxPendingPerClient), RetryAfter: time.Minute}
+	}
+	return err
 }
 
 var errNotReconnectable = errors.New("connection cannot be reconnected")

@@ -35,6 +35,7 @@ func (b *Broker) RunWorker(ctx context.Context, opts WorkerOptions) {
 			b.log.WarnContext(ctx, "pending clean-up failed", "err", err)
 		}
 		b.pruneAudit(ctx)
+		b.purgeConnections(ctx)
 		select {
 		case <-ctx.Done():
 			return

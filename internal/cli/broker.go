@@ -140,6 +140,7 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 		AuditRetention: cfg.AuditRetention,
 		TrustedProxies: cfg.TrustedProxies, CallbackRatePerMinute: cfg.CallbackRate, ConsentRatePerMinute: cfg.ConsentRate,
 		ProviderNetGuard: cfg.Production, ExplainDiscoveryErrors: !cfg.Production,
+		MaxPendingPerClient: cfg.MaxPendingPerClient, ConnectionRetention: cfg.ConnectionRetention,
 	}, broker.Deps{
 		Store:     store,
 		Vault:     ring,

@@ -40,8 +40,10 @@ type Broker struct {
 	AuditRetention             time.Duration
 	// MaxConnections caps open client connections; 0 derives it from
 	// the open-file limit.
-	MaxConnections int
-	LogLevel       slog.Level
+	MaxConnections      int
+	MaxPendingPerClient int           // pending connections per client; 0 off
+	ConnectionRetention time.Duration // purge never-active failures after; 0 keeps
+	LogLevel            slog.Level
 	// Production is DROMOS_ENV=production: insecure settings refuse to start.
 	Production bool
 }
@@ -76,6 +78,9 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   AUDIT_RETENTION         how long audit events are kept (default 2160h = 90 days; 0 keeps them)
   MAX_CONNECTIONS         most client connections open at once; when full the least recently active one
                           is closed (default: from the open-file limit, see docs)
+  MAX_PENDING_PER_CLIENT  connections one client may have waiting for consent (default 100; 0 off)
+  CONNECTION_RETENTION    connections that failed before ever being active are deleted this long
+                          after their last change (default 168h = 7 days; 0 keeps them)
   LOG_LEVEL               debug, info, warn or error (default info)
 `
 
@@ -97,6 +102,8 @@ func LoadBroker(env Env) (Broker, error) {
 		ExposeRefreshToken:         r.boolean("EXPOSE_REFRESH_TOKEN", false),
 		InsecureSkipBrowserBinding: r.boolean("INSECURE_SKIP_BROWSER_BINDING", false),
 		AuditRetention:             r.duration("AUDIT_RETENTION", 90*24*time.Hour),
+		MaxPendingPerClient:        r.count("MAX_PENDING_PER_CLIENT", 100),
+		ConnectionRetention:        r.duration("CONNECTION_RETENTION", 168*time.Hour),
 		AllowedReturnDomains:       r.list("ALLOWED_RETURN_DOMAINS"),
 		MaxConnections:             r.count("MAX_CONNECTIONS", 0),
 	}

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 var (
@@ -461,5 +462,22 @@ func TestGatewayConsentRateDefault(t *testing.T) {
 	base["GATEWAY_CONSENT_RATE_LIMIT"] = "lots"
 	if _, err := LoadGateway(base); err == nil || !strings.Contains(err.Error(), "GATEWAY_CONSENT_RATE_LIMIT") {
 		t.Fatalf("bad value: %v", err)
+	}
+}
+
+func TestBrokerConnectionLimitsDefaults(t *testing.T) {
+	env := Env{"ENCRYPTION_KEY": key32, "STATE_KEY": key32b}
+	b, err := LoadBroker(env)
+	if err != nil || b.MaxPendingPerClient != 100 || b.ConnectionRetention != 168*time.Hour {
+		t.Fatalf("defaults: %d %v %v", b.MaxPendingPerClient, b.ConnectionRetention, err)
+	}
+	env["MAX_PENDING_PER_CLIENT"], env["CONNECTION_RETENTION"] = "0", "0"
+	if b, err := LoadBroker(env); err != nil || b.MaxPendingPerClient != 0 || b.ConnectionRetention != 0 {
+		t.Fatalf("off: %d %v %v", b.MaxPendingPerClient, b.ConnectionRetention, err)
+	}
+	env["MAX_PENDING_PER_CLIENT"], env["CONNECTION_RETENTION"] = "-1", "a week"
+	_, err = LoadBroker(env)
+	if err == nil || !strings.Contains(err.Error(), "MAX_PENDING_PER_CLIENT") || !strings.Contains(err.Error(), "CONNECTION_RETENTION") {
+		t.Fatalf("bad values: %v", err)
 	}
 }

@@ -51,6 +51,8 @@ const (
 	CodeRateLimited    = "rate_limited"
 	// CodeOwnerRequired: a gateway call to the broker named no owner.
 	CodeOwnerRequired = "owner_required"
+	// CodeTooManyPending: the client has too many consents waiting.
+	CodeTooManyPending = "too_many_pending"
 )
 
 func newErr(status int, code, format string, args ...any) *Error {

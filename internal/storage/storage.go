@@ -16,6 +16,9 @@ var (
 	// ErrUnavailable: the database cannot be reached or is shutting down or
 	// starting up; the same call may succeed later.
 	ErrUnavailable = errors.New("storage: database unavailable")
+	// ErrLimitReached: the write would go over a per-client cap; nothing
+	// was written.
+	ErrLimitReached = errors.New("storage: limit reached")
 )
 
 // Storage is the one persistence port of the broker. Implementations must be
@@ -45,6 +48,17 @@ type Storage interface {
 
 	// Connections.
 	CreateConnection(ctx context.Context, c Connection) error
+	// CreatePendingConnection stores c with Version 1 unless c.ClientName
+	// already has maxPending pending connections whose ExpiresAt is after
+	// c.CreatedAt; then it writes nothing and returns ErrLimitReached. The
+	// count and the insert are atomic, across processes too: concurrent
+	// calls for one client never leave more than maxPending.
+	CreatePendingConnection(ctx context.Context, c Connection, maxPending int) error
+	// PurgeConnections deletes, with their tokens, the connections that
+	// failed before ever being active (denied, expired or broken consents)
+	// and were last updated before before, and returns how many. A
+	// connection that was once active is never purged.
+	PurgeConnections(ctx context.Context, before time.Time) (int64, error)
 	GetConnection(ctx context.Context, id string) (Connection, error)
 	ListConnections(ctx context.Context, f ConnectionFilter) ([]Connection, error)
 	// UpdateConnection loads the connection and its token (nil when none)

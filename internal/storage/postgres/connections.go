@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/dromos-dev/dromos/internal/storage"
@@ -56,17 +58,69 @@ func scanConnection(row pgx.Row) (storage.Connection, error) {
 
 // CreateConnection stores c with Version 1.
 func (s *Store) CreateConnection(ctx context.Context, c storage.Connection) error {
+	return wrap(fmt.Sprintf("create connection %q", c.ID), insertConnection(ctx, s.pool, c))
+}
+
+// execer is what both the pool and a transaction offer.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// insertConnection inserts c with Version 1.
+func insertConnection(ctx context.Context, q execer, c storage.Connection) error {
 	metadata, err := encodeMeta(c.Metadata)
 	if err != nil {
-		return fmt.Errorf("postgres: create connection %q: encode metadata: %w", c.ID, err)
+		return fmt.Errorf("encode metadata: %w", err)
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO connections (`+connectionColumns+`)
+	_, err = q.Exec(ctx, `INSERT INTO connections (`+connectionColumns+`)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, 1)`,
 		c.ID, c.WorkspaceID, c.UserID, c.ClientName, c.ProviderID, c.ProviderName,
 		nonNil(c.Scopes), c.ReturnURL, metadata, string(c.Status), c.StatusReason, c.Nonce, nilIfEmpty(c.PKCEVerifier),
 		c.Subject, c.Email, c.Issuer, nullTime(c.LastRefreshAt), nullTime(c.NextRefreshAt), c.LastErrorClass,
 		nullTime(c.RefreshLeaseUntil), c.RefreshLeaseOwner, nullTime(c.CreatedAt), nullTime(c.UpdatedAt), nullTime(c.ExpiresAt))
-	return wrap(fmt.Sprintf("create connection %q", c.ID), err)
+	return err
+}
+
+// CreatePendingConnection counts and inserts under a transaction-scoped
+// advisory lock on the client name, so replicas creating consents for one
+// client at once take turns and the cap holds. Another client's consents
+// are not held up (unless their names' hashes collide, which only costs a
+// wait).
+func (s *Store) CreatePendingConnection(ctx context.Context, c storage.Connection, maxPending int) error {
+	op := fmt.Sprintf("create pending connection %q", c.ID)
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('dromos.pending:' || $1, 0))`, c.ClientName); err != nil {
+			return wrap(op, err)
+		}
+		var n int
+		err := tx.QueryRow(ctx, `SELECT count(*) FROM connections
+WHERE client_name = $1 AND status = 'pending' AND expires_at > $2`, c.ClientName, c.CreatedAt).Scan(&n)
+		if err != nil {
+			return wrap(op, err)
+		}
+		if n >= maxPending {
+			return fmt.Errorf("postgres: %s: %w (%d pending)", op, storage.ErrLimitReached, n)
+		}
+		return wrap(op, insertConnection(ctx, tx, c))
+	})
+}
+
+// PurgeConnections deletes failed, never-active connections, purgeBatch
+// rows per statement; tokens go by cascade.
+func (s *Store) PurgeConnections(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM connections WHERE id IN
+(SELECT id FROM connections WHERE status = 'failed' AND activated_at IS NULL AND updated_at < $1
+ ORDER BY updated_at LIMIT $2)`, before, pruneBatch)
+		if err != nil {
+			return total, wrap("purge connections", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < pruneBatch {
+			return total, nil
+		}
+	}
 }
 
 // GetConnection returns the connection with that id.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/dromos-dev/dromos/internal/storage"
 )
@@ -75,15 +76,67 @@ func connectionArgs(c storage.Connection) ([]any, error) {
 
 // CreateConnection stores c with Version 1.
 func (s *Store) CreateConnection(ctx context.Context, c storage.Connection) error {
-	op := fmt.Sprintf("create connection %q", c.ID)
+	return insertConnection(ctx, s.write, c, fmt.Sprintf("create connection %q", c.ID))
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// insertConnection inserts c with Version 1.
+func insertConnection(ctx context.Context, q execer, c storage.Connection, op string) error {
 	c.Version = 1
 	args, err := connectionArgs(c)
 	if err != nil {
 		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}
-	_, err = s.write.ExecContext(ctx, `INSERT INTO connections (`+connectionColumns+`)
+	_, err = q.ExecContext(ctx, `INSERT INTO connections (`+connectionColumns+`)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	return wrap(op, err)
+}
+
+// CreatePendingConnection counts and inserts in one IMMEDIATE transaction
+// on the single writer, so no other write comes between them.
+func (s *Store) CreatePendingConnection(ctx context.Context, c storage.Connection, maxPending int) error {
+	op := fmt.Sprintf("create pending connection %q", c.ID)
+	if err := checkTimes(c.CreatedAt); err != nil {
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM connections
+WHERE client_name = ? AND status = 'pending' AND expires_at > ?`, c.ClientName, nanos(c.CreatedAt)).Scan(&n)
+		if err != nil {
+			return wrap(op, err)
+		}
+		if n >= maxPending {
+			return fmt.Errorf("sqlite: %s: %w (%d pending)", op, storage.ErrLimitReached, n)
+		}
+		return insertConnection(ctx, tx, c, op)
+	})
+}
+
+// PurgeConnections deletes failed, never-active connections, purgeBatch
+// rows per statement (the writer is shared with callbacks and refreshes);
+// tokens go by cascade.
+func (s *Store) PurgeConnections(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		res, err := s.write.ExecContext(ctx, `DELETE FROM connections WHERE id IN
+(SELECT id FROM connections WHERE status = 'failed' AND activated_at IS NULL AND updated_at < ?
+ ORDER BY updated_at LIMIT ?)`, nanos(before), pruneBatch)
+		if err != nil {
+			return total, wrap("purge connections", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, wrap("purge connections", err)
+		}
+		total += n
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
 }
 
 // GetConnection returns the connection with that id.
