@@ -41,6 +41,12 @@ func TestUpgradeKeepsRows(t *testing.T) {
 				[]any{now.Add(-48 * time.Hour), now.Add(-time.Hour)}},
 			{`INSERT INTO tokens (connection_id, ciphertext, expires_at) VALUES ('c1', '\x00ff', $1)`,
 				[]any{now.Add(time.Minute)}},
+			// A consent that failed, and a reconnect that failed after the
+			// connection had been active (its subject shows it).
+			{`INSERT INTO connections (id, status, created_at, updated_at) VALUES ('c2', 'failed', $1, $1)`,
+				[]any{now.Add(-400 * time.Hour)}},
+			{`INSERT INTO connections (id, status, subject, created_at, updated_at) VALUES ('c3', 'failed', 'sub-1', $1, $1)`,
+				[]any{now.Add(-400 * time.Hour)}},
 		} {
 			if _, err := tx.Exec(ctx, q.sql, q.args...); err != nil {
 				return err
@@ -86,5 +92,14 @@ func TestUpgradeKeepsRows(t *testing.T) {
 	})
 	if err != nil || c.RefreshLeaseOwner != "broker-1" || c.Version != 4 {
 		t.Fatalf("claim the lease of the old row: owner %q version %d, %v", c.RefreshLeaseOwner, c.Version, err)
+	}
+	// Only the row that was never active is purged.
+	if n, err := s.PurgeConnections(ctx, now); err != nil || n != 1 {
+		t.Fatalf("PurgeConnections = %d, %v; want 1", n, err)
+	}
+	for id, kept := range map[string]bool{"c1": true, "c2": false, "c3": true} {
+		if _, err := s.GetConnection(ctx, id); (err == nil) != kept {
+			t.Errorf("%s after the purge: %v (kept %v)", id, err, kept)
+		}
 	}
 }
