@@ -108,7 +108,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		log.Warn("GATEWAY_ALLOW_ANONYMOUS is ignored because GATEWAY_API_KEYS is set: every request needs a key")
 	}
 	if len(cfg.Clients) == 0 {
-		log.Warn("gateway accepts anonymous requests: every caller shares one workspace; do not use in production")
+		log.Warn("gateway accepts anonymous requests: every caller is the one owner \"anonymous\" and reads the others' connections; do not use in production")
 	}
 	limiter, err := newLimiter(cfg.RateLimit, deps.Now)
 	if err != nil {
