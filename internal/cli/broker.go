@@ -96,6 +96,11 @@ func newRegistry() *prometheus.Registry {
 // package wraps it with its own redirect and size rules.
 func outboundClient(production bool) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// Outside production, providers on loopback or a private network are
+	// fine (the demo provider, a local Keycloak), but cloud-metadata and
+	// link-local addresses are refused at every dial all the same: no
+	// provider lives there and they hand out the host's credentials.
+	tr.DialContext = netguard.Dialer(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}, true).DialContext
 	if production {
 		// Every dial is checked against loopback, private, link-local and
 		// metadata addresses, so a provider (or its DNS) cannot point the

@@ -39,8 +39,11 @@ func ranges(class string, prefixes ...string) []rangeClass {
 	return out
 }
 
-// metadata are cloud instance-metadata and host-agent endpoints: refused
-// even when private destinations are allowed.
+// metadata are cloud instance-metadata and host-agent endpoints, and
+// always (below) adds the link-local ranges they live in: both are refused
+// even when private destinations are allowed. No provider is reached at a
+// link-local address, and a development broker on a cloud host would
+// otherwise hand out the host's credentials.
 var metadata = ranges("cloud metadata",
 	"169.254.169.254/32", // AWS, GCP, Azure, OCI, DigitalOcean, OpenStack
 	"169.254.170.2/32",   // AWS ECS task metadata and credentials
@@ -48,6 +51,8 @@ var metadata = ranges("cloud metadata",
 	"100.100.100.200/32", // Alibaba Cloud
 	"168.63.129.16/32",   // Azure WireServer (a public-range address)
 )
+
+var always = concat(metadata, ranges("link-local", "169.254.0.0/16", "fe80::/10"))
 
 // specialV4 are the IPv4 ranges that are not ordinary public unicast
 // (RFC 6890 and successors).
@@ -89,7 +94,8 @@ func concat(lists ...[]rangeClass) []rangeClass {
 }
 
 // Classify returns why a is refused as a destination, or "" if it is
-// allowed. allowPrivate lifts every refusal except cloud metadata.
+// allowed. allowPrivate lifts every refusal except cloud metadata and
+// link-local addresses.
 func Classify(a netip.Addr, allowPrivate bool) string {
 	if !a.IsValid() {
 		return "invalid"
@@ -100,10 +106,10 @@ func Classify(a netip.Addr, allowPrivate bool) string {
 		b := a.As16()
 		embedded = netip.AddrFrom4([4]byte(b[12:]))
 	}
-	if c := lookup(metadata, a); c != "" {
+	if c := lookup(always, a); c != "" {
 		return c
 	}
-	if c := lookup(metadata, embedded); c != "" {
+	if c := lookup(always, embedded); c != "" {
 		return c
 	}
 	switch {

@@ -15,9 +15,10 @@
 // fe80::/10), shared address space (100.64.0.0/10), multicast, reserved,
 // documentation and benchmarking ranges, IPv4-compatible, 6to4 and Teredo
 // addresses, and NAT64 or IPv4-mapped forms of refused IPv4 addresses.
-// Cloud metadata endpoints (169.254.169.254 and friends) are refused even
-// when private addresses are allowed, since no provider lives there and
-// they hand out the host's cloud credentials.
+// Cloud metadata endpoints (169.254.169.254, fd00:ec2::254,
+// 100.100.100.200 and friends) and every link-local address (169.254.0.0/16,
+// fe80::/10) are refused even when private addresses are allowed, since no
+// provider lives there and they hand out the host's cloud credentials.
 //
 // The package reads no environment: Transport does not use HTTP_PROXY,
 // because a proxy would make the dial-time check see only the proxy.
