@@ -163,7 +163,7 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 		b.rejectCallback(w, r, callbackRejection{reason: "bad_callback_param", message: "The sign-in response was malformed."})
 		return
 	}
-	ends, err := b.providers.Endpoints(ctx, prov.Profile)
+	ends, err := b.providers.Endpoints(ctx, prov)
 	if err != nil {
 		b.log.WarnContext(ctx, "callback: provider endpoints unavailable", "err", err)
 		b.rejectCallback(w, r, callbackRejection{reason: "discovery_unavailable", message: "The provider is unavailable right now; try again shortly.", status: http.StatusServiceUnavailable})

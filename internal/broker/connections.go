@@ -352,7 +352,7 @@ func (b *Broker) revokeAtProvider(ctx context.Context, c storage.Connection, row
 	if err != nil {
 		return "no"
 	}
-	ends, err := b.providers.Endpoints(ctx, prov.Profile)
+	ends, err := b.providers.Endpoints(ctx, prov)
 	if err != nil || ends.Revocation == "" {
 		return "no"
 	}

@@ -155,7 +155,7 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if len(scopes) == 0 {
 		scopes = prov.Profile.Scopes
 	}
-	ends, err := b.providers.Endpoints(r.Context(), prov.Profile)
+	ends, err := b.providers.Endpoints(r.Context(), prov)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ func (g refreshGrants) Grant(ctx context.Context, providerID string) (refresh.Gr
 	if err != nil {
 		return refresh.Grant{}, err
 	}
-	ends, err := b.providers.Endpoints(ctx, prov.Profile)
+	ends, err := b.providers.Endpoints(ctx, prov)
 	if err != nil {
 		return refresh.Grant{}, err
 	}

@@ -113,7 +113,7 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 		b.rejectCallback(w, r, b.providerLookupRejection(ctx, err))
 		return
 	}
-	ends, err := b.providers.Endpoints(ctx, prov.Profile)
+	ends, err := b.providers.Endpoints(ctx, prov)
 	if err != nil {
 		b.rejectCallback(w, r, callbackRejection{reason: "discovery_unavailable", message: "The provider is unavailable right now; try again shortly.", status: http.StatusServiceUnavailable})
 		return

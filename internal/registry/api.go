@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -141,16 +142,16 @@ func (g *Registry) update(w http.ResponseWriter, r *http.Request) error {
 	if err := g.prepare(prof, len(cur.ClientSecret) > 0); err != nil {
 		return err
 	}
+	if err := g.checkDiscovery(r.Context(), prof); err != nil {
+		return err
+	}
 	// ...but not for endpoints elsewhere: a stolen API key could otherwise
 	// point the token endpoint at its own host and collect the stored
 	// secret and every refresh token with the next refreshes.
-	if old, err := decodeRow(cur); err == nil && prof.ClientSecret.IsEmpty() && len(cur.ClientSecret) > 0 {
-		if moved := movedOrigin(old.Profile, *prof); moved != "" {
+	if prof.ClientSecret.IsEmpty() && len(cur.ClientSecret) > 0 {
+		if moved := g.moved(r.Context(), cur, *prof); moved != "" {
 			return httpapi.BadRequest("%s moves to another host: give client_secret again to send it there", moved)
 		}
-	}
-	if err := g.checkDiscovery(r.Context(), prof); err != nil {
-		return err
 	}
 	updated, err := g.store.UpdateProvider(r.Context(), id, func(old storage.Provider) (storage.Provider, error) {
 		row, err := g.row(id, prof, old.ClientSecret)
@@ -239,14 +240,40 @@ func (g *Registry) listCatalog(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// movedOrigin names the first endpoint that receives the client secret or
-// the user's tokens (directly or, for the issuer, through discovery) and
-// whose origin differs between old and next; "" when none does.
-func movedOrigin(old, next provider.Profile) string {
+// moved names the first thing an update changes that decides where the
+// client secret or the users' tokens go, and that therefore needs the
+// secret given again; "" when nothing does. It compares the endpoints the
+// broker will actually use, discovery included: an issuer whose new path
+// publishes a token endpoint elsewhere moves it as surely as a new
+// token_url does. Any change of issuer counts, since the issuer decides
+// every discovered endpoint from then on.
+func (g *Registry) moved(ctx context.Context, cur storage.Provider, next provider.Profile) string {
+	old, err := decodeRow(cur)
+	if err != nil {
+		return "issuer"
+	}
+	if old.Profile.Issuer != next.Issuer || old.Profile.EnableDiscovery != next.EnableDiscovery {
+		return "issuer"
+	}
+	was, err := g.Endpoints(ctx, old)
+	if err != nil {
+		return "issuer"
+	}
+	will, err := g.Endpoints(ctx, Provider{Row: cur, Profile: next})
+	if err != nil {
+		return "issuer"
+	}
+	return movedOrigin(was, will, old.Profile.ResourcesURL, next.ResourcesURL)
+}
+
+// movedOrigin names the first resolved endpoint that receives the client
+// secret or the user's tokens, or that the user is sent to, and whose
+// origin differs between was and will; "" when none does.
+func movedOrigin(was, will Endpoints, oldResources, nextResources string) string {
 	for _, f := range []struct{ name, old, next string }{
-		{"issuer", old.Issuer, next.Issuer}, {"token_url", old.TokenURL, next.TokenURL},
-		{"revocation_url", old.RevocationURL, next.RevocationURL}, {"userinfo_url", old.UserinfoURL, next.UserinfoURL},
-		{"resources_url", old.ResourcesURL, next.ResourcesURL},
+		{"token_url", was.Token, will.Token}, {"revocation_url", was.Revocation, will.Revocation},
+		{"userinfo_url", was.Userinfo, will.Userinfo}, {"auth_url", was.Auth, will.Auth},
+		{"resources_url", oldResources, nextResources},
 	} {
 		if f.next != "" && origin(f.next) != origin(f.old) {
 			return f.name

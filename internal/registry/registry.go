@@ -148,7 +148,8 @@ type Endpoints struct {
 
 // Endpoints resolves p's URLs. Discovery that cannot be reached is an
 // httpapi 503 with Retry-After.
-func (g *Registry) Endpoints(ctx context.Context, p provider.Profile) (Endpoints, error) {
+func (g *Registry) Endpoints(ctx context.Context, prov Provider) (Endpoints, error) {
+	p := prov.Profile
 	e := Endpoints{Issuer: p.Issuer, Auth: p.AuthURL, Token: p.TokenURL, Revocation: p.RevocationURL,
 		Userinfo: p.UserinfoURL, JWKS: p.JWKSURL}
 	if !p.EnableDiscovery {

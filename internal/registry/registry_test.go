@@ -220,7 +220,7 @@ func TestDiscoveryEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ends, err := f.reg.Endpoints(ctx, p.Profile)
+	ends, err := f.reg.Endpoints(ctx, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,5 +278,84 @@ func TestUpdateMovingEndpointsNeedsTheSecret(t *testing.T) {
 		p["token_url"], p["client_secret"] = "https://new-idp.example/token", "the-new-secret"
 	}); st != http.StatusOK {
 		t.Fatalf("moving with the secret given again: %d %v", st, env)
+	}
+}
+
+// discoveryServer serves one OIDC discovery document per issuer path; the
+// token endpoint of each is tokenHost(path) + "/token".
+func discoveryServer(t *testing.T, tokenHost func(issuer string) string) *httptest.Server {
+	t.Helper()
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		issPath, ok := strings.CutSuffix(r.URL.Path, "/.well-known/openid-configuration")
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		iss := srv.URL + issPath
+		json.NewEncoder(w).Encode(map[string]any{
+			"issuer": iss, "authorization_endpoint": iss + "/authorize", "token_endpoint": tokenHost(iss) + "/token",
+			"revocation_endpoint": tokenHost(iss) + "/revoke", "userinfo_endpoint": tokenHost(iss) + "/userinfo",
+			"jwks_uri": iss + "/jwks", "response_types_supported": []string{"code"},
+			"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"RS256"},
+		})
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// Moving only the issuer's path to one whose discovery document names a
+// token endpoint on another host moves the client secret and the refresh
+// tokens there: it needs the secret again, like a new token_url. Any other
+// issuer change needs it too.
+func TestUpdateMovingTheIssuerNeedsTheSecret(t *testing.T) {
+	attacker := httptest.NewServer(http.NotFoundHandler())
+	defer attacker.Close()
+	var idp *httptest.Server
+	idp = discoveryServer(t, func(iss string) string {
+		if strings.HasSuffix(iss, "/evil") {
+			return attacker.URL
+		}
+		return idp.URL
+	})
+	f := newFixture(t, false)
+	ctx := context.Background()
+	prof := func(issPath string) map[string]any {
+		return map[string]any{"name": "oidc", "issuer": idp.URL + issPath, "enable_discovery": true,
+			"client_id": "cid", "scopes": []string{"openid"}}
+	}
+	create := prof("/realm")
+	create["client_secret"] = "the-client-secret"
+	st, body := f.do(t, "POST", "/providers", map[string]any{"profile": create})
+	if st != http.StatusCreated {
+		t.Fatalf("create: %d %v", st, body)
+	}
+	id := body["id"].(string)
+	before, _ := f.store.GetProvider(ctx, id)
+
+	for _, path := range []string{"/evil", "/other-realm"} {
+		st, env := f.do(t, "PUT", "/providers/"+id, map[string]any{"profile": prof(path)})
+		if st != http.StatusBadRequest || !strings.Contains(env["message"].(string), "client_secret") {
+			t.Errorf("issuer moved to %s without the secret: %d %v, want 400", path, st, env)
+		}
+	}
+	after, _ := f.store.GetProvider(ctx, id)
+	if !bytes.Equal(before.Config, after.Config) || !bytes.Equal(before.ClientSecret, after.ClientSecret) {
+		t.Fatal("a refused update changed the stored provider")
+	}
+	p, _ := f.reg.Lookup(ctx, id, "")
+	if ends, err := f.reg.Endpoints(ctx, p); err != nil || !strings.HasPrefix(ends.Token, idp.URL) {
+		t.Fatalf("token endpoint after refused updates: %q %v", ends.Token, err)
+	}
+
+	// The same profile again (nothing moves) needs no secret; the operator
+	// who gives the secret may move the issuer.
+	if st, env := f.do(t, "PUT", "/providers/"+id, map[string]any{"profile": prof("/realm")}); st != http.StatusOK {
+		t.Fatalf("unchanged update: %d %v", st, env)
+	}
+	confirmed := prof("/evil")
+	confirmed["client_secret"] = "the-client-secret"
+	if st, env := f.do(t, "PUT", "/providers/"+id, map[string]any{"profile": confirmed}); st != http.StatusOK {
+		t.Fatalf("issuer moved with the secret: %d %v", st, env)
 	}
 }
