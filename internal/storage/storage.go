@@ -105,15 +105,22 @@ type Storage interface {
 // Provider is a registered OAuth/OIDC provider. Config is the provider
 // profile without its secret, as JSON owned by package provider; the storage
 // layer does not look inside it. ClientSecret is sealed by the vault with the
-// provider id as associated data.
+// provider id (and, from AAD version 2, a digest of its security-relevant
+// configuration) as associated data.
 type Provider struct {
 	ID           string
 	Name         string   // canonical, lower-case
 	Aliases      []string // lower-case, without Name
 	Config       []byte   // JSON
 	ClientSecret []byte   // ciphertext, may be empty
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// SecretAADVersion says which additional data ClientSecret was sealed
+	// with (owned by package registry; 0 and 1 are the legacy form).
+	SecretAADVersion int
+	// Endpoints are the endpoints an operator confirmed, as JSON owned by
+	// package registry; nil when none were recorded.
+	Endpoints []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // ConnectionStatus is the life-cycle state of a connection.
@@ -190,6 +197,9 @@ type ConnectionFilter struct {
 type Token struct {
 	ConnectionID string
 	Ciphertext   []byte
+	// AADVersion says which additional data Ciphertext was sealed with
+	// (owned by package tokenset; 0 and 1 are the legacy form).
+	AADVersion int
 	// ExpiresAt is when the access token expires; zero when unknown.
 	ExpiresAt time.Time
 	// ExpirySource says how ExpiresAt was obtained: "expires_in",

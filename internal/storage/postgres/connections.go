@@ -231,11 +231,11 @@ func applyTokenChange(ctx context.Context, tx pgx.Tx, id string, change storage.
 		if len(t.Ciphertext) == 0 {
 			return errEmptyCiphertext
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO tokens (connection_id, ciphertext, expires_at, expiry_source, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (connection_id) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, expires_at = EXCLUDED.expires_at,
+		_, err := tx.Exec(ctx, `INSERT INTO tokens (connection_id, ciphertext, aad_version, expires_at, expiry_source, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (connection_id) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, aad_version = EXCLUDED.aad_version, expires_at = EXCLUDED.expires_at,
     expiry_source = EXCLUDED.expiry_source, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at`,
-			id, t.Ciphertext, nullTime(t.ExpiresAt), t.ExpirySource, nullTime(t.CreatedAt), nullTime(t.UpdatedAt))
+			id, t.Ciphertext, t.AADVersion, nullTime(t.ExpiresAt), t.ExpirySource, nullTime(t.CreatedAt), nullTime(t.UpdatedAt))
 		if err != nil {
 			return fmt.Errorf("put token: %w", err)
 		}
@@ -268,8 +268,8 @@ func getToken(ctx context.Context, q rowQuerier, id string) (storage.Token, erro
 		t                         storage.Token
 		expires, created, updated pgtype.Timestamptz
 	)
-	err := q.QueryRow(ctx, `SELECT connection_id, ciphertext, expires_at, expiry_source, created_at, updated_at
-FROM tokens WHERE connection_id = $1`, id).Scan(&t.ConnectionID, &t.Ciphertext, &expires, &t.ExpirySource, &created, &updated)
+	err := q.QueryRow(ctx, `SELECT connection_id, ciphertext, aad_version, expires_at, expiry_source, created_at, updated_at
+FROM tokens WHERE connection_id = $1`, id).Scan(&t.ConnectionID, &t.Ciphertext, &t.AADVersion, &expires, &t.ExpirySource, &created, &updated)
 	if err != nil {
 		return storage.Token{}, err
 	}
@@ -324,19 +324,20 @@ func (s *Store) GetConnectionToken(ctx context.Context, id string) (storage.Conn
 	var (
 		tokID                     pgtype.Text
 		ciphertext                []byte
+		aadVersion                pgtype.Int4
 		source                    pgtype.Text
 		expires, created, updated pgtype.Timestamptz
 	)
 	row := s.pool.QueryRow(ctx, `SELECT `+qualifiedConnectionColumns+`,
-    t.connection_id, t.ciphertext, t.expires_at, t.expiry_source, t.created_at, t.updated_at
+    t.connection_id, t.ciphertext, t.aad_version, t.expires_at, t.expiry_source, t.created_at, t.updated_at
 FROM connections c LEFT JOIN tokens t ON t.connection_id = c.id WHERE c.id = $1`, id)
-	c, err := scanConnection(withExtra{row, []any{&tokID, &ciphertext, &expires, &source, &created, &updated}})
+	c, err := scanConnection(withExtra{row, []any{&tokID, &ciphertext, &aadVersion, &expires, &source, &created, &updated}})
 	if err != nil {
 		return storage.Connection{}, nil, wrap(fmt.Sprintf("get connection and token %q", id), err)
 	}
 	if !tokID.Valid {
 		return c, nil, nil
 	}
-	return c, &storage.Token{ConnectionID: tokID.String, Ciphertext: ciphertext, ExpiresAt: fromNullTime(expires),
+	return c, &storage.Token{ConnectionID: tokID.String, Ciphertext: ciphertext, AADVersion: int(aadVersion.Int32), ExpiresAt: fromNullTime(expires),
 		ExpirySource: source.String, CreatedAt: fromNullTime(created), UpdatedAt: fromNullTime(updated)}, nil
 }

@@ -14,7 +14,7 @@ import (
 
 // providerSelect reads a provider with its aliases in one statement, so a
 // concurrent alias update can never be seen half done.
-const providerSelect = `SELECT p.id, p.name, p.config, p.client_secret, p.created_at, p.updated_at,
+const providerSelect = `SELECT p.id, p.name, p.config, p.client_secret, p.secret_aad_version, p.endpoints, p.created_at, p.updated_at,
     ARRAY(SELECT a.alias FROM provider_aliases a
           WHERE a.provider_id = p.id AND NOT a.canonical
           ORDER BY a.alias COLLATE "C")
@@ -27,13 +27,15 @@ func scanProvider(row pgx.Row) (storage.Provider, error) {
 		p                storage.Provider
 		created, updated pgtype.Timestamptz
 		config, secret   []byte
+		endpoints        []byte
 		aliases          []string
 	)
-	if err := row.Scan(&p.ID, &p.Name, &config, &secret, &created, &updated, &aliases); err != nil {
+	if err := row.Scan(&p.ID, &p.Name, &config, &secret, &p.SecretAADVersion, &endpoints, &created, &updated, &aliases); err != nil {
 		return storage.Provider{}, err
 	}
 	p.Config = nilIfEmpty(config)
 	p.ClientSecret = nilIfEmpty(secret)
+	p.Endpoints = nilIfEmpty(endpoints)
 	p.CreatedAt = fromNullTime(created)
 	p.UpdatedAt = fromNullTime(updated)
 	p.Aliases = nilIfNone(aliases)
@@ -47,9 +49,10 @@ func (s *Store) CreateProvider(ctx context.Context, p storage.Provider) error {
 		return fmt.Errorf("postgres: create provider %q: %w", p.ID, errEmptyName)
 	}
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO providers (id, name, config, client_secret, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6)`,
-			p.ID, name, nilIfEmpty(p.Config), nilIfEmpty(p.ClientSecret), nullTime(p.CreatedAt), nullTime(p.UpdatedAt))
+		_, err := tx.Exec(ctx, `INSERT INTO providers (id, name, config, client_secret, secret_aad_version, endpoints, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			p.ID, name, nilIfEmpty(p.Config), nilIfEmpty(p.ClientSecret), p.SecretAADVersion, nilIfEmpty(p.Endpoints),
+			nullTime(p.CreatedAt), nullTime(p.UpdatedAt))
 		if err != nil {
 			return wrap(fmt.Sprintf("create provider %q", p.ID), err)
 		}
@@ -136,8 +139,10 @@ func (s *Store) UpdateProvider(ctx context.Context, id string, fn func(storage.P
 		if _, err := tx.Exec(ctx, `DELETE FROM provider_aliases WHERE provider_id = $1`, id); err != nil {
 			return wrap(fmt.Sprintf("update provider %q", id), err)
 		}
-		_, err = tx.Exec(ctx, `UPDATE providers SET name = $2, config = $3, client_secret = $4, updated_at = $5 WHERE id = $1`,
-			id, name, nilIfEmpty(next.Config), nilIfEmpty(next.ClientSecret), nullTime(next.UpdatedAt))
+		_, err = tx.Exec(ctx, `UPDATE providers SET name = $2, config = $3, client_secret = $4, secret_aad_version = $5,
+    endpoints = $6, updated_at = $7 WHERE id = $1`,
+			id, name, nilIfEmpty(next.Config), nilIfEmpty(next.ClientSecret), next.SecretAADVersion,
+			nilIfEmpty(next.Endpoints), nullTime(next.UpdatedAt))
 		if err != nil {
 			return wrap(fmt.Sprintf("update provider %q", id), err)
 		}

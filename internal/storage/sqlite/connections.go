@@ -248,11 +248,11 @@ func applyTokenChange(ctx context.Context, tx *sql.Tx, id string, change storage
 		if err := checkTimes(t.ExpiresAt, t.CreatedAt, t.UpdatedAt); err != nil {
 			return fmt.Errorf("put token: %w", err)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (connection_id, ciphertext, expires_at, expiry_source, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (connection_id) DO UPDATE SET ciphertext = excluded.ciphertext, expires_at = excluded.expires_at,
+		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (connection_id, ciphertext, aad_version, expires_at, expiry_source, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (connection_id) DO UPDATE SET ciphertext = excluded.ciphertext, aad_version = excluded.aad_version, expires_at = excluded.expires_at,
     expiry_source = excluded.expiry_source, created_at = excluded.created_at, updated_at = excluded.updated_at`,
-			id, t.Ciphertext, nanos(t.ExpiresAt), t.ExpirySource, nanos(t.CreatedAt), nanos(t.UpdatedAt))
+			id, t.Ciphertext, t.AADVersion, nanos(t.ExpiresAt), t.ExpirySource, nanos(t.CreatedAt), nanos(t.UpdatedAt))
 		if err != nil {
 			return fmt.Errorf("put token: %w", err)
 		}
@@ -278,8 +278,8 @@ func getToken(ctx context.Context, q rowQuerier, id string) (storage.Token, erro
 		t                         storage.Token
 		expires, created, updated sql.NullInt64
 	)
-	err := q.QueryRowContext(ctx, `SELECT connection_id, ciphertext, expires_at, expiry_source, created_at, updated_at
-FROM tokens WHERE connection_id = ?`, id).Scan(&t.ConnectionID, &t.Ciphertext, &expires, &t.ExpirySource, &created, &updated)
+	err := q.QueryRowContext(ctx, `SELECT connection_id, ciphertext, aad_version, expires_at, expiry_source, created_at, updated_at
+FROM tokens WHERE connection_id = ?`, id).Scan(&t.ConnectionID, &t.Ciphertext, &t.AADVersion, &expires, &t.ExpirySource, &created, &updated)
 	if err != nil {
 		return storage.Token{}, err
 	}
@@ -342,18 +342,19 @@ func (s *Store) GetConnectionToken(ctx context.Context, id string) (storage.Conn
 	var (
 		tokID, source             sql.NullString
 		ciphertext                []byte
+		aadVersion                sql.NullInt64
 		expires, created, updated sql.NullInt64
 	)
 	row := s.read.QueryRowContext(ctx, `SELECT `+qualifiedConnectionColumns+`,
-    t.connection_id, t.ciphertext, t.expires_at, t.expiry_source, t.created_at, t.updated_at
+    t.connection_id, t.ciphertext, t.aad_version, t.expires_at, t.expiry_source, t.created_at, t.updated_at
 FROM connections c LEFT JOIN tokens t ON t.connection_id = c.id WHERE c.id = ?`, id)
-	c, err := scanConnection(withExtra{row, []any{&tokID, &ciphertext, &expires, &source, &created, &updated}})
+	c, err := scanConnection(withExtra{row, []any{&tokID, &ciphertext, &aadVersion, &expires, &source, &created, &updated}})
 	if err != nil {
 		return storage.Connection{}, nil, wrap(fmt.Sprintf("get connection and token %q", id), err)
 	}
 	if !tokID.Valid {
 		return c, nil, nil
 	}
-	return c, &storage.Token{ConnectionID: tokID.String, Ciphertext: ciphertext, ExpiresAt: fromNanos(expires),
+	return c, &storage.Token{ConnectionID: tokID.String, Ciphertext: ciphertext, AADVersion: int(aadVersion.Int64), ExpiresAt: fromNanos(expires),
 		ExpirySource: source.String, CreatedAt: fromNanos(created), UpdatedAt: fromNanos(updated)}, nil
 }

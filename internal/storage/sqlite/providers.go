@@ -13,7 +13,7 @@ import (
 
 // providerSelect reads a provider with its aliases in one statement, so a
 // concurrent alias update can never be seen half done.
-const providerSelect = `SELECT p.id, p.name, p.config, p.client_secret, p.created_at, p.updated_at,
+const providerSelect = `SELECT p.id, p.name, p.config, p.client_secret, p.secret_aad_version, p.endpoints, p.created_at, p.updated_at,
     (SELECT json_group_array(a.alias) FROM provider_aliases a
      WHERE a.provider_id = p.id AND a.canonical = 0)
 FROM providers p`
@@ -28,10 +28,11 @@ func scanProvider(row scanner) (storage.Provider, error) {
 	var (
 		p                storage.Provider
 		config, secret   []byte
+		endpoints        []byte
 		created, updated sql.NullInt64
 		aliases          sql.NullString
 	)
-	if err := row.Scan(&p.ID, &p.Name, &config, &secret, &created, &updated, &aliases); err != nil {
+	if err := row.Scan(&p.ID, &p.Name, &config, &secret, &p.SecretAADVersion, &endpoints, &created, &updated, &aliases); err != nil {
 		return storage.Provider{}, err
 	}
 	var err error
@@ -42,6 +43,7 @@ func scanProvider(row scanner) (storage.Provider, error) {
 	slices.Sort(p.Aliases)
 	p.Config = nilIfEmpty(config)
 	p.ClientSecret = nilIfEmpty(secret)
+	p.Endpoints = nilIfEmpty(endpoints)
 	p.CreatedAt = fromNanos(created)
 	p.UpdatedAt = fromNanos(updated)
 	return p, nil
@@ -58,9 +60,9 @@ func (s *Store) CreateProvider(ctx context.Context, p storage.Provider) error {
 		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO providers (id, name, config, client_secret, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?)`,
-			p.ID, name, blob(p.Config), blob(p.ClientSecret), nanos(p.CreatedAt), nanos(p.UpdatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO providers (id, name, config, client_secret, secret_aad_version, endpoints, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			p.ID, name, blob(p.Config), blob(p.ClientSecret), p.SecretAADVersion, blob(p.Endpoints), nanos(p.CreatedAt), nanos(p.UpdatedAt))
 		if err != nil {
 			return wrap(op, err)
 		}
@@ -156,8 +158,9 @@ func (s *Store) UpdateProvider(ctx context.Context, id string, fn func(storage.P
 		if _, err := tx.ExecContext(ctx, `DELETE FROM provider_aliases WHERE provider_id = ?`, id); err != nil {
 			return wrap(op, err)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE providers SET name = ?, config = ?, client_secret = ?, updated_at = ? WHERE id = ?`,
-			name, blob(next.Config), blob(next.ClientSecret), nanos(next.UpdatedAt), id)
+		_, err = tx.ExecContext(ctx, `UPDATE providers SET name = ?, config = ?, client_secret = ?, secret_aad_version = ?, endpoints = ?,
+    updated_at = ? WHERE id = ?`,
+			name, blob(next.Config), blob(next.ClientSecret), next.SecretAADVersion, blob(next.Endpoints), nanos(next.UpdatedAt), id)
 		if err != nil {
 			return wrap(op, err)
 		}

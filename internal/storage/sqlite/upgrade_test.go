@@ -81,6 +81,9 @@ func TestUpgradeKeepsRows(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetToken: %v", err)
 	}
+	if tok.AADVersion != 1 {
+		t.Fatalf("old token: AADVersion %d, want 1 (sealed before binding)", tok.AADVersion)
+	}
 	if tok.ExpirySource != "" || !tok.ExpiresAt.Equal(now.Add(time.Minute)) {
 		t.Fatalf("old token: ExpirySource %q ExpiresAt %v", tok.ExpirySource, tok.ExpiresAt)
 	}

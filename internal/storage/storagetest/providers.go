@@ -15,8 +15,11 @@ func newProvider(id, name string, aliases ...string) storage.Provider {
 		Aliases:      aliases,
 		Config:       []byte(`{"issuer":"https://` + name + `.example.com","scopes":["openid"]}`),
 		ClientSecret: []byte{0x00, 0xff, 0x10, 's', 'e', 'c'},
-		CreatedAt:    baseTime(),
-		UpdatedAt:    baseTime().Add(time.Second),
+		// Round-tripped as given: the registry's binding of the secret.
+		SecretAADVersion: 2,
+		Endpoints:        []byte(`{"token":"https://` + name + `.example.com/token"}`),
+		CreatedAt:        baseTime(),
+		UpdatedAt:        baseTime().Add(time.Second),
 	}
 }
 

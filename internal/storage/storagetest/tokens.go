@@ -14,6 +14,7 @@ func newToken(connectionID, tag string) storage.Token {
 		ConnectionID: connectionID,
 		// Bytes a text column would mangle: NUL, invalid UTF-8.
 		Ciphertext:   append([]byte{0x00, 0xc3, 0x28, 0xff}, tag...),
+		AADVersion:   2,
 		ExpiresAt:    baseTime().Add(time.Hour),
 		ExpirySource: "expires_in",
 		CreatedAt:    baseTime(),
