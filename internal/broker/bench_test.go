@@ -167,13 +167,13 @@ func newBenchBroker(b *testing.B, store storage.Storage) (*broker.Broker, []stri
 		}
 		set := tokenset.Set{AccessToken: fmt.Sprintf("at-%040d", i), TokenType: "Bearer", RefreshToken: "rt-bench",
 			Scope: "read write", Expiry: now.Add(time.Hour), ExpirySource: tokenset.ExpiryFromExpiresIn, ObtainedAt: now}
-		ct, err := tokenset.Seal(ring, id, set)
+		ct, err := tokenset.Seal(ring, c, set)
 		if err != nil {
 			b.Fatal(err)
 		}
 		_, err = store.UpdateConnection(ctx, id, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
 			c.Status, c.UpdatedAt, c.ExpiresAt = storage.StatusActive, now, time.Time{}
-			return c, storage.TokenChange{Put: &storage.Token{ConnectionID: id, Ciphertext: ct, ExpiresAt: set.Expiry,
+			return c, storage.TokenChange{Put: &storage.Token{ConnectionID: id, Ciphertext: ct, AADVersion: tokenset.AADVersion, ExpiresAt: set.Expiry,
 				ExpirySource: set.ExpirySource, CreatedAt: now, UpdatedAt: now}}, nil
 		})
 		if err != nil {

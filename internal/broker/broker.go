@@ -157,7 +157,8 @@ func New(cfg Config, d Deps) (*Broker, error) {
 			Logger: d.Logger, Now: d.Now})
 	providers, err := registry.New(registry.Deps{Store: d.Store, Vault: d.Vault, Discovery: d.Discovery,
 		Catalog: d.Catalog, NetGuard: cfg.ProviderNetGuard,
-		ExplainErrors: cfg.ExplainDiscoveryErrors, Audit: b.audit, Now: d.Now})
+		ExplainErrors: cfg.ExplainDiscoveryErrors, Audit: b.audit, Now: d.Now,
+		Logger: d.Logger, Registerer: d.Registerer})
 	if err != nil {
 		return nil, err
 	}

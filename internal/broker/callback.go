@@ -328,7 +328,7 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 		return failure
 	}
 	set := tokenset.New(tok, prov.Profile, b.now().UTC())
-	sealed, err := tokenset.Seal(b.vault, conn.ID, set)
+	sealed, err := tokenset.Seal(b.vault, conn, set)
 	if err != nil {
 		b.log.ErrorContext(ctx, "callback: sealing token", "err", err)
 		return "server_error"
@@ -355,7 +355,7 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 			}
 			c.Metadata[provider.ProviderDataPrefix+k] = connmeta.String(v)
 		}
-		return c, storage.TokenChange{Put: &storage.Token{ConnectionID: c.ID, Ciphertext: sealed, ExpiresAt: set.Expiry,
+		return c, storage.TokenChange{Put: &storage.Token{ConnectionID: c.ID, Ciphertext: sealed, AADVersion: tokenset.AADVersion, ExpiresAt: set.Expiry,
 			ExpirySource: set.ExpirySource, CreatedAt: now, UpdatedAt: now}}, nil
 	})
 	if err != nil {

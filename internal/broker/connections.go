@@ -344,7 +344,7 @@ func (b *Broker) revokeAtProvider(ctx context.Context, c storage.Connection, row
 	if row == nil {
 		return "no"
 	}
-	set, err := tokenset.Open(b.vault, c.ID, row.Ciphertext)
+	set, err := tokenset.Open(b.vault, c, *row)
 	if err != nil {
 		return "no"
 	}
@@ -373,5 +373,5 @@ func openRow(v tokenset.Opener, c storage.Connection, row *storage.Token) (token
 	if row == nil {
 		return tokenset.Set{}, httpapi.Conflict(httpapi.CodeReauthRequired, "connection has no stored token: the user must connect again")
 	}
-	return tokenset.Open(v, c.ID, row.Ciphertext)
+	return tokenset.Open(v, c, *row)
 }

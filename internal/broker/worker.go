@@ -21,7 +21,14 @@ func (b *Broker) RunWorker(ctx context.Context, opts WorkerOptions) {
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
 	var lastCount time.Time
+	bound := false
 	for {
+		if !bound {
+			// Providers registered before the secret binding are moved to
+			// it once; one whose issuer does not answer is retried.
+			left, err := b.providers.Rebind(ctx)
+			bound = err == nil && left == 0
+		}
 		if b.now().Sub(lastCount) >= time.Hour {
 			lastCount = b.now()
 			if n, err := b.KeyUsage(ctx); err == nil {

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dromos-dev/dromos/internal/binding"
 	"github.com/dromos-dev/dromos/internal/cli"
 	"github.com/dromos-dev/dromos/internal/database"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/storage/storagetest"
-	"github.com/dromos-dev/dromos/internal/tokenset"
 	"github.com/dromos-dev/dromos/internal/vault"
 )
 
@@ -106,7 +106,7 @@ func TestRotateKeysReportsRowsItCannotOpen(t *testing.T) {
 				}
 				kb, _ := vault.ParseKey(k)
 				kr, _ := vault.NewKeyring(vault.Key{ID: 1, Secret: kb})
-				secret, _ := kr.Seal([]byte("s"), tokenset.ClientSecretAAD(id))
+				secret, _ := kr.Seal([]byte("s"), binding.LegacySecretAAD(id))
 				if err := store.CreateProvider(ctx, storage.Provider{ID: id, Name: fmt.Sprintf("p%d", i), Config: []byte(`{}`),
 					ClientSecret: secret, CreatedAt: now, UpdatedAt: now}); err != nil {
 					t.Fatal(err)

@@ -110,14 +110,14 @@ func (r *Refresher) shared(ctx context.Context, id string, seen time.Time, force
 			if gerr != nil {
 				return conn, tokenset.Set{}, gerr
 			}
-			set, oerr := tokenset.Open(r.vault, id, current.Ciphertext)
+			set, oerr := tokenset.Open(r.vault, conn, *current)
 			return conn, set, oerr
 		case errors.Is(err, errBackoff):
 			conn, gerr := r.store.GetConnection(ctx, id)
 			if gerr != nil {
 				return conn, tokenset.Set{}, gerr
 			}
-			set, oerr := tokenset.Open(r.vault, id, current.Ciphertext)
+			set, oerr := tokenset.Open(r.vault, conn, *current)
 			if oerr != nil {
 				return conn, tokenset.Set{}, oerr
 			}
@@ -147,7 +147,7 @@ func (r *Refresher) shared(ctx context.Context, id string, seen time.Time, force
 // outcome, always releasing the lease.
 func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.Token, owner string, force bool) (storage.Connection, tokenset.Set, error) {
 	start := r.now()
-	set, err := tokenset.Open(r.vault, c.ID, tok.Ciphertext)
+	set, err := tokenset.Open(r.vault, c, tok)
 	if err != nil {
 		r.release(ctx, c, owner, nil)
 		return c, tokenset.Set{}, err
@@ -277,7 +277,7 @@ func (r *Refresher) storeRefreshed(ctx context.Context, c storage.Connection, ow
 			set.Extra[k] = v
 		}
 	}
-	sealed, err := tokenset.Seal(r.vault, c.ID, set)
+	sealed, err := tokenset.Seal(r.vault, c, set)
 	if err != nil {
 		return c, tokenset.Set{}, err
 	}
@@ -293,7 +293,7 @@ func (r *Refresher) storeRefreshed(ctx context.Context, c storage.Connection, ow
 			}
 			cur.RefreshLeaseOwner, cur.RefreshLeaseUntil = "", time.Time{}
 			cur.LastRefreshAt, cur.LastErrorClass, cur.NextRefreshAt, cur.UpdatedAt = now, "", time.Time{}, now
-			return cur, storage.TokenChange{Put: &storage.Token{ConnectionID: cur.ID, Ciphertext: sealed, ExpiresAt: set.Expiry,
+			return cur, storage.TokenChange{Put: &storage.Token{ConnectionID: cur.ID, Ciphertext: sealed, AADVersion: tokenset.AADVersion, ExpiresAt: set.Expiry,
 				ExpirySource: set.ExpirySource, CreatedAt: now, UpdatedAt: now}}, nil
 		})
 	}

@@ -70,8 +70,12 @@ func (g *Registry) create(w http.ResponseWriter, r *http.Request) error {
 	if err := g.checkDiscovery(r.Context(), prof); err != nil {
 		return err
 	}
+	confirmed, err := g.confirm(r.Context(), *prof)
+	if err != nil {
+		return err
+	}
 	id := uuid.New().String()
-	row, err := g.row(id, prof, nil)
+	row, err := g.row(id, prof, confirmed, nil)
 	if err != nil {
 		return err
 	}
@@ -153,8 +157,12 @@ func (g *Registry) update(w http.ResponseWriter, r *http.Request) error {
 			return httpapi.BadRequest("%s moves to another host: give client_secret again to send it there", moved)
 		}
 	}
+	confirmed, err := g.confirm(r.Context(), *prof)
+	if err != nil {
+		return err
+	}
 	updated, err := g.store.UpdateProvider(r.Context(), id, func(old storage.Provider) (storage.Provider, error) {
-		row, err := g.row(id, prof, old.ClientSecret)
+		row, err := g.row(id, prof, confirmed, &old)
 		if err != nil {
 			return storage.Provider{}, err
 		}
@@ -259,7 +267,9 @@ func (g *Registry) moved(ctx context.Context, cur storage.Provider, next provide
 	if err != nil {
 		return "issuer"
 	}
-	will, err := g.Endpoints(ctx, Provider{Row: cur, Profile: next})
+	// What discovery says now, not what was confirmed: an update records
+	// it as the new confirmed endpoints.
+	will, err := g.Endpoints(ctx, Provider{Profile: next})
 	if err != nil {
 		return "issuer"
 	}

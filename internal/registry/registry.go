@@ -4,19 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/google/uuid"
 
+	"github.com/dromos-dev/dromos/internal/binding"
 	"github.com/dromos-dev/dromos/internal/catalog"
 	"github.com/dromos-dev/dromos/internal/discovery"
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/promreg"
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/secret"
 	"github.com/dromos-dev/dromos/internal/storage"
-	"github.com/dromos-dev/dromos/internal/tokenset"
 )
 
 // Store is the part of storage.Storage the registry uses.
@@ -58,6 +62,9 @@ type Deps struct {
 	// Audit records an event of an API request.
 	Audit func(*http.Request, storage.AuditEvent)
 	Now   func() time.Time
+	// Logger and Registerer record refused endpoint moves; nil means none.
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Registry is the set of registered providers.
@@ -70,6 +77,8 @@ type Registry struct {
 	explain  bool
 	audit    func(*http.Request, storage.AuditEvent)
 	now      func() time.Time
+	log      *slog.Logger
+	moves    *prometheus.CounterVec
 }
 
 // New builds a registry; Store, Vault and Discovery are required.
@@ -83,8 +92,15 @@ func New(d Deps) (*Registry, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	moves := promreg.Register(d.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "provider_endpoint_moves_refused_total",
+		Help: "Discovered provider endpoints refused because they moved to a host no operator confirmed; the confirmed endpoint was used.",
+	}, []string{"endpoint"}))
 	return &Registry{store: d.Store, vault: d.Vault, disco: d.Discovery, catalog: d.Catalog,
-		netGuard: d.NetGuard, explain: d.ExplainErrors, audit: d.Audit, now: d.Now}, nil
+		netGuard: d.NetGuard, explain: d.ExplainErrors, audit: d.Audit, now: d.Now, log: d.Logger, moves: moves}, nil
 }
 
 // Provider is a stored provider with its profile decoded.
@@ -101,6 +117,9 @@ func decodeRow(row storage.Provider) (Provider, error) {
 	prof.Name, prof.Aliases = row.Name, row.Aliases
 	return Provider{Row: row, Profile: prof}, nil
 }
+
+// MovesRefused is provider_endpoint_moves_refused_total, by endpoint.
+func (g *Registry) MovesRefused() *prometheus.CounterVec { return g.moves }
 
 // Lookup finds a provider by id or, when id is empty, by name or alias.
 // An unknown one is an httpapi 404.
@@ -132,8 +151,14 @@ func (g *Registry) ClientSecret(p Provider) (secret.String, error) {
 	if len(p.Row.ClientSecret) == 0 {
 		return "", nil
 	}
-	plain, err := g.vault.Open(p.Row.ClientSecret, tokenset.ClientSecretAAD(p.Row.ID))
+	aad, err := binding.SecretAADFor(p.Row)
 	if err != nil {
+		return "", err
+	}
+	plain, err := g.vault.Open(p.Row.ClientSecret, aad)
+	if err != nil {
+		// Also what an edit of the provider's endpoints in the database
+		// leads to: the secret is bound to them.
 		return "", fmt.Errorf("opening client secret of provider %s: %w", p.Row.ID, err)
 	}
 	return secret.String(plain), nil
@@ -160,16 +185,33 @@ func (g *Registry) Endpoints(ctx context.Context, prov Provider) (Endpoints, err
 		return Endpoints{}, &httpapi.Error{Status: http.StatusServiceUnavailable, Code: httpapi.CodeUnavailable,
 			Message: "provider discovery unavailable", RetryAfter: 5 * time.Second, Cause: err}
 	}
-	fill := func(dst *string, v string) {
-		if *dst == "" {
-			*dst = v
-		}
+	conf, err := decodeConfirmed(prov.Row.Endpoints)
+	if err != nil {
+		return Endpoints{}, err
 	}
-	fill(&e.Auth, md.AuthorizationEndpoint)
-	fill(&e.Token, md.TokenEndpoint)
-	fill(&e.Revocation, md.RevocationEndpoint)
-	fill(&e.Userinfo, md.UserinfoEndpoint)
-	fill(&e.JWKS, md.JWKSURI)
+	fill := func(name string, dst *string, discovered, confirmed string) {
+		if *dst != "" {
+			return
+		}
+		*dst = discovered
+		if conf == nil || discovered == "" || conf.hostKnown(discovered) {
+			return
+		}
+		// The issuer now names a host nobody confirmed: keep using the
+		// confirmed endpoint until an operator re-submits the provider
+		// with its secret.
+		*dst = confirmed
+		g.moves.WithLabelValues(name).Inc()
+		g.log.WarnContext(ctx, "refused a discovered endpoint on an unconfirmed host; using the confirmed one",
+			"provider_id", prov.Row.ID, "endpoint", name, "discovered_origin", origin(discovered), "confirmed", confirmed)
+	}
+	fill("authorization", &e.Auth, md.AuthorizationEndpoint, confAuth(conf))
+	fill("token", &e.Token, md.TokenEndpoint, confToken(conf))
+	fill("revocation", &e.Revocation, md.RevocationEndpoint, confRevocation(conf))
+	fill("userinfo", &e.Userinfo, md.UserinfoEndpoint, confUserinfo(conf))
+	if e.JWKS == "" {
+		e.JWKS = md.JWKSURI
+	}
 	e.IssParameter = md.AuthorizationResponseIssParameterSupported
 	return e, nil
 }
@@ -239,21 +281,38 @@ func (g *Registry) checkDiscovery(ctx context.Context, p *provider.Profile) erro
 	return nil
 }
 
-// row seals the profile's secret (or keeps oldSecret when the profile
-// carries none) and builds the storage row.
-func (g *Registry) row(id string, prof *provider.Profile, oldSecret []byte) (storage.Provider, error) {
+// row builds the storage row for prof with the endpoints confirmed for it,
+// and seals the client secret bound to both: the profile's secret, or
+// old's (re-sealed under the new binding) when the profile carries none.
+func (g *Registry) row(id string, prof *provider.Profile, confirmed []byte, old *storage.Provider) (storage.Provider, error) {
 	cfgJSON, err := prof.StoredConfig()
 	if err != nil {
 		return storage.Provider{}, err
 	}
-	row := storage.Provider{ID: id, Name: prof.Name, Aliases: prof.Aliases, Config: cfgJSON, ClientSecret: oldSecret}
-	if !prof.ClientSecret.IsEmpty() {
-		sealed, err := g.vault.Seal([]byte(prof.ClientSecret.Reveal()), tokenset.ClientSecretAAD(id))
+	row := storage.Provider{ID: id, Name: prof.Name, Aliases: prof.Aliases, Config: cfgJSON, Endpoints: confirmed}
+	var plain []byte
+	switch {
+	case !prof.ClientSecret.IsEmpty():
+		plain = []byte(prof.ClientSecret.Reveal())
+	case old != nil && len(old.ClientSecret) > 0:
+		aad, err := binding.SecretAADFor(*old)
 		if err != nil {
 			return storage.Provider{}, err
 		}
-		row.ClientSecret = sealed
+		if plain, err = g.vault.Open(old.ClientSecret, aad); err != nil {
+			return storage.Provider{}, fmt.Errorf("opening client secret of provider %s: %w", id, err)
+		}
+	default:
+		return row, nil
 	}
+	aad, err := binding.SecretAAD(row)
+	if err != nil {
+		return storage.Provider{}, err
+	}
+	if row.ClientSecret, err = g.vault.Seal(plain, aad); err != nil {
+		return storage.Provider{}, err
+	}
+	row.SecretAADVersion = binding.Version
 	return row, nil
 }
 
@@ -267,12 +326,16 @@ func (g *Registry) Ensure(ctx context.Context, prof provider.Profile) (string, e
 	if err := g.checkDiscovery(ctx, &prof); err != nil {
 		return "", err
 	}
+	confirmed, err := g.confirm(ctx, prof)
+	if err != nil {
+		return "", err
+	}
 	now := g.now().UTC()
 	existing, err := g.store.GetProviderByName(ctx, prof.Name)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		id := uuid.New().String()
-		row, err := g.row(id, &prof, nil)
+		row, err := g.row(id, &prof, confirmed, nil)
 		if err != nil {
 			return "", err
 		}
@@ -282,7 +345,7 @@ func (g *Registry) Ensure(ctx context.Context, prof provider.Profile) (string, e
 		return "", err
 	}
 	_, err = g.store.UpdateProvider(ctx, existing.ID, func(old storage.Provider) (storage.Provider, error) {
-		row, err := g.row(old.ID, &prof, old.ClientSecret)
+		row, err := g.row(old.ID, &prof, confirmed, &old)
 		if err != nil {
 			return storage.Provider{}, err
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dromos-dev/dromos/internal/discovery"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/provider"
@@ -22,6 +24,9 @@ import (
 
 type fixture struct {
 	reg    *registry.Registry
+	ring   *vault.Keyring
+	disco  *discovery.Cache
+	prom   *prometheus.Registry
 	store  *sqlite.Store
 	mux    *http.ServeMux
 	events []storage.AuditEvent
@@ -39,9 +44,10 @@ func newFixture(t *testing.T, netGuard bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{store: store, mux: http.NewServeMux()}
+	f := &fixture{store: store, mux: http.NewServeMux(), ring: ring, prom: prometheus.NewRegistry()}
 	disco := discovery.New(discovery.Options{HTTPClient: &http.Client{Timeout: 5 * time.Second}, RetryInterval: time.Millisecond})
-	f.reg, err = registry.New(registry.Deps{Store: store, Vault: ring, Discovery: disco, NetGuard: netGuard,
+	f.disco = disco
+	f.reg, err = registry.New(registry.Deps{Store: store, Vault: ring, Discovery: disco, NetGuard: netGuard, Registerer: f.prom,
 		Audit: func(_ *http.Request, e storage.AuditEvent) { f.events = append(f.events, e) }})
 	if err != nil {
 		t.Fatal(err)
@@ -286,6 +292,9 @@ func TestUpdateMovingEndpointsNeedsTheSecret(t *testing.T) {
 func discoveryServer(t *testing.T, tokenHost func(issuer string) string) *httptest.Server {
 	t.Helper()
 	var srv *httptest.Server
+	if tokenHost == nil {
+		tokenHost = func(iss string) string { return iss }
+	}
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		issPath, ok := strings.CutSuffix(r.URL.Path, "/.well-known/openid-configuration")
 		if !ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/dromos-dev/dromos/internal/binding"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/tokenset"
 	"github.com/dromos-dev/dromos/internal/vault"
@@ -30,6 +31,7 @@ type Keyring interface {
 type Stats struct {
 	Providers, Connections int // rows looked at
 	Resealed               int // ciphertexts moved to the primary key
+	Rebound                int // tokens moved from the legacy additional data to the owner binding
 	OnOldKeys              int // ciphertexts still on another key afterwards (should be 0)
 	// Unopened names the rows ("provider ID", "connection ID") holding a
 	// ciphertext no key of the ring opens (a key missing from the list, a
@@ -99,7 +101,14 @@ func Keys(ctx context.Context, store Store, kr Keyring, batch int, progress func
 			if !old(cur.ClientSecret) {
 				return cur, nil
 			}
-			ct, err := reseal(cur.ClientSecret, tokenset.ClientSecretAAD(cur.ID))
+			// The secret keeps the additional data it has: moving a legacy
+			// one to the current binding needs the provider's confirmed
+			// endpoints, which the broker records at start.
+			aad, err := binding.SecretAADFor(cur)
+			if err != nil {
+				return cur, fmt.Errorf("provider %s: %w", cur.ID, err)
+			}
+			ct, err := reseal(cur.ClientSecret, aad)
 			if err != nil {
 				return cur, &unopenedError{row: "provider " + cur.ID, err: err}
 			}
@@ -127,7 +136,7 @@ func Keys(ctx context.Context, store Store, kr Keyring, batch int, progress func
 		}
 		for _, id := range ids {
 			st.Connections++
-			n, err := resealConnection(ctx, store, id, old, reseal)
+			n, rebound, err := resealConnection(ctx, store, kr, id, old)
 			if row, ok := unopened(err); ok {
 				st.Unopened = append(st.Unopened, row)
 				continue
@@ -136,6 +145,9 @@ func Keys(ctx context.Context, store Store, kr Keyring, batch int, progress func
 				return st, err
 			}
 			st.Resealed += n
+			if rebound {
+				st.Rebound++
+			}
 		}
 		after = ids[len(ids)-1]
 		if progress != nil {
@@ -149,30 +161,44 @@ func Keys(ctx context.Context, store Store, kr Keyring, batch int, progress func
 
 var errNothingToReseal = errors.New("nothing to re-seal")
 
-func resealConnection(ctx context.Context, store Store, id string, old func([]byte) bool, reseal func(ct, aad []byte) ([]byte, error)) (int, error) {
-	n := 0
+func resealConnection(ctx context.Context, store Store, kr Keyring, id string, old func([]byte) bool) (int, bool, error) {
+	n, rebound := 0, false
 	_, err := store.UpdateConnection(ctx, id, func(c storage.Connection, tok *storage.Token) (storage.Connection, storage.TokenChange, error) {
-		n = 0
+		n, rebound = 0, false
 		var change storage.TokenChange
 		if old(c.PKCEVerifier) {
-			ct, err := reseal(c.PKCEVerifier, tokenset.VerifierAAD(c.ID))
+			plain, err := kr.Open(c.PKCEVerifier, tokenset.VerifierAAD(c.ID))
 			if err != nil {
 				return c, change, &unopenedError{row: "connection " + c.ID, err: fmt.Errorf("verifier: %w", err)}
 			}
-			c.PKCEVerifier = ct
+			if c.PKCEVerifier, err = kr.Seal(plain, tokenset.VerifierAAD(c.ID)); err != nil {
+				return c, change, err
+			}
 			n++
 		}
-		if tok != nil && old(tok.Ciphertext) {
-			ct, err := reseal(tok.Ciphertext, tokenset.AAD(c.ID))
+		// A token on an old key or with the legacy additional data is
+		// sealed again under the primary key, bound to its owner.
+		if tok != nil && (old(tok.Ciphertext) || tok.AADVersion != tokenset.AADVersion) {
+			aad, ok := tokenset.AADFor(c, tok.AADVersion)
+			if !ok {
+				return c, change, &unopenedError{row: "connection " + c.ID, err: fmt.Errorf("token: unknown additional-data version %d", tok.AADVersion)}
+			}
+			plain, err := kr.Open(tok.Ciphertext, aad)
 			if err != nil {
 				return c, change, &unopenedError{row: "connection " + c.ID, err: fmt.Errorf("token: %w", err)}
 			}
 			t := *tok
-			t.Ciphertext = ct
+			if t.Ciphertext, err = kr.Seal(plain, tokenset.OwnerAAD(c)); err != nil {
+				return c, change, err
+			}
+			if old(tok.Ciphertext) {
+				n++
+			}
+			rebound = tok.AADVersion != tokenset.AADVersion
+			t.AADVersion = tokenset.AADVersion
 			change.Put = &t
-			n++
 		}
-		if n == 0 {
+		if n == 0 && !rebound {
 			// Nothing to do: skip the write (and the version bump), so a
 			// resumed pass does not disturb fenced refreshes.
 			return c, change, errNothingToReseal
@@ -180,9 +206,9 @@ func resealConnection(ctx context.Context, store Store, id string, old func([]by
 		return c, change, nil
 	})
 	if errors.Is(err, errNothingToReseal) {
-		return 0, nil
+		return 0, false, nil
 	}
-	return n, err
+	return n, rebound, err
 }
 
 // Usage counts ciphertexts not under the primary key (for the metric and

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/dromos-dev/dromos/internal/binding"
 	"github.com/dromos-dev/dromos/internal/database"
 	"github.com/dromos-dev/dromos/internal/rotate"
 	"github.com/dromos-dev/dromos/internal/storage"
@@ -35,6 +36,9 @@ func ring(t *testing.T, primary vault.Key, older ...vault.Key) *vault.Keyring {
 
 // Rows sealed under key 1 move to key 2; afterwards a key ring holding only
 // key 2 opens every one of them, and a second pass finds nothing to do.
+// Rows sealed with the legacy additional data (before the binding) and
+// with the current one both rotate; legacy tokens move to the owner
+// binding on the way.
 func TestKeysResealsEveryCiphertext(t *testing.T) {
 	ctx := context.Background()
 	store, err := database.Open(ctx, "sqlite:"+t.TempDir()+"/r.db", database.Options{Migrate: true})
@@ -45,11 +49,21 @@ func TestKeysResealsEveryCiphertext(t *testing.T) {
 	k1, k2 := key(t, 1), key(t, 2)
 	oldRing := ring(t, k1)
 
-	provID := uuid.NewString()
-	secret, _ := oldRing.Seal([]byte("client-secret"), tokenset.ClientSecretAAD(provID))
+	provID, boundID := uuid.NewString(), uuid.NewString()
+	secret, _ := oldRing.Seal([]byte("client-secret"), binding.LegacySecretAAD(provID))
 	now := time.Now().UTC()
 	if err := store.CreateProvider(ctx, storage.Provider{ID: provID, Name: "p", Config: []byte(`{}`), ClientSecret: secret,
-		CreatedAt: now, UpdatedAt: now}); err != nil {
+		SecretAADVersion: binding.LegacyVersion, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	bound := storage.Provider{ID: boundID, Name: "q", Config: []byte(`{"token_url":"https://q.example/token"}`),
+		Endpoints: []byte(`{"token_endpoint":"https://q.example/token"}`), SecretAADVersion: binding.Version, CreatedAt: now, UpdatedAt: now}
+	aad, err := binding.SecretAAD(bound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound.ClientSecret, _ = oldRing.Seal([]byte("bound-secret"), aad)
+	if err := store.CreateProvider(ctx, bound); err != nil {
 		t.Fatal(err)
 	}
 	var conns []string
@@ -66,25 +80,33 @@ func TestKeysResealsEveryCiphertext(t *testing.T) {
 		if i == 0 {
 			continue // pending, verifier only
 		}
-		sealed, _ := tokenset.Seal(oldRing, id, tokenset.Set{AccessToken: "at", TokenType: "Bearer"})
+		// One token from before the binding, one bound to its owner.
+		sealed, version := []byte(nil), tokenset.AADVersion
+		if i == 1 {
+			sealed, _ = oldRing.Seal([]byte(`{"access_token":"at","token_type":"Bearer"}`), tokenset.LegacyAAD(id))
+			version = tokenset.LegacyAADVersion
+		} else {
+			sealed, _ = tokenset.Seal(oldRing, c, tokenset.Set{AccessToken: "at", TokenType: "Bearer"})
+		}
 		if _, err := store.UpdateConnection(ctx, id, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
 			c.Status = storage.StatusActive
-			return c, storage.TokenChange{Put: &storage.Token{ConnectionID: id, Ciphertext: sealed, CreatedAt: now, UpdatedAt: now}}, nil
+			return c, storage.TokenChange{Put: &storage.Token{ConnectionID: id, Ciphertext: sealed, AADVersion: version,
+				CreatedAt: now, UpdatedAt: now}}, nil
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	rotating := ring(t, k2, k1)
-	if n, err := rotate.Usage(ctx, store, rotating); err != nil || n != 6 {
-		t.Fatalf("before: %d on old keys (%v), want 6 (1 secret, 3 verifiers, 2 tokens)", n, err)
+	if n, err := rotate.Usage(ctx, store, rotating); err != nil || n != 7 {
+		t.Fatalf("before: %d on old keys (%v), want 7 (2 secrets, 3 verifiers, 2 tokens)", n, err)
 	}
 	var batches int
 	st, err := rotate.Keys(ctx, store, rotating, 2, func(rotate.Stats) { batches++ })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Providers != 1 || st.Connections != 3 || st.Resealed != 6 || st.OnOldKeys != 0 || batches != 2 {
+	if st.Providers != 2 || st.Connections != 3 || st.Resealed != 7 || st.Rebound != 1 || st.OnOldKeys != 0 || batches != 2 {
 		t.Fatalf("stats %+v after %d batches", st, batches)
 	}
 
@@ -93,8 +115,15 @@ func TestKeysResealsEveryCiphertext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plain, err := newOnly.Open(p.ClientSecret, tokenset.ClientSecretAAD(provID)); err != nil || string(plain) != "client-secret" {
-		t.Fatalf("client secret after rotation: %q, %v", plain, err)
+	if plain, err := newOnly.Open(p.ClientSecret, binding.LegacySecretAAD(provID)); err != nil || string(plain) != "client-secret" {
+		t.Fatalf("legacy client secret after rotation: %q, %v", plain, err)
+	}
+	q, err := store.GetProvider(ctx, boundID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, err := newOnly.Open(q.ClientSecret, aad); err != nil || string(plain) != "bound-secret" || q.SecretAADVersion != binding.Version {
+		t.Fatalf("bound client secret after rotation: %q, %v (version %d)", plain, err, q.SecretAADVersion)
 	}
 	for i, id := range conns {
 		c, _ := store.GetConnection(ctx, id)
@@ -105,12 +134,15 @@ func TestKeysResealsEveryCiphertext(t *testing.T) {
 			continue
 		}
 		tok, _ := store.GetToken(ctx, id)
-		if set, err := tokenset.Open(newOnly, id, tok.Ciphertext); err != nil || set.AccessToken != "at" {
+		if tok.AADVersion != tokenset.AADVersion {
+			t.Fatalf("token %d: AAD version %d after rotation, want %d", i, tok.AADVersion, tokenset.AADVersion)
+		}
+		if set, err := tokenset.Open(newOnly, c, tok); err != nil || set.AccessToken != "at" {
 			t.Fatalf("token %d: %v", i, err)
 		}
 	}
 	again, err := rotate.Keys(ctx, store, rotating, 2, nil)
-	if err != nil || again.Resealed != 0 {
+	if err != nil || again.Resealed != 0 || again.Rebound != 0 {
 		t.Fatalf("second pass: %+v, %v", again, err)
 	}
 }

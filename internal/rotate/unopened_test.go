@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dromos-dev/dromos/internal/binding"
 	"github.com/dromos-dev/dromos/internal/database"
 	"github.com/dromos-dev/dromos/internal/rotate"
 	"github.com/dromos-dev/dromos/internal/storage"
@@ -40,7 +41,7 @@ func TestKeysReportsUnopenedRowsAndGoesOn(t *testing.T) {
 					Seal(plaintext, aad []byte) ([]byte, error)
 				}
 			}{{badProv, lostRing}, {goodProv, oldRing}} {
-				secret, _ := p.kr.Seal([]byte("client-secret"), tokenset.ClientSecretAAD(p.id))
+				secret, _ := p.kr.Seal([]byte("client-secret"), binding.LegacySecretAAD(p.id))
 				if err := store.CreateProvider(ctx, storage.Provider{ID: p.id, Name: "p" + p.id[len(p.id)-1:], Config: []byte(`{}`),
 					ClientSecret: secret, CreatedAt: now, UpdatedAt: now}); err != nil {
 					t.Fatal(err)
@@ -54,19 +55,21 @@ func TestKeysReportsUnopenedRowsAndGoesOn(t *testing.T) {
 					kr = lostRing
 				}
 				verifier, _ := kr.Seal([]byte("verifier"), tokenset.VerifierAAD(id))
-				if err := store.CreateConnection(ctx, storage.Connection{ID: id, WorkspaceID: "w", UserID: "u", ProviderID: goodProv,
+				conn := storage.Connection{ID: id, WorkspaceID: "w", UserID: "u", ProviderID: goodProv,
 					ProviderName: "pb", Status: storage.StatusPending, PKCEVerifier: verifier, CreatedAt: now, UpdatedAt: now,
-					ExpiresAt: now.Add(time.Hour)}); err != nil {
+					ExpiresAt: now.Add(time.Hour)}
+				if err := store.CreateConnection(ctx, conn); err != nil {
 					t.Fatal(err)
 				}
 				tokRing := oldRing
 				if id == badToken {
 					tokRing = lostRing
 				}
-				sealed, _ := tokenset.Seal(tokRing, id, tokenset.Set{AccessToken: "at", TokenType: "Bearer"})
+				sealed, _ := tokenset.Seal(tokRing, conn, tokenset.Set{AccessToken: "at", TokenType: "Bearer"})
 				if _, err := store.UpdateConnection(ctx, id, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
 					c.Status = storage.StatusActive
-					return c, storage.TokenChange{Put: &storage.Token{ConnectionID: id, Ciphertext: sealed, CreatedAt: now, UpdatedAt: now}}, nil
+					return c, storage.TokenChange{Put: &storage.Token{ConnectionID: id, Ciphertext: sealed, AADVersion: tokenset.AADVersion,
+						CreatedAt: now, UpdatedAt: now}}, nil
 				}); err != nil {
 					t.Fatal(err)
 				}
@@ -89,16 +92,17 @@ func TestKeysReportsUnopenedRowsAndGoesOn(t *testing.T) {
 			}
 			newOnly := ring(t, k2)
 			p, _ := store.GetProvider(ctx, goodProv)
-			if _, err := newOnly.Open(p.ClientSecret, tokenset.ClientSecretAAD(goodProv)); err != nil {
+			if _, err := newOnly.Open(p.ClientSecret, binding.LegacySecretAAD(goodProv)); err != nil {
 				t.Fatalf("the readable provider after the unreadable one was not re-sealed: %v", err)
 			}
 			tok, _ := store.GetToken(ctx, good)
-			if set, err := tokenset.Open(newOnly, good, tok.Ciphertext); err != nil || set.AccessToken != "at" {
+			gc, _ := store.GetConnection(ctx, good)
+			if set, err := tokenset.Open(newOnly, gc, tok); err != nil || set.AccessToken != "at" {
 				t.Fatalf("the readable connection was not re-sealed: %v", err)
 			}
 			// The unreadable rows are untouched.
 			bp, _ := store.GetProvider(ctx, badProv)
-			if _, err := lostRing.Open(bp.ClientSecret, tokenset.ClientSecretAAD(badProv)); err != nil {
+			if _, err := lostRing.Open(bp.ClientSecret, binding.LegacySecretAAD(badProv)); err != nil {
 				t.Fatalf("unreadable provider changed: %v", err)
 			}
 		})

@@ -1,6 +1,7 @@
 package tokenset
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/provider"
+	"github.com/dromos-dev/dromos/internal/storage"
 )
 
 // Set is what is sealed in the vault for a connection. It holds live
@@ -31,17 +33,51 @@ func New(t *exchange.Token, p provider.Profile, now time.Time) Set {
 		IDToken: t.IDToken, Scope: t.Scope, Expiry: exp, ExpirySource: src, Extra: t.Extra, ObtainedAt: now}
 }
 
-// AAD is the additional authenticated data of a connection's sealed token
-// set.
-func AAD(connID string) []byte { return []byte("token:" + connID) }
+// Versions of the additional data a token set is sealed with
+// (storage.Token.AADVersion).
+const (
+	// LegacyAADVersion binds the token to its connection id only; rows
+	// written before the owner binding carry it (0 reads as 1).
+	LegacyAADVersion = 1
+	// AADVersion also binds the connection's owner (workspace, user,
+	// agent) and provider, so a database edit that hands the connection to
+	// another agent or provider leaves a token that no longer opens.
+	AADVersion = 2
+)
+
+// LegacyAAD is the additional authenticated data of a token set sealed
+// before the owner binding.
+func LegacyAAD(connID string) []byte { return []byte("token:" + connID) }
+
+// OwnerAAD is the additional authenticated data of a connection's sealed
+// token set: its id and every column that decides who may read the token
+// and where it is refreshed. Each field is length-prefixed, so no two
+// different owners encode alike.
+func OwnerAAD(c storage.Connection) []byte {
+	out := []byte("token-v2")
+	for _, f := range []string{c.ID, c.WorkspaceID, c.UserID, c.ClientName, c.ProviderID} {
+		out = binary.BigEndian.AppendUint32(out, uint32(len(f)))
+		out = append(out, f...)
+	}
+	return out
+}
+
+// AADFor is the additional data a token row of connection c was sealed
+// with, by the row's version; ok is false for a version this broker does
+// not know (written by a newer release).
+func AADFor(c storage.Connection, version int) (aad []byte, ok bool) {
+	switch version {
+	case 0, LegacyAADVersion:
+		return LegacyAAD(c.ID), true
+	case AADVersion:
+		return OwnerAAD(c), true
+	}
+	return nil, false
+}
 
 // VerifierAAD is the additional authenticated data of a connection's
 // sealed PKCE verifier.
 func VerifierAAD(connID string) []byte { return []byte("pkce-verifier:" + connID) }
-
-// ClientSecretAAD is the additional authenticated data of a provider's
-// sealed client secret.
-func ClientSecretAAD(providerID string) []byte { return []byte("provider-secret:" + providerID) }
 
 // Sealer and Opener are the vault operations this package needs.
 type (
@@ -53,28 +89,34 @@ type (
 	}
 )
 
-// Seal encrypts set for the connection connID.
-func Seal(v Sealer, connID string, set Set) ([]byte, error) {
+// Seal encrypts set for the connection c, bound to its owner; the row
+// written must carry AADVersion.
+func Seal(v Sealer, c storage.Connection, set Set) ([]byte, error) {
 	plain, err := json.Marshal(set)
 	if err != nil {
-		return nil, fmt.Errorf("encoding token of connection %s: %w", connID, err)
+		return nil, fmt.Errorf("encoding token of connection %s: %w", c.ID, err)
 	}
-	return v.Seal(plain, AAD(connID))
+	return v.Seal(plain, OwnerAAD(c))
 }
 
-// Open decrypts the token set sealed for connID. A ciphertext sealed for
-// another connection does not open.
-func Open(v Opener, connID string, ciphertext []byte) (Set, error) {
-	plain, err := v.Open(ciphertext, AAD(connID))
+// Open decrypts the token row of connection c with the additional data its
+// version names. A ciphertext sealed for another connection, or for this
+// one under another owner or provider, does not open.
+func Open(v Opener, c storage.Connection, tok storage.Token) (Set, error) {
+	aad, ok := AADFor(c, tok.AADVersion)
+	if !ok {
+		return Set{}, fmt.Errorf("opening token of connection %s: unknown additional-data version %d", c.ID, tok.AADVersion)
+	}
+	plain, err := v.Open(tok.Ciphertext, aad)
 	if err != nil {
-		return Set{}, fmt.Errorf("opening token of connection %s: %w", connID, err)
+		return Set{}, fmt.Errorf("opening token of connection %s: %w", c.ID, err)
 	}
 	if set, ok := decodeSet(plain); ok {
 		return set, nil
 	}
 	var set Set
 	if err := json.Unmarshal(plain, &set); err != nil {
-		return Set{}, fmt.Errorf("decoding token of connection %s: %w", connID, err)
+		return Set{}, fmt.Errorf("decoding token of connection %s: %w", c.ID, err)
 	}
 	return set, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/provider"
+	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/tokenset"
 	"github.com/dromos-dev/dromos/internal/vault"
 )
@@ -31,11 +32,13 @@ func TestSealOpenBindsConnection(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	set := tokenset.New(&exchange.Token{AccessToken: "at", TokenType: "Bearer", RefreshToken: "rt", Scope: "a b",
 		Expiry: now.Add(time.Hour), Extra: map[string]any{"instance_url": "https://x.example"}}, provider.Profile{}, now)
-	ct, err := tokenset.Seal(kr, "conn-1", set)
+	conn := storage.Connection{ID: "conn-1", WorkspaceID: "ws", UserID: "alice", ClientName: "agent-a", ProviderID: "prov-1"}
+	ct, err := tokenset.Seal(kr, conn, set)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := tokenset.Open(kr, "conn-1", ct)
+	row := storage.Token{ConnectionID: conn.ID, Ciphertext: ct, AADVersion: tokenset.AADVersion}
+	got, err := tokenset.Open(kr, conn, row)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,9 +46,36 @@ func TestSealOpenBindsConnection(t *testing.T) {
 		got.ExpirySource != tokenset.ExpiryFromExpiresIn || got.Extra["instance_url"] != "https://x.example" {
 		t.Fatalf("round trip: %+v", got)
 	}
-	// A ciphertext moved onto another connection does not open.
-	if _, err := tokenset.Open(kr, "conn-2", ct); err == nil {
-		t.Fatal("a token sealed for conn-1 opened as conn-2's")
+	// A ciphertext moved onto another connection does not open, nor does
+	// one whose connection was edited to another owner or provider (a
+	// database writer handing it to another agent), nor one relabelled as
+	// sealed with the legacy additional data.
+	for name, edit := range map[string]func(*storage.Connection, *storage.Token){
+		"other connection": func(c *storage.Connection, _ *storage.Token) { c.ID = "conn-2" },
+		"other agent":      func(c *storage.Connection, _ *storage.Token) { c.ClientName = "agent-b" },
+		"other workspace":  func(c *storage.Connection, _ *storage.Token) { c.WorkspaceID = "ws-2" },
+		"other user":       func(c *storage.Connection, _ *storage.Token) { c.UserID = "mallory" },
+		"other provider":   func(c *storage.Connection, _ *storage.Token) { c.ProviderID = "prov-2" },
+		"shifted fields":   func(c *storage.Connection, _ *storage.Token) { c.WorkspaceID, c.UserID = "wsa", "lice" },
+		"legacy version":   func(_ *storage.Connection, t *storage.Token) { t.AADVersion = tokenset.LegacyAADVersion },
+		"unknown version":  func(_ *storage.Connection, t *storage.Token) { t.AADVersion = 9 },
+		"version zero":     func(_ *storage.Connection, t *storage.Token) { t.AADVersion = 0 },
+	} {
+		c, r := conn, row
+		edit(&c, &r)
+		if _, err := tokenset.Open(kr, c, r); err == nil {
+			t.Errorf("%s: the token still opens", name)
+		}
+	}
+	// A row sealed before the binding (connection id only) still opens.
+	legacy, err := kr.Seal([]byte(`{"access_token":"old","token_type":"Bearer"}`), tokenset.LegacyAAD(conn.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []int{0, tokenset.LegacyAADVersion} {
+		if got, err := tokenset.Open(kr, conn, storage.Token{Ciphertext: legacy, AADVersion: v}); err != nil || got.AccessToken != "old" {
+			t.Errorf("legacy row (version %d): %+v %v", v, got, err)
+		}
 	}
 	// Nor does the PKCE verifier's associated data open a token.
 	if _, err := kr.Open(ct, tokenset.VerifierAAD("conn-1")); err == nil {
