@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 // checks again at every dial, so DNS rebinding gains nothing.
 func (g *Registry) checkEndpoints(ctx context.Context, p *provider.Profile) error {
 	if !g.netGuard {
-		return nil
+		return checkMetadataLiterals(p)
 	}
 	for _, f := range []struct{ name, val string }{
 		{"issuer", p.Issuer}, {"auth_url", p.AuthURL}, {"token_url", p.TokenURL},
@@ -40,6 +41,31 @@ func (g *Registry) checkEndpoints(ctx context.Context, p *provider.Profile) erro
 				return httpapi.BadRequest("%s points at a loopback, private, link-local or metadata address", f.name)
 			}
 			return httpapi.BadRequest("%s host does not resolve", f.name)
+		}
+	}
+	return nil
+}
+
+// checkMetadataLiterals is the rule that holds outside production too: an
+// endpoint written as a cloud-metadata or link-local IP address is refused
+// at registration. Names that resolve there are refused by the outbound
+// client's dial-time check.
+func checkMetadataLiterals(p *provider.Profile) error {
+	for _, f := range []struct{ name, val string }{
+		{"issuer", p.Issuer}, {"auth_url", p.AuthURL}, {"token_url", p.TokenURL},
+		{"revocation_url", p.RevocationURL}, {"userinfo_url", p.UserinfoURL}, {"jwks_url", p.JWKSURL},
+		{"resources_url", p.ResourcesURL},
+	} {
+		u, err := url.Parse(f.val)
+		if f.val == "" || err != nil {
+			continue
+		}
+		a, err := netip.ParseAddr(u.Hostname())
+		if err != nil {
+			continue
+		}
+		if c := netguard.Classify(a, true); c != "" {
+			return httpapi.BadRequest("%s points at a %s address", f.name, c)
 		}
 	}
 	return nil

@@ -368,3 +368,32 @@ func TestUpdateMovingTheIssuerNeedsTheSecret(t *testing.T) {
 		t.Fatalf("issuer moved with the secret: %d %v", st, env)
 	}
 }
+
+// Outside production a broker still refuses endpoints written as
+// cloud-metadata or link-local addresses, while loopback and private ones
+// (a local identity provider) stay allowed.
+func TestMetadataEndpointsRefusedWithoutTheGuard(t *testing.T) {
+	f := newFixture(t, false)
+	for field, u := range map[string]string{
+		"token_url":      "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+		"auth_url":       "http://[fd00:ec2::254]/authorize",
+		"userinfo_url":   "http://100.100.100.200/latest/meta-data/",
+		"revocation_url": "http://169.254.10.10/revoke",
+		"jwks_url":       "http://[fe80::1]/jwks",
+	} {
+		p := staticProfile("meta")
+		p[field] = u
+		if st, env := f.do(t, "POST", "/providers", map[string]any{"profile": p}); st != http.StatusBadRequest ||
+			!strings.Contains(env["message"].(string), field) {
+			t.Errorf("%s at %s: %d %v, want 400 naming it", field, u, st, env)
+		}
+	}
+	if rows, _ := f.store.ListProviders(context.Background()); len(rows) != 0 {
+		t.Fatalf("%d providers stored after refusals", len(rows))
+	}
+	p := staticProfile("local")
+	p["token_url"] = "http://127.0.0.1:8081/token"
+	if st, env := f.do(t, "POST", "/providers", map[string]any{"profile": p}); st != http.StatusCreated {
+		t.Fatalf("loopback provider outside production: %d %v", st, env)
+	}
+}
