@@ -97,6 +97,9 @@ type Storage interface {
 	// how many it deleted.
 	PruneAudit(ctx context.Context, before time.Time) (int64, error)
 
+	// Step-ups of active connections.
+	StepUpStore
+
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	Close() error

@@ -172,6 +172,20 @@ func (s *Store) ListConnections(ctx context.Context, f storage.ConnectionFilter)
 func (s *Store) UpdateConnection(ctx context.Context, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error) {
 	var out storage.Connection
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = updateConnection(ctx, tx, id, fn)
+		return err
+	})
+	if err != nil {
+		return storage.Connection{}, err
+	}
+	return out, nil
+}
+
+// updateConnection is UpdateConnection inside the caller's transaction.
+func updateConnection(ctx context.Context, tx pgx.Tx, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error) {
+	var out storage.Connection
+	err := func() error {
 		op := fmt.Sprintf("update connection %q", id)
 		cur, err := scanConnection(tx.QueryRow(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = $1 FOR UPDATE`, id))
 		if err != nil {
@@ -214,7 +228,7 @@ WHERE id = $1`,
 		}
 		out, err = scanConnection(tx.QueryRow(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = $1`, id))
 		return wrap(op, err)
-	})
+	}()
 	if err != nil {
 		return storage.Connection{}, err
 	}

@@ -194,9 +194,23 @@ func (s *Store) ListConnections(ctx context.Context, f storage.ConnectionFilter)
 // the single writer connection, so concurrent updates of one connection run
 // one after the other, each seeing the previous one's result.
 func (s *Store) UpdateConnection(ctx context.Context, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error) {
-	op := fmt.Sprintf("update connection %q", id)
 	var out storage.Connection
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = updateConnection(ctx, tx, id, fn)
+		return err
+	})
+	if err != nil {
+		return storage.Connection{}, err
+	}
+	return out, nil
+}
+
+// updateConnection is UpdateConnection inside the caller's transaction.
+func updateConnection(ctx context.Context, tx *sql.Tx, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error) {
+	op := fmt.Sprintf("update connection %q", id)
+	var out storage.Connection
+	err := func() error {
 		cur, err := scanConnection(tx.QueryRowContext(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = ?`, id))
 		if err != nil {
 			return wrap(op, err)
@@ -228,7 +242,7 @@ func (s *Store) UpdateConnection(ctx context.Context, id string, fn func(storage
 		}
 		out, err = scanConnection(tx.QueryRowContext(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = ?`, id))
 		return wrap(op, err)
-	})
+	}()
 	if err != nil {
 		return storage.Connection{}, err
 	}
