@@ -15,8 +15,9 @@ type StepUpStore interface {
 	// error nothing is written and the error is returned unchanged. A
 	// missing connection is ErrNotFound; a taken id ErrAlreadyExists.
 	CreateStepUp(ctx context.Context, s StepUp, since time.Time, fn func(Connection, []StepUp) error) error
-	// LatestStepUp returns the connection's newest step-up (by CreatedAt,
-	// then id), or ErrNotFound when it has none.
+	// LatestStepUp returns the connection's newest step-up, the one that
+	// expires last (ties: by CreatedAt, then id), or ErrNotFound when it
+	// has none.
 	LatestStepUp(ctx context.Context, connectionID string) (StepUp, error)
 	// UpdateStepUp loads the step-up under a row lock, calls fn and writes
 	// back what fn returns (ID, ConnectionID and CreatedAt are kept).

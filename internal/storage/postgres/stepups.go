@@ -72,7 +72,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, stepUpArgs(su)...)
 // LatestStepUp returns the connection's newest step-up.
 func (s *Store) LatestStepUp(ctx context.Context, connectionID string) (storage.StepUp, error) {
 	su, err := scanStepUp(s.pool.QueryRow(ctx, `SELECT `+stepUpColumns+` FROM step_ups
-WHERE connection_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1`, connectionID))
+WHERE connection_id = $1 ORDER BY expires_at DESC, created_at DESC, id DESC LIMIT 1`, connectionID))
 	if err != nil {
 		return storage.StepUp{}, wrap(fmt.Sprintf("latest step-up of connection %q", connectionID), err)
 	}

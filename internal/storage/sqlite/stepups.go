@@ -103,7 +103,7 @@ WHERE connection_id = ? AND created_at >= ? ORDER BY created_at DESC, id DESC`, 
 // LatestStepUp returns the connection's newest step-up.
 func (s *Store) LatestStepUp(ctx context.Context, connectionID string) (storage.StepUp, error) {
 	su, err := scanStepUp(s.read.QueryRowContext(ctx, `SELECT `+stepUpColumns+` FROM step_ups
-WHERE connection_id = ? ORDER BY created_at DESC, id DESC LIMIT 1`, connectionID))
+WHERE connection_id = ? ORDER BY expires_at DESC, created_at DESC, id DESC LIMIT 1`, connectionID))
 	if err != nil {
 		return storage.StepUp{}, wrap(fmt.Sprintf("latest step-up of connection %q", connectionID), err)
 	}

@@ -59,6 +59,13 @@ func runStepUps(t *testing.T, open func(t *testing.T) storage.Storage) {
 		got, err = s.LatestStepUp(t.Context(), "c1")
 		must(t, "LatestStepUp", err)
 		checkEqual(t, "latest step-up after a second one", got, second)
+		// Newest means expiring last, not created last.
+		third := newStepUp("su-3", "c1", t0.Add(2*time.Second))
+		third.ExpiresAt = second.ExpiresAt.Add(-time.Minute)
+		must(t, "CreateStepUp 3", s.CreateStepUp(t.Context(), third, time.Time{}, noRecentCheck))
+		got, err = s.LatestStepUp(t.Context(), "c1")
+		must(t, "LatestStepUp", err)
+		checkEqual(t, "latest step-up after one expiring earlier", got, second)
 		if _, err := s.LatestStepUp(t.Context(), "other"); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("LatestStepUp of a connection without step-ups: %v, want ErrNotFound", err)
 		}

@@ -15,4 +15,4 @@ CREATE TABLE step_ups (
     updated_at    timestamptz,
     expires_at    timestamptz
 );
-CREATE INDEX step_ups_connection_created ON step_ups (connection_id, created_at DESC, id DESC);
+CREATE INDEX step_ups_connection_expires ON step_ups (connection_id, expires_at DESC);
