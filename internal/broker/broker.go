@@ -27,6 +27,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/refresh"
 	"github.com/dromos-dev/dromos/internal/registry"
 	"github.com/dromos-dev/dromos/internal/state"
+	"github.com/dromos-dev/dromos/internal/stepup"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/vault"
 )
@@ -85,6 +86,9 @@ type Config struct {
 	// LockWait is how long a reader waits for another broker's refresh
 	// before answering 503 (default 35 s).
 	LockWait time.Duration
+	// StepUpLimits bound repeated step-ups of one connection (zero:
+	// stepup.DefaultLimits).
+	StepUpLimits stepup.Limits
 }
 
 // Deps are the broker's collaborators, built once at start.
@@ -128,6 +132,7 @@ type Broker struct {
 	refresher      *refresh.Refresher
 	guards         *guards
 	auditq         *auditq.Queue
+	stepups        *stepup.Manager
 }
 
 // New builds a broker.
@@ -150,7 +155,7 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	b := &Broker{
 		cfg: cfg, store: d.Store, vault: d.Vault, state: d.State, xchg: d.Exchange,
 		idt: d.IDTokens, userinfoClient: noRedirects(d.HTTPClient), log: d.Logger, now: d.Now, rand: d.Rand,
-		m: newMetrics(d.Registerer), gather: d.Gatherer,
+		m: newMetrics(d.Registerer), gather: d.Gatherer, stepups: stepup.New(d.Store, cfg.StepUpLimits),
 	}
 	b.refresher = refresh.New(refresh.Config{Margin: cfg.RefreshMargin, LeaseTTL: cfg.LeaseTTL, LockWait: cfg.LockWait},
 		refresh.Deps{Store: d.Store, Vault: d.Vault, Exch: d.Exchange, Grants: refreshGrants{b}, Metrics: b.m.refresh,

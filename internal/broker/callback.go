@@ -129,6 +129,11 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 		b.rejectCallback(w, r, callbackRejection{reason: "unknown_connection", message: "The sign-in link is invalid or has expired."})
 		return
 	}
+	stepUp, conn, rej := b.stepUpFlow(ctx, conn, payload)
+	if rej != nil {
+		b.rejectCallback(w, r, *rej)
+		return
+	}
 	if !sameFlow(conn, payload) {
 		b.rejectCallback(w, r, callbackRejection{reason: "foreign_state", message: "The sign-in link is invalid or has expired."})
 		return
@@ -173,6 +178,10 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	// attack; refuse it before any code leaves this process.
 	if (ends.IssParameter || iss != "") && ends.Issuer != "" && iss != ends.Issuer {
 		b.rejectCallback(w, r, callbackRejection{reason: "issuer_mismatch", message: "The sign-in response came from an unexpected issuer."})
+		return
+	}
+	if stepUp != nil {
+		b.stepUpCallback(w, r, conn, *stepUp, prov, ends, provErr, code, kept)
 		return
 	}
 
@@ -220,7 +229,7 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	// Past this point the connection is ours alone: finish it as active or
 	// failed, even if the browser goes away.
 	ctx = context.WithoutCancel(ctx)
-	if failure := b.completeExchange(ctx, conn, prov, ends, code, sealedVerifier, kept); failure != "" {
+	if failure := b.completeExchange(ctx, conn, prov, ends, code, sealedVerifier, kept, grantKeeper{keep: b.keepAsActive}); failure != "" {
 		_, err := b.store.UpdateConnection(ctx, conn.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
 			if c.Status != storage.StatusExchanging {
 				// Deleted meanwhile, or a new attempt started: not ours.
@@ -257,7 +266,7 @@ var errLeftExchanging = errors.New("connection left exchanging while the code wa
 // revoked at the provider when it has a revocation endpoint, so no live
 // grant is left that nobody holds; a grant of another account
 // (identity_mismatch) is left alone, as it may serve other connections.
-func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, prov registry.Provider, ends registry.Endpoints, code string, sealedVerifier []byte, kept map[string]string) (failure string) {
+func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, prov registry.Provider, ends registry.Endpoints, code string, sealedVerifier []byte, kept map[string]string, keeper grantKeeper) (failure string) {
 	verifier, _, err := b.openVerifier(conn.ID, sealedVerifier)
 	if err != nil {
 		b.log.ErrorContext(ctx, "callback: opening PKCE verifier", "connection_id", conn.ID, "err", err)
@@ -283,7 +292,7 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 		// Not for identity_mismatch: that grant belongs to another of the
 		// user's accounts, and at providers that revoke per user and client
 		// (Google) revoking it would end that account's other connections.
-		if failure != "" && failure != "identity_mismatch" {
+		if failure != "" && failure != "identity_mismatch" && !keeper.sharesGrant {
 			b.revokeUnkept(ctx, conn.ID, ends, ep, tok)
 		}
 	}()
@@ -334,35 +343,65 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 		return "server_error"
 	}
 	now := b.now().UTC()
-	_, err = b.store.UpdateConnection(ctx, conn.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
-		if c.Status != storage.StatusExchanging {
-			return c, storage.TokenChange{}, fmt.Errorf("%w (now %s)", errLeftExchanging, c.Status)
-		}
-		c.Status, c.StatusReason, c.PKCEVerifier, c.UpdatedAt = storage.StatusActive, "", nil, now
-		if claims != nil {
-			c.Subject, c.Email, c.Issuer = claims.Subject, claims.Email, claims.Issuer
-		}
-		// Provider data replaces what an earlier consent of this
-		// connection left.
-		for k := range c.Metadata {
-			if _, ok := provider.DataKey(k); ok {
-				delete(c.Metadata, k)
-			}
-		}
-		for k, v := range data {
-			if c.Metadata == nil {
-				c.Metadata = map[string]json.RawMessage{}
-			}
-			c.Metadata[provider.ProviderDataPrefix+k] = connmeta.String(v)
-		}
-		return c, storage.TokenChange{Put: &storage.Token{ConnectionID: c.ID, Ciphertext: sealed, AADVersion: tokenset.AADVersion, ExpiresAt: set.Expiry,
-			ExpirySource: set.ExpirySource, CreatedAt: now, UpdatedAt: now}}, nil
-	})
-	if err != nil {
+	stored := storage.Token{ConnectionID: conn.ID, Ciphertext: sealed, AADVersion: tokenset.AADVersion, ExpiresAt: set.Expiry,
+		ExpirySource: set.ExpirySource, CreatedAt: now, UpdatedAt: now}
+	if err := keeper.keep(ctx, conn.ID, exchanged{claims: claims, data: data, token: stored, now: now}); err != nil {
 		b.log.ErrorContext(ctx, "callback: storing token", "connection_id", conn.ID, "err", err)
 		return "server_error"
 	}
 	return ""
+}
+
+// exchanged is what a successful code exchange produced.
+type exchanged struct {
+	claims *idClaims
+	data   map[string]string
+	token  storage.Token
+	now    time.Time
+}
+
+// grantKeeper stores the outcome of a code exchange.
+type grantKeeper struct {
+	keep func(ctx context.Context, connID string, x exchanged) error
+	// sharesGrant: the connection still holds a grant of the same user and
+	// client (a step-up), so a grant that is not kept is not revoked: at
+	// providers that revoke per user and client, the current one would go
+	// with it.
+	sharesGrant bool
+}
+
+// keepAsActive stores a first consent's (or a reconnect's) grant and moves
+// the connection from exchanging to active.
+func (b *Broker) keepAsActive(ctx context.Context, connID string, x exchanged) error {
+	_, err := b.store.UpdateConnection(ctx, connID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		if c.Status != storage.StatusExchanging {
+			return c, storage.TokenChange{}, fmt.Errorf("%w (now %s)", errLeftExchanging, c.Status)
+		}
+		c.Status, c.StatusReason, c.PKCEVerifier, c.UpdatedAt = storage.StatusActive, "", nil, x.now
+		x.apply(&c)
+		return c, storage.TokenChange{Put: &x.token}, nil
+	})
+	return err
+}
+
+// apply records the verified identity and the provider data on c.
+func (x exchanged) apply(c *storage.Connection) {
+	if x.claims != nil {
+		c.Subject, c.Email, c.Issuer = x.claims.Subject, x.claims.Email, x.claims.Issuer
+	}
+	// Provider data replaces what an earlier consent of this connection
+	// left.
+	for k := range c.Metadata {
+		if _, ok := provider.DataKey(k); ok {
+			delete(c.Metadata, k)
+		}
+	}
+	for k, v := range x.data {
+		if c.Metadata == nil {
+			c.Metadata = map[string]json.RawMessage{}
+		}
+		c.Metadata[provider.ProviderDataPrefix+k] = connmeta.String(v)
+	}
 }
 
 // providerData gathers what the provider handed over besides the token,

@@ -49,6 +49,8 @@ type connectionView struct {
 	// token: when it expires and how that was learned (LIFECYCLE.md).
 	TokenExpiresAt    *time.Time `json:"token_expires_at,omitempty"`
 	TokenExpirySource string     `json:"token_expiry_source,omitempty"`
+	// StepUp is the connection's latest step-up, when it had one.
+	StepUp *stepUpView `json:"step_up,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -140,6 +142,9 @@ func (b *Broker) getConnection(w http.ResponseWriter, r *http.Request) error {
 	v := viewConnection(c)
 	if tok != nil {
 		v.TokenExpiresAt, v.TokenExpirySource = timePtr(tok.ExpiresAt), tok.ExpirySource
+	}
+	if v.StepUp, err = b.viewStepUp(r.Context(), c.ID); err != nil {
+		return err
 	}
 	httpapi.WriteJSON(w, http.StatusOK, v)
 	return nil

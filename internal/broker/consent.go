@@ -160,6 +160,12 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
+	if req.ConnectionID != "" {
+		// An active connection of the caller gets more scopes instead.
+		if handled, err := b.stepUpConsent(w, r, req, prov, ends); handled {
+			return err
+		}
+	}
 	var prev *storage.Connection
 	if req.ConnectionID != "" {
 		c, err := b.reconnectable(r.Context(), req, prov.Row.ID)

@@ -29,11 +29,15 @@ func TestReconnectKeepsIDAndRefusesAnotherAccount(t *testing.T) {
 	}
 	first, _ := s.h.store.GetConnection(context.Background(), id)
 
-	// Reconnecting an active connection is refused.
+	// Naming an active connection starts a step-up (stepup_test.go), not
+	// a reconnect: the connection stays active.
 	body := base()
 	body["connection_id"] = id
-	if st, env := request(body); st != 409 || env["code"] != "not_reconnectable" {
-		t.Fatalf("reconnect while active: %d %v", st, env)
+	if st, out := request(body); st != 200 || out["connection_id"] != id {
+		t.Fatalf("request naming an active connection: %d %v", st, out)
+	}
+	if c, _ := s.h.store.GetConnection(context.Background(), id); c.Status != storage.StatusActive {
+		t.Fatalf("connection %s after a step-up started, want active", c.Status)
 	}
 	expire := func() {
 		_, err := s.h.store.UpdateConnection(context.Background(), id, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {

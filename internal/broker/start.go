@@ -100,6 +100,14 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 		b.rejectCallback(w, r, errStoreUnavailable)
 		return
 	}
+	var stepUp *storage.StepUp
+	if err == nil {
+		var rej *callbackRejection
+		if stepUp, conn, rej = b.stepUpFlow(ctx, conn, payload); rej != nil {
+			b.rejectCallback(w, r, *rej)
+			return
+		}
+	}
 	if err != nil || !sameFlow(conn, payload) {
 		b.rejectCallback(w, r, callbackRejection{reason: "unknown_connection", message: "The sign-in link is invalid or has expired."})
 		return
@@ -124,7 +132,7 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 		b.rejectCallback(w, r, callbackRejection{reason: "server_error", message: "Something went wrong; try again shortly.", status: http.StatusInternalServerError})
 		return
 	}
-	secret, rej := b.bindBrowser(r, conn, verifier, binding)
+	secret, rej := b.bindBrowser(r, conn, stepUp, verifier, binding)
 	if rej != nil {
 		b.rejectCallback(w, r, *rej)
 		return
@@ -154,7 +162,7 @@ const otherBrowserMessage = "This sign-in was started in another browser. A sign
 // bindBrowser returns the flow secret of the browser behind r: a new one
 // stored with the connection when the flow is not bound yet, else the one
 // r's cookie carries, which must be the bound browser's.
-func (b *Broker) bindBrowser(r *http.Request, conn storage.Connection, verifier, binding string) (string, *callbackRejection) {
+func (b *Broker) bindBrowser(r *http.Request, conn storage.Connection, stepUp *storage.StepUp, verifier, binding string) (string, *callbackRejection) {
 	elsewhere := &callbackRejection{reason: "browser_mismatch", message: otherBrowserMessage}
 	if binding != "" {
 		if !b.browserBound(r, conn.ID, binding) {
@@ -172,13 +180,17 @@ func (b *Broker) bindBrowser(r *http.Request, conn storage.Connection, verifier,
 	if err != nil {
 		return "", &callbackRejection{reason: "server_error", message: "Something went wrong; try again shortly.", status: http.StatusInternalServerError}
 	}
-	_, err = b.store.UpdateConnection(r.Context(), conn.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
-		if c.Status != storage.StatusPending || !bytes.Equal(c.PKCEVerifier, conn.PKCEVerifier) {
-			return c, storage.TokenChange{}, errBoundElsewhere
-		}
-		c.PKCEVerifier = sealed
-		return c, storage.TokenChange{}, nil
-	})
+	if stepUp != nil {
+		err = b.bindStepUp(r.Context(), *stepUp, sealed)
+	} else {
+		_, err = b.store.UpdateConnection(r.Context(), conn.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			if c.Status != storage.StatusPending || !bytes.Equal(c.PKCEVerifier, conn.PKCEVerifier) {
+				return c, storage.TokenChange{}, errBoundElsewhere
+			}
+			c.PKCEVerifier = sealed
+			return c, storage.TokenChange{}, nil
+		})
+	}
 	switch {
 	case errors.Is(err, errBoundElsewhere):
 		return "", elsewhere

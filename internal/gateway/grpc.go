@@ -100,8 +100,12 @@ func (s *grpcServer) CheckConnection(ctx context.Context, in *dromosv1.CheckConn
 	case StatusFailed:
 		st = dromosv1.ConnectionStatus_CONNECTION_STATUS_FAILED
 	}
-	return &dromosv1.CheckConnectionResponse{Status: st, Detail: out.Detail, Reason: out.Reason, ProviderData: out.ProviderData,
-		Metadata: structMetadata(out.Metadata)}, nil
+	resp := &dromosv1.CheckConnectionResponse{Status: st, Detail: out.Detail, Reason: out.Reason, ProviderData: out.ProviderData,
+		Metadata: structMetadata(out.Metadata)}
+	if su := out.StepUp; su != nil {
+		resp.StepUp = &dromosv1.StepUp{Status: su.Status, Reason: su.Reason, Scopes: su.Scopes}
+	}
+	return resp, nil
 }
 
 func (s *grpcServer) GetToken(ctx context.Context, in *dromosv1.GetTokenRequest) (*dromosv1.Token, error) {

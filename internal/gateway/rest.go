@@ -96,7 +96,8 @@ type requestConnectionBody struct {
 	ReturnURL    string   `json:"return_url"`
 	// Metadata takes any JSON value per key.
 	Metadata map[string]json.RawMessage `json:"metadata"`
-	// ConnectionID is additive: it reconnects an existing connection.
+	// ConnectionID is additive: it reconnects an existing connection, or
+	// steps up an active one.
 	ConnectionID string `json:"connection_id"`
 }
 
@@ -148,6 +149,8 @@ type checkConnectionAnswer struct {
 	ProviderData map[string]string `json:"provider_data,omitempty"`
 	// Metadata is additive: the request's metadata, as given.
 	Metadata map[string]json.RawMessage `json:"metadata,omitempty"`
+	// StepUp is additive too: the latest step-up, when there was one.
+	StepUp *StepUpStatus `json:"step_up,omitempty"`
 }
 
 func (g *Gateway) checkConnection(w http.ResponseWriter, r *http.Request, c Caller) {

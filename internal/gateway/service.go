@@ -32,7 +32,9 @@ type ConnectionRequest struct {
 	// Metadata holds one JSON value per key (limits in package connmeta).
 	Metadata map[string]json.RawMessage
 	// ConnectionID, when set, reconnects that (expired or failed)
-	// connection under the same id instead of starting a new one.
+	// connection under the same id instead of starting a new one; for an
+	// active connection it starts a step-up: a consent for the
+	// connection's scopes plus Scopes, completed under the same id.
 	ConnectionID string
 }
 
@@ -56,6 +58,15 @@ type ConnectionStatus struct {
 	ProviderData map[string]string
 	// Metadata is what the agent gave with the request, as given.
 	Metadata map[string]json.RawMessage
+	// StepUp is the connection's latest step-up, nil when it had none.
+	StepUp *StepUpStatus
+}
+
+// StepUpStatus is how the connection's latest step-up went.
+type StepUpStatus struct {
+	Status string   `json:"status"` // "pending", "completed" or "failed"
+	Reason string   `json:"reason,omitempty"`
+	Scopes []string `json:"scopes"`
 }
 
 // service is the one implementation of the gateway operations, called by
@@ -267,6 +278,18 @@ func (s *service) CheckConnection(ctx context.Context, c Caller, id string) (Con
 	out.ProviderData = conn.ProviderData
 	if len(conn.Metadata) > 0 {
 		out.Metadata = conn.Metadata
+	}
+	if su := conn.StepUp; su != nil {
+		switch su.Status {
+		case "pending", "completed", "failed":
+		default:
+			return ConnectionStatus{}, httpapi.BadGateway(brokerclient.CodeBrokerError, "the broker reported an unknown step-up status",
+				fmt.Errorf("broker get_connection: unknown step-up status %q", su.Status))
+		}
+		out.StepUp = &StepUpStatus{Status: su.Status, Reason: su.Reason, Scopes: su.Scopes}
+		if out.StepUp.Scopes == nil {
+			out.StepUp.Scopes = []string{}
+		}
 	}
 	return out, nil
 }

@@ -60,6 +60,16 @@ type Connection struct {
 	ProviderData map[string]string `json:"provider_data"`
 	// Metadata is the agent's own, one JSON value per key as given.
 	Metadata map[string]json.RawMessage `json:"metadata"`
+	// StepUp is the connection's latest step-up, nil when it had none.
+	StepUp *StepUp `json:"step_up"`
+}
+
+// StepUp reports a step-up: a new consent adding scopes to an active
+// connection.
+type StepUp struct {
+	Status string   `json:"status"` // pending, completed or failed
+	Reason string   `json:"reason"`
+	Scopes []string `json:"scopes"`
 }
 
 // Provider holds the public fields of a registered provider. Only these are

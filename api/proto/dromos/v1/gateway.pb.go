@@ -98,6 +98,9 @@ type RequestConnectionRequest struct {
 	Metadata map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Reconnects this expired or failed connection under the same id. The
 	// new consent must come from the same account (verified iss and sub).
+	// For an active connection it starts a step-up instead: a consent for
+	// the connection's scopes plus `scopes`; the connection keeps serving
+	// its current token until that consent completes (see StepUp).
 	ConnectionId string `protobuf:"bytes,6,opt,name=connection_id,proto3" json:"connection_id,omitempty"`
 	// Additive: metadata whose values are any JSON value (the REST
 	// request's "metadata" object). Limits: 64 keys of at most 128 bytes,
@@ -322,7 +325,9 @@ type CheckConnectionResponse struct {
 	ProviderData map[string]string `protobuf:"bytes,4,rep,name=provider_data,proto3" json:"provider_data,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Additive: the metadata given when the connection was requested, one
 	// JSON value per key (numbers arrive as doubles, as Struct holds them).
-	Metadata      *structpb.Struct `protobuf:"bytes,5,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	Metadata *structpb.Struct `protobuf:"bytes,5,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// Additive: the connection's latest step-up; unset when it had none.
+	StepUp        *StepUp `protobuf:"bytes,6,opt,name=step_up,proto3" json:"step_up,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -392,6 +397,78 @@ func (x *CheckConnectionResponse) GetMetadata() *structpb.Struct {
 	return nil
 }
 
+func (x *CheckConnectionResponse) GetStepUp() *StepUp {
+	if x != nil {
+		return x.StepUp
+	}
+	return nil
+}
+
+// A step-up: a new consent adding scopes to an active connection.
+type StepUp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "pending", "completed" or "failed".
+	Status string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// Why it failed: the provider's error code, "expired", "exchange_failed"…
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Everything the step-up asks for: the connection's scopes and the
+	// added ones.
+	Scopes        []string `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StepUp) Reset() {
+	*x = StepUp{}
+	mi := &file_dromos_v1_gateway_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepUp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepUp) ProtoMessage() {}
+
+func (x *StepUp) ProtoReflect() protoreflect.Message {
+	mi := &file_dromos_v1_gateway_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepUp.ProtoReflect.Descriptor instead.
+func (*StepUp) Descriptor() ([]byte, []int) {
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *StepUp) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *StepUp) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *StepUp) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
 type GetTokenRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,proto3" json:"connection_id,omitempty"`
@@ -401,7 +478,7 @@ type GetTokenRequest struct {
 
 func (x *GetTokenRequest) Reset() {
 	*x = GetTokenRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[4]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +490,7 @@ func (x *GetTokenRequest) String() string {
 func (*GetTokenRequest) ProtoMessage() {}
 
 func (x *GetTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[4]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,7 +503,7 @@ func (x *GetTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetTokenRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{4}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetTokenRequest) GetConnectionId() string {
@@ -445,7 +522,7 @@ type RefreshTokenRequest struct {
 
 func (x *RefreshTokenRequest) Reset() {
 	*x = RefreshTokenRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[5]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +534,7 @@ func (x *RefreshTokenRequest) String() string {
 func (*RefreshTokenRequest) ProtoMessage() {}
 
 func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[5]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +547,7 @@ func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshTokenRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{5}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RefreshTokenRequest) GetConnectionId() string {
@@ -502,7 +579,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[6]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +591,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[6]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +604,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{6}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Token) GetAccessToken() string {
@@ -596,7 +673,7 @@ type ListProvidersRequest struct {
 
 func (x *ListProvidersRequest) Reset() {
 	*x = ListProvidersRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[7]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -608,7 +685,7 @@ func (x *ListProvidersRequest) String() string {
 func (*ListProvidersRequest) ProtoMessage() {}
 
 func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[7]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -621,7 +698,7 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{7}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListProvidersRequest) GetIncludeCatalog() bool {
@@ -644,7 +721,7 @@ type CatalogEntry struct {
 
 func (x *CatalogEntry) Reset() {
 	*x = CatalogEntry{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +733,7 @@ func (x *CatalogEntry) String() string {
 func (*CatalogEntry) ProtoMessage() {}
 
 func (x *CatalogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +746,7 @@ func (x *CatalogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatalogEntry.ProtoReflect.Descriptor instead.
 func (*CatalogEntry) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{8}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CatalogEntry) GetName() string {
@@ -718,7 +795,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +807,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +820,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{9}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Provider) GetName() string {
@@ -777,7 +854,7 @@ type ListProvidersResponse struct {
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +866,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +879,7 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{10}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListProvidersResponse) GetProviders() []*Provider {
@@ -828,7 +905,7 @@ type DeleteConnectionRequest struct {
 
 func (x *DeleteConnectionRequest) Reset() {
 	*x = DeleteConnectionRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +917,7 @@ func (x *DeleteConnectionRequest) String() string {
 func (*DeleteConnectionRequest) ProtoMessage() {}
 
 func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +930,7 @@ func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{11}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteConnectionRequest) GetConnectionId() string {
@@ -871,7 +948,7 @@ type DeleteConnectionResponse struct {
 
 func (x *DeleteConnectionResponse) Reset() {
 	*x = DeleteConnectionResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[12]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +960,7 @@ func (x *DeleteConnectionResponse) String() string {
 func (*DeleteConnectionResponse) ProtoMessage() {}
 
 func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[12]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +973,7 @@ func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{12}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{13}
 }
 
 var File_dromos_v1_gateway_proto protoreflect.FileDescriptor
@@ -924,16 +1001,21 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12 \n" +
 	"\vprovider_id\x18\x05 \x01(\tR\vprovider_id\">\n" +
 	"\x16CheckConnectionRequest\x12$\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\"\xd0\x02\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\"\xfd\x02\n" +
 	"\x17CheckConnectionResponse\x123\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1b.dromos.v1.ConnectionStatusR\x06status\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12Z\n" +
 	"\rprovider_data\x18\x04 \x03(\v24.dromos.v1.CheckConnectionResponse.ProviderDataEntryR\rprovider_data\x123\n" +
-	"\bmetadata\x18\x05 \x01(\v2\x17.google.protobuf.StructR\bmetadata\x1a?\n" +
+	"\bmetadata\x18\x05 \x01(\v2\x17.google.protobuf.StructR\bmetadata\x12+\n" +
+	"\astep_up\x18\x06 \x01(\v2\x11.dromos.v1.StepUpR\astep_up\x1a?\n" +
 	"\x11ProviderDataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"7\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
+	"\x06StepUp\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06scopes\x18\x03 \x03(\tR\x06scopes\"7\n" +
 	"\x0fGetTokenRequest\x12$\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\";\n" +
 	"\x13RefreshTokenRequest\x12$\n" +
@@ -1003,55 +1085,57 @@ func file_dromos_v1_gateway_proto_rawDescGZIP() []byte {
 }
 
 var file_dromos_v1_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_dromos_v1_gateway_proto_goTypes = []any{
 	(ConnectionStatus)(0),             // 0: dromos.v1.ConnectionStatus
 	(*RequestConnectionRequest)(nil),  // 1: dromos.v1.RequestConnectionRequest
 	(*RequestConnectionResponse)(nil), // 2: dromos.v1.RequestConnectionResponse
 	(*CheckConnectionRequest)(nil),    // 3: dromos.v1.CheckConnectionRequest
 	(*CheckConnectionResponse)(nil),   // 4: dromos.v1.CheckConnectionResponse
-	(*GetTokenRequest)(nil),           // 5: dromos.v1.GetTokenRequest
-	(*RefreshTokenRequest)(nil),       // 6: dromos.v1.RefreshTokenRequest
-	(*Token)(nil),                     // 7: dromos.v1.Token
-	(*ListProvidersRequest)(nil),      // 8: dromos.v1.ListProvidersRequest
-	(*CatalogEntry)(nil),              // 9: dromos.v1.CatalogEntry
-	(*Provider)(nil),                  // 10: dromos.v1.Provider
-	(*ListProvidersResponse)(nil),     // 11: dromos.v1.ListProvidersResponse
-	(*DeleteConnectionRequest)(nil),   // 12: dromos.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),  // 13: dromos.v1.DeleteConnectionResponse
-	nil,                               // 14: dromos.v1.RequestConnectionRequest.MetadataEntry
-	nil,                               // 15: dromos.v1.CheckConnectionResponse.ProviderDataEntry
-	nil,                               // 16: dromos.v1.Token.ExtrasEntry
-	(*structpb.Struct)(nil),           // 17: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),     // 18: google.protobuf.Timestamp
+	(*StepUp)(nil),                    // 5: dromos.v1.StepUp
+	(*GetTokenRequest)(nil),           // 6: dromos.v1.GetTokenRequest
+	(*RefreshTokenRequest)(nil),       // 7: dromos.v1.RefreshTokenRequest
+	(*Token)(nil),                     // 8: dromos.v1.Token
+	(*ListProvidersRequest)(nil),      // 9: dromos.v1.ListProvidersRequest
+	(*CatalogEntry)(nil),              // 10: dromos.v1.CatalogEntry
+	(*Provider)(nil),                  // 11: dromos.v1.Provider
+	(*ListProvidersResponse)(nil),     // 12: dromos.v1.ListProvidersResponse
+	(*DeleteConnectionRequest)(nil),   // 13: dromos.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),  // 14: dromos.v1.DeleteConnectionResponse
+	nil,                               // 15: dromos.v1.RequestConnectionRequest.MetadataEntry
+	nil,                               // 16: dromos.v1.CheckConnectionResponse.ProviderDataEntry
+	nil,                               // 17: dromos.v1.Token.ExtrasEntry
+	(*structpb.Struct)(nil),           // 18: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 19: google.protobuf.Timestamp
 }
 var file_dromos_v1_gateway_proto_depIdxs = []int32{
-	14, // 0: dromos.v1.RequestConnectionRequest.metadata:type_name -> dromos.v1.RequestConnectionRequest.MetadataEntry
-	17, // 1: dromos.v1.RequestConnectionRequest.metadata_json:type_name -> google.protobuf.Struct
+	15, // 0: dromos.v1.RequestConnectionRequest.metadata:type_name -> dromos.v1.RequestConnectionRequest.MetadataEntry
+	18, // 1: dromos.v1.RequestConnectionRequest.metadata_json:type_name -> google.protobuf.Struct
 	0,  // 2: dromos.v1.CheckConnectionResponse.status:type_name -> dromos.v1.ConnectionStatus
-	15, // 3: dromos.v1.CheckConnectionResponse.provider_data:type_name -> dromos.v1.CheckConnectionResponse.ProviderDataEntry
-	17, // 4: dromos.v1.CheckConnectionResponse.metadata:type_name -> google.protobuf.Struct
-	18, // 5: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	16, // 6: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
-	10, // 7: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
-	9,  // 8: dromos.v1.ListProvidersResponse.catalog:type_name -> dromos.v1.CatalogEntry
-	1,  // 9: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
-	3,  // 10: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
-	5,  // 11: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
-	6,  // 12: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
-	12, // 13: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
-	8,  // 14: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
-	2,  // 15: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
-	4,  // 16: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
-	7,  // 17: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
-	7,  // 18: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
-	13, // 19: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
-	11, // 20: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	16, // 3: dromos.v1.CheckConnectionResponse.provider_data:type_name -> dromos.v1.CheckConnectionResponse.ProviderDataEntry
+	18, // 4: dromos.v1.CheckConnectionResponse.metadata:type_name -> google.protobuf.Struct
+	5,  // 5: dromos.v1.CheckConnectionResponse.step_up:type_name -> dromos.v1.StepUp
+	19, // 6: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	17, // 7: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
+	11, // 8: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
+	10, // 9: dromos.v1.ListProvidersResponse.catalog:type_name -> dromos.v1.CatalogEntry
+	1,  // 10: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
+	3,  // 11: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
+	6,  // 12: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
+	7,  // 13: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
+	13, // 14: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
+	9,  // 15: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
+	2,  // 16: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
+	4,  // 17: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
+	8,  // 18: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
+	8,  // 19: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
+	14, // 20: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
+	12, // 21: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
+	16, // [16:22] is the sub-list for method output_type
+	10, // [10:16] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_dromos_v1_gateway_proto_init() }
@@ -1059,14 +1143,14 @@ func file_dromos_v1_gateway_proto_init() {
 	if File_dromos_v1_gateway_proto != nil {
 		return
 	}
-	file_dromos_v1_gateway_proto_msgTypes[6].OneofWrappers = []any{}
+	file_dromos_v1_gateway_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dromos_v1_gateway_proto_rawDesc), len(file_dromos_v1_gateway_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
