@@ -25,6 +25,7 @@ type RequestConnectionInput struct {
 	Metadata map[string]any
 	// ConnectionID, when set, reconnects that connection (expired or
 	// failed, and yours) under the same id instead of starting a new one.
+	// For an active connection it starts a step-up: see AddScopes.
 	ConnectionID string
 }
 
@@ -62,6 +63,9 @@ type Status struct {
 	// value per key exactly as the gateway stored it (decode a value with
 	// json.Unmarshal).
 	Metadata map[string]json.RawMessage `json:"metadata,omitempty"`
+	// StepUp is the connection's latest step-up (AddScopes); nil when it
+	// never had one.
+	StepUp *StepUpStatus `json:"step_up,omitempty"`
 }
 
 // Provider is a provider agents may ask for.

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -183,6 +184,28 @@ func TestAgentAgainstDromosDev(t *testing.T) {
 		}
 	}
 
+	// Step-up: more scopes on the same connection; the old token serves
+	// until the user approves, then the new one does.
+	more, err := client.AddScopes(ctx, sdk.AddScopesInput{ConnectionID: conn.ConnectionID, UserID: "alice",
+		ProviderName: "demo", Scopes: []string{"demo.write"}, ReturnURL: brokerURL + "/dev/return"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if more.ConnectionID != conn.ConnectionID || !slices.Contains(more.Scopes, "demo.write") || !slices.Contains(more.Scopes, "email") {
+		t.Fatalf("step-up answer: id %s scopes %v", more.ConnectionID, more.Scopes)
+	}
+	if during, err := client.GetToken(ctx, conn.ConnectionID); err != nil || during.AccessToken != tok.AccessToken {
+		t.Fatalf("token during the step-up: %v", err)
+	}
+	approve(t, more.AuthURL, "alice")
+	if err := client.WaitForStepUp(ctx, conn.ConnectionID, sdk.WaitOptions{Interval: 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	stepped, err := client.GetToken(ctx, conn.ConnectionID)
+	if err != nil || stepped.AccessToken == tok.AccessToken || !strings.Contains(stepped.Scope, "demo.write") {
+		t.Fatalf("token after the step-up: scope %q, err %v", stepped.Scope, err)
+	}
+
 	// Forced refresh: the broker may not offer it yet (501 not_implemented,
 	// see docs/GATEWAY.md); then the SDK must say so with ErrNotSupported.
 	fresh, err := client.Refresh(ctx, conn.ConnectionID)
@@ -209,7 +232,7 @@ func TestAgentAgainstDromosDev(t *testing.T) {
 	}
 
 	for where, text := range map[string]string{"SDK log": logBuf.String(), "dromos log": logs.String()} {
-		if strings.Contains(text, tok.AccessToken) || strings.Contains(text, conn.State) ||
+		if strings.Contains(text, tok.AccessToken) || strings.Contains(text, conn.State) || strings.Contains(text, stepped.AccessToken) ||
 			(fresh != nil && strings.Contains(text, fresh.AccessToken)) {
 			t.Fatalf("%s contains a token or state", where)
 		}

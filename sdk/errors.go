@@ -28,6 +28,12 @@ var (
 	// ErrNotSupported: the gateway does not offer the operation: a forced
 	// refresh answered 501, or DeleteConnection found no such route.
 	ErrNotSupported = errors.New("dromos: not supported by this gateway")
+	// ErrStepUpLimited: too many step-ups of the connection lately (429
+	// step_up_limited); APIError.RetryAfter says when to try again.
+	ErrStepUpLimited = errors.New("dromos: too many step-ups")
+	// ErrStepUpFailed: WaitForStepUp saw the step-up fail; the connection
+	// is unchanged.
+	ErrStepUpFailed = errors.New("dromos: step-up failed")
 )
 
 // APIError is an error answer of the gateway: the HTTP status and the
@@ -71,6 +77,8 @@ func (e *APIError) Is(target error) bool {
 		return e.Status == http.StatusConflict && e.Code == "reauth_required"
 	case ErrNotSupported:
 		return e.Status == http.StatusNotImplemented || e.Status == http.StatusMethodNotAllowed
+	case ErrStepUpLimited:
+		return e.Status == http.StatusTooManyRequests && e.Code == "step_up_limited"
 	}
 	return false
 }
