@@ -23,7 +23,8 @@ type StepUpStore interface {
 	// back what fn returns (ID, ConnectionID and CreatedAt are kept).
 	UpdateStepUp(ctx context.Context, id string, fn func(StepUp) (StepUp, error)) (StepUp, error)
 	// FinishStepUp loads the step-up and its connection (with the
-	// connection's token, nil when none) under row locks, calls fn and
+	// connection's token, nil when none) under row locks (the connection's
+	// first, as everywhere else), calls fn and
 	// writes back the step-up, the connection (Version incremented as in
 	// UpdateConnection) and the token change, all in one transaction.
 	FinishStepUp(ctx context.Context, id string, fn func(StepUp, Connection, *Token) (StepUp, Connection, TokenChange, error)) (StepUp, Connection, error)

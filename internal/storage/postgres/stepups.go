@@ -93,29 +93,36 @@ func (s *Store) UpdateStepUp(ctx context.Context, id string, fn func(storage.Ste
 	return out, nil
 }
 
-// FinishStepUp locks the step-up row, then the connection row, and writes
-// both and the token in one transaction. Nothing else locks a step-up and
-// then a connection in the other order, so this cannot deadlock.
+// FinishStepUp locks the connection row, then the step-up row, the order
+// DeleteConnection (whose cascade reaches the step-ups) and CreateStepUp
+// lock them in, so the three cannot deadlock; then it writes both and the
+// token in one transaction.
 func (s *Store) FinishStepUp(ctx context.Context, id string, fn func(storage.StepUp, storage.Connection, *storage.Token) (storage.StepUp, storage.Connection, storage.TokenChange, error)) (storage.StepUp, storage.Connection, error) {
 	var (
 		outStep storage.StepUp
 		outConn storage.Connection
 	)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var connID string
+		if err := tx.QueryRow(ctx, `SELECT connection_id FROM step_ups WHERE id = $1`, id).Scan(&connID); err != nil {
+			return wrap(fmt.Sprintf("finish step-up %q", id), err)
+		}
 		var err error
-		outStep, err = updateStepUp(ctx, tx, id, func(su storage.StepUp) (storage.StepUp, error) {
-			var next storage.StepUp
+		outConn, err = updateConnection(ctx, tx, connID, func(c storage.Connection, tok *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			var (
+				nc     storage.Connection
+				change storage.TokenChange
+			)
 			var err error
-			outConn, err = updateConnection(ctx, tx, su.ConnectionID, func(c storage.Connection, tok *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			outStep, err = updateStepUp(ctx, tx, id, func(su storage.StepUp) (storage.StepUp, error) {
 				var (
-					nc     storage.Connection
-					change storage.TokenChange
-					err    error
+					next storage.StepUp
+					err  error
 				)
 				next, nc, change, err = fn(su, c, tok)
-				return nc, change, err
+				return next, err
 			})
-			return next, err
+			return nc, change, err
 		})
 		return err
 	})

@@ -115,7 +115,7 @@ func (s *Store) UpdateStepUp(ctx context.Context, id string, fn func(storage.Ste
 	var out storage.StepUp
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = updateStepUp(ctx, tx, id, func(su storage.StepUp) (storage.StepUp, error) { return fn(su) })
+		out, err = updateStepUp(ctx, tx, id, fn)
 		return err
 	})
 	if err != nil {
@@ -132,19 +132,26 @@ func (s *Store) FinishStepUp(ctx context.Context, id string, fn func(storage.Ste
 		outConn storage.Connection
 	)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var connID string
+		if err := tx.QueryRowContext(ctx, `SELECT connection_id FROM step_ups WHERE id = ?`, id).Scan(&connID); err != nil {
+			return wrap(fmt.Sprintf("finish step-up %q", id), err)
+		}
 		var err error
-		outStep, err = updateStepUp(ctx, tx, id, func(su storage.StepUp) (storage.StepUp, error) {
-			var next storage.StepUp
-			outConn, err = updateConnection(ctx, tx, su.ConnectionID, func(c storage.Connection, tok *storage.Token) (storage.Connection, storage.TokenChange, error) {
+		outConn, err = updateConnection(ctx, tx, connID, func(c storage.Connection, tok *storage.Token) (storage.Connection, storage.TokenChange, error) {
+			var (
+				nc     storage.Connection
+				change storage.TokenChange
+			)
+			var err error
+			outStep, err = updateStepUp(ctx, tx, id, func(su storage.StepUp) (storage.StepUp, error) {
 				var (
-					nc     storage.Connection
-					change storage.TokenChange
-					err    error
+					next storage.StepUp
+					err  error
 				)
 				next, nc, change, err = fn(su, c, tok)
-				return nc, change, err
+				return next, err
 			})
-			return next, err
+			return nc, change, err
 		})
 		return err
 	})

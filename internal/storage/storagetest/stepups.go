@@ -200,6 +200,37 @@ func runStepUps(t *testing.T, open func(t *testing.T) storage.Storage) {
 		}
 	})
 
+	t.Run("FinishRacesDelete", func(t *testing.T) {
+		// Finishing a step-up while its connection is deleted ends with
+		// one of the two having happened, never a deadlock or a step-up
+		// left without its connection.
+		s := open(t)
+		for i := range 10 {
+			id := fmt.Sprintf("c%d", i)
+			activeConnection(t, s, id)
+			suID := "su-" + id
+			must(t, "CreateStepUp", s.CreateStepUp(t.Context(), newStepUp(suID, id, baseTime()), time.Time{}, noRecentCheck))
+			var finishErr, deleteErr error
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				_, _, finishErr = s.FinishStepUp(t.Context(), suID, func(su storage.StepUp, c storage.Connection, _ *storage.Token) (storage.StepUp, storage.Connection, storage.TokenChange, error) {
+					tok := newToken(id, "new")
+					su.Status, c.Scopes = storage.StepUpCompleted, su.Scopes
+					return su, c, storage.TokenChange{Put: &tok}, nil
+				})
+			})
+			wg.Go(func() { deleteErr = s.DeleteConnection(t.Context(), id) })
+			wg.Wait()
+			if finishErr != nil && !errors.Is(finishErr, storage.ErrNotFound) {
+				t.Fatalf("round %d: FinishStepUp: %v, want nil or ErrNotFound", i, finishErr)
+			}
+			must(t, "DeleteConnection", deleteErr)
+			if _, err := s.LatestStepUp(t.Context(), id); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("round %d: step-up outlived its connection: %v", i, err)
+			}
+		}
+	})
+
 	t.Run("ConcurrentCreatesRespectALimit", func(t *testing.T) {
 		// A limit checked in fn holds under concurrency: the backend
 		// serialises creates of one connection.
