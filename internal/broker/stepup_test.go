@@ -272,3 +272,60 @@ func stepUpField(check map[string]any, key string) string {
 	v, _ := su[key].(string)
 	return v
 }
+
+// TestStepUpRefusesAnotherAccountAndOldLinks: a step-up consented by
+// another account, an earlier attempt's link, and a callback from another
+// browser are all refused, and the connection keeps its scopes and token.
+func TestStepUpRefusesAnotherAccountAndOldLinks(t *testing.T) {
+	s := newStepUpStack(t, sqliteURL(t))
+	before := s.conn(t)
+	unchanged := func(what string) {
+		t.Helper()
+		c := s.conn(t)
+		if c.Status != storage.StatusActive || !slices.Equal(c.Scopes, before.Scopes) || c.Subject != before.Subject {
+			t.Fatalf("%s changed the connection: %+v", what, c)
+		}
+		if tok := s.token(t); tok != s.tok {
+			t.Fatalf("%s changed the token served", what)
+		}
+	}
+
+	// Another account consents to the step-up.
+	st, grant := s.stepUp(t, agentKey, "email")
+	if st != 200 {
+		t.Fatalf("step-up: %d %v", st, grant)
+	}
+	b := testenv.NewBrowser(t)
+	page, body, _ := b.Get(grant["authUrl"].(string))
+	s.op.LoginAs(b, page, body, testenv.SecondUser)
+	select {
+	case q := <-s.landing:
+		if q.Get("status") != "error" || q.Get("error") != "identity_mismatch" {
+			t.Fatalf("another account's step-up landed with %v", q)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("browser never reached the return page")
+	}
+	unchanged("another account's step-up")
+	if chk := s.check(t); stepUpField(chk, "status") != "failed" || stepUpField(chk, "reason") != "identity_mismatch" {
+		t.Fatalf("check-connection: %v", chk)
+	}
+
+	// An earlier attempt's link stops working once a new one starts.
+	_, first := s.stepUp(t, agentKey, "profile")
+	_, second := s.stepUp(t, agentKey, "profile")
+	if resp := s.h.visitStart(first["authUrl"].(string)); resp.StatusCode != 400 {
+		t.Fatalf("earlier attempt's authUrl: %d, want 400", resp.StatusCode)
+	}
+	// The newest attempt, opened in the user's browser, cannot be finished
+	// from another one.
+	s.h.visitStart(second["authUrl"].(string))
+	other := testenv.NewBrowser(t)
+	if _, _, code := other.Get(s.h.srv.URL + "/auth/callback?" + url.Values{"state": {second["state"].(string)}, "code": {"stolen"}}.Encode()); code != 400 {
+		t.Fatalf("callback from another browser: %d, want 400", code)
+	}
+	unchanged("a refused step-up callback")
+	if chk := s.check(t); stepUpField(chk, "status") != "pending" {
+		t.Fatalf("the newest attempt should still be pending: %v", chk)
+	}
+}
