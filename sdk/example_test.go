@@ -94,3 +94,38 @@ func ExampleClient_HTTPClient() {
 	defer resp.Body.Close()
 	_, _ = io.Copy(os.Stdout, resp.Body)
 }
+
+func ExampleClient_AddScopes() {
+	client, err := sdk.New("http://localhost:8090", sdk.WithAPIKey(os.Getenv("DROMOS_API_KEY")))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	id := "0b9c3a8e-6f7d-4c1e-9a2b-3c4d5e6f7a8b" // an active connection
+	// The provider answered 403 insufficient_scope: ask the user for more.
+	more, err := client.AddScopes(ctx, sdk.AddScopesInput{
+		ConnectionID: id,
+		UserID:       "u-42",
+		ProviderName: "google",
+		Scopes:       []string{"https://www.googleapis.com/auth/drive.file"},
+		ReturnURL:    "https://app.example.com/connected",
+	})
+	if errors.Is(err, sdk.ErrStepUpLimited) {
+		log.Fatal("asked for more scopes too often; try later")
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("Open this page to allow more access:", more.AuthURL)
+	// GetToken keeps returning the current token meanwhile.
+	var failed *sdk.StepUpFailedError
+	switch err := client.WaitForStepUp(ctx, id, sdk.WaitOptions{}); {
+	case errors.As(err, &failed):
+		fmt.Println("the connection keeps its scopes:", failed.Reason)
+	case err != nil:
+		log.Fatal(err)
+	default:
+		fmt.Println("the connection now has:", more.Scopes)
+	}
+}
