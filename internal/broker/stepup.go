@@ -40,7 +40,7 @@ func (b *Broker) stepUpConsent(w http.ResponseWriter, r *http.Request, req conse
 	if err != nil {
 		return true, err
 	}
-	owner := stepup.Owner{WorkspaceID: req.WorkspaceID, ClientName: req.ClientName, ProviderID: prov.Row.ID}
+	owner := stepup.Owner{WorkspaceID: req.WorkspaceID, ClientName: req.ClientName}
 	if !stepup.Applies(owner, c) {
 		return false, nil
 	}

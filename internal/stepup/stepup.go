@@ -44,15 +44,14 @@ type Store interface {
 }
 
 // Owner is who asks: a step-up is only for the client and workspace that
-// own the connection, at the connection's provider.
+// own the connection.
 type Owner struct {
 	WorkspaceID string
 	ClientName  string
-	ProviderID  string
 }
 
-// Owns reports whether o owns c (the provider is checked apart, so that a
-// caller naming the wrong provider learns it).
+// Owns reports whether o owns c. The provider is checked apart, so that an
+// owner naming the wrong provider learns it.
 func (o Owner) Owns(c storage.Connection) bool {
 	return c.WorkspaceID == o.WorkspaceID && c.ClientName == o.ClientName
 }

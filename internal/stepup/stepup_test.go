@@ -68,7 +68,7 @@ func TestBeginOwnershipAndLimit(t *testing.T) {
 	s := openStore(t)
 	c := activeConn(t, s)
 	m := stepup.New(s, stepup.Limits{Max: 2, Window: 10 * time.Minute})
-	owner := stepup.Owner{WorkspaceID: "ws", ClientName: "agent", ProviderID: "p"}
+	owner := stepup.Owner{WorkspaceID: "ws", ClientName: "agent"}
 	ctx := context.Background()
 
 	other := owner
@@ -106,7 +106,7 @@ func TestLatestReportsExpiry(t *testing.T) {
 	c := activeConn(t, s)
 	m := stepup.New(s, stepup.Limits{})
 	ctx := context.Background()
-	owner := stepup.Owner{WorkspaceID: "ws", ClientName: "agent", ProviderID: "p"}
+	owner := stepup.Owner{WorkspaceID: "ws", ClientName: "agent"}
 	if _, ok, err := m.Latest(ctx, "c1", t0); ok || err != nil {
 		t.Fatalf("Latest without step-ups: %v %v", ok, err)
 	}
