@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dromos-dev/dromos/internal/database/migration"
 )
@@ -36,11 +37,14 @@ func Migrations() ([]migration.Migration, error) {
 // Migrate applies pending migrations to the database at url. Several
 // processes may call it at once; they take turns on an advisory lock.
 func Migrate(ctx context.Context, url string) error {
-	cfg, err := pgx.ParseConfig(url)
+	// Parsed as a pool URL so that the pool_* parameters the broker accepts
+	// (pool_max_conns…) are taken off rather than sent to the server as
+	// session settings, which it would refuse.
+	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return fmt.Errorf("postgres: parse database URL: %w", err)
 	}
-	return migrateConn(ctx, cfg, slog.New(slog.DiscardHandler))
+	return migrateConn(ctx, cfg.ConnConfig, slog.New(slog.DiscardHandler))
 }
 
 // migrateConn runs on a connection of its own rather than one from the pool:

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dromos-dev/dromos/internal/database/migration"
 	"github.com/dromos-dev/dromos/internal/storage"
@@ -25,7 +26,11 @@ func TestUpgradeKeepsRows(t *testing.T) {
 	if err != nil || len(ms) < 2 {
 		t.Fatalf("Migrations = %d, %v; want at least 2", len(ms), err)
 	}
-	conn, err := pgx.Connect(ctx, url)
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatalf("parse URL: %v", err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, pcfg.ConnConfig)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}

@@ -61,6 +61,14 @@ func PostgresURL(t testing.TB) string {
 
 	q := u.Query()
 	q.Set("search_path", schema)
+	// Tests start several brokers at once, and `go test ./...` runs two
+	// packages side by side: with the broker's default pool (16 or more per
+	// process) that passes PostgreSQL's default max_connections of 100 and
+	// sessions fail with "too many clients". A smaller pool keeps the whole
+	// suite within it; a pool_max_conns in the variable's URL still wins.
+	if !q.Has("pool_max_conns") {
+		q.Set("pool_max_conns", "8")
+	}
 	u.RawQuery = q.Encode()
 	return u.String()
 }
