@@ -91,6 +91,8 @@ func startStack(ctx context.Context, backend, bin, databaseURL, logDir string, k
 			// Every request comes from 127.0.0.1; the per-address limits
 			// would measure the limiter.
 			"RATE_LIMIT_CALLBACK=0", "RATE_LIMIT_CONSENT=0",
+			// One agent opens every consent of the set-up at once.
+			"MAX_PENDING_PER_CLIENT=0",
 		}}, logDir, "broker")
 		if err == nil || !errors.Is(err, errPortTaken) || attempt == 3 {
 			break
