@@ -48,7 +48,8 @@ FUZZ_TARGETS := \
 	./internal/tokenset:FuzzDecodeSet \
 	./internal/gateway/brokerclient:FuzzDecodeMembers \
 	./internal/httpapi:FuzzWriteJSONObject \
-	./internal/ctrlchar:FuzzIndex
+	./internal/ctrlchar:FuzzIndex \
+	./internal/wwwauth:FuzzParse
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
