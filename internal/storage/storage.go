@@ -101,6 +101,17 @@ type Storage interface {
 	StepUpStore
 
 	// Ping reports whether the database answers.
+	// MCP clients: one OAuth client per authorization server, reused by
+	// every MCP server and connection it protects. CreateMCPClient fails
+	// with ErrAlreadyExists when the issuer has one (a concurrent
+	// registration lost: reuse the stored one); PutMCPClient replaces
+	// (an operator's pre-registration).
+	CreateMCPClient(ctx context.Context, c MCPClient) error
+	PutMCPClient(ctx context.Context, c MCPClient) error
+	GetMCPClient(ctx context.Context, issuer string) (MCPClient, error)
+	ListMCPClients(ctx context.Context) ([]MCPClient, error)
+	DeleteMCPClient(ctx context.Context, issuer string) error
+
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -238,4 +249,24 @@ type AuditFilter struct {
 	ConnectionID string
 	Since        time.Time
 	Limit        int // 0 means 100
+}
+
+// MCPClient is the broker's OAuth client at one authorization server of
+// MCP servers.
+type MCPClient struct {
+	// Issuer is the authorization server's identifier: the key.
+	Issuer   string
+	ClientID string
+	// Credentials are sealed (vault, AAD tokenset.MCPClientAAD): the
+	// client secret and, for private_key_jwt, the private key. May be
+	// empty for a public client.
+	Credentials []byte
+	// AuthMethod is the token endpoint authentication method.
+	AuthMethod string
+	// Source says how the client came to be: "preregistered" (by an
+	// operator), "metadata_document" (the broker's Client ID Metadata
+	// Document) or "dynamic" (RFC 7591 registration).
+	Source    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }

@@ -141,3 +141,7 @@ func Holds(v any, names ...string) bool {
 	}
 	return false
 }
+
+// MCPClientAAD binds a sealed MCP client credential to its authorization
+// server, so a row copied to another issuer does not open.
+func MCPClientAAD(issuer string) []byte { return []byte("mcp-client:" + issuer) }
