@@ -52,6 +52,9 @@ type Endpoint struct {
 	// request bodies (Notion, Atlassian). A JSON revocation request carries
 	// the token alone, without token_type_hint.
 	JSONBody bool
+	// Resource is an RFC 8707 resource indicator sent with every token
+	// request (code exchange, refresh, client credentials).
+	Resource string
 }
 
 func (ep Endpoint) parseOptions() ParseOptions {

@@ -186,6 +186,9 @@ func (c *Client) tokenCall(ctx context.Context, op string, ep Endpoint, form url
 	if err := validateURL(ep.TokenURL, "token URL"); err != nil {
 		return nil, err
 	}
+	if ep.Resource != "" {
+		form.Set("resource", ep.Resource)
+	}
 	var tok *Token
 	err := c.post(ctx, op, ep.TokenURL, ep, form, func(r response) error {
 		var err error

@@ -63,6 +63,10 @@ type Profile struct {
 	// JWT with exp, for providers whose tokens expire without saying so
 	// (Salesforce's session timeout). 0 means unknown.
 	TokenLifetimeSeconds int64 `json:"token_lifetime_seconds,omitempty"`
+	// Resource is an RFC 8707 resource indicator sent on the authorization,
+	// token and refresh requests, so the tokens are issued for that
+	// resource only (an MCP server's URL).
+	Resource string `json:"resource,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
@@ -72,6 +76,7 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 var reservedAuthParams = map[string]bool{
 	"client_id": true, "redirect_uri": true, "response_type": true, "state": true,
 	"nonce": true, "code_challenge": true, "code_challenge_method": true, "scope": true,
+	"resource": true,
 }
 
 // Normalize lower-cases names, trims values, drops duplicate aliases and
@@ -87,7 +92,7 @@ func (p *Profile) Normalize() {
 		}
 	}
 	p.Aliases = aliases
-	for _, f := range []*string{&p.Issuer, &p.AuthURL, &p.TokenURL, &p.RevocationURL, &p.UserinfoURL, &p.JWKSURL, &p.ResourcesURL, &p.ClientID, &p.DisplayName} {
+	for _, f := range []*string{&p.Issuer, &p.AuthURL, &p.TokenURL, &p.RevocationURL, &p.UserinfoURL, &p.JWKSURL, &p.ResourcesURL, &p.ClientID, &p.DisplayName, &p.Resource} {
 		*f = strings.TrimSpace(*f)
 	}
 	p.Scopes = dedupe(p.Scopes)
@@ -162,7 +167,7 @@ func (p *Profile) Validate() error {
 	for _, f := range []struct{ name, val string }{
 		{"issuer", p.Issuer}, {"auth_url", p.AuthURL}, {"token_url", p.TokenURL},
 		{"revocation_url", p.RevocationURL}, {"userinfo_url", p.UserinfoURL}, {"jwks_url", p.JWKSURL},
-		{"resources_url", p.ResourcesURL},
+		{"resources_url", p.ResourcesURL}, {"resource", p.Resource},
 	} {
 		if f.val != "" {
 			if err := checkEndpoint(f.val); err != nil {

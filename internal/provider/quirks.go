@@ -239,6 +239,9 @@ func (p *Profile) AuthorizationURL(endpoint string, req AuthRequest) (string, er
 		q.Del(param)
 	}
 	q.Set("state", req.State)
+	if p.Resource != "" {
+		q.Set("resource", p.Resource)
+	}
 	if req.Nonce != "" {
 		q.Set("nonce", req.Nonce)
 	}
@@ -253,6 +256,7 @@ func (p *Profile) AuthorizationURL(endpoint string, req AuthRequest) (string, er
 // it on every exchange.Endpoint it builds for this provider: code
 // exchange, refresh and revocation.
 func (p *Profile) ConfigureEndpoint(ep *exchange.Endpoint) {
+	ep.Resource = p.Resource
 	if len(p.TokenRequestHeaders) > 0 {
 		ep.ExtraHeaders = maps.Clone(p.TokenRequestHeaders)
 	}
