@@ -23,6 +23,8 @@ import (
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/idtoken"
+	"github.com/dromos-dev/dromos/internal/mcp"
+	"github.com/dromos-dev/dromos/internal/mcpconnect"
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/refresh"
 	"github.com/dromos-dev/dromos/internal/registry"
@@ -63,6 +65,11 @@ type Config struct {
 	// a failed discovery at provider registration, addresses included, in
 	// the answer; otherwise only its class ("HTTP 404", "unreachable").
 	ExplainDiscoveryErrors bool
+	// MCPClientMetadataURL is the client_id the broker uses at MCP
+	// authorization servers supporting Client ID Metadata Documents; ""
+	// turns them off. The document is served at MCPClientMetadataPath.
+	MCPClientMetadataURL  string
+	MCPClientMetadataPath string
 	// AuditRetention: audit events older than this are pruned by the
 	// worker; 0 keeps them forever.
 	AuditRetention time.Duration
@@ -101,6 +108,8 @@ type Deps struct {
 	IDTokens  *idtoken.Verifier
 	// Catalog resolves provider templates; nil disables them.
 	Catalog *catalog.Catalog
+	// MCP discovers MCP servers; nil turns mcp_server_url off.
+	MCP *mcp.Discoverer
 	// HTTPClient makes userinfo requests (redirects are never followed);
 	// nil skips the optional userinfo fetch.
 	HTTPClient *http.Client
@@ -133,6 +142,7 @@ type Broker struct {
 	guards         *guards
 	auditq         *auditq.Queue
 	stepups        *stepup.Manager
+	mcp            *mcpconnect.Connector
 }
 
 // New builds a broker.
@@ -168,6 +178,13 @@ func New(cfg Config, d Deps) (*Broker, error) {
 		return nil, err
 	}
 	b.providers = providers
+	if d.MCP != nil {
+		b.mcp, err = mcpconnect.New(mcpconnect.Config{RedirectURI: b.RedirectURI(), ClientMetadataURL: cfg.MCPClientMetadataURL},
+			mcpconnect.Deps{Store: d.Store, Vault: d.Vault, Providers: providers, Discoverer: d.MCP, Now: d.Now})
+		if err != nil {
+			return nil, err
+		}
+	}
 	g, err := newGuards(cfg, d.Now)
 	if err != nil {
 		return nil, err
@@ -199,6 +216,12 @@ func (b *Broker) routes() http.Handler {
 		mux.Handle(pattern, b.guard(b.api(f)))
 	}
 	b.providers.Routes(guarded)
+	if b.mcp != nil {
+		b.mcp.Routes(guarded)
+		if b.cfg.MCPClientMetadataPath != "" {
+			mux.Handle("GET "+b.cfg.MCPClientMetadataPath, b.api(b.mcp.ServeMetadataDocument))
+		}
+	}
 	guarded("POST /auth/consent-spec", b.consentSpec)
 	guarded("GET /connections", b.listConnections)
 	guarded("GET /connections/{id}", b.getConnection)

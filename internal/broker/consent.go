@@ -16,6 +16,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/connmeta"
 	"github.com/dromos-dev/dromos/internal/ctrlchar"
 	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/mcpconnect"
 	"github.com/dromos-dev/dromos/internal/pkce"
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/state"
@@ -36,6 +37,12 @@ type consentRequest struct {
 	// ConnectionID reconnects an existing connection (one that is expired,
 	// failed or revoked) under the same id instead of creating a new one.
 	ConnectionID string `json:"connection_id"`
+	// MCPServerURL connects to an MCP server by its URL instead of a
+	// registered provider (see internal/mcpconnect).
+	MCPServerURL string `json:"mcp_server_url"`
+	// Grant is authorization_code (default) or, for MCP servers,
+	// client_credentials.
+	Grant string `json:"grant"`
 }
 
 type consentResponse struct {
@@ -69,13 +76,29 @@ func (req *consentRequest) validate() error {
 	for _, f := range []struct{ name, val string }{
 		{"workspace_id", req.WorkspaceID}, {"user_id", req.UserID}, {"client_name", req.ClientName},
 		{"provider_id", req.ProviderID}, {"provider_name", req.ProviderName}, {"return_url", req.ReturnURL},
+		{"mcp_server_url", req.MCPServerURL}, {"grant", req.Grant},
 	} {
 		if err := ctrlchar.Check(f.name, f.val); err != nil {
 			add("%s", err)
 		}
 	}
-	if req.ProviderID == "" && strings.TrimSpace(req.ProviderName) == "" {
-		add("provider_id or provider_name is required")
+	named := 0
+	for _, v := range []string{req.ProviderID, strings.TrimSpace(req.ProviderName), strings.TrimSpace(req.MCPServerURL)} {
+		if v != "" {
+			named++
+		}
+	}
+	switch {
+	case named == 0:
+		add("provider_id, provider_name or mcp_server_url is required")
+	case named > 1:
+		add("give only one of provider_id, provider_name and mcp_server_url")
+	}
+	if len(req.MCPServerURL) > maxReturnURLen {
+		add("mcp_server_url is at most %d characters", maxReturnURLen)
+	}
+	if req.Grant != "" && req.MCPServerURL == "" {
+		add("grant is for mcp_server_url connections")
 	}
 	if len(req.Scopes) > maxScopes {
 		add("at most %d scopes", maxScopes)
@@ -146,6 +169,19 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := b.checkReturnURL(req.ReturnURL); err != nil {
 		return err
+	}
+	if req.MCPServerURL != "" {
+		if b.mcp == nil {
+			return &httpapi.Error{Status: http.StatusNotImplemented, Code: httpapi.CodeNotImplemented, Message: "MCP connections are not enabled in this broker"}
+		}
+		t, err := b.mcp.Resolve(r.Context(), req.MCPServerURL, req.Grant)
+		if err != nil {
+			return mcpconnect.HTTPError(err)
+		}
+		req.ProviderID = t.ProviderID
+		if req.Grant == mcpconnect.GrantClientCredentials {
+			return b.machineConnection(w, r, req)
+		}
 	}
 	prov, err := b.providers.Lookup(r.Context(), req.ProviderID, strings.ToLower(strings.TrimSpace(req.ProviderName)))
 	if err != nil {

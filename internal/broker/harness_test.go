@@ -26,6 +26,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/idtoken"
 	"github.com/dromos-dev/dromos/internal/logging"
+	"github.com/dromos-dev/dromos/internal/mcp"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/storage/storagetest"
@@ -91,6 +92,8 @@ type harness struct {
 	stateKeys []state.Key
 	// wrapStore, when set, wraps the store the next start gives the broker.
 	wrapStore func(storage.Storage) storage.Storage
+	// mcpGuard, when set, replaces the MCP discovery guard of the next start.
+	mcpGuard mcp.Guard
 }
 
 type syncBuffer struct {
@@ -159,7 +162,12 @@ func (h *harness) start() {
 		t.Fatal(err)
 	}
 	hc := &http.Client{Timeout: 5 * time.Second}
+	guard := h.mcpGuard
+	if guard == nil {
+		guard = mcp.DevGuard
+	}
 	b, err := broker.New(h.cfg, broker.Deps{
+		MCP:   mcp.New(mcp.Options{HTTPClient: hc, Guard: guard}),
 		Store: brokerStore, Vault: ring, State: signer,
 		Exchange:  exchange.New(exchange.Options{HTTPClient: hc, Timeout: 2 * time.Second, Now: h.clock.Now, Logger: log}),
 		Discovery: discovery.New(discovery.Options{HTTPClient: hc, Now: h.clock.Now, Logger: log}),

@@ -21,6 +21,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/idtoken"
 	"github.com/dromos-dev/dromos/internal/logging"
+	"github.com/dromos-dev/dromos/internal/mcp"
 	"github.com/dromos-dev/dromos/internal/netguard"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
@@ -146,6 +147,7 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 		TrustedProxies: cfg.TrustedProxies, CallbackRatePerMinute: cfg.CallbackRate, ConsentRatePerMinute: cfg.ConsentRate,
 		ProviderNetGuard: cfg.Production, ExplainDiscoveryErrors: !cfg.Production,
 		MaxPendingPerClient: cfg.MaxPendingPerClient, ConnectionRetention: cfg.ConnectionRetention,
+		MCPClientMetadataURL: cfg.MCPClientMetadataURL, MCPClientMetadataPath: config.MCPClientMetadataPath,
 	}, broker.Deps{
 		Store:     store,
 		Vault:     ring,
@@ -153,6 +155,7 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 		Exchange:  exchange.New(exchange.Options{HTTPClient: hc, Now: now, Logger: log}),
 		Discovery: discovery.New(discovery.Options{HTTPClient: hc, Now: now, Logger: log, Metrics: discovery.NewMetrics(reg)}),
 		Catalog:   cat, HTTPClient: hc,
+		MCP:      mcp.New(mcp.Options{HTTPClient: hc, Guard: mcpGuard(cfg.Production)}),
 		IDTokens: idtoken.NewVerifier(idtoken.Options{HTTPClient: hc, Now: now, Logger: log, Metrics: idtoken.NewMetrics(reg)}),
 		Logger:   log, Registerer: reg, Gatherer: reg, Now: now,
 	})
@@ -161,4 +164,15 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 		return nil, nil, err
 	}
 	return svc, store, nil
+}
+
+// mcpGuard is the check every URL met during MCP discovery passes before it
+// is fetched: in production https and public addresses only (the guarded
+// transport checks each dial again); elsewhere anything but cloud
+// metadata addresses.
+func mcpGuard(production bool) mcp.Guard {
+	if production {
+		return mcp.ProductionGuard(nil)
+	}
+	return mcp.DevGuard
 }

@@ -46,7 +46,15 @@ type Broker struct {
 	LogLevel            slog.Level
 	// Production is DROMOS_ENV=production: insecure settings refuse to start.
 	Production bool
+	// MCPClientMetadataURL is where the broker's Client ID Metadata
+	// Document is published ("" turns it off): the client_id it uses at
+	// MCP authorization servers that support such documents.
+	MCPClientMetadataURL string
 }
+
+// MCPClientMetadataPath is where the broker serves its Client ID Metadata
+// Document.
+const MCPClientMetadataPath = "/mcp/client-metadata.json"
 
 // RedirectURI is the callback URL registered at providers.
 func (b Broker) RedirectURI() string { return b.BaseURL + b.RedirectPath }
@@ -82,6 +90,8 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   CONNECTION_RETENTION    connections that failed before ever being active are deleted this long
                           after their last change (default 168h = 7 days; 0 keeps them)
   LOG_LEVEL               debug, info, warn or error (default info)
+  MCP_CLIENT_METADATA_URL URL of the broker's OAuth Client ID Metadata Document for MCP servers
+                          (default BASE_URL/mcp/client-metadata.json when BASE_URL is https; "off" disables)
 `
 
 // LoadBroker reads the broker's configuration from env.
@@ -108,6 +118,13 @@ func LoadBroker(env Env) (Broker, error) {
 		MaxConnections:             r.count("MAX_CONNECTIONS", 0),
 	}
 	b.BaseURL = r.absURL("BASE_URL", r.str("BASE_URL", fmt.Sprintf("http://localhost:%d", b.Port)))
+	switch v := r.str("MCP_CLIENT_METADATA_URL", ""); {
+	case v == "off":
+	case v != "":
+		b.MCPClientMetadataURL = r.absURL("MCP_CLIENT_METADATA_URL", v)
+	case strings.HasPrefix(b.BaseURL, "https://"):
+		b.MCPClientMetadataURL = b.BaseURL + MCPClientMetadataPath
+	}
 	if msg := redirectPathProblem(b.RedirectPath); msg != "" {
 		probs.add("REDIRECT_PATH %s", msg)
 	}
@@ -170,6 +187,9 @@ func (b Broker) productionProblems() Problems {
 	// The same parser that opens the database, so POSTGRES:// counts too.
 	if t, err := database.Parse(b.DatabaseURL); err != nil || t.Backend != database.Postgres {
 		p.add("DROMOS_ENV=production: DATABASE_URL must be PostgreSQL")
+	}
+	if b.MCPClientMetadataURL != "" && !strings.HasPrefix(b.MCPClientMetadataURL, "https://") {
+		p.add("DROMOS_ENV=production: MCP_CLIENT_METADATA_URL must be https")
 	}
 	if b.ExposeRefreshToken {
 		p.add("DROMOS_ENV=production: EXPOSE_REFRESH_TOKEN hands refresh tokens to agents; unset it")

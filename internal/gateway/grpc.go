@@ -69,6 +69,8 @@ func (s *grpcServer) RequestConnection(ctx context.Context, in *dromosv1.Request
 		ReturnURL:    in.GetReturnUrl(),
 		Metadata:     meta,
 		ConnectionID: in.GetConnectionId(),
+		MCPServerURL: in.GetMcpServerUrl(),
+		Grant:        in.GetGrant(),
 	})
 	if err != nil {
 		return nil, s.status(ctx, err)

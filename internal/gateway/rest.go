@@ -99,6 +99,10 @@ type requestConnectionBody struct {
 	// ConnectionID is additive: it reconnects an existing connection, or
 	// steps up an active one.
 	ConnectionID string `json:"connection_id"`
+	// MCPServerURL and Grant are additive: a connection to an MCP server
+	// by its URL instead of provider_name.
+	MCPServerURL string `json:"mcp_server_url"`
+	Grant        string `json:"grant"`
 }
 
 // requestConnectionAnswer is the frozen request-connection output; authUrl

@@ -36,6 +36,11 @@ type ConnectionRequest struct {
 	// active connection it starts a step-up: a consent for the
 	// connection's scopes plus Scopes, completed under the same id.
 	ConnectionID string
+	// MCPServerURL replaces ProviderName for a connection to an MCP
+	// server; Scopes may then be empty. Grant is authorization_code (the
+	// default) or client_credentials.
+	MCPServerURL string
+	Grant        string
 }
 
 // ConnectionGrant is the answer to a ConnectionRequest. State is a bearer
@@ -99,15 +104,23 @@ func (r *ConnectionRequest) validate() error {
 		return httpapi.BadRequest("user_id must be at most %d bytes", maxUserID)
 	case ctrlchar.Index(r.UserID) >= 0:
 		return httpapi.BadRequest("%s", ctrlchar.Check("user_id", r.UserID))
-	case r.ProviderName == "":
-		return httpapi.BadRequest("provider_name is required")
+	case r.ProviderName == "" && r.MCPServerURL == "":
+		return httpapi.BadRequest("provider_name is required (or mcp_server_url)")
+	case r.ProviderName != "" && r.MCPServerURL != "":
+		return httpapi.BadRequest("give provider_name or mcp_server_url, not both")
 	case len(r.ProviderName) > maxProviderName:
 		return httpapi.BadRequest("provider_name must be at most %d bytes", maxProviderName)
 	case ctrlchar.Index(r.ProviderName) >= 0:
 		return httpapi.BadRequest("%s", ctrlchar.Check("provider_name", r.ProviderName))
-	case r.Scopes == nil:
+	case r.MCPServerURL != "" && !validServerURL(r.MCPServerURL):
+		return httpapi.BadRequest("mcp_server_url must be an absolute http or https URL of at most %d bytes", maxReturnURL)
+	case r.Grant != "" && r.Grant != "authorization_code" && r.Grant != "client_credentials":
+		return httpapi.BadRequest("grant must be authorization_code or client_credentials")
+	case r.Grant != "" && r.MCPServerURL == "":
+		return httpapi.BadRequest("grant is for mcp_server_url connections")
+	case r.Scopes == nil && r.MCPServerURL == "":
 		return httpapi.BadRequest("scopes is required")
-	case len(r.Scopes) == 0:
+	case len(r.Scopes) == 0 && r.MCPServerURL == "":
 		return httpapi.BadRequest("scopes must not be empty")
 	case len(r.Scopes) > maxScopes:
 		return httpapi.BadRequest("at most %d scopes", maxScopes)
@@ -134,6 +147,12 @@ func (r *ConnectionRequest) validate() error {
 	}
 	r.Metadata = meta
 	return nil
+}
+
+func validServerURL(s string) bool {
+	u, err := url.Parse(s)
+	return len(s) <= maxReturnURL && err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil && u.Fragment == "" &&
+		ctrlchar.Index(s) < 0
 }
 
 // scopeToken follows RFC 6749 §3.3: scope-token = 1*NQCHAR.
@@ -203,6 +222,8 @@ func (s *service) RequestConnection(ctx context.Context, c Caller, r ConnectionR
 		ReturnURL:    r.ReturnURL,
 		Metadata:     r.Metadata,
 		ConnectionID: r.ConnectionID,
+		MCPServerURL: r.MCPServerURL,
+		Grant:        r.Grant,
 	})
 	if err != nil {
 		return ConnectionGrant{}, err

@@ -138,7 +138,25 @@ func (d *Discoverer) Discover(ctx context.Context, serverURL string) (Discovery,
 		return Discovery{}, fail(CodeBadMetadata, nil, "authorization server %s publishes no RFC 8414 or OpenID metadata", safeURL(issuer))
 	}
 	out.Issuer, out.Server = issuer, md
-	return out, checkServer(out)
+	if err := checkServer(out); err != nil {
+		return Discovery{}, err
+	}
+	return out, d.guardEndpoints(ctx, md)
+}
+
+// guardEndpoints checks the back-channel endpoints of the authorization
+// server now, so a server pointing the broker at an internal address is
+// refused before any client is registered or stored.
+func (d *Discoverer) guardEndpoints(ctx context.Context, md ServerMetadata) error {
+	for _, u := range []string{md.TokenEndpoint, md.RegistrationEndpoint, md.RevocationEndpoint} {
+		if u == "" {
+			continue
+		}
+		if err := d.guard(ctx, u); err != nil {
+			return guardErr(u, err)
+		}
+	}
+	return nil
 }
 
 // probe sends an unauthenticated initialize and returns the Bearer
@@ -284,7 +302,10 @@ func (d *Discoverer) legacy(ctx context.Context, out Discovery) (Discovery, erro
 			RegistrationEndpoint: origin + "/register", CodeChallengeMethodsSupported: []string{"S256"}}
 	}
 	out.Server = md
-	return out, checkServer(out)
+	if err := checkServer(out); err != nil {
+		return Discovery{}, err
+	}
+	return out, d.guardEndpoints(ctx, md)
 }
 
 // checkServer refuses what the broker cannot use safely.

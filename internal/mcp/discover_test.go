@@ -240,6 +240,14 @@ func TestDiscoverRefusals(t *testing.T) {
 				return `Bearer resource_metadata="http://10.1.2.3/.well-known/oauth-protected-resource"`
 			}
 		}, productionLikeGuard, mcp.CodeBlockedAddress},
+		{"token endpoint at the metadata address", func(f *fakeServer) {
+			f.docs["/.well-known/oauth-protected-resource/mcp"] = prm("/mcp", "")
+			f.docs["/.well-known/oauth-authorization-server"] = func(b string) any {
+				m := asMetadata("")(b).(map[string]any)
+				m["token_endpoint"] = "http://169.254.169.254/token"
+				return m
+			}
+		}, nil, mcp.CodeBlockedAddress},
 		{"metadata issuer differs", func(f *fakeServer) {
 			f.docs["/.well-known/oauth-protected-resource/mcp"] = prm("/mcp", "")
 			f.docs["/.well-known/oauth-authorization-server"] = func(b string) any {

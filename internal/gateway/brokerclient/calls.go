@@ -37,6 +37,8 @@ type ConsentRequest struct {
 	// Metadata holds one JSON value per key, sent as it is.
 	Metadata     map[string]json.RawMessage `json:"metadata,omitempty"`
 	ConnectionID string                     `json:"connection_id,omitempty"`
+	MCPServerURL string                     `json:"mcp_server_url,omitempty"`
+	Grant        string                     `json:"grant,omitempty"`
 }
 
 // Consent is the broker's answer to a consent request. State is a bearer

@@ -106,7 +106,15 @@ type RequestConnectionRequest struct {
 	// request's "metadata" object). Limits: 64 keys of at most 128 bytes,
 	// values nested at most 8 arrays or objects deep, 4096 bytes in all as
 	// compact JSON; no control characters in keys or strings.
-	MetadataJson  *structpb.Struct `protobuf:"bytes,7,opt,name=metadata_json,proto3" json:"metadata_json,omitempty"`
+	MetadataJson *structpb.Struct `protobuf:"bytes,7,opt,name=metadata_json,proto3" json:"metadata_json,omitempty"`
+	// Connects to a remote MCP server by its URL instead of provider_name:
+	// the broker discovers its authorization server, gets a client there and
+	// binds the tokens to the server (RFC 8707). Scopes may then be empty
+	// (the server's challenge or advertised scopes are used).
+	McpServerUrl string `protobuf:"bytes,8,opt,name=mcp_server_url,proto3" json:"mcp_server_url,omitempty"`
+	// authorization_code (default) or, for mcp_server_url, client_credentials
+	// (no user: the connection is active at once).
+	Grant         string `protobuf:"bytes,9,opt,name=grant,proto3" json:"grant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -188,6 +196,20 @@ func (x *RequestConnectionRequest) GetMetadataJson() *structpb.Struct {
 		return x.MetadataJson
 	}
 	return nil
+}
+
+func (x *RequestConnectionRequest) GetMcpServerUrl() string {
+	if x != nil {
+		return x.McpServerUrl
+	}
+	return ""
+}
+
+func (x *RequestConnectionRequest) GetGrant() string {
+	if x != nil {
+		return x.Grant
+	}
+	return ""
 }
 
 type RequestConnectionResponse struct {
@@ -980,7 +1002,7 @@ var File_dromos_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x17dromos/v1/gateway.proto\x12\tdromos.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x03\n" +
+	"\x17dromos/v1/gateway.proto\x12\tdromos.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x03\n" +
 	"\x18RequestConnectionRequest\x12\x18\n" +
 	"\auser_id\x18\x01 \x01(\tR\auser_id\x12$\n" +
 	"\rprovider_name\x18\x02 \x01(\tR\rprovider_name\x12\x16\n" +
@@ -990,7 +1012,9 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"return_url\x12M\n" +
 	"\bmetadata\x18\x05 \x03(\v21.dromos.v1.RequestConnectionRequest.MetadataEntryR\bmetadata\x12$\n" +
 	"\rconnection_id\x18\x06 \x01(\tR\rconnection_id\x12=\n" +
-	"\rmetadata_json\x18\a \x01(\v2\x17.google.protobuf.StructR\rmetadata_json\x1a;\n" +
+	"\rmetadata_json\x18\a \x01(\v2\x17.google.protobuf.StructR\rmetadata_json\x12&\n" +
+	"\x0emcp_server_url\x18\b \x01(\tR\x0emcp_server_url\x12\x14\n" +
+	"\x05grant\x18\t \x01(\tR\x05grant\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x01\n" +
