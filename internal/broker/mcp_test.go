@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dromos-dev/dromos/internal/mcp"
 	"github.com/dromos-dev/dromos/internal/netguard"
@@ -71,7 +72,7 @@ func (f *fakeMCP) serve(w http.ResponseWriter, r *http.Request) {
 	case "GET /.well-known/oauth-authorization-server":
 		md := map[string]any{"issuer": base, "authorization_endpoint": base + "/authorize", "token_endpoint": base + "/token",
 			"registration_endpoint": base + "/register", "revocation_endpoint": base + "/revoke",
-			"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
+			"grant_types_supported":                 []string{"authorization_code", "refresh_token", "client_credentials"},
 			"token_endpoint_auth_methods_supported": []string{"client_secret_basic"}}
 		if !f.noS256 {
 			md["code_challenge_methods_supported"] = []string{"S256"}
@@ -92,6 +93,10 @@ func (f *fakeMCP) serve(w http.ResponseWriter, r *http.Request) {
 		f.tokenForms = append(f.tokenForms, r.PostForm)
 		f.tokenAuth = append(f.tokenAuth, r.Header.Get("Authorization"))
 		f.issued++
+		if r.PostForm.Get("grant_type") == "client_credentials" {
+			writeJSON(w, 200, map[string]any{"access_token": "mcp-cc-" + string(rune('0'+f.issued)), "token_type": "Bearer", "expires_in": 600})
+			return
+		}
 		writeJSON(w, 200, map[string]any{"access_token": "mcp-at-" + string(rune('0'+f.issued)), "token_type": "Bearer",
 			"expires_in": 3600, "refresh_token": "mcp-rt", "scope": "tools:read"})
 	case "POST /revoke":
@@ -254,4 +259,71 @@ func productionGuardButTestServer(base string) mcp.Guard {
 		}
 		return prod(ctx, raw)
 	}
+}
+
+func TestMCPClientCredentials(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		f := newFakeMCP(t)
+		h := newHarness(t, dbURL)
+		body := map[string]any{"workspace_id": "ws-1", "user_id": "svc", "mcp_server_url": f.url(), "grant": "client_credentials",
+			"return_url": "https://app.example.com/done"}
+		var env envelope
+		if st := h.do("POST", "/auth/consent-spec", body, &env); st != http.StatusBadRequest || env.Code != mcp.CodeNoClient {
+			t.Fatalf("client_credentials without an operator's client: %d %+v", st, env)
+		}
+		if ps, _ := h.store.ListProviders(context.Background()); len(ps) != 0 {
+			t.Fatalf("providers stored after a refusal: %d", len(ps))
+		}
+		var reg map[string]any
+		if st := h.do("POST", "/mcp/clients", map[string]any{"mcp_server_url": f.url(), "client_id": "machine", "client_secret": "machine-secret",
+			"token_endpoint_auth_method": "client_secret_basic"}, &reg); st != 200 || reg["issuer"] != f.srv.URL || reg["client_secret"] != nil {
+			t.Fatalf("pre-registration: %d %v", st, reg)
+		}
+		var out consentResp
+		if st := h.do("POST", "/auth/consent-spec", body, &out); st != 200 || out.AuthURL != "" || out.ConnectionID == "" {
+			t.Fatalf("machine connection: %d %+v", st, out)
+		}
+		if h.status(out.ConnectionID) != storage.StatusActive {
+			t.Fatalf("status %s", h.status(out.ConnectionID))
+		}
+		f.mu.Lock()
+		form, auth := f.tokenForms[0], f.tokenAuth[0]
+		f.mu.Unlock()
+		if form.Get("grant_type") != "client_credentials" || form.Get("resource") != f.url() || !strings.HasPrefix(auth, "Basic ") {
+			t.Fatalf("token request %v %q", form, auth)
+		}
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		if st := h.do("GET", "/connections/"+out.ConnectionID+"/token", nil, &tok); st != 200 || tok.AccessToken != "mcp-cc-1" {
+			t.Fatalf("token: %d %+v", st, tok)
+		}
+		// Past its expiry, concurrent readers share one new request.
+		h.clock.Advance(15 * time.Minute)
+		var wg sync.WaitGroup
+		got := make([]string, 6)
+		for i := range got {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var tk struct {
+					AccessToken string `json:"access_token"`
+				}
+				h.do("GET", "/connections/"+out.ConnectionID+"/token", nil, &tk)
+				got[i] = tk.AccessToken
+			}()
+		}
+		wg.Wait()
+		for _, g := range got {
+			if g != "mcp-cc-2" {
+				t.Fatalf("readers got %q, want the one re-requested token", got)
+			}
+		}
+		f.mu.Lock()
+		n := len(f.tokenForms)
+		f.mu.Unlock()
+		if n != 2 {
+			t.Fatalf("%d token requests, want 2 (one per expiry)", n)
+		}
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -55,6 +56,9 @@ type Endpoint struct {
 	// Resource is an RFC 8707 resource indicator sent with every token
 	// request (code exchange, refresh, client credentials).
 	Resource string
+	// Audience is the aud of a private_key_jwt client assertion: the
+	// authorization server's issuer; "" means the token URL.
+	Audience string
 }
 
 func (ep Endpoint) parseOptions() ParseOptions {
@@ -110,7 +114,7 @@ func (ep Endpoint) validate() error {
 		return fmt.Errorf("%w: endpoint without client id", ErrInvalidInput)
 	}
 	switch ep.method() {
-	case AuthBasic, AuthPost, AuthAuto, AuthNone:
+	case AuthBasic, AuthPost, AuthAuto, AuthNone, AuthPrivateKeyJWT:
 	default:
 		return fmt.Errorf("%w: unknown auth method", ErrInvalidInput)
 	}
@@ -146,8 +150,16 @@ func reservedHeader(name string) bool {
 
 // authenticate adds client authentication for method (never AuthAuto) to the
 // form and request headers.
-func authenticate(method AuthMethod, ep Endpoint, form url.Values, h http.Header) {
+func authenticate(method AuthMethod, ep Endpoint, form url.Values, h http.Header, now time.Time) error {
 	switch method {
+	case AuthPrivateKeyJWT:
+		a, err := clientAssertion(ep, now)
+		if err != nil {
+			return err
+		}
+		form.Set("client_id", ep.ClientID)
+		form.Set("client_assertion_type", assertionType)
+		form.Set("client_assertion", a)
 	case AuthBasic:
 		h.Set("Authorization", basicAuth(ep.ClientID, ep.ClientSecret))
 	case AuthPost:
@@ -156,6 +168,7 @@ func authenticate(method AuthMethod, ep Endpoint, form url.Values, h http.Header
 	case AuthNone:
 		form.Set("client_id", ep.ClientID)
 	}
+	return nil
 }
 
 // basicAuth builds the header of RFC 6749 §2.3.1: id and secret are each

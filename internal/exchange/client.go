@@ -305,7 +305,9 @@ func (c *Client) roundTrip(ctx context.Context, target string, ep Endpoint, meth
 			header.Set(k, v)
 		}
 	}
-	authenticate(method, ep, body, header)
+	if err := authenticate(method, ep, body, header, c.now()); err != nil {
+		return response{}, err
+	}
 	header.Set("Accept", "application/json")
 	var encoded string
 	if ep.JSONBody {

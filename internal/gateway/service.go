@@ -244,7 +244,8 @@ func (s *service) RequestConnection(ctx context.Context, c Caller, r ConnectionR
 		return ConnectionGrant{}, errUnverifiedState(errors.New("reconnect answered with another connection"))
 	case !canonicalUUID(consent.ConnectionID):
 		return ConnectionGrant{}, errUnverifiedState(errors.New("consent connection id is not a canonical UUID"))
-	case !absoluteHTTP(consent.AuthURL):
+	case !absoluteHTTP(consent.AuthURL) && !(r.Grant == "client_credentials" && consent.AuthURL == ""):
+		// A client_credentials connection has no consent and so no authUrl.
 		return ConnectionGrant{}, errUnverifiedState(errors.New("consent authUrl is not an absolute http(s) URL"))
 	}
 	scopes := consent.Scopes

@@ -145,14 +145,23 @@ func (c *Connector) Resolve(ctx context.Context, serverURL, grant string) (Targe
 	if err != nil {
 		return Target{}, err
 	}
+	name := ProviderName(d.Resource)
+	if grant == GrantClientCredentials {
+		// Machine connections to a server get a provider of their own: its
+		// grant differs, and so may its client.
+		name += "-m"
+	}
 	prof := provider.Profile{
-		Name: ProviderName(d.Resource), DisplayName: "MCP " + d.Resource,
+		Name: name, DisplayName: "MCP " + d.Resource, Issuer: d.Issuer,
 		AuthURL: d.Server.AuthorizationEndpoint, TokenURL: d.Server.TokenEndpoint, RevocationURL: d.Server.RevocationEndpoint,
 		ClientID: client.ClientID, ClientSecret: secret.String(creds.ClientSecret), TokenEndpointAuthMethod: client.AuthMethod,
 		Scopes: d.DefaultScopes(), Resource: d.Resource,
 	}
 	if client.AuthMethod == mcp.AuthPrivateJWT {
 		prof.ClientSecret = secret.String(creds.PrivateKeyPEM)
+	}
+	if grant == GrantClientCredentials {
+		prof.Grant = provider.GrantClientCredentials
 	}
 	if prof.AuthURL == "" {
 		// A client_credentials-only server has no authorization endpoint;

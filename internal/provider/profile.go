@@ -23,7 +23,15 @@ const (
 	AuthPost  = "client_secret_post"
 	AuthAuto  = "auto"
 	AuthNone  = "none"
+	// AuthPrivateKeyJWT signs a client assertion (RFC 7523); the profile's
+	// client_secret is then the PEM private key.
+	AuthPrivateKeyJWT = "private_key_jwt"
 )
+
+// GrantClientCredentials marks a provider whose connections use the
+// client_credentials grant: no user, the broker asks again for a token
+// when the one it holds runs out.
+const GrantClientCredentials = "client_credentials"
 
 // Profile is a provider registration as operators write it. ClientSecret is
 // accepted on input only: it is sealed before storage and never marshalled
@@ -67,6 +75,8 @@ type Profile struct {
 	// token and refresh requests, so the tokens are issued for that
 	// resource only (an MCP server's URL).
 	Resource string `json:"resource,omitempty"`
+	// Grant is "" (authorization code) or client_credentials.
+	Grant string `json:"grant,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
@@ -176,9 +186,12 @@ func (p *Profile) Validate() error {
 		}
 	}
 	switch p.TokenEndpointAuthMethod {
-	case AuthBasic, AuthPost, AuthAuto, AuthNone:
+	case AuthBasic, AuthPost, AuthAuto, AuthNone, AuthPrivateKeyJWT:
 	default:
-		add("token_endpoint_auth_method must be %s, %s, %s or %s", AuthBasic, AuthPost, AuthAuto, AuthNone)
+		add("token_endpoint_auth_method must be %s, %s, %s, %s or %s", AuthBasic, AuthPost, AuthAuto, AuthNone, AuthPrivateKeyJWT)
+	}
+	if p.Grant != "" && p.Grant != GrantClientCredentials {
+		add("grant must be empty (authorization code) or %s", GrantClientCredentials)
 	}
 	if p.TokenEndpointAuthMethod != AuthNone && p.ClientSecret.Reveal() == "" {
 		add("client_secret is required unless token_endpoint_auth_method is none")

@@ -257,6 +257,7 @@ func (p *Profile) AuthorizationURL(endpoint string, req AuthRequest) (string, er
 // exchange, refresh and revocation.
 func (p *Profile) ConfigureEndpoint(ep *exchange.Endpoint) {
 	ep.Resource = p.Resource
+	ep.Audience = p.Issuer
 	if len(p.TokenRequestHeaders) > 0 {
 		ep.ExtraHeaders = maps.Clone(p.TokenRequestHeaders)
 	}

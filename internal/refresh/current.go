@@ -8,6 +8,7 @@ import (
 
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/tokenset"
 )
@@ -153,6 +154,20 @@ func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.
 		return c, tokenset.Set{}, err
 	}
 	if set.RefreshToken == "" {
+		// A client_credentials connection has no refresh token: the
+		// broker asks for a new token instead, under the same lease, so
+		// readers share one request as they share a refresh.
+		if g, gerr := r.grants.Grant(ctx, c.ProviderID); gerr == nil && g.Profile.Grant == provider.GrantClientCredentials {
+			fresh, err := r.xchg.ClientCredentials(ctx, g.Endpoint, c.Scopes)
+			if err == nil {
+				if err = g.Profile.NormalizeTokenResponse(fresh); err == nil {
+					return r.storeRefreshed(ctx, c, owner, set, fresh, g, start)
+				}
+			}
+			return r.failed(ctx, c, owner, set, force, start, err)
+		}
+	}
+	if set.RefreshToken == "" {
 		if now := r.now().UTC(); set.Expiry.IsZero() || set.Expiry.After(now) {
 			// Nothing to refresh with. The worker need not look again
 			// before the token expires (then it is marked for re-consent)
@@ -177,6 +192,12 @@ func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.
 			}
 		}
 	}
+	return r.failed(ctx, c, owner, set, force, start, err)
+}
+
+// failed records a refresh (or client_credentials request) that failed
+// with err, releasing the lease.
+func (r *Refresher) failed(ctx context.Context, c storage.Connection, owner string, set tokenset.Set, force bool, start time.Time, err error) (storage.Connection, tokenset.Set, error) {
 	class := exchange.Classify(err)
 	if _, isAPI := httpapi.As(err); isAPI || class == exchange.ClassNone {
 		class = exchange.ClassTransient // provider missing or discovery down: not the grant's fault

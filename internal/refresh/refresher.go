@@ -55,6 +55,7 @@ type Vault interface {
 type Exchanger interface {
 	Refresh(ctx context.Context, ep exchange.Endpoint, refreshToken string, scopes []string) (*exchange.Token, error)
 	RevokeGrant(ctx context.Context, revocationURL string, ep exchange.Endpoint, refreshToken, accessToken string) error
+	ClientCredentials(ctx context.Context, ep exchange.Endpoint, scopes []string) (*exchange.Token, error)
 }
 
 // Grant is what a refresh needs of a connection's provider.
