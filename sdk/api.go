@@ -27,6 +27,13 @@ type RequestConnectionInput struct {
 	// failed, and yours) under the same id instead of starting a new one.
 	// For an active connection it starts a step-up: see AddScopes.
 	ConnectionID string
+	// MCPServerURL connects to a remote MCP server by its URL instead of
+	// ProviderName; Scopes may then be empty (the server's own choice is
+	// asked for). See docs/MCP.md.
+	MCPServerURL string
+	// Grant is "" (authorization_code) or, with MCPServerURL,
+	// "client_credentials": no user, no AuthURL, active at once.
+	Grant string
 }
 
 // Connection is a started connection: send the user to AuthURL, keep
@@ -92,12 +99,14 @@ func connPath(prefix, id string) (string, error) {
 func (c *Client) RequestConnection(ctx context.Context, in RequestConnectionInput) (*Connection, error) {
 	body := struct {
 		UserID       string         `json:"user_id"`
-		ProviderName string         `json:"provider_name"`
-		Scopes       []string       `json:"scopes"`
+		ProviderName string         `json:"provider_name,omitempty"`
+		Scopes       []string       `json:"scopes,omitempty"`
 		ReturnURL    string         `json:"return_url"`
 		Metadata     map[string]any `json:"metadata,omitempty"`
 		ConnectionID string         `json:"connection_id,omitempty"`
-	}{in.UserID, in.ProviderName, in.Scopes, in.ReturnURL, in.Metadata, in.ConnectionID}
+		MCPServerURL string         `json:"mcp_server_url,omitempty"`
+		Grant        string         `json:"grant,omitempty"`
+	}{in.UserID, in.ProviderName, in.Scopes, in.ReturnURL, in.Metadata, in.ConnectionID, in.MCPServerURL, in.Grant}
 	var out struct {
 		AuthURL      string   `json:"authUrl"`
 		ConnectionID string   `json:"connection_id"`
@@ -109,7 +118,7 @@ func (c *Client) RequestConnection(ctx context.Context, in RequestConnectionInpu
 	if err != nil {
 		return nil, err
 	}
-	if out.AuthURL == "" || out.ConnectionID == "" {
+	if (out.AuthURL == "" && in.Grant != "client_credentials") || out.ConnectionID == "" {
 		return nil, errors.New("dromos: request-connection answer lacks authUrl or connection_id")
 	}
 	return (*Connection)(&out), nil
