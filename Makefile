@@ -53,3 +53,11 @@ FUZZ_TARGETS := \
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
+
+# MCP conformance (docs/MCP.md): the 19 client auth scenarios of
+# @modelcontextprotocol/conformance (pinned in test/mcp-conformance, npm ci)
+# against cmd/dromos-mcp-conformance and a `dromos dev` on free ports.
+# Fails on a failure not in test/mcp-conformance/expected-failures.yml.
+.PHONY: mcp-conformance
+mcp-conformance:
+	scripts/mcp-conformance.sh

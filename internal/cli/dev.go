@@ -79,6 +79,12 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 		"RATE_LIMIT_CALLBACK": "0",
 		"RATE_LIMIT_CONSENT":  "0",
 	}
+	if v, ok := env["MCP_CLIENT_METADATA_URL"]; ok {
+		// Where the Client ID Metadata Document is published, for MCP
+		// servers that accept one (dev serves it on plain http otherwise
+		// never uses it).
+		cfgEnv["MCP_CLIENT_METADATA_URL"] = v
+	}
 	cfg, err := config.LoadBroker(cfgEnv)
 	if err != nil {
 		return err
