@@ -22,6 +22,7 @@ type connectFlags struct {
 	gateway, gatewayKey       string
 	broker, apiKey            string
 	provider, user, returnURL string
+	mcp                       string
 	scopes                    listFlag
 	timeout                   time.Duration
 	json, reveal              bool
@@ -38,7 +39,8 @@ func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	// No default is shown: --help must not print a key taken from the
 	// environment.
 	fs.StringVar(&f.apiKey, "api-key", "", "broker API key, to find an alias's default scopes (default $"+envAPIKey+")")
-	fs.StringVar(&f.provider, "provider", "", "provider name or alias (required)")
+	fs.StringVar(&f.provider, "provider", "", "provider name or alias (required unless --mcp)")
+	fs.StringVar(&f.mcp, "mcp", "", "connect to this remote MCP server URL instead of a provider (docs/MCP.md)")
 	fs.StringVar(&f.user, "user", "", "the user id to connect (required)")
 	fs.Var(&f.scopes, "scopes", "scopes to ask for, comma- or space-separated (default: the provider's)")
 	fs.StringVar(&f.returnURL, "return-url", "", "where the browser lands after consent (default BROKER/dev/return, the page dromos dev serves)")
@@ -48,8 +50,8 @@ func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	if _, err := parseArgs(fs, args, 0, ""); err != nil {
 		return err
 	}
-	if f.provider == "" || f.user == "" {
-		return errors.New("--provider and --user are required")
+	if (f.provider == "") == (f.mcp == "") || f.user == "" {
+		return errors.New("--user and one of --provider and --mcp are required")
 	}
 	if f.timeout <= 0 {
 		return errors.New("--timeout must be positive")
@@ -59,7 +61,7 @@ func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	if err != nil {
 		return err
 	}
-	if len(f.scopes) == 0 {
+	if len(f.scopes) == 0 && f.mcp == "" {
 		broker := func() (*brokerClient, error) { return (&opsFlags{broker: f.broker, apiKey: f.apiKey}).client(env) }
 		if f.scopes, err = providerScopes(ctx, client, broker, f.provider); err != nil {
 			return err
@@ -68,7 +70,7 @@ func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	returnURL := firstNonEmpty(f.returnURL, strings.TrimSuffix(firstNonEmpty(f.broker, env[envBrokerURL], defaultBrokerURL), "/")+"/dev/return")
 
 	conn, err := client.RequestConnection(ctx, sdk.RequestConnectionInput{
-		UserID: f.user, ProviderName: f.provider, Scopes: f.scopes, ReturnURL: returnURL,
+		UserID: f.user, ProviderName: f.provider, Scopes: f.scopes, ReturnURL: returnURL, MCPServerURL: f.mcp,
 	})
 	if err != nil {
 		return err
@@ -78,7 +80,7 @@ func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) e
 		urlOut = ios.err
 	}
 	fmt.Fprintf(urlOut, "Open this URL in a browser to connect %s for user %s:\n\n  %s\n\n",
-		printable(f.provider), printable(f.user), printable(conn.AuthURL))
+		printable(firstNonEmpty(f.provider, f.mcp)), printable(f.user), printable(conn.AuthURL))
 
 	waitCtx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()

@@ -41,7 +41,8 @@ func TestOpsUsageErrors(t *testing.T) {
 		{[]string{"connections", "show", "a", "b"}, "expected one connection ID"},
 		{[]string{"connections", "list", "extra"}, `unexpected argument "extra"`},
 		{[]string{"connections", "list", "--limit", "0"}, "--limit must be from 1 to 1000"},
-		{[]string{"connect", "--user", "u"}, "--provider and --user are required"},
+		{[]string{"connect", "--user", "u"}, "--user and one of --provider and --mcp are required"},
+		{[]string{"connect", "--user", "u", "--provider", "p", "--mcp", "https://m.example/mcp"}, "--user and one of --provider and --mcp are required"},
 		{[]string{"providers", "list", "--broker", "ftp://x"}, "--broker must be an http(s) URL"},
 		{[]string{"providers", "add", "--client-secret", "a", "--client-secret-file", "b", "--name", "n", "--client-id", "c"}, "not both"},
 	}
@@ -222,6 +223,19 @@ func TestConnectAgainstFakeGateway(t *testing.T) {
 		if auth != "Bearer gw-key" || body["return_url"] != "https://broker.example/dev/return" ||
 			strings.Join(anyStrings(body["scopes"]), " ") != "repo read:user" || body["user_id"] != "u-1" {
 			t.Fatalf("gateway saw %q %v", auth, body)
+		}
+	})
+	t.Run("an MCP server by URL", func(t *testing.T) {
+		var body map[string]any
+		var auth string
+		gw := fakeGatewayFor(t, `{"status":"active"}`, &body, &auth)
+		_, errOut, code := runCLI(t, nil, "connect", "--gateway", gw.URL, "--mcp", "https://mcp.example.com/mcp", "--user", "u-1",
+			"--return-url", "https://app.example/done")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		if body["mcp_server_url"] != "https://mcp.example.com/mcp" || body["provider_name"] != nil || body["scopes"] != nil {
+			t.Fatalf("gateway saw %v", body)
 		}
 	})
 	t.Run("denied consent fails with the reason", func(t *testing.T) {
