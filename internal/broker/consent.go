@@ -16,6 +16,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/connmeta"
 	"github.com/dromos-dev/dromos/internal/ctrlchar"
 	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/mcp"
 	"github.com/dromos-dev/dromos/internal/mcpconnect"
 	"github.com/dromos-dev/dromos/internal/pkce"
 	"github.com/dromos-dev/dromos/internal/provider"
@@ -173,6 +174,9 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if req.MCPServerURL != "" {
 		if b.mcp == nil {
 			return &httpapi.Error{Status: http.StatusNotImplemented, Code: httpapi.CodeNotImplemented, Message: "MCP connections are not enabled in this broker"}
+		}
+		if err := b.checkStepUp(r.Context(), req); err != nil {
+			return err
 		}
 		t, err := b.mcp.Resolve(r.Context(), req.MCPServerURL, req.Grant)
 		if err != nil {
@@ -358,4 +362,26 @@ func (b *Broker) restartConsent(ctx context.Context, fresh storage.Connection) e
 		return httpapi.Conflict("not_reconnectable", "connection changed while reconnecting; try again")
 	}
 	return err
+}
+
+// checkStepUp refuses a step-up on an MCP connection that asks for no
+// scope the connection lacks: the server is looping (it refuses a token
+// that already carries what it asks for), and another consent would only
+// bring the same answer. Nothing changes on the connection.
+func (b *Broker) checkStepUp(ctx context.Context, req consentRequest) error {
+	if req.ConnectionID == "" {
+		return nil
+	}
+	c, err := b.store.GetConnection(ctx, req.ConnectionID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (c.ClientName != req.ClientName || c.WorkspaceID != req.WorkspaceID)) {
+		return httpapi.NotFound("connection")
+	}
+	if err != nil {
+		return err
+	}
+	if c.Status == storage.StatusActive && mcpconnect.StepUpLoops(c.Scopes, req.Scopes) {
+		return &httpapi.Error{Status: http.StatusBadRequest, Code: mcp.CodeStepUpLoop,
+			Message: "the connection already holds every scope asked for: the MCP server refuses a token that has what it asks for, so another consent would loop"}
+	}
+	return nil
 }

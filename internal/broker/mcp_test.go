@@ -327,3 +327,43 @@ func TestMCPClientCredentials(t *testing.T) {
 		}
 	})
 }
+
+// TestMCPStepUpLoopRefused: a server that answers insufficient_scope for
+// scopes the connection already holds would make every step-up loop; the
+// broker refuses the step-up and the connection, its token and the
+// authorization server are left alone.
+func TestMCPStepUpLoopRefused(t *testing.T) {
+	f := newFakeMCP(t)
+	h := newHarness(t, "sqlite:"+t.TempDir()+"/dromos.db")
+	c, st, env := h.mcpConsent(f.url(), nil)
+	if st != 200 {
+		t.Fatalf("consent: %d %+v", st, env)
+	}
+	q := func() url.Values {
+		u, _ := url.Parse(h.visitStart(c.AuthURL).Header.Get("Location"))
+		return u.Query()
+	}()
+	h.callback(url.Values{"state": {q.Get("state")}, "code": {"c"}})
+	before, tokBefore, err := h.store.GetConnectionToken(context.Background(), c.ConnectionID)
+	if err != nil || before.Status != storage.StatusActive {
+		t.Fatalf("connection %+v %v", before, err)
+	}
+	f.mu.Lock()
+	authz := len(f.authorizes)
+	f.mu.Unlock()
+	var out envelope
+	st = h.do("POST", "/auth/consent-spec", map[string]any{"workspace_id": "ws-1", "user_id": "u-1", "mcp_server_url": f.url(),
+		"connection_id": c.ConnectionID, "scopes": []string{"tools:read"}, "return_url": "https://app.example.com/done"}, &out)
+	if st != http.StatusBadRequest || out.Code != mcp.CodeStepUpLoop {
+		t.Fatalf("looping step-up: %d %+v", st, out)
+	}
+	after, tokAfter, err := h.store.GetConnectionToken(context.Background(), c.ConnectionID)
+	if err != nil || after.Status != storage.StatusActive || after.Version != before.Version || string(tokAfter.Ciphertext) != string(tokBefore.Ciphertext) {
+		t.Fatalf("connection changed: %+v -> %+v (%v)", before, after, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.authorizes) != authz {
+		t.Fatal("a new authorization request was made")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dromos-dev/dromos/internal/mcp"
@@ -265,4 +266,20 @@ func (c *Connector) MetadataDocument() map[string]any {
 		"redirect_uris": []string{c.cfg.RedirectURI}, "grant_types": []string{"authorization_code", "refresh_token"},
 		"response_types": []string{"code"}, "token_endpoint_auth_method": mcp.AuthNone,
 	}
+}
+
+// StepUpLoops reports whether a step-up for requested on a connection
+// holding granted would loop: the server asks for nothing the connection
+// does not already have, so a new consent would bring the same token and
+// the same refusal.
+func StepUpLoops(granted, requested []string) bool {
+	if len(requested) == 0 {
+		return true
+	}
+	for _, s := range requested {
+		if !slices.Contains(granted, s) {
+			return false
+		}
+	}
+	return true
 }
