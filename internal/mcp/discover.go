@@ -160,8 +160,8 @@ func (d *Discoverer) guardEndpoints(ctx context.Context, md ServerMetadata) erro
 }
 
 // probe sends an unauthenticated initialize and returns the Bearer
-// challenge of a 401 (the zero Challenge for any other answer: some
-// servers let initialize through and challenge later requests).
+// challenge of a 401; when initialize is let through, an unauthenticated
+// ping's (the zero Challenge when neither is challenged).
 func (d *Discoverer) probe(ctx context.Context, serverURL string) (wwwauth.Challenge, error) {
 	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"` + ProtocolVersion +
 		`","capabilities":{},"clientInfo":{"name":"dromos","version":"1"}}}`)
@@ -174,7 +174,19 @@ func (d *Discoverer) probe(ctx context.Context, serverURL string) (wwwauth.Chall
 		return wwwauth.Challenge{}, err
 	}
 	if r.status != http.StatusUnauthorized && r.status != http.StatusForbidden {
-		return wwwauth.Challenge{}, nil
+		// Some servers let initialize through and challenge the requests
+		// after it: a ping, which changes nothing, shows their challenge.
+		body = []byte(`{"jsonrpc":"2.0","id":2,"method":"ping"}`)
+		if r, err = d.do(ctx, http.MethodPost, serverURL, body, http.Header{
+			"Content-Type":         {"application/json"},
+			"Accept":               {"application/json, text/event-stream"},
+			"Mcp-Protocol-Version": {ProtocolVersion},
+		}); err != nil {
+			return wwwauth.Challenge{}, err
+		}
+		if r.status != http.StatusUnauthorized && r.status != http.StatusForbidden {
+			return wwwauth.Challenge{}, nil
+		}
 	}
 	c, _, err := wwwauth.Bearer(r.header.Values("WWW-Authenticate")...)
 	if err != nil {

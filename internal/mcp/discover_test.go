@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -26,6 +27,8 @@ type fakeServer struct {
 	challenge func(base string) string
 	hits      []string
 	register  http.HandlerFunc
+	// openInitialize lets initialize through unauthenticated.
+	openInitialize bool
 }
 
 func newFake(t *testing.T) *fakeServer {
@@ -43,6 +46,14 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/mcp":
+		f.mu.Lock()
+		open := f.openInitialize
+		f.mu.Unlock()
+		if b, _ := io.ReadAll(r.Body); open && strings.Contains(string(b), `"initialize"`) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+			return
+		}
 		if challenge != nil {
 			w.Header().Set("WWW-Authenticate", challenge(f.srv.URL))
 		}
@@ -140,6 +151,19 @@ func TestDiscoverOrders(t *testing.T) {
 			wantGets: []string{"/custom/metadata/location.json", "/.well-known/oauth-authorization-server/tenant1",
 				"/.well-known/openid-configuration/tenant1", "/tenant1/.well-known/openid-configuration"},
 			wantIss: "/tenant1",
+		},
+		{
+			name: "initialize let through; the ping's challenge counts",
+			setup: func(f *fakeServer) {
+				f.openInitialize = true
+				f.challenge = func(b string) string {
+					return `Bearer resource_metadata="` + b + `/.well-known/oauth-protected-resource/mcp", scope="mcp:basic"`
+				}
+				f.docs["/.well-known/oauth-protected-resource/mcp"] = prm("/mcp", "", "mcp:basic", "mcp:write")
+				f.docs["/.well-known/oauth-authorization-server"] = asMetadata("")
+			},
+			wantGets:  []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-authorization-server"},
+			wantScope: []string{"mcp:basic"},
 		},
 		{
 			name: "2025-03-26 server: metadata at its origin",
