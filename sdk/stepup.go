@@ -28,6 +28,7 @@ type AddScopesInput struct {
 	ConnectionID string   // the active connection, yours
 	UserID       string   // as when the connection was requested
 	ProviderName string   // the connection's provider
+	MCPServerURL string   // instead of ProviderName: the connection's MCP server
 	Scopes       []string // the scopes to add
 	ReturnURL    string   // where the browser lands after consent
 }
@@ -48,7 +49,7 @@ func (c *Client) AddScopes(ctx context.Context, in AddScopesInput) (*Connection,
 		return nil, errors.New("dromos: AddScopes needs scopes to add")
 	}
 	return c.RequestConnection(ctx, RequestConnectionInput{UserID: in.UserID, ProviderName: in.ProviderName,
-		Scopes: in.Scopes, ReturnURL: in.ReturnURL, ConnectionID: in.ConnectionID})
+		Scopes: in.Scopes, ReturnURL: in.ReturnURL, ConnectionID: in.ConnectionID, MCPServerURL: in.MCPServerURL})
 }
 
 // StepUpFailedError is WaitForStepUp's error for a step-up that failed;

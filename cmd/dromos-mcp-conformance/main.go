@@ -99,8 +99,31 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	if err := dromos.WaitForActive(ctx, conn.ConnectionID, sdk.WaitOptions{Interval: 100 * time.Millisecond}); err != nil {
 		return fmt.Errorf("waiting for the connection: %w", err)
 	}
-	return useServer(ctx, dromos, conn.ConnectionID, serverURL)
+	// A server that needs more scopes answers insufficient_scope: step up
+	// (the same connection, the scopes it asks for added), at most twice.
+	for attempt := 0; ; attempt++ {
+		err := useServer(ctx, dromos, conn.ConnectionID, serverURL)
+		e, ok := sdk.AsInsufficientScope(err)
+		if !ok || attempt == maxStepUps {
+			return err
+		}
+		up, err := dromos.AddScopes(ctx, sdk.AddScopesInput{ConnectionID: conn.ConnectionID, UserID: in.UserID,
+			MCPServerURL: serverURL, Scopes: e.Scopes, ReturnURL: returnURL})
+		if err != nil {
+			return fmt.Errorf("step-up for %q: %w", e.Scopes, err)
+		}
+		if err := consent(ctx, up.AuthURL); err != nil {
+			return err
+		}
+		if err := dromos.WaitForStepUp(ctx, conn.ConnectionID, sdk.WaitOptions{Interval: 100 * time.Millisecond}); err != nil {
+			return fmt.Errorf("waiting for the step-up: %w", err)
+		}
+	}
 }
+
+// maxStepUps bounds step-ups per run, so a server that keeps refusing
+// cannot loop the program (the broker bounds them too).
+const maxStepUps = 2
 
 // preregister gives the broker the suite's client as an operator would.
 func preregister(ctx context.Context, brokerURL, key, serverURL string, sc scenarioContext) error {
@@ -204,7 +227,7 @@ func useServer(ctx context.Context, dromos *sdk.Client, connID, serverURL string
 
 func describe(op string, err error) error {
 	if e, ok := sdk.AsInsufficientScope(err); ok {
-		return fmt.Errorf("%s: the server needs scopes %q; step-up is not run by this program: %w", op, e.Scopes, err)
+		return fmt.Errorf("%s: the server needs scopes %q: %w", op, e.Scopes, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
