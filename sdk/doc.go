@@ -88,4 +88,11 @@
 // error returned. WithRetry changes the policy; RetryPolicy{MaxAttempts: 1}
 // turns retries off. WithLogger logs one debug line per attempt (method,
 // route, status, attempt, duration).
+//
+// # Webhooks
+//
+// VerifyWebhook checks a message in the Standard Webhooks format Dromos
+// signs (docs/WEBHOOKS.md) against an endpoint's whsec_ secret, refuses
+// timestamps more than the tolerance (default 5 minutes) away from now,
+// and returns the typed WebhookEvent.
 package sdk
