@@ -49,7 +49,8 @@ FUZZ_TARGETS := \
 	./internal/gateway/brokerclient:FuzzDecodeMembers \
 	./internal/httpapi:FuzzWriteJSONObject \
 	./internal/ctrlchar:FuzzIndex \
-	./internal/wwwauth:FuzzParse
+	./internal/wwwauth:FuzzParse \
+	./sdk:FuzzVerifyWebhook
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)

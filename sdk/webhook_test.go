@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -120,4 +121,48 @@ func signForTest(t *testing.T, secret, id string, unix int64, body string) strin
 	mac := hmac.New(sha256.New, key)
 	fmt.Fprintf(mac, "%s.%d.%s", id, unix, body)
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// FuzzVerifyWebhook feeds arbitrary headers and bodies to the verifier: it
+// must not panic, and whatever it accepts must carry the true signature of
+// the message under the secret and a timestamp within the tolerance.
+func FuzzVerifyWebhook(f *testing.F) {
+	f.Add(whID, "1796396400", whSigA+" "+whSigB, whBody)
+	f.Add(whID, "1796396400", whSigA, `{"type":"x"}`)
+	f.Add("", "", "", "")
+	f.Add("msg_1", "-9223372036854775808", "v1, v1,=", "null")
+	f.Add("msg_1", "+1796396400", "v1a,AAAA  v1,"+strings.Repeat("A", 44), `{"type":"connection.active","data":{"scopes":null}}`)
+	now := time.Unix(whUnix, 0)
+	f.Fuzz(func(t *testing.T, id, ts, sigs, body string) {
+		h := http.Header{}
+		h.Set("webhook-id", id)
+		h.Set("webhook-timestamp", ts)
+		h.Set("webhook-signature", sigs)
+		ev, err := verifyWebhookAt(now, whSecretA, h, []byte(body), 0)
+		if err != nil {
+			if ev != nil {
+				t.Fatalf("event %+v with error %v", ev, err)
+			}
+			return
+		}
+		unix, perr := strconv.ParseInt(ts, 10, 64)
+		if perr != nil || unix < whUnix-300 || unix > whUnix+300 {
+			t.Fatalf("accepted timestamp %q", ts)
+		}
+		key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(whSecretA, "whsec_"))
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte(id + "." + ts + "." + body))
+		want := mac.Sum(nil)
+		found := false
+		for _, s := range strings.Fields(sigs) {
+			if raw, ok := strings.CutPrefix(s, "v1,"); ok {
+				if got, err := base64.StdEncoding.DecodeString(raw); err == nil && hmac.Equal(got, want) {
+					found = true
+				}
+			}
+		}
+		if !found || ev.ID != id {
+			t.Fatalf("accepted a message without its signature: id %q ts %q sigs %q", id, ts, sigs)
+		}
+	})
 }
