@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +21,8 @@ import (
 	"github.com/dromos-dev/dromos/internal/mcpconnect"
 	"github.com/dromos-dev/dromos/internal/pkce"
 	"github.com/dromos-dev/dromos/internal/provider"
+	"github.com/dromos-dev/dromos/internal/registry"
+	"github.com/dromos-dev/dromos/internal/scopeallow"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/tokenset"
@@ -147,6 +150,28 @@ func validScope(s string) bool {
 	return true
 }
 
+// checkAllowedScopes refuses scopes outside the provider's allowed_scopes,
+// before anything is stored or signed. It covers new consents, reconnects
+// and step-ups alike: all ask through the consent API. Scopes the broker
+// adds itself (openid to re-prove a bound account) are not the agent's
+// request and are not checked.
+func checkAllowedScopes(prov registry.Provider, asked []string) error {
+	d := scopeallow.Disallowed(prov.Profile.AllowedScopes, asked)
+	if len(d) == 0 {
+		return nil
+	}
+	const shown = 10
+	var named []string
+	for _, s := range d[:min(len(d), shown)] {
+		named = append(named, strconv.Quote(s))
+	}
+	if len(d) > shown {
+		named = append(named, fmt.Sprintf("and %d more", len(d)-shown))
+	}
+	return &httpapi.Error{Status: http.StatusBadRequest, Code: httpapi.CodeScopeNotAllowed,
+		Message: fmt.Sprintf("provider %q does not allow scope %s (its allowed_scopes)", prov.Row.Name, strings.Join(named, ", "))}
+}
+
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n]
@@ -189,6 +214,9 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	}
 	prov, err := b.providers.Lookup(r.Context(), req.ProviderID, strings.ToLower(strings.TrimSpace(req.ProviderName)))
 	if err != nil {
+		return err
+	}
+	if err := checkAllowedScopes(prov, req.Scopes); err != nil {
 		return err
 	}
 	scopes := req.Scopes

@@ -53,6 +53,9 @@ const (
 	CodeOwnerRequired = "owner_required"
 	// CodeTooManyPending: the client has too many consents waiting.
 	CodeTooManyPending = "too_many_pending"
+	// CodeScopeNotAllowed: a consent asked for a scope outside the
+	// provider's allowed_scopes.
+	CodeScopeNotAllowed = "scope_not_allowed"
 )
 
 func newErr(status int, code, format string, args ...any) *Error {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/dromos-dev/dromos/internal/ctrlchar"
+	"github.com/dromos-dev/dromos/internal/scopeallow"
 	"github.com/dromos-dev/dromos/internal/secret"
 )
 
@@ -55,10 +56,14 @@ type Profile struct {
 	// ResourcesURL overrides where a resource lookup quirk
 	// (atlassian_resources, xero_tenants) reads the sites or tenants a new
 	// token reaches.
-	ResourcesURL            string            `json:"resources_url,omitempty"`
-	ClientID                string            `json:"client_id"`
-	ClientSecret            secret.String     `json:"client_secret,omitempty"`
-	Scopes                  []string          `json:"scopes,omitempty"`
+	ResourcesURL string        `json:"resources_url,omitempty"`
+	ClientID     string        `json:"client_id"`
+	ClientSecret secret.String `json:"client_secret,omitempty"`
+	Scopes       []string      `json:"scopes,omitempty"`
+	// AllowedScopes limits the scopes an agent may ask for (package
+	// scopeallow): exact scopes, or prefixes ending in '*'. Empty allows
+	// every syntactically valid scope.
+	AllowedScopes           []string          `json:"allowed_scopes,omitempty"`
 	TokenEndpointAuthMethod string            `json:"token_endpoint_auth_method,omitempty"`
 	AuthParams              map[string]string `json:"auth_params,omitempty"`
 	// TokenRequestHeaders are sent with every token, refresh and
@@ -106,6 +111,7 @@ func (p *Profile) Normalize() {
 		*f = strings.TrimSpace(*f)
 	}
 	p.Scopes = dedupe(p.Scopes)
+	p.AllowedScopes = dedupe(p.AllowedScopes)
 	if h, dup := CanonicalHeaders(p.TokenRequestHeaders); dup == "" {
 		p.TokenRequestHeaders = h // a name given twice is left for Validate to report
 	}
@@ -205,6 +211,10 @@ func (p *Profile) Validate() error {
 		}
 	}
 	probs = append(probs, checkTokenRequestHeaders(p.TokenRequestHeaders)...)
+	probs = append(probs, scopeallow.Problems(p.AllowedScopes)...)
+	if d := scopeallow.Disallowed(p.AllowedScopes, p.Scopes); len(d) > 0 {
+		add("scopes %s are outside allowed_scopes", strings.Join(d, " "))
+	}
 	for _, q := range p.Quirks {
 		if _, ok := quirks[q]; !ok {
 			add("unknown quirk %q", q)
