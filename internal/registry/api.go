@@ -48,6 +48,14 @@ func (p Provider) view() view {
 		CreatedAt: p.Row.CreatedAt, UpdatedAt: p.Row.UpdatedAt}
 }
 
+// warnOpenScopes says when a provider is saved without allowed_scopes:
+// agents may then send users to consent to any scope the provider knows.
+func (g *Registry) warnOpenScopes(ctx context.Context, prof *provider.Profile) {
+	if len(prof.AllowedScopes) == 0 {
+		g.log.WarnContext(ctx, "provider has no allowed_scopes: agents may ask it for any scope", "provider", prof.Name)
+	}
+}
+
 func readProfile(w http.ResponseWriter, r *http.Request) (*provider.Profile, error) {
 	var body providerBody
 	if err := httpapi.DecodeJSON(w, r, &body, httpapi.MaxBody); err != nil {
@@ -88,6 +96,7 @@ func (g *Registry) create(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	g.audit(r, storage.AuditEvent{Type: "provider.created", ProviderID: id, Detail: map[string]string{"name": prof.Name}})
+	g.warnOpenScopes(r.Context(), prof)
 	httpapi.WriteJSON(w, http.StatusCreated, Provider{Row: row, Profile: *prof}.view())
 	return nil
 }
@@ -182,6 +191,7 @@ func (g *Registry) update(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	g.audit(r, storage.AuditEvent{Type: "provider.updated", ProviderID: id, Detail: map[string]string{"name": prof.Name}})
+	g.warnOpenScopes(r.Context(), prof)
 	httpapi.WriteJSON(w, http.StatusOK, p.view())
 	return nil
 }

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +32,7 @@ type fixture struct {
 	store  *sqlite.Store
 	mux    *http.ServeMux
 	events []storage.AuditEvent
+	logs   *lockedBuffer
 }
 
 func newFixture(t *testing.T, netGuard bool) *fixture {
@@ -44,11 +47,12 @@ func newFixture(t *testing.T, netGuard bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{store: store, mux: http.NewServeMux(), ring: ring, prom: prometheus.NewRegistry()}
+	f := &fixture{store: store, mux: http.NewServeMux(), ring: ring, prom: prometheus.NewRegistry(), logs: &lockedBuffer{}}
 	disco := discovery.New(discovery.Options{HTTPClient: &http.Client{Timeout: 5 * time.Second}, RetryInterval: time.Millisecond})
 	f.disco = disco
 	f.reg, err = registry.New(registry.Deps{Store: store, Vault: ring, Discovery: disco, NetGuard: netGuard, Registerer: f.prom,
-		Audit: func(_ *http.Request, e storage.AuditEvent) { f.events = append(f.events, e) }})
+		Logger: slog.New(slog.NewTextHandler(f.logs, nil)),
+		Audit:  func(_ *http.Request, e storage.AuditEvent) { f.events = append(f.events, e) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +64,24 @@ func newFixture(t *testing.T, netGuard bool) *fixture {
 		})
 	})
 	return f
+}
+
+// lockedBuffer collects the registry's log lines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func (f *fixture) do(t *testing.T, method, path string, body any) (int, map[string]any) {
