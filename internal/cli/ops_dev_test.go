@@ -164,7 +164,7 @@ func TestOpsAgainstDev(t *testing.T) {
 	t.Run("providers add from flags", func(t *testing.T) {
 		out := mustCLI(t, env, "providers", "add", "--name", "static1", "--client-id", "cid",
 			"--client-secret", secret, "--auth-url", "https://idp.example/authorize", "--token-url", "https://idp.example/token",
-			"--scopes", "read,write", "--aliases", "Static-One", "--auth-param", "audience=api")
+			"--scopes", "read,write", "--allowed-scopes", "read write admin:*", "--aliases", "Static-One", "--auth-param", "audience=api")
 		if !strings.HasPrefix(out, "provider static1 added (id ") {
 			t.Fatalf("add said %q", out)
 		}
@@ -176,7 +176,8 @@ func TestOpsAgainstDev(t *testing.T) {
 			t.Fatalf("stored %v", prov)
 		}
 		table := mustCLI(t, env, "providers", "show", "static1")
-		if !hasRow(table, "CLIENT", "SECRET", "set", "(never", "shown)") || !hasRow(table, "SCOPES", "read", "write") {
+		if !hasRow(table, "CLIENT", "SECRET", "set", "(never", "shown)") || !hasRow(table, "SCOPES", "read", "write") ||
+			!hasRow(table, "ALLOWED", "SCOPES", "read", "write", "admin:*") {
 			t.Fatalf("show table:\n%s", table)
 		}
 		if strings.Contains(show+table+out, secret) {

@@ -41,6 +41,7 @@ type providerInfo struct {
 	ClientID        string    `json:"client_id"`
 	HasClientSecret bool      `json:"has_client_secret"`
 	Scopes          []string  `json:"scopes"`
+	AllowedScopes   []string  `json:"allowed_scopes"`
 	AuthMethod      string    `json:"token_endpoint_auth_method"`
 	Quirks          []string  `json:"quirks"`
 	CreatedAt       time.Time `json:"created_at"`
@@ -179,9 +180,17 @@ func runProvidersShow(ctx context.Context, args []string, ios ioSet, env config.
 		{"ISSUER", p.Issuer}, {"DISCOVERY", yesNo(p.EnableDiscovery)}, {"AUTH URL", p.AuthURL}, {"TOKEN URL", p.TokenURL},
 		{"USERINFO URL", p.UserinfoURL}, {"REVOCATION URL", p.RevocationURL}, {"CLIENT ID", p.ClientID},
 		{"CLIENT SECRET", map[bool]string{true: "set (never shown)", false: "none"}[p.HasClientSecret]},
-		{"SCOPES", strings.Join(p.Scopes, " ")}, {"AUTH METHOD", p.AuthMethod}, {"QUIRKS", strings.Join(p.Quirks, ", ")},
+		{"SCOPES", strings.Join(p.Scopes, " ")}, {"ALLOWED SCOPES", allowedScopes(p.AllowedScopes)}, {"AUTH METHOD", p.AuthMethod}, {"QUIRKS", strings.Join(p.Quirks, ", ")},
 		{"CREATED", stamp(p.CreatedAt)}, {"UPDATED", stamp(p.UpdatedAt)},
 	})
+}
+
+// allowedScopes shows an allowlist; an empty one allows every scope.
+func allowedScopes(list []string) string {
+	if len(list) == 0 {
+		return "any (no allowed_scopes)"
+	}
+	return strings.Join(list, " ")
 }
 
 func runProvidersRemove(ctx context.Context, args []string, ios ioSet, env config.Env) error {
@@ -239,7 +248,7 @@ type addFlags struct {
 	noDiscovery                                                      bool
 	authURL, tokenURL, userinfoURL, revocationURL, jwksURL, authMeth string
 	clientID, clientSecret, clientSecretFile                         string
-	aliases, scopes, quirks                                          listFlag
+	aliases, scopes, allowedScopes, quirks                           listFlag
 	authParams, params, tokenHeaders                                 pairFlag
 }
 
@@ -269,6 +278,7 @@ func runProvidersAdd(ctx context.Context, args []string, ios ioSet, env config.E
 	fs.StringVar(&f.clientSecret, "client-secret", "", "OAuth client secret")
 	fs.StringVar(&f.clientSecretFile, "client-secret-file", "", "file holding the OAuth client secret")
 	fs.Var(&f.scopes, "scopes", "default scopes, comma- or space-separated")
+	fs.Var(&f.allowedScopes, "allowed-scopes", "the only scopes agents may ask for, comma- or space-separated; an entry ending in * allows a prefix (default: any)")
 	fs.StringVar(&f.authMeth, "auth-method", "", "client_secret_basic, client_secret_post, auto or none")
 	fs.Var(&f.quirks, "quirks", "named provider behaviours, comma-separated")
 	fs.Var(f.authParams, "auth-param", "extra authorization parameter KEY=VALUE (repeatable)")
@@ -359,6 +369,9 @@ func (f *addFlags) profile(fs *flag.FlagSet) (map[string]any, error) {
 	}
 	if len(f.scopes) > 0 {
 		p["scopes"] = []string(f.scopes)
+	}
+	if len(f.allowedScopes) > 0 {
+		p["allowed_scopes"] = []string(f.allowedScopes)
 	}
 	if len(f.quirks) > 0 {
 		p["quirks"] = []string(f.quirks)
