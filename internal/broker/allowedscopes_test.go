@@ -7,6 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	dromosv1 "github.com/dromos-dev/dromos/api/proto/dromos/v1"
 	"github.com/dromos-dev/dromos/internal/storage"
 )
 
@@ -63,6 +68,13 @@ func TestAllowedScopesRefuseConsent(t *testing.T) {
 		if st := s.h.do("POST", "/auth/consent-spec", map[string]any{"workspace_id": "ws-1", "provider_name": "limited",
 			"scopes": []string{"api:write"}, "return_url": s.retURL}, &env); st != http.StatusBadRequest || env.Code != "scope_not_allowed" {
 			t.Fatalf("consent-spec: %d %+v", st, env)
+		}
+		// And over gRPC: InvalidArgument, the code in the status message.
+		gctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+agentKey)
+		_, err := s.grpc.RequestConnection(gctx, &dromosv1.RequestConnectionRequest{UserId: "bob", ProviderName: "limited",
+			Scopes: []string{"admin:org"}, ReturnUrl: s.retURL})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), `scope_not_allowed: provider "limited" does not allow scope "admin:org"`) {
+			t.Fatalf("gRPC: %v", err)
 		}
 		if n := countConns(); n != 0 {
 			t.Fatalf("%d connections stored by refused consents", n)
