@@ -201,8 +201,20 @@ type ConnectionFilter struct {
 	UserID      string
 	ClientName  string
 	ProviderID  string
-	Status      ConnectionStatus
-	Limit       int // 0 means 100
+	// ProviderName matches the provider name the connection was made
+	// under (Connection.ProviderName).
+	ProviderName string
+	Status       ConnectionStatus
+	// After, when set, keeps only the connections listed after it in the
+	// CreatedAt-then-ID order: a keyset page cursor, stable under inserts.
+	After *ConnectionKey
+	Limit int // 0 means 100
+}
+
+// ConnectionKey is a connection's place in the listing order.
+type ConnectionKey struct {
+	CreatedAt time.Time
+	ID        string
 }
 
 // Token is the stored token set of a connection. Ciphertext is the vault

@@ -148,7 +148,13 @@ func (s *Store) ListConnections(ctx context.Context, f storage.ConnectionFilter)
 	add("user_id", f.UserID)
 	add("client_name", f.ClientName)
 	add("provider_id", f.ProviderID)
+	add("provider_name", f.ProviderName)
 	add("status", string(f.Status))
+	if f.After != nil {
+		args = append(args, f.After.CreatedAt, f.After.ID)
+		n := strconv.Itoa(len(args) - 1)
+		where = append(where, "(created_at, id) > ($"+n+", $"+strconv.Itoa(len(args))+")")
+	}
 	q := `SELECT ` + connectionColumns + ` FROM connections`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")

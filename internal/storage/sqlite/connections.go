@@ -164,7 +164,13 @@ func (s *Store) ListConnections(ctx context.Context, f storage.ConnectionFilter)
 	add("user_id", f.UserID)
 	add("client_name", f.ClientName)
 	add("provider_id", f.ProviderID)
+	add("provider_name", f.ProviderName)
 	add("status", string(f.Status))
+	if f.After != nil {
+		where = append(where, "(created_at > ? OR (created_at = ? AND id > ?))")
+		at := nanos(f.After.CreatedAt)
+		args = append(args, at, at, f.After.ID)
+	}
 	q := `SELECT ` + connectionColumns + ` FROM connections`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")

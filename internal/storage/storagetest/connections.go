@@ -225,6 +225,54 @@ func runConnections(t *testing.T, open func(t *testing.T) storage.Storage) {
 		checkEqual(t, "listed connection", cs[0], want)
 	})
 
+	t.Run("ListByProviderNameAndCursor", func(t *testing.T) {
+		s := open(t)
+		// Two connections share a CreatedAt, so the cursor must fall back
+		// on the id to place them.
+		for i, name := range []string{"google", "slack", "google", "google", "slack"} {
+			c := newConnection(fmt.Sprintf("k%d", i))
+			c.ProviderName = name
+			c.CreatedAt = baseTime().Add(time.Duration(min(i, 3)) * time.Minute)
+			createConnection(t, s, c)
+		}
+		list := func(f storage.ConnectionFilter) []string {
+			t.Helper()
+			cs, err := s.ListConnections(t.Context(), f)
+			must(t, "ListConnections", err)
+			ids := []string{}
+			for _, c := range cs {
+				ids = append(ids, c.ID)
+			}
+			return ids
+		}
+		if got, want := list(storage.ConnectionFilter{ProviderName: "google"}), []string{"k0", "k2", "k3"}; !slices.Equal(got, want) {
+			t.Fatalf("provider_name google = %q, want %q", got, want)
+		}
+		// Page through everything two at a time, each page starting after
+		// the last row of the one before.
+		var all []string
+		var after *storage.ConnectionKey
+		for range 10 {
+			cs, err := s.ListConnections(t.Context(), storage.ConnectionFilter{After: after, Limit: 2})
+			must(t, "ListConnections", err)
+			if len(cs) == 0 {
+				break
+			}
+			for _, c := range cs {
+				all = append(all, c.ID)
+			}
+			last := cs[len(cs)-1]
+			after = &storage.ConnectionKey{CreatedAt: last.CreatedAt, ID: last.ID}
+		}
+		if want := []string{"k0", "k1", "k2", "k3", "k4"}; !slices.Equal(all, want) {
+			t.Fatalf("paged listing = %q, want %q", all, want)
+		}
+		after = &storage.ConnectionKey{CreatedAt: baseTime().Add(3 * time.Minute), ID: "k3"}
+		if got, want := list(storage.ConnectionFilter{ProviderName: "slack", After: after}), []string{"k4"}; !slices.Equal(got, want) {
+			t.Fatalf("slack after k3 = %q, want %q", got, want)
+		}
+	})
+
 	t.Run("ListDefaultLimit", func(t *testing.T) {
 		s := open(t)
 		for i := range 101 {
