@@ -205,6 +205,9 @@ type ConnectionFilter struct {
 	// under (Connection.ProviderName).
 	ProviderName string
 	Status       ConnectionStatus
+	// AnyStatus, when not empty, keeps the connections in one of these
+	// statuses (on top of Status).
+	AnyStatus []ConnectionStatus
 	// After, when set, keeps only the connections listed after it in the
 	// CreatedAt-then-ID order: a keyset page cursor, stable under inserts.
 	After *ConnectionKey

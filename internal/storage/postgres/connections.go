@@ -150,6 +150,14 @@ func (s *Store) ListConnections(ctx context.Context, f storage.ConnectionFilter)
 	add("provider_id", f.ProviderID)
 	add("provider_name", f.ProviderName)
 	add("status", string(f.Status))
+	if len(f.AnyStatus) > 0 {
+		var in []string
+		for _, st := range f.AnyStatus {
+			args = append(args, string(st))
+			in = append(in, "$"+strconv.Itoa(len(args)))
+		}
+		where = append(where, "status IN ("+strings.Join(in, ", ")+")")
+	}
 	if f.After != nil {
 		args = append(args, f.After.CreatedAt, f.After.ID)
 		n := strconv.Itoa(len(args) - 1)

@@ -166,6 +166,12 @@ func (s *Store) ListConnections(ctx context.Context, f storage.ConnectionFilter)
 	add("provider_id", f.ProviderID)
 	add("provider_name", f.ProviderName)
 	add("status", string(f.Status))
+	if len(f.AnyStatus) > 0 {
+		where = append(where, "status IN (?"+strings.Repeat(", ?", len(f.AnyStatus)-1)+")")
+		for _, st := range f.AnyStatus {
+			args = append(args, string(st))
+		}
+	}
 	if f.After != nil {
 		where = append(where, "(created_at > ? OR (created_at = ? AND id > ?))")
 		at := nanos(f.After.CreatedAt)

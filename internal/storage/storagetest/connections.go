@@ -197,6 +197,8 @@ func runConnections(t *testing.T, open func(t *testing.T) storage.Storage) {
 			{"client", storage.ConnectionFilter{ClientName: "agent-a"}, []string{"c1", "c3"}},
 			{"provider", storage.ConnectionFilter{ProviderID: "p2"}, []string{"c2", "c5"}},
 			{"status", storage.ConnectionFilter{Status: storage.StatusPending}, []string{"c1", "c4"}},
+			{"any status", storage.ConnectionFilter{AnyStatus: []storage.ConnectionStatus{storage.StatusFailed, storage.StatusPending}}, []string{"c1", "c4", "c5"}},
+			{"any status and client", storage.ConnectionFilter{ClientName: "agent-b", AnyStatus: []storage.ConnectionStatus{storage.StatusActive, storage.StatusFailed}}, []string{"c2"}},
 			{"combined", storage.ConnectionFilter{WorkspaceID: "ws-a", UserID: "u1", ProviderID: "p1"}, []string{"c1"}},
 			{"no match", storage.ConnectionFilter{WorkspaceID: "ws-a", Status: storage.StatusRevoked}, nil},
 			{"limit", storage.ConnectionFilter{Limit: 2}, []string{"c1", "c2"}},
