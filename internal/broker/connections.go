@@ -14,6 +14,7 @@ import (
 
 	"github.com/dromos-dev/dromos/internal/connmeta"
 	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/pagecursor"
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/refresh"
 	"github.com/dromos-dev/dromos/internal/storage"
@@ -156,7 +157,13 @@ func (b *Broker) listConnections(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	f := storage.ConnectionFilter{WorkspaceID: q.Get("workspace_id"), UserID: q.Get("user_id"),
-		ClientName: q.Get("client_name"), ProviderID: q.Get("provider_id"), Status: storage.ConnectionStatus(q.Get("status"))}
+		ClientName: q.Get("client_name"), ProviderID: q.Get("provider_id"), ProviderName: q.Get("provider_name"), Limit: 100}
+	for _, st := range q["status"] {
+		if !knownStatus(storage.ConnectionStatus(st)) {
+			return httpapi.BadRequest("status must be one of pending, exchanging, active, failed, expired, revoked")
+		}
+		f.AnyStatus = append(f.AnyStatus, storage.ConnectionStatus(st))
+	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
@@ -164,16 +171,42 @@ func (b *Broker) listConnections(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.Limit = n
 	}
+	if q.Has("cursor") {
+		k, err := pagecursor.Decode(q.Get("cursor"))
+		if err != nil {
+			return httpapi.BadRequest("cursor is not one this API returned")
+		}
+		f.After = &k
+	}
+	// One row more than asked says whether another page follows.
+	page := f.Limit
+	f.Limit++
 	conns, err := b.store.ListConnections(r.Context(), f)
 	if err != nil {
 		return err
+	}
+	body := map[string]any{}
+	if len(conns) > page {
+		conns = conns[:page]
+		last := conns[page-1]
+		body["next_cursor"] = pagecursor.Encode(storage.ConnectionKey{CreatedAt: last.CreatedAt, ID: last.ID})
 	}
 	out := make([]connectionView, 0, len(conns))
 	for _, c := range conns {
 		out = append(out, viewConnection(c))
 	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"connections": out})
+	body["connections"] = out
+	httpapi.WriteJSON(w, http.StatusOK, body)
 	return nil
+}
+
+func knownStatus(s storage.ConnectionStatus) bool {
+	switch s {
+	case storage.StatusPending, storage.StatusExchanging, storage.StatusActive,
+		storage.StatusFailed, storage.StatusExpired, storage.StatusRevoked:
+		return true
+	}
+	return false
 }
 
 // reservedTokenFields may not be overwritten by provider extras.
