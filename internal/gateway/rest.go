@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,9 +24,16 @@ const maxRequestBody = 64 << 10
 // refused there with 400 rather than falling through to another route.
 func (g *Gateway) routes() http.Handler {
 	mux := http.NewServeMux()
+	// allowed collects each path's methods, so that the 405 of a path
+	// served for several methods names them all.
+	allowed := map[string][]string{}
+	var paths []string
 	route := func(method, path string, h http.Handler) {
 		mux.Handle(method+" "+path, h)
-		mux.Handle(path, methodNotAllowed(g, method))
+		if allowed[path] == nil {
+			paths = append(paths, path)
+		}
+		allowed[path] = append(allowed[path], method)
 	}
 	route(http.MethodPost, "/v1/request-connection", g.authed(g.requestConnection))
 	route(http.MethodGet, "/v1/providers", g.authed(g.providers))
@@ -41,6 +49,8 @@ func (g *Gateway) routes() http.Handler {
 		route(r.method, r.prefix, g.authed(r.h))
 		route(r.method, r.prefix+"/{connection_id...}", g.authed(r.h))
 	}
+	route(http.MethodGet, "/v1/connections", g.authed(g.listConnections))
+	route(http.MethodGet, "/v1/connections/{connection_id...}", g.authed(g.getConnection))
 	route(http.MethodGet, "/health", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
@@ -49,16 +59,24 @@ func (g *Gateway) routes() http.Handler {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write([]byte(api.OpenAPI()))
 	}))
+	for _, p := range paths {
+		mux.Handle(p, methodNotAllowed(g, allowed[p]...))
+	}
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, httpapi.NoSuchEndpoint(r))
 	}))
 	return httpapi.Middleware(mux, g.log, g.now, g.metrics.observeHTTP)
 }
 
-func methodNotAllowed(g *Gateway, allow string) http.Handler {
-	if allow == http.MethodGet {
-		allow = "GET, HEAD"
+func methodNotAllowed(g *Gateway, methods ...string) http.Handler {
+	var list []string
+	for _, m := range methods {
+		list = append(list, m)
+		if m == http.MethodGet {
+			list = append(list, http.MethodHead)
+		}
 	}
+	allow := strings.Join(list, ", ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
 		g.writeError(w, r, &httpapi.Error{Status: http.StatusMethodNotAllowed, Code: httpapi.CodeMethod, Message: "method not allowed; use " + allow})

@@ -341,6 +341,9 @@ func TestUnknownRouteAndWrongMethod(t *testing.T) {
 		{"POST", "/v1/providers", 405, "GET, HEAD"},
 		{"POST", "/health", 405, "GET, HEAD"},
 		{"DELETE", "/metrics", 405, "GET, HEAD"},
+		// Paths served for two methods name both.
+		{"PUT", "/v1/connections/" + id, 405, "DELETE, GET, HEAD"},
+		{"POST", "/v1/connections", 405, "DELETE, GET, HEAD"},
 	}
 	for _, tc := range cases {
 		res := h.call(tc.method, tc.path, "", bearer(keyA), "")

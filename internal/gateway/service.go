@@ -270,17 +270,32 @@ func absoluteHTTP(s string) bool {
 
 // CheckConnection maps the broker's status onto the contract's three.
 func (s *service) CheckConnection(ctx context.Context, c Caller, id string) (ConnectionStatus, error) {
-	if err := checkConnectionID(id); err != nil {
-		return ConnectionStatus{}, err
-	}
-	conn, err := s.broker.Connection(ctx, id, c.Name)
+	conn, err := s.ownConnection(ctx, c, id)
 	if err != nil {
 		return ConnectionStatus{}, err
 	}
+	return statusOf(conn)
+}
+
+// ownConnection reads the caller's connection id from the broker; another
+// client's connection is not found.
+func (s *service) ownConnection(ctx context.Context, c Caller, id string) (brokerclient.Connection, error) {
+	if err := checkConnectionID(id); err != nil {
+		return brokerclient.Connection{}, err
+	}
+	conn, err := s.broker.Connection(ctx, id, c.Name)
+	if err != nil {
+		return brokerclient.Connection{}, err
+	}
 	if conn.ConnectionID != "" && conn.ConnectionID != id {
-		return ConnectionStatus{}, httpapi.BadGateway(brokerclient.CodeBrokerError, "the broker answered for another connection",
+		return brokerclient.Connection{}, httpapi.BadGateway(brokerclient.CodeBrokerError, "the broker answered for another connection",
 			errors.New("broker get_connection: connection id mismatch"))
 	}
+	return conn, nil
+}
+
+// statusOf is a broker connection's status in contract terms.
+func statusOf(conn brokerclient.Connection) (ConnectionStatus, error) {
 	var out ConnectionStatus
 	switch conn.Status {
 	case "pending", "exchanging":

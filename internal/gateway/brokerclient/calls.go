@@ -24,6 +24,8 @@ const (
 	OpDelete        = "delete_connection"
 	OpListProviders = "list_providers"
 	OpCatalog       = "catalog"
+	// OpListConnections is the connection listing.
+	OpListConnections = "list_connections"
 )
 
 // ConsentRequest is the body of POST /auth/consent-spec.
@@ -64,6 +66,32 @@ type Connection struct {
 	Metadata map[string]json.RawMessage `json:"metadata"`
 	// StepUp is the connection's latest step-up, nil when it had none.
 	StepUp *StepUp `json:"step_up"`
+
+	// The record's other public fields.
+	UserID        string     `json:"user_id"`
+	ClientName    string     `json:"client_name"`
+	ProviderID    string     `json:"provider_id"`
+	Provider      string     `json:"provider"`
+	Scopes        []string   `json:"scopes"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	LastRefreshAt *time.Time `json:"last_refresh_at"`
+}
+
+// ConnectionQuery narrows ListConnections; empty fields match everything.
+type ConnectionQuery struct {
+	ClientName   string
+	UserID       string
+	ProviderName string
+	Statuses     []string // any of these broker statuses
+	Limit        int      // 0: the broker's default
+	Cursor       string   // a NextCursor from an earlier page
+}
+
+// ConnectionPage is one page of a listing. NextCursor is empty on the last.
+type ConnectionPage struct {
+	Connections []Connection `json:"connections"`
+	NextCursor  string       `json:"next_cursor"`
 }
 
 // StepUp reports a step-up: a new consent adding scopes to an active
@@ -123,6 +151,28 @@ func (cl *Client) ConsentSpec(ctx context.Context, req ConsentRequest) (Consent,
 func (cl *Client) Connection(ctx context.Context, id, clientName string) (Connection, error) {
 	var out Connection
 	err := cl.do(ctx, call{op: OpGetConnection, method: http.MethodGet, path: []string{"connections", id}, query: clientQuery(clientName)}, &out)
+	return out, err
+}
+
+// ListConnections lists connections, oldest first. With q.ClientName set,
+// the broker lists that client's connections only.
+func (cl *Client) ListConnections(ctx context.Context, q ConnectionQuery) (ConnectionPage, error) {
+	v := url.Values{}
+	set := func(k, val string) {
+		if val != "" {
+			v.Set(k, val)
+		}
+	}
+	set("client_name", q.ClientName)
+	set("user_id", q.UserID)
+	set("provider_name", q.ProviderName)
+	set("cursor", q.Cursor)
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	v["status"] = q.Statuses
+	var out ConnectionPage
+	err := cl.do(ctx, call{op: OpListConnections, method: http.MethodGet, path: []string{"connections"}, query: v.Encode()}, &out)
 	return out, err
 }
 
