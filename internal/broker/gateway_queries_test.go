@@ -1,9 +1,12 @@
 package broker_test
 
 import (
+	"errors"
 	"net/url"
 	"slices"
 	"testing"
+
+	"github.com/dromos-dev/dromos/sdk"
 )
 
 const otherAgentKey = "other-agent-key-0001"
@@ -128,5 +131,51 @@ func TestGatewayListConnections(t *testing.T) {
 		if st := s.rest(t, "GET", "/v1/connections/"+bobA[0], "/v1/connections/{connection_id}", otherAgentKey, nil, &env); st != 404 {
 			t.Fatalf("other agent's id: %d %v", st, env)
 		}
+
+		// The SDK reads the same pages and records.
+		cl, err := sdk.New(s.gwURL, sdk.WithAPIKey(agentKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var viaSDK []string
+		in := sdk.ListConnectionsInput{UserID: "alice", ProviderName: "example", Status: sdk.StatusPending, Limit: 2}
+		for range 10 {
+			page, err := cl.ListConnections(t.Context(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, lc := range page.Connections {
+				if lc.Status.Status != sdk.StatusPending {
+					t.Fatalf("SDK item %+v", lc)
+				}
+				viaSDK = append(viaSDK, lc.ConnectionID)
+			}
+			if in.Cursor = page.NextCursor; in.Cursor == "" {
+				break
+			}
+		}
+		if !slices.Equal(viaSDK, aliceA) {
+			t.Fatalf("SDK listing = %q, want %q", viaSDK, aliceA)
+		}
+		if _, err := cl.ListConnections(t.Context(), sdk.ListConnectionsInput{Limit: 500}); !isAPIError(err, 400) {
+			t.Fatalf("SDK limit 500: %v", err)
+		}
+		r, err := cl.GetConnection(t.Context(), bobA[0])
+		if err != nil || r.ConnectionID != bobA[0] || r.UserID != "bob" || r.ProviderName != "example" ||
+			r.Status.Status != sdk.StatusPending || r.CreatedAt.IsZero() || len(r.Scopes) == 0 || !r.LastRefreshAt.IsZero() {
+			t.Fatalf("SDK GetConnection = %+v, %v", r, err)
+		}
+		other, err := sdk.New(s.gwURL, sdk.WithAPIKey(otherAgentKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.GetConnection(t.Context(), bobA[0]); !isAPIError(err, 404) {
+			t.Fatalf("SDK GetConnection of another agent's id: %v", err)
+		}
 	})
+}
+
+func isAPIError(err error, status int) bool {
+	var e *sdk.APIError
+	return errors.As(err, &e) && e.Status == status
 }
