@@ -1,11 +1,17 @@
 package broker_test
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"slices"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	dromosv1 "github.com/dromos-dev/dromos/api/proto/dromos/v1"
 	"github.com/dromos-dev/dromos/sdk"
 )
 
@@ -171,6 +177,44 @@ func TestGatewayListConnections(t *testing.T) {
 		}
 		if _, err := other.GetConnection(t.Context(), bobA[0]); !isAPIError(err, 404) {
 			t.Fatalf("SDK GetConnection of another agent's id: %v", err)
+		}
+
+		// gRPC answers the same.
+		ctxA := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+agentKey)
+		ctxB := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+otherAgentKey)
+		var viaGRPC []string
+		req := &dromosv1.ListConnectionsRequest{Limit: 4}
+		for range 10 {
+			page, err := s.grpc.ListConnections(ctxA, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, lc := range page.GetConnections() {
+				if lc.GetConnection().GetStatus() != dromosv1.ConnectionStatus_CONNECTION_STATUS_PENDING {
+					t.Fatalf("gRPC item %v", lc)
+				}
+				viaGRPC = append(viaGRPC, lc.GetConnectionId())
+			}
+			if req.Cursor = page.GetNextCursor(); req.Cursor == "" {
+				break
+			}
+		}
+		if !slices.Equal(viaGRPC, allA) {
+			t.Fatalf("gRPC listing = %q, want %q", viaGRPC, allA)
+		}
+		pageB, err := s.grpc.ListConnections(ctxB, &dromosv1.ListConnectionsRequest{UserId: "bob"})
+		if err != nil || len(pageB.GetConnections()) != 0 {
+			t.Fatalf("gRPC agent B bob = %v, %v; want none", pageB, err)
+		}
+		if _, err := s.grpc.ListConnections(ctxA, &dromosv1.ListConnectionsRequest{Status: "done"}); status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("gRPC unknown status: %v", err)
+		}
+		g, err := s.grpc.GetConnection(ctxA, &dromosv1.GetConnectionRequest{ConnectionId: bobA[0]})
+		if err != nil || g.GetUserId() != "bob" || g.GetProviderName() != "example" || g.GetCreatedAt() == nil || len(g.GetScopes()) == 0 {
+			t.Fatalf("gRPC GetConnection = %v, %v", g, err)
+		}
+		if _, err := s.grpc.GetConnection(ctxB, &dromosv1.GetConnectionRequest{ConnectionId: bobA[0]}); status.Code(err) != codes.NotFound {
+			t.Fatalf("gRPC GetConnection of another agent's id: %v", err)
 		}
 	})
 }

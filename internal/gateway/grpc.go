@@ -93,6 +93,11 @@ func (s *grpcServer) CheckConnection(ctx context.Context, in *dromosv1.CheckConn
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
+	return checkMessage(out), nil
+}
+
+// checkMessage is a CheckConnection answer as a message.
+func checkMessage(out ConnectionStatus) *dromosv1.CheckConnectionResponse {
 	st := dromosv1.ConnectionStatus_CONNECTION_STATUS_UNSPECIFIED
 	switch out.Status {
 	case StatusPending:
@@ -107,7 +112,7 @@ func (s *grpcServer) CheckConnection(ctx context.Context, in *dromosv1.CheckConn
 	if su := out.StepUp; su != nil {
 		resp.StepUp = &dromosv1.StepUp{Status: su.Status, Reason: su.Reason, Scopes: su.Scopes}
 	}
-	return resp, nil
+	return resp
 }
 
 func (s *grpcServer) GetToken(ctx context.Context, in *dromosv1.GetTokenRequest) (*dromosv1.Token, error) {

@@ -998,6 +998,343 @@ func (*DeleteConnectionResponse) Descriptor() ([]byte, []int) {
 	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{13}
 }
 
+type ListConnectionsRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	UserId       string                 `protobuf:"bytes,1,opt,name=user_id,proto3" json:"user_id,omitempty"`
+	ProviderName string                 `protobuf:"bytes,2,opt,name=provider_name,proto3" json:"provider_name,omitempty"`
+	// "pending", "active" or "failed"; empty for any.
+	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// 1 to 200; 0 for the default, 50.
+	Limit int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// The next_cursor of the page before; empty for the first page.
+	Cursor        string `protobuf:"bytes,5,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConnectionsRequest) Reset() {
+	*x = ListConnectionsRequest{}
+	mi := &file_dromos_v1_gateway_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConnectionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConnectionsRequest) ProtoMessage() {}
+
+func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dromos_v1_gateway_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConnectionsRequest.ProtoReflect.Descriptor instead.
+func (*ListConnectionsRequest) Descriptor() ([]byte, []int) {
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListConnectionsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListConnectionsRequest) GetProviderName() string {
+	if x != nil {
+		return x.ProviderName
+	}
+	return ""
+}
+
+func (x *ListConnectionsRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ListConnectionsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListConnectionsRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+type ListedConnection struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	ConnectionId  string                   `protobuf:"bytes,1,opt,name=connection_id,proto3" json:"connection_id,omitempty"`
+	Connection    *CheckConnectionResponse `protobuf:"bytes,2,opt,name=connection,proto3" json:"connection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListedConnection) Reset() {
+	*x = ListedConnection{}
+	mi := &file_dromos_v1_gateway_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListedConnection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListedConnection) ProtoMessage() {}
+
+func (x *ListedConnection) ProtoReflect() protoreflect.Message {
+	mi := &file_dromos_v1_gateway_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListedConnection.ProtoReflect.Descriptor instead.
+func (*ListedConnection) Descriptor() ([]byte, []int) {
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListedConnection) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *ListedConnection) GetConnection() *CheckConnectionResponse {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+type ListConnectionsResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Connections []*ListedConnection    `protobuf:"bytes,1,rep,name=connections,proto3" json:"connections,omitempty"`
+	// Set when another page follows.
+	NextCursor    string `protobuf:"bytes,2,opt,name=next_cursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConnectionsResponse) Reset() {
+	*x = ListConnectionsResponse{}
+	mi := &file_dromos_v1_gateway_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConnectionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConnectionsResponse) ProtoMessage() {}
+
+func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dromos_v1_gateway_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConnectionsResponse.ProtoReflect.Descriptor instead.
+func (*ListConnectionsResponse) Descriptor() ([]byte, []int) {
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListConnectionsResponse) GetConnections() []*ListedConnection {
+	if x != nil {
+		return x.Connections
+	}
+	return nil
+}
+
+func (x *ListConnectionsResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+type GetConnectionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,proto3" json:"connection_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConnectionRequest) Reset() {
+	*x = GetConnectionRequest{}
+	mi := &file_dromos_v1_gateway_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConnectionRequest) ProtoMessage() {}
+
+func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dromos_v1_gateway_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConnectionRequest.ProtoReflect.Descriptor instead.
+func (*GetConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetConnectionRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+type GetConnectionResponse struct {
+	state        protoimpl.MessageState   `protogen:"open.v1"`
+	ConnectionId string                   `protobuf:"bytes,1,opt,name=connection_id,proto3" json:"connection_id,omitempty"`
+	Connection   *CheckConnectionResponse `protobuf:"bytes,2,opt,name=connection,proto3" json:"connection,omitempty"`
+	UserId       string                   `protobuf:"bytes,3,opt,name=user_id,proto3" json:"user_id,omitempty"`
+	ProviderName string                   `protobuf:"bytes,4,opt,name=provider_name,proto3" json:"provider_name,omitempty"`
+	ProviderId   string                   `protobuf:"bytes,5,opt,name=provider_id,proto3" json:"provider_id,omitempty"`
+	Scopes       []string                 `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	CreatedAt    *timestamppb.Timestamp   `protobuf:"bytes,7,opt,name=created_at,proto3" json:"created_at,omitempty"`
+	UpdatedAt    *timestamppb.Timestamp   `protobuf:"bytes,8,opt,name=updated_at,proto3" json:"updated_at,omitempty"`
+	// Unset while the token was never refreshed.
+	LastRefreshAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_refresh_at,proto3" json:"last_refresh_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConnectionResponse) Reset() {
+	*x = GetConnectionResponse{}
+	mi := &file_dromos_v1_gateway_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConnectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConnectionResponse) ProtoMessage() {}
+
+func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dromos_v1_gateway_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConnectionResponse.ProtoReflect.Descriptor instead.
+func (*GetConnectionResponse) Descriptor() ([]byte, []int) {
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetConnectionResponse) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *GetConnectionResponse) GetConnection() *CheckConnectionResponse {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+func (x *GetConnectionResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *GetConnectionResponse) GetProviderName() string {
+	if x != nil {
+		return x.ProviderName
+	}
+	return ""
+}
+
+func (x *GetConnectionResponse) GetProviderId() string {
+	if x != nil {
+		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *GetConnectionResponse) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *GetConnectionResponse) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *GetConnectionResponse) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *GetConnectionResponse) GetLastRefreshAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastRefreshAt
+	}
+	return nil
+}
+
 var File_dromos_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_dromos_v1_gateway_proto_rawDesc = "" +
@@ -1082,18 +1419,52 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\acatalog\x18\x02 \x03(\v2\x17.dromos.v1.CatalogEntryR\acatalog\"?\n" +
 	"\x17DeleteConnectionRequest\x12$\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\"\x1a\n" +
-	"\x18DeleteConnectionResponse*\x90\x01\n" +
+	"\x18DeleteConnectionResponse\"\x9e\x01\n" +
+	"\x16ListConnectionsRequest\x12\x18\n" +
+	"\auser_id\x18\x01 \x01(\tR\auser_id\x12$\n" +
+	"\rprovider_name\x18\x02 \x01(\tR\rprovider_name\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x16\n" +
+	"\x06cursor\x18\x05 \x01(\tR\x06cursor\"|\n" +
+	"\x10ListedConnection\x12$\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\x12B\n" +
+	"\n" +
+	"connection\x18\x02 \x01(\v2\".dromos.v1.CheckConnectionResponseR\n" +
+	"connection\"z\n" +
+	"\x17ListConnectionsResponse\x12=\n" +
+	"\vconnections\x18\x01 \x03(\v2\x1b.dromos.v1.ListedConnectionR\vconnections\x12 \n" +
+	"\vnext_cursor\x18\x02 \x01(\tR\vnext_cursor\"<\n" +
+	"\x14GetConnectionRequest\x12$\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\"\xb9\x03\n" +
+	"\x15GetConnectionResponse\x12$\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\x12B\n" +
+	"\n" +
+	"connection\x18\x02 \x01(\v2\".dromos.v1.CheckConnectionResponseR\n" +
+	"connection\x12\x18\n" +
+	"\auser_id\x18\x03 \x01(\tR\auser_id\x12$\n" +
+	"\rprovider_name\x18\x04 \x01(\tR\rprovider_name\x12 \n" +
+	"\vprovider_id\x18\x05 \x01(\tR\vprovider_id\x12\x16\n" +
+	"\x06scopes\x18\x06 \x03(\tR\x06scopes\x12:\n" +
+	"\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"created_at\x12:\n" +
+	"\n" +
+	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updated_at\x12D\n" +
+	"\x0flast_refresh_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0flast_refresh_at*\x90\x01\n" +
 	"\x10ConnectionStatus\x12!\n" +
 	"\x1dCONNECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CONNECTION_STATUS_PENDING\x10\x01\x12\x1c\n" +
 	"\x18CONNECTION_STATUS_ACTIVE\x10\x02\x12\x1c\n" +
-	"\x18CONNECTION_STATUS_FAILED\x10\x032\xcc\x05\n" +
+	"\x18CONNECTION_STATUS_FAILED\x10\x032\xbc\a\n" +
 	"\aGateway\x12\x81\x01\n" +
 	"\x11RequestConnection\x12#.dromos.v1.RequestConnectionRequest\x1a$.dromos.v1.RequestConnectionResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/request-connection\x12\x86\x01\n" +
 	"\x0fCheckConnection\x12!.dromos.v1.CheckConnectionRequest\x1a\".dromos.v1.CheckConnectionResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/check-connection/{connection_id}\x12[\n" +
 	"\bGetToken\x12\x1a.dromos.v1.GetTokenRequest\x1a\x10.dromos.v1.Token\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/token/{connection_id}\x12e\n" +
 	"\fRefreshToken\x12\x1e.dromos.v1.RefreshTokenRequest\x1a\x10.dromos.v1.Token\"#\x82\xd3\xe4\x93\x02\x1d\"\x1b/v1/refresh/{connection_id}\x12\x84\x01\n" +
-	"\x10DeleteConnection\x12\".dromos.v1.DeleteConnectionRequest\x1a#.dromos.v1.DeleteConnectionResponse\"'\x82\xd3\xe4\x93\x02!*\x1f/v1/connections/{connection_id}\x12i\n" +
+	"\x10DeleteConnection\x12\".dromos.v1.DeleteConnectionRequest\x1a#.dromos.v1.DeleteConnectionResponse\"'\x82\xd3\xe4\x93\x02!*\x1f/v1/connections/{connection_id}\x12q\n" +
+	"\x0fListConnections\x12!.dromos.v1.ListConnectionsRequest\x1a\".dromos.v1.ListConnectionsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/connections\x12{\n" +
+	"\rGetConnection\x12\x1f.dromos.v1.GetConnectionRequest\x1a .dromos.v1.GetConnectionResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/connections/{connection_id}\x12i\n" +
 	"\rListProviders\x12\x1f.dromos.v1.ListProvidersRequest\x1a .dromos.v1.ListProvidersResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/providersB;Z9github.com/dromos-dev/dromos/api/proto/dromos/v1;dromosv1b\x06proto3"
 
 var (
@@ -1109,7 +1480,7 @@ func file_dromos_v1_gateway_proto_rawDescGZIP() []byte {
 }
 
 var file_dromos_v1_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_dromos_v1_gateway_proto_goTypes = []any{
 	(ConnectionStatus)(0),             // 0: dromos.v1.ConnectionStatus
 	(*RequestConnectionRequest)(nil),  // 1: dromos.v1.RequestConnectionRequest
@@ -1126,40 +1497,55 @@ var file_dromos_v1_gateway_proto_goTypes = []any{
 	(*ListProvidersResponse)(nil),     // 12: dromos.v1.ListProvidersResponse
 	(*DeleteConnectionRequest)(nil),   // 13: dromos.v1.DeleteConnectionRequest
 	(*DeleteConnectionResponse)(nil),  // 14: dromos.v1.DeleteConnectionResponse
-	nil,                               // 15: dromos.v1.RequestConnectionRequest.MetadataEntry
-	nil,                               // 16: dromos.v1.CheckConnectionResponse.ProviderDataEntry
-	nil,                               // 17: dromos.v1.Token.ExtrasEntry
-	(*structpb.Struct)(nil),           // 18: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),     // 19: google.protobuf.Timestamp
+	(*ListConnectionsRequest)(nil),    // 15: dromos.v1.ListConnectionsRequest
+	(*ListedConnection)(nil),          // 16: dromos.v1.ListedConnection
+	(*ListConnectionsResponse)(nil),   // 17: dromos.v1.ListConnectionsResponse
+	(*GetConnectionRequest)(nil),      // 18: dromos.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),     // 19: dromos.v1.GetConnectionResponse
+	nil,                               // 20: dromos.v1.RequestConnectionRequest.MetadataEntry
+	nil,                               // 21: dromos.v1.CheckConnectionResponse.ProviderDataEntry
+	nil,                               // 22: dromos.v1.Token.ExtrasEntry
+	(*structpb.Struct)(nil),           // 23: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 24: google.protobuf.Timestamp
 }
 var file_dromos_v1_gateway_proto_depIdxs = []int32{
-	15, // 0: dromos.v1.RequestConnectionRequest.metadata:type_name -> dromos.v1.RequestConnectionRequest.MetadataEntry
-	18, // 1: dromos.v1.RequestConnectionRequest.metadata_json:type_name -> google.protobuf.Struct
+	20, // 0: dromos.v1.RequestConnectionRequest.metadata:type_name -> dromos.v1.RequestConnectionRequest.MetadataEntry
+	23, // 1: dromos.v1.RequestConnectionRequest.metadata_json:type_name -> google.protobuf.Struct
 	0,  // 2: dromos.v1.CheckConnectionResponse.status:type_name -> dromos.v1.ConnectionStatus
-	16, // 3: dromos.v1.CheckConnectionResponse.provider_data:type_name -> dromos.v1.CheckConnectionResponse.ProviderDataEntry
-	18, // 4: dromos.v1.CheckConnectionResponse.metadata:type_name -> google.protobuf.Struct
+	21, // 3: dromos.v1.CheckConnectionResponse.provider_data:type_name -> dromos.v1.CheckConnectionResponse.ProviderDataEntry
+	23, // 4: dromos.v1.CheckConnectionResponse.metadata:type_name -> google.protobuf.Struct
 	5,  // 5: dromos.v1.CheckConnectionResponse.step_up:type_name -> dromos.v1.StepUp
-	19, // 6: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	17, // 7: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
+	24, // 6: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	22, // 7: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
 	11, // 8: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
 	10, // 9: dromos.v1.ListProvidersResponse.catalog:type_name -> dromos.v1.CatalogEntry
-	1,  // 10: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
-	3,  // 11: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
-	6,  // 12: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
-	7,  // 13: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
-	13, // 14: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
-	9,  // 15: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
-	2,  // 16: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
-	4,  // 17: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
-	8,  // 18: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
-	8,  // 19: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
-	14, // 20: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
-	12, // 21: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
-	16, // [16:22] is the sub-list for method output_type
-	10, // [10:16] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	4,  // 10: dromos.v1.ListedConnection.connection:type_name -> dromos.v1.CheckConnectionResponse
+	16, // 11: dromos.v1.ListConnectionsResponse.connections:type_name -> dromos.v1.ListedConnection
+	4,  // 12: dromos.v1.GetConnectionResponse.connection:type_name -> dromos.v1.CheckConnectionResponse
+	24, // 13: dromos.v1.GetConnectionResponse.created_at:type_name -> google.protobuf.Timestamp
+	24, // 14: dromos.v1.GetConnectionResponse.updated_at:type_name -> google.protobuf.Timestamp
+	24, // 15: dromos.v1.GetConnectionResponse.last_refresh_at:type_name -> google.protobuf.Timestamp
+	1,  // 16: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
+	3,  // 17: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
+	6,  // 18: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
+	7,  // 19: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
+	13, // 20: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
+	15, // 21: dromos.v1.Gateway.ListConnections:input_type -> dromos.v1.ListConnectionsRequest
+	18, // 22: dromos.v1.Gateway.GetConnection:input_type -> dromos.v1.GetConnectionRequest
+	9,  // 23: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
+	2,  // 24: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
+	4,  // 25: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
+	8,  // 26: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
+	8,  // 27: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
+	14, // 28: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
+	17, // 29: dromos.v1.Gateway.ListConnections:output_type -> dromos.v1.ListConnectionsResponse
+	19, // 30: dromos.v1.Gateway.GetConnection:output_type -> dromos.v1.GetConnectionResponse
+	12, // 31: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
+	24, // [24:32] is the sub-list for method output_type
+	16, // [16:24] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_dromos_v1_gateway_proto_init() }
@@ -1174,7 +1560,7 @@ func file_dromos_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dromos_v1_gateway_proto_rawDesc), len(file_dromos_v1_gateway_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
