@@ -153,6 +153,21 @@ type WaitOptions struct {
 // wait too. Bound the wait with a context deadline: consent can take a
 // person minutes, and a pending connection expires after ten.
 func (c *Client) WaitForActive(ctx context.Context, id string, opts WaitOptions) error {
+	return c.poll(ctx, id, opts, func(s *Status) (bool, error) {
+		switch s.Status {
+		case StatusActive:
+			return true, nil
+		case StatusFailed:
+			return true, &FailedError{ConnectionID: id, Detail: s.Detail, Reason: s.Reason}
+		}
+		return false, nil
+	})
+}
+
+// poll calls CheckConnection, backing off from opts.Interval to
+// opts.MaxInterval, until done says the wait is over (with its error) or a
+// call or ctx fails.
+func (c *Client) poll(ctx context.Context, id string, opts WaitOptions, done func(*Status) (bool, error)) error {
 	pause, maxPause := opts.Interval, opts.MaxInterval
 	if pause <= 0 {
 		pause = time.Second
@@ -171,11 +186,8 @@ func (c *Client) WaitForActive(ctx context.Context, id string, opts WaitOptions)
 		if opts.Progress != nil {
 			opts.Progress(*s)
 		}
-		switch s.Status {
-		case StatusActive:
-			return nil
-		case StatusFailed:
-			return &FailedError{ConnectionID: id, Detail: s.Detail, Reason: s.Reason}
+		if over, err := done(s); over {
+			return err
 		}
 		if err := c.sleep(ctx, pause); err != nil {
 			return err

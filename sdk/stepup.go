@@ -3,7 +3,6 @@ package sdk
 import (
 	"context"
 	"errors"
-	"time"
 )
 
 // Step-up statuses (StepUpStatus.Status).
@@ -76,39 +75,19 @@ func (e *StepUpFailedError) Unwrap() error { return ErrStepUpFailed }
 // AddScopes, with a deadline: a step-up that is not finished expires after
 // ten minutes.
 func (c *Client) WaitForStepUp(ctx context.Context, id string, opts WaitOptions) error {
-	pause, maxPause := opts.Interval, opts.MaxInterval
-	if pause <= 0 {
-		pause = time.Second
-	}
-	if maxPause < pause {
-		maxPause = max(5*time.Second, pause)
-	}
-	for {
-		s, err := c.CheckConnection(ctx, id)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return err
-		}
-		if opts.Progress != nil {
-			opts.Progress(*s)
-		}
+	return c.poll(ctx, id, opts, func(s *Status) (bool, error) {
 		if s.Status == StatusFailed {
-			return &FailedError{ConnectionID: id, Detail: s.Detail, Reason: s.Reason}
+			return true, &FailedError{ConnectionID: id, Detail: s.Detail, Reason: s.Reason}
 		}
 		if s.StepUp == nil {
-			return errors.New("dromos: connection " + id + " has no step-up")
+			return true, errors.New("dromos: connection " + id + " has no step-up")
 		}
 		switch s.StepUp.Status {
 		case StepUpCompleted:
-			return nil
+			return true, nil
 		case StepUpFailed:
-			return &StepUpFailedError{ConnectionID: id, Reason: s.StepUp.Reason}
+			return true, &StepUpFailedError{ConnectionID: id, Reason: s.StepUp.Reason}
 		}
-		if err := c.sleep(ctx, pause); err != nil {
-			return err
-		}
-		pause = min(pause*3/2, maxPause)
-	}
+		return false, nil
+	})
 }

@@ -93,9 +93,9 @@ func inexactName(raw []byte, t reflect.Type) (string, []string, bool) {
 	}
 	fields := jsonFields(t)
 	for i, name := range names {
-		ft, known := fields[name]
+		ft, known := fields.types[name]
 		if !known {
-			return name, fieldNames(t), false
+			return name, fields.names, false
 		}
 		if inner, accepted, ok := inexactName(values[i], ft); !ok {
 			return name + "." + inner, accepted, false
@@ -126,13 +126,28 @@ func objectMembers(raw []byte) (names []string, values []json.RawMessage, ok boo
 	return names, values, true
 }
 
-// fieldNames lists t's JSON field names in declaration order, embedded
-// structs' fields in place.
-func fieldNames(t reflect.Type) []string {
-	var out []string
-	seen := map[string]bool{}
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// structFields is what encoding/json decodes into a struct type: the JSON
+// field names in declaration order (embedded structs' fields in place) and
+// each name's type, a shallower field winning over an embedded one.
+type structFields struct {
+	names []string
+	types map[string]reflect.Type
+}
+
+// fieldCache maps a struct type to its *structFields.
+var fieldCache sync.Map
+
+// jsonFields walks t once and caches the result.
+func jsonFields(t reflect.Type) *structFields {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(*structFields)
+	}
+	sf := &structFields{types: map[string]reflect.Type{}}
+	depthOf := map[string]int{}
+	var walk func(t reflect.Type, depth int)
+	walk = func(t reflect.Type, depth int) {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			tag := f.Tag.Get("json")
@@ -146,7 +161,7 @@ func fieldNames(t reflect.Type) []string {
 					et = et.Elem()
 				}
 				if et.Kind() == reflect.Struct {
-					walk(et)
+					walk(et, depth+1)
 					continue
 				}
 			}
@@ -156,59 +171,18 @@ func fieldNames(t reflect.Type) []string {
 			if name == "" {
 				name = f.Name
 			}
-			if !seen[name] {
-				seen[name] = true
-				out = append(out, name)
+			d, seen := depthOf[name]
+			if !seen {
+				sf.names = append(sf.names, name)
+			}
+			if !seen || depth < d {
+				depthOf[name], sf.types[name] = depth, f.Type
 			}
 		}
 	}
-	walk(t)
-	return out
-}
-
-var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
-
-// fieldCache maps a struct type to its JSON field names and types.
-var fieldCache sync.Map // reflect.Type → map[string]reflect.Type
-
-// jsonFields lists the JSON names encoding/json decodes into t, embedded
-// structs' fields included.
-func jsonFields(t reflect.Type) map[string]reflect.Type {
-	if f, ok := fieldCache.Load(t); ok {
-		return f.(map[string]reflect.Type)
-	}
-	out := map[string]reflect.Type{}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		if tag == "-" {
-			continue
-		}
-		name, _, _ := strings.Cut(tag, ",")
-		if f.Anonymous && name == "" {
-			et := f.Type
-			for et.Kind() == reflect.Pointer {
-				et = et.Elem()
-			}
-			if et.Kind() == reflect.Struct {
-				for n, ft := range jsonFields(et) {
-					if _, taken := out[n]; !taken {
-						out[n] = ft
-					}
-				}
-				continue
-			}
-		}
-		if !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		out[name] = f.Type
-	}
-	fieldCache.Store(t, out)
-	return out
+	walk(t, 0)
+	fieldCache.Store(t, sf)
+	return sf
 }
 
 func decodeError(err error, limit int64) *Error {
