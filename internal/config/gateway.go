@@ -33,7 +33,8 @@ const GatewayVars = `  PORT                     HTTP listen port (default 8090)
   BROKER_BASE_URL          the broker's URL (required)
   BROKER_API_KEY           key sent to the broker as X-API-Key
   STATE_KEY, STATE_KEYS    the broker's state key(s), to verify the state it signs (required)
-  GATEWAY_API_KEYS         agents' keys: client-name:key or client-name:sha256:HEX, comma-separated
+  GATEWAY_API_KEYS         agents' keys: client-name:key or client-name:sha256:HEX, comma-separated,
+                           each optionally followed by ;option (docs/GATEWAY.md, Agent options)
   GATEWAY_ALLOW_ANONYMOUS  true to run without GATEWAY_API_KEYS (anyone may call; development only)
   GATEWAY_RATE_LIMIT       requests per second per agent (per address when anonymous), bursts of twice that; 0 off (default)
   MAX_CONNECTIONS          most client connections open at once over both listeners; when full the least

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"strings"
 
+	"github.com/dromos-dev/dromos/internal/agentpolicy"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 )
 
@@ -24,6 +25,9 @@ type Caller struct {
 	Name string
 	// Anonymous is true for a caller let in without a key.
 	Anonymous bool
+	// Policy is what the agent's GATEWAY_API_KEYS options allow and ask
+	// for; zero for anonymous callers.
+	Policy agentpolicy.Policy
 }
 
 // workspace is the broker workspace the caller's connections live in.
@@ -70,7 +74,7 @@ func (a *authenticator) authenticate(authorization, apiKey string) (Caller, erro
 	if match < 0 {
 		return Caller{}, errUnauthorized()
 	}
-	return Caller{Name: a.clients[match].Name}, nil
+	return Caller{Name: a.clients[match].Name, Policy: a.clients[match].Policy}, nil
 }
 
 // presentedKey picks the key out of the headers: a Bearer Authorization

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/dromos-dev/dromos/internal/agentpolicy"
 	"github.com/dromos-dev/dromos/internal/state"
 )
 
@@ -57,6 +58,9 @@ type Config struct {
 type ClientKey struct {
 	Name   string
 	SHA256 [32]byte
+	// Policy is the agent's options (package agentpolicy), the same on
+	// every key of one name.
+	Policy agentpolicy.Policy
 }
 
 // String never shows the hash, so that a logged Config reveals nothing that
@@ -90,10 +94,18 @@ const hashPrefix = "sha256:"
 // how a key is rotated without cutting the agent off from its connections.
 // One key may not serve two entries. Errors name the entry by its 1-based
 // position and never include a key or a hash.
+//
+// An entry may end with options, each after a ';' (package agentpolicy):
+// "client-name:key;proxy-only;providers=google|github". They are the
+// agent's, not the key's: when a name has several entries, the options
+// written on one of them apply to all, and two entries of one name giving
+// different options are an error. A plain key therefore cannot hold ';'.
 func ParseClientKeys(s string) ([]ClientKey, error) {
 	var (
-		out    []ClientKey
-		hashes = map[[32]byte]int{}
+		out      []ClientKey
+		hashes   = map[[32]byte]int{}
+		policies = map[string]agentpolicy.Policy{}
+		policyAt = map[string]int{}
 	)
 	for i, entry := range strings.Split(s, ",") {
 		pos := i + 1
@@ -101,6 +113,7 @@ func ParseClientKeys(s string) ([]ClientKey, error) {
 		if entry == "" {
 			continue
 		}
+		entry, optText, hasOpts := strings.Cut(entry, ";")
 		name, key, ok := strings.Cut(entry, ":")
 		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
 		if !ok {
@@ -113,6 +126,16 @@ func ParseClientKeys(s string) ([]ClientKey, error) {
 			return nil, fmt.Errorf("%w: entry %d: client name %q is reserved for anonymous callers", ErrBadClientKeys, pos, AnonymousClient)
 		}
 		ck := ClientKey{Name: name}
+		if hasOpts {
+			pol, err := agentpolicy.Parse(strings.Split(optText, ";"))
+			if err != nil {
+				return nil, fmt.Errorf("%w: entry %d (client %q): %w", ErrBadClientKeys, pos, name, err)
+			}
+			if prev, ok := policies[name]; ok && !prev.Equal(pol) {
+				return nil, fmt.Errorf("%w: entry %d (client %q): options differ from entry %d's; write them on one entry of the name", ErrBadClientKeys, pos, name, policyAt[name])
+			}
+			policies[name], policyAt[name] = pol, pos
+		}
 		if len(key) >= len(hashPrefix) && strings.EqualFold(key[:len(hashPrefix)], hashPrefix) {
 			b, err := hex.DecodeString(strings.TrimSpace(key[len(hashPrefix):]))
 			if err != nil || len(b) != sha256.Size {
@@ -133,6 +156,9 @@ func ParseClientKeys(s string) ([]ClientKey, error) {
 		}
 		hashes[ck.SHA256] = pos
 		out = append(out, ck)
+	}
+	for i := range out {
+		out[i].Policy = policies[out[i].Name]
 	}
 	return out, nil
 }

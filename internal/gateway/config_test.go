@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dromos-dev/dromos/internal/agentpolicy"
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/state"
 )
@@ -74,6 +75,27 @@ func TestParseClientKeys(t *testing.T) {
 		{"empty name", ":key-SECRET-0123456789", nil, "entry 1"},
 		{"bad name", "agent a:key-SECRET-0123456789", nil, "entry 1"},
 		{"reserved name", "agent-a:" + keyOne + ",Anonymous:key-SECRET-0123456789", nil, "reserved for anonymous"},
+		// Options after the key belong to the agent: written once, they
+		// apply to each of its keys.
+		{"options", "agent-a:" + keyOne + "; proxy-only ;providers=Google|github;scopes=repo|https://x.example/*",
+			[]gateway.ClientKey{{Name: "agent-a", SHA256: sumOf(keyOne), Policy: agentpolicy.Policy{ProxyOnly: true,
+				Providers: []string{"google", "github"}, Scopes: []string{"repo", "https://x.example/*"}}}}, ""},
+		{"options on the hash form", "agent-b:sha256:" + hexOf(keyTwo) + ";require-confirmation;id-token",
+			[]gateway.ClientKey{{Name: "agent-b", SHA256: sumOf(keyTwo), Policy: agentpolicy.Policy{RequireConfirmation: true, IDToken: true}}}, ""},
+		{"options apply to every key of the name", "agent-a:" + keyOne + ",agent-a:" + keyTwo + ";proxy-only",
+			[]gateway.ClientKey{{Name: "agent-a", SHA256: sumOf(keyOne), Policy: agentpolicy.Policy{ProxyOnly: true}},
+				{Name: "agent-a", SHA256: sumOf(keyTwo), Policy: agentpolicy.Policy{ProxyOnly: true}}}, ""},
+		{"same options twice", "agent-a:" + keyOne + ";proxy-only,agent-a:" + keyTwo + ";proxy-only",
+			[]gateway.ClientKey{{Name: "agent-a", SHA256: sumOf(keyOne), Policy: agentpolicy.Policy{ProxyOnly: true}},
+				{Name: "agent-a", SHA256: sumOf(keyTwo), Policy: agentpolicy.Policy{ProxyOnly: true}}}, ""},
+		{"options differ between keys", "agent-a:" + keyOne + ";proxy-only,agent-a:" + keyTwo + ";id-token", nil, "options differ from entry 1"},
+		{"unknown option", "agent-a:" + keyOne + ";proxy_only", nil, `unknown option "proxy_only"`},
+		{"flag with a value", "agent-a:" + keyOne + ";proxy-only=yes", nil, "takes no value"},
+		{"list without a value", "agent-a:" + keyOne + ";providers", nil, "needs a value"},
+		{"empty list item", "agent-a:" + keyOne + ";providers=google||github", nil, "empty item"},
+		{"bad scope entry", "agent-a:" + keyOne + ";scopes=*", nil, "would allow every scope"},
+		{"stray semicolon", "agent-a:" + keyOne + ";", nil, "empty option"},
+		{"repeated option", "agent-a:" + keyOne + ";scopes=a;scopes=b", nil, "given twice"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,7 +118,7 @@ func TestParseClientKeys(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 			for i := range got {
-				if got[i] != tc.want[i] {
+				if got[i].Name != tc.want[i].Name || got[i].SHA256 != tc.want[i].SHA256 || !got[i].Policy.Equal(tc.want[i].Policy) {
 					t.Fatalf("entry %d: got %v, want %v", i, got[i], tc.want[i])
 				}
 			}

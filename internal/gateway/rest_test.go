@@ -444,3 +444,41 @@ func TestSpecCatchesDrift(t *testing.T) {
 		})
 	}
 }
+
+// TestAgentPolicyLimitsProvidersAndScopes: an agent whose key options list
+// providers and scopes gets a 400 naming what it may not ask for, and the
+// broker never hears of the request; inside its limits it is served.
+func TestAgentPolicyLimitsProvidersAndScopes(t *testing.T) {
+	h := newHarness(t, func(c *gateway.Config) {
+		clients, err := gateway.ParseClientKeys("agent-a:" + keyA + ";providers=google;scopes=openid|https://www.googleapis.com/auth/drive.*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Clients = clients
+	})
+	refused := []struct{ name, body, code, msg string }{
+		{"other provider", `{"user_id":"u","provider_name":"github","scopes":["openid"],"return_url":"https://a.example/"}`,
+			"provider_not_allowed", `provider "github" is not among the providers this agent may connect to`},
+		{"scope outside the list", `{"user_id":"u","provider_name":"google","scopes":["openid","https://www.googleapis.com/auth/gmail.send"],"return_url":"https://a.example/"}`,
+			"scope_not_allowed", `scope "https://www.googleapis.com/auth/gmail.send" is not among the scopes`},
+		{"MCP server by URL", `{"user_id":"u","mcp_server_url":"https://mcp.example/","return_url":"https://a.example/"}`,
+			"provider_not_allowed", "not to MCP servers by URL"},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			res := h.call("POST", "/v1/request-connection", "/v1/request-connection", bearer(keyA), tc.body)
+			code, msg := res.envelope(t)
+			if res.status != http.StatusBadRequest || code != tc.code || !strings.Contains(msg, tc.msg) {
+				t.Fatalf("got %d %s, want 400 %s containing %q", res.status, res.body, tc.code, tc.msg)
+			}
+		})
+	}
+	if n := h.fb.requests.Load(); n != 0 {
+		t.Fatalf("refused requests reached the broker %d times", n)
+	}
+	res := h.call("POST", "/v1/request-connection", "/v1/request-connection", bearer(keyA),
+		`{"user_id":"u","provider_name":"Google","scopes":["openid","https://www.googleapis.com/auth/drive.readonly"],"return_url":"https://a.example/"}`)
+	if res.status != http.StatusOK {
+		t.Fatalf("allowed request: %d %s", res.status, res.body)
+	}
+}

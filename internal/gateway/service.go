@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"time"
 
+	"github.com/dromos-dev/dromos/internal/agentpolicy"
 	"github.com/dromos-dev/dromos/internal/connmeta"
 	"github.com/dromos-dev/dromos/internal/ctrlchar"
 	"github.com/dromos-dev/dromos/internal/gateway/brokerclient"
@@ -213,6 +215,9 @@ func (s *service) RequestConnection(ctx context.Context, c Caller, r ConnectionR
 	if err := r.validate(); err != nil {
 		return ConnectionGrant{}, err
 	}
+	if err := checkPolicy(c.Policy, r); err != nil {
+		return ConnectionGrant{}, err
+	}
 	consent, err := s.broker.ConsentSpec(ctx, brokerclient.ConsentRequest{
 		WorkspaceID:  c.workspace(),
 		UserID:       r.UserID,
@@ -261,6 +266,26 @@ func (s *service) RequestConnection(ctx context.Context, c Caller, r ConnectionR
 		Scopes:       scopes,
 		ProviderID:   consent.ProviderID,
 	}, nil
+}
+
+// checkPolicy refuses a request outside the providers and scopes the
+// agent's key configuration allows, before the broker hears of it.
+func checkPolicy(p agentpolicy.Policy, r ConnectionRequest) error {
+	if len(p.Providers) > 0 {
+		if r.MCPServerURL != "" {
+			return &httpapi.Error{Status: http.StatusBadRequest, Code: httpapi.CodeProviderNotAllowed,
+				Message: "this agent may only connect to the providers its key configuration lists, not to MCP servers by URL"}
+		}
+		if !p.AllowsProvider(r.ProviderName) {
+			return &httpapi.Error{Status: http.StatusBadRequest, Code: httpapi.CodeProviderNotAllowed,
+				Message: fmt.Sprintf("provider %q is not among the providers this agent may connect to", r.ProviderName)}
+		}
+	}
+	if bad := p.DisallowedScopes(r.Scopes); len(bad) > 0 {
+		return &httpapi.Error{Status: http.StatusBadRequest, Code: httpapi.CodeScopeNotAllowed,
+			Message: fmt.Sprintf("scope %q is not among the scopes this agent may ask for", bad[0])}
+	}
+	return nil
 }
 
 func absoluteHTTP(s string) bool {

@@ -56,6 +56,9 @@ const (
 	// CodeScopeNotAllowed: a consent asked for a scope outside the
 	// provider's allowed_scopes.
 	CodeScopeNotAllowed = "scope_not_allowed"
+	// CodeProviderNotAllowed: an agent asked for a provider its key
+	// configuration does not list.
+	CodeProviderNotAllowed = "provider_not_allowed"
 )
 
 func newErr(status int, code, format string, args ...any) *Error {
