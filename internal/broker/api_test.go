@@ -155,6 +155,23 @@ func TestAPIKeyGuard(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+	// One credential per request: a second, different key (or the same
+	// header twice) is ambiguous, even when one of them is right.
+	for _, hdr := range []http.Header{
+		{"X-Api-Key": {key, "other"}},
+		{"X-Api-Key": {key, key}},
+		{"Authorization": {"Bearer " + key, "Bearer other"}},
+		{"Authorization": {"Bearer other"}, "X-Api-Key": {key}},
+		{"Authorization": {"Bearer " + key}, "X-Api-Key": {"other"}},
+	} {
+		req, _ := http.NewRequest("GET", h.srv.URL+"/providers", nil)
+		req.Header = hdr
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 401 {
+			t.Fatalf("%v: %v %v", hdr, resp.StatusCode, err)
+		}
+		resp.Body.Close()
+	}
 	for _, open := range []string{"/health", "/ready", "/metrics"} {
 		if st := h.do("GET", open, nil, nil); st != 200 {
 			t.Fatalf("%s guarded: %d", open, st)

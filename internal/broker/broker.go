@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dromos-dev/dromos/internal/apikey"
 	"github.com/dromos-dev/dromos/internal/auditq"
 	"github.com/dromos-dev/dromos/internal/catalog"
 	"github.com/dromos-dev/dromos/internal/discovery"
@@ -306,15 +307,14 @@ func (b *Broker) guard(next http.Handler) http.Handler {
 	})
 }
 
+// presentedKey is the one API key r carries ("" when none, or when it
+// presents two different ones: package apikey).
 func presentedKey(r *http.Request) string {
-	if k := r.Header.Get("X-API-Key"); k != "" {
-		return k
+	key, err := apikey.Presented(r.Header.Values("Authorization"), r.Header.Values("X-API-Key"))
+	if err != nil {
+		return ""
 	}
-	// The scheme name is case-insensitive (RFC 9110 §11.1).
-	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "Bearer ") {
-		return strings.TrimSpace(auth[7:])
-	}
-	return ""
+	return key
 }
 
 // keyAllowed compares against every configured key in constant time, so the

@@ -3,9 +3,10 @@ package gateway
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"strings"
+	"errors"
 
 	"github.com/dromos-dev/dromos/internal/agentpolicy"
+	"github.com/dromos-dev/dromos/internal/apikey"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 )
 
@@ -50,19 +51,23 @@ func errUnauthorized() *httpapi.Error {
 	return httpapi.Unauthorized("a valid API key is required (Authorization: Bearer KEY or X-API-Key: KEY)")
 }
 
-// authenticate maps credentials to a Caller. authorization is the value of
-// an Authorization header, apiKey of an X-API-Key header; either may be
-// empty. The comparison runs over every configured key whatever the
-// outcome, so its timing tells nothing about which key came close.
-func (a *authenticator) authenticate(authorization, apiKey string) (Caller, error) {
+// authenticate maps credentials to a Caller. authorization holds the
+// values of the Authorization header, apiKey of the X-API-Key header; either
+// may be empty. The comparison runs over every configured key whatever the
+// outcome, so its timing tells nothing about which key came close. A request
+// presenting two different credentials is refused (package apikey).
+func (a *authenticator) authenticate(authorization, apiKey []string) (Caller, error) {
 	if len(a.clients) == 0 {
 		if a.anonymous {
 			return Caller{Name: AnonymousClient, Anonymous: true}, nil
 		}
 		return Caller{}, errUnauthorized()
 	}
-	key, ok := presentedKey(authorization, apiKey)
-	if !ok {
+	key, err := apikey.Presented(authorization, apiKey)
+	if errors.Is(err, apikey.ErrAmbiguous) {
+		return Caller{}, httpapi.Unauthorized("send one API key, once: Authorization: Bearer KEY or X-API-Key: KEY (both only when they carry the same key)")
+	}
+	if err != nil {
 		return Caller{}, errUnauthorized()
 	}
 	sum := sha256.Sum256([]byte(key))
@@ -75,19 +80,4 @@ func (a *authenticator) authenticate(authorization, apiKey string) (Caller, erro
 		return Caller{}, errUnauthorized()
 	}
 	return Caller{Name: a.clients[match].Name, Policy: a.clients[match].Policy}, nil
-}
-
-// presentedKey picks the key out of the headers: a Bearer Authorization
-// wins over X-API-Key; any other Authorization scheme counts as no key.
-func presentedKey(authorization, apiKey string) (string, bool) {
-	if authorization != "" {
-		scheme, rest, ok := strings.Cut(strings.TrimSpace(authorization), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			return "", false
-		}
-		key := strings.TrimSpace(rest)
-		return key, key != ""
-	}
-	key := strings.TrimSpace(apiKey)
-	return key, key != ""
 }

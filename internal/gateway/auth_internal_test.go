@@ -21,7 +21,9 @@ func TestAuthenticate(t *testing.T) {
 		{"bearer", "Bearer key-a", "", "agent-a", true},
 		{"bearer lower-case scheme", "bearer key-b", "", "agent-b", true},
 		{"x-api-key", "", "key-b", "agent-b", true},
-		{"bearer wins over x-api-key", "Bearer key-a", "key-b", "agent-a", true},
+		// Two different credentials are ambiguous: neither wins.
+		{"bearer and another x-api-key", "Bearer key-a", "key-b", "", false},
+		{"bearer and x-api-key, same key", "Bearer key-a", "key-a", "agent-a", true},
 		{"wrong bearer with good x-api-key", "Bearer nope", "key-b", "", false},
 		{"basic scheme", "Basic key-a", "", "", false},
 		{"nothing", "", "", "", false},
@@ -30,19 +32,33 @@ func TestAuthenticate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := a.authenticate(tc.authorization, tc.apiKey)
+			c, err := a.authenticate(values(tc.authorization), values(tc.apiKey))
 			if (err == nil) != tc.ok || c.Name != tc.want {
 				t.Fatalf("got %q %v", c.Name, err)
 			}
 		})
 	}
 	anon := &authenticator{anonymous: true}
-	if c, err := anon.authenticate("", ""); err != nil || c.Name != AnonymousClient || !c.Anonymous || c.workspace() != "default" {
+	if c, err := anon.authenticate(nil, nil); err != nil || c.Name != AnonymousClient || !c.Anonymous || c.workspace() != "default" {
 		t.Fatalf("anonymous: %+v %v", c, err)
 	}
-	if _, err := (&authenticator{}).authenticate("Bearer x", ""); err == nil {
+	if _, err := (&authenticator{}).authenticate([]string{"Bearer x"}, nil); err == nil {
 		t.Fatal("no keys and no anonymous mode let a request in")
 	}
+	// A header given twice is ambiguous even when one copy is valid.
+	for _, hdr := range [][2][]string{{{"Bearer key-a", "Bearer key-b"}, nil}, {nil, {"key-a", "key-c"}}, {nil, {"key-a", "key-a"}}} {
+		if c, err := a.authenticate(hdr[0], hdr[1]); err == nil {
+			t.Fatalf("%q: accepted as %q", hdr, c.Name)
+		}
+	}
+}
+
+// values is one header's values as net/http gives them: none when empty.
+func values(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return []string{v}
 }
 
 func BenchmarkAuthenticate(b *testing.B) {
@@ -54,7 +70,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 		b.Run(fmt.Sprint(n, " keys"), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := a.authenticate("Bearer key-0", ""); err != nil {
+				if _, err := a.authenticate([]string{"Bearer key-0"}, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -37,13 +37,7 @@ type grpcServer struct {
 
 func (s *grpcServer) caller(ctx context.Context) (Caller, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	first := func(k string) string {
-		if v := md.Get(k); len(v) > 0 {
-			return v[0]
-		}
-		return ""
-	}
-	c, err := s.g.auth.authenticate(first("authorization"), first("x-api-key"))
+	c, err := s.g.auth.authenticate(md.Get("authorization"), md.Get("x-api-key"))
 	if err != nil {
 		return c, err
 	}

@@ -225,3 +225,20 @@ func TestGRPCHealthAndReflection(t *testing.T) {
 	}
 	_ = stream.CloseSend()
 }
+
+func TestGRPCAmbiguousCredentials(t *testing.T) {
+	h := newHarness(t)
+	client, conn := h.grpcClient()
+	defer conn.Close()
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+keyA, "x-api-key", keyB)
+	if _, err := client.ListProviders(ctx, &dromosv1.ListProvidersRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("gRPC with two keys: %v", err)
+	}
+	ctx = metadata.AppendToOutgoingContext(context.Background(), "x-api-key", keyA, "x-api-key", keyA)
+	if _, err := client.ListProviders(ctx, &dromosv1.ListProvidersRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("gRPC with x-api-key twice: %v", err)
+	}
+	if _, err := client.ListProviders(withKey(context.Background(), keyA), &dromosv1.ListProvidersRequest{}); err != nil {
+		t.Fatalf("one key: %v", err)
+	}
+}

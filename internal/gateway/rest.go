@@ -94,7 +94,7 @@ func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) 
 // authed runs h for an authenticated caller and answers 401 otherwise.
 func (g *Gateway) authed(h func(http.ResponseWriter, *http.Request, Caller)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := g.auth.authenticate(r.Header.Get("Authorization"), r.Header.Get("X-API-Key"))
+		c, err := g.auth.authenticate(r.Header.Values("Authorization"), r.Header.Values("X-API-Key"))
 		if err == nil {
 			err = g.admit(c, r.RemoteAddr)
 		}

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -480,5 +481,36 @@ func TestAgentPolicyLimitsProvidersAndScopes(t *testing.T) {
 		`{"user_id":"u","provider_name":"Google","scopes":["openid","https://www.googleapis.com/auth/drive.readonly"],"return_url":"https://a.example/"}`)
 	if res.status != http.StatusOK {
 		t.Fatalf("allowed request: %d %s", res.status, res.body)
+	}
+}
+
+// TestAmbiguousCredentials: a request carrying two different keys (or one
+// header twice) is refused (gRPC: TestGRPCAmbiguousCredentials), even when one key is valid; the
+// same key in both headers is fine.
+func TestAmbiguousCredentials(t *testing.T) {
+	h := newHarness(t)
+	send := func(hdr http.Header) (int, string) {
+		req, _ := http.NewRequest("GET", h.srv.URL+"/v1/providers", nil)
+		req.Header = hdr
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, hdr := range []http.Header{
+		{"Authorization": {"Bearer " + keyA}, "X-Api-Key": {keyB}},
+		{"Authorization": {"Bearer nope"}, "X-Api-Key": {keyA}},
+		{"X-Api-Key": {keyA, keyA}},
+		{"Authorization": {"Bearer " + keyA, "Bearer " + keyB}},
+	} {
+		if st, body := send(hdr); st != http.StatusUnauthorized || !strings.Contains(body, "unauthorized") {
+			t.Fatalf("%v: %d %s", hdr, st, body)
+		}
+	}
+	if st, body := send(http.Header{"Authorization": {"Bearer " + keyA}, "X-Api-Key": {keyA}}); st != http.StatusOK {
+		t.Fatalf("same key twice: %d %s", st, body)
 	}
 }
