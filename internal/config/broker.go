@@ -78,7 +78,8 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   RATE_LIMIT_CALLBACK     per client IP per minute on /auth/start and the callback (default 20; 0 off)
   RATE_LIMIT_CONSENT      per client IP per minute on consent creation (default 600; 0 off)
   ENFORCE_RETURN_URL      true to accept only return URLs on ALLOWED_RETURN_DOMAINS
-  ALLOWED_RETURN_DOMAINS  comma-separated hosts, *.example.com for subdomains
+  ALLOWED_RETURN_DOMAINS  comma-separated origins [http(s)://]host[:port]; *.example.com is one more
+                          label, **.example.com any depth; without a port, the default one (any on loopback)
   EXPOSE_REFRESH_TOKEN    true to include refresh_token in token answers (default false)
   INSECURE_SKIP_BROWSER_BINDING  true to hand out provider URLs directly and accept
                           callbacks from any browser (MUST NOT be used where an authUrl can leak)

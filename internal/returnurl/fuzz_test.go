@@ -33,6 +33,8 @@ func FuzzCheck(f *testing.F) {
 		"https://good.com/ü?q=\"<>`",
 		"https://[fe80::1%25eth0]/",
 		"https://good.com:0443/",
+		"https://good.com:8443/",
+		"http://a.b.deep.example.org:80/",
 		"",
 	} {
 		f.Add(s)
@@ -103,5 +105,5 @@ func hostListed(h string) bool {
 	case "good.com", "xn--bcher-kva.de", "127.0.0.1", "::1", "10.1.2.3":
 		return true
 	}
-	return strings.HasSuffix(h, ".apps.example.org")
+	return strings.HasSuffix(h, ".apps.example.org") || strings.HasSuffix(h, ".deep.example.org")
 }

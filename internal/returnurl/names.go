@@ -2,6 +2,7 @@ package returnurl
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/idna"
@@ -107,50 +108,142 @@ func escapeQuery(q string) string {
 
 // entry is one parsed AllowedDomains element.
 type entry struct {
+	// scheme is "http" or "https" when the entry names one; "" means
+	// https, or http for a loopback host.
+	scheme string
+	// wildcard: "*.name" matches one more label; deep ("**.name") any
+	// number of labels (at least one).
 	wildcard bool
+	deep     bool
 	name     string     // for names and wildcards
 	addr     netip.Addr // for IP literals
+	// port is the entry's port; 0 means the scheme's default port, or any
+	// port for a loopback host; anyPort ("host:*") any port.
+	port    uint16
+	anyPort bool
 }
 
+// parseEntry reads an allowed-origin entry: [scheme://]host[:port], where
+// host is a name, an IP address ([IPv6] when a port follows), "*.domain"
+// (one more label) or "**.domain" (any depth), and port a number or "*".
 func parseEntry(d string) (entry, bool) {
 	d = strings.TrimSpace(d)
-	if rest, ok := strings.CutPrefix(d, "*."); ok {
+	var e entry
+	for _, sch := range []string{"https", "http"} {
+		if rest, ok := cutPrefixFold(d, sch+"://"); ok {
+			e.scheme, d = sch, rest
+			break
+		}
+	}
+	if strings.ContainsAny(d, "/?#@") {
+		return entry{}, false
+	}
+	hostPart, portPart, hasPort := splitPort(d)
+	if hasPort {
+		if portPart == "*" {
+			e.anyPort = true
+		} else {
+			n, err := strconv.ParseUint(portPart, 10, 16)
+			if err != nil || n == 0 || portPart[0] == '0' {
+				return entry{}, false
+			}
+			e.port = uint16(n)
+		}
+	}
+	if rest, ok := strings.CutPrefix(hostPart, "**."); ok {
+		e.deep, hostPart = true, "*."+rest
+	}
+	if rest, ok := strings.CutPrefix(hostPart, "*."); ok {
 		name, ok := asciiName(rest)
 		if !ok || numericLabel(name[strings.LastIndexByte(name, '.')+1:]) {
 			return entry{}, false
 		}
-		return entry{wildcard: true, name: name}, true
+		e.wildcard, e.name = true, name
+		return e, true
 	}
-	if inner, ok := strings.CutPrefix(d, "["); ok {
+	if inner, ok := strings.CutPrefix(hostPart, "["); ok {
 		inner, ok = strings.CutSuffix(inner, "]")
 		a, err := netip.ParseAddr(inner)
 		if !ok || err != nil || !a.Is6() || a.Zone() != "" {
 			return entry{}, false
 		}
-		return entry{addr: a}, true
+		e.addr = a
+		return e, true
 	}
-	if a, err := netip.ParseAddr(d); err == nil {
-		if a.Zone() != "" {
+	if a, err := netip.ParseAddr(hostPart); err == nil {
+		if a.Zone() != "" || (hasPort && a.Is6()) {
 			return entry{}, false
 		}
-		return entry{addr: a}, true
+		e.addr = a
+		return e, true
 	}
-	h, err := normalizeHost(d, false)
+	h, err := normalizeHost(hostPart, false)
 	if err != nil {
 		return entry{}, false
 	}
-	return entry{name: h.name, addr: h.addr}, true
+	e.name, e.addr = h.name, h.addr
+	return e, true
 }
 
-func (e entry) matches(h host) bool {
+// splitPort splits "host:port" and "[v6]:port"; a bare IPv6 address (more
+// than one colon, no brackets) has no port.
+func splitPort(d string) (host, port string, ok bool) {
+	if strings.HasPrefix(d, "[") {
+		if i := strings.Index(d, "]:"); i >= 0 {
+			return d[:i+1], d[i+2:], true
+		}
+		return d, "", false
+	}
+	if strings.Count(d, ":") == 1 {
+		h, p, _ := strings.Cut(d, ":")
+		return h, p, true
+	}
+	return d, "", false
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
+// matches compares the whole origin: scheme, host and port.
+func (e entry) matches(scheme string, h host, port uint16) bool {
+	loop := h.loopback()
+	switch {
+	case e.scheme != "" && scheme != e.scheme:
+		return false
+	case e.scheme == "" && scheme != "https" && !loop:
+		return false
+	}
+	switch {
+	case e.anyPort:
+	case e.port != 0:
+		if port != e.port {
+			return false
+		}
+	case !loop && port != defaultPort(scheme):
+		return false
+	}
 	switch {
 	case e.addr.IsValid():
 		return h.addr == e.addr
 	case h.name == "":
 		return false
-	case e.wildcard:
+	case e.deep:
 		return strings.HasSuffix(h.name, "."+e.name)
+	case e.wildcard:
+		sub, ok := strings.CutSuffix(h.name, "."+e.name)
+		return ok && sub != "" && !strings.Contains(sub, ".")
 	default:
 		return h.name == e.name
 	}
+}
+
+func defaultPort(scheme string) uint16 {
+	if scheme == "http" {
+		return 80
+	}
+	return 443
 }

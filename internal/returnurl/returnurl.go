@@ -35,11 +35,16 @@ func malformed(reason string) error { return &Error{Kind: ErrMalformed, Reason: 
 
 // Policy says which return URLs are acceptable.
 type Policy struct {
-	// AllowedDomains are exact hosts ("app.example.com", an IP literal
-	// such as "127.0.0.1" or "[::1]") or "*.example.com", which matches
-	// proper subdomains of example.com at any depth but not example.com
-	// itself. Unicode names are allowed and compared in their ASCII form.
-	// When empty, every host that passes the structural checks is allowed.
+	// AllowedDomains are the allowed origins, [scheme://]host[:port]:
+	// host is exact ("app.example.com", an IP literal such as "127.0.0.1"
+	// or "[::1]"), "*.example.com" (exactly one more label: a.example.com,
+	// not a.b.example.com nor example.com) or "**.example.com" (any
+	// depth). Without a scheme an entry allows https, and http only for a
+	// loopback host; without a port, the scheme's default port only (any
+	// port for a loopback host, as local development needs); ":*" allows
+	// any port. Unicode names are allowed and compared in their ASCII
+	// form. When empty, every host that passes the structural checks is
+	// allowed.
 	AllowedDomains []string
 	// RequireHTTPS refuses http except for loopback hosts (localhost,
 	// 127.0.0.0/8, ::1), which a local agent needs during development.
@@ -57,8 +62,8 @@ func (p Policy) Check(raw string) (*url.URL, error) {
 	if p.RequireHTTPS && u.Scheme != "https" && !h.loopback() {
 		return nil, &Error{Kind: ErrInsecure, Reason: "must use https"}
 	}
-	if len(p.AllowedDomains) > 0 && !p.allows(h) {
-		return nil, &Error{Kind: ErrNotAllowed, Reason: "host " + h.String() + " is not in the allowed domains"}
+	if len(p.AllowedDomains) > 0 && !p.allows(u, h) {
+		return nil, &Error{Kind: ErrNotAllowed, Reason: "origin " + u.Scheme + "://" + u.Host + " is not in the allowed domains"}
 	}
 	return u, nil
 }
@@ -73,7 +78,7 @@ func (p Policy) Validate() error {
 		e, ok := parseEntry(d)
 		switch {
 		case !ok:
-			errs = append(errs, fmt.Errorf("allowed domain entry %d is not a host name, *.domain or IP address", i+1))
+			errs = append(errs, fmt.Errorf("allowed domain entry %d is not [http(s)://]host[:port] with host a name, *.domain, **.domain or IP address", i+1))
 		case e.wildcard && !strings.Contains(e.name, "."):
 			errs = append(errs, fmt.Errorf("allowed domain entry %d is a wildcard over a whole top-level domain", i+1))
 		}
@@ -81,10 +86,15 @@ func (p Policy) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (p Policy) allows(h host) bool {
+func (p Policy) allows(u *url.URL, h host) bool {
+	port := defaultPort(u.Scheme)
+	if s := u.Port(); s != "" {
+		n, _ := strconv.ParseUint(s, 10, 16) // parse checked it
+		port = uint16(n)
+	}
 	for _, d := range p.AllowedDomains {
 		e, ok := parseEntry(d)
-		if ok && e.matches(h) {
+		if ok && e.matches(u.Scheme, h, port) {
 			return true
 		}
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 var strict = returnurl.Policy{
-	AllowedDomains: []string{"good.com", "*.apps.example.org", "bücher.de", "127.0.0.1", "[::1]", "10.1.2.3"},
+	AllowedDomains: []string{"good.com", "good.com:8443", "*.apps.example.org", "**.deep.example.org", "bücher.de", "127.0.0.1", "[::1]", "10.1.2.3"},
 	RequireHTTPS:   true,
 }
 
@@ -28,7 +28,12 @@ func TestCheckAccepts(t *testing.T) {
 		{"port leading zeros dropped", strict, "https://good.com:0443/cb", "https://good.com:443/cb"},
 		{"empty port dropped", strict, "https://good.com:/cb", "https://good.com/cb"},
 		{"wildcard one level", strict, "https://a.apps.example.org/", "https://a.apps.example.org/"},
-		{"wildcard deeper levels", strict, "https://x.y.apps.example.org/", "https://x.y.apps.example.org/"},
+		{"deep wildcard one level", strict, "https://x.deep.example.org/", "https://x.deep.example.org/"},
+		{"deep wildcard deeper levels", strict, "https://x.y.deep.example.org/", "https://x.y.deep.example.org/"},
+		{"default port written out", strict, "https://good.com:443/cb", "https://good.com:443/cb"},
+		{"entry with scheme and port", returnurl.Policy{AllowedDomains: []string{"http://intranet.example:8080"}}, "http://intranet.example:8080/cb", "http://intranet.example:8080/cb"},
+		{"entry with any port", returnurl.Policy{AllowedDomains: []string{"good.com:*"}}, "https://good.com:9999/cb", "https://good.com:9999/cb"},
+		{"IPv6 entry with port", returnurl.Policy{AllowedDomains: []string{"[2001:db8::1]:8443"}}, "https://[2001:db8::1]:8443/", "https://[2001:db8::1]:8443/"},
 		{"unicode host matches its unicode entry", strict, "https://bücher.de/ok", "https://xn--bcher-kva.de/ok"},
 		{"punycode host matches the unicode entry", strict, "https://xn--bcher-kva.de/ok", "https://xn--bcher-kva.de/ok"},
 		{"full-width letters map to the ASCII host", strict, "https://ｇｏｏｄ.com/", "https://good.com/"},
@@ -116,6 +121,14 @@ func TestCheckRefuses(t *testing.T) {
 		{"IPv6 zone", open, "http://[fe80::1%25eth0]/", returnurl.ErrMalformed},
 		{"IPv4 in brackets", open, "http://[127.0.0.1]/", returnurl.ErrMalformed},
 		{"http to a public host", strict, "http://good.com/", returnurl.ErrInsecure},
+		// The whole origin is compared: scheme, host and port.
+		{"port not listed", strict, "https://good.com:9443/", returnurl.ErrNotAllowed},
+		{"port of another entry's host", returnurl.Policy{AllowedDomains: []string{"good.com", "other.com:8443"}}, "https://good.com:8443/", returnurl.ErrNotAllowed},
+		{"http without https policy, entry without scheme", returnurl.Policy{AllowedDomains: []string{"good.com"}}, "http://good.com/", returnurl.ErrNotAllowed},
+		{"https against an http entry", returnurl.Policy{AllowedDomains: []string{"http://good.com"}}, "https://good.com/", returnurl.ErrNotAllowed},
+		{"wildcard two levels down", strict, "https://x.y.apps.example.org/", returnurl.ErrNotAllowed},
+		{"wildcard base itself", strict, "https://apps.example.org/", returnurl.ErrNotAllowed},
+		{"deep wildcard base itself", strict, "https://deep.example.org/", returnurl.ErrNotAllowed},
 		{"http to a private IP", strict, "http://10.1.2.3/", returnurl.ErrInsecure},
 		{"http to localhost look-alike", returnurl.Policy{RequireHTTPS: true}, "http://localhost.evil.com/", returnurl.ErrInsecure},
 		{"suffix domain", strict, "https://good.com.evil.com/", returnurl.ErrNotAllowed},
@@ -172,7 +185,7 @@ func TestErrorsQuoteAtMostTheHost(t *testing.T) {
 		}
 	}
 	_, err := strict.Check("https://EVIL.com./x")
-	if err == nil || !strings.Contains(err.Error(), "host evil.com is not") {
+	if err == nil || !strings.Contains(err.Error(), "origin https://evil.com is not") {
 		t.Fatalf("want the normalized host named, got %v", err)
 	}
 }
@@ -183,9 +196,12 @@ func TestValidate(t *testing.T) {
 		domains []string
 		bad     []string
 	}{
-		{"good entries", []string{"good.com", "*.good.com", "bücher.de", "127.0.0.1", "[::1]", "::1", " spaced.com "}, nil},
-		{"url instead of host", []string{"good.com", "https://good.com"}, []string{"entry 2"}},
-		{"host with port", []string{"good.com:443"}, []string{"entry 1"}},
+		{"good entries", []string{"good.com", "*.good.com", "**.good.com", "bücher.de", "127.0.0.1", "[::1]", "::1", " spaced.com ",
+			"https://good.com", "HTTP://good.com:8080", "good.com:443", "good.com:*", "[::1]:3000", "127.0.0.1:3000"}, nil},
+		{"url with a path", []string{"good.com", "https://good.com/cb"}, []string{"entry 2"}},
+		{"other scheme", []string{"ftp://good.com"}, []string{"entry 1"}},
+		{"bad port", []string{"good.com:0", "good.com:65536", "good.com:x", "good.com:080", "::1:80"}, []string{"entry 1", "entry 2", "entry 3", "entry 4"}},
+		{"deep tld wildcard", []string{"**.com"}, []string{"entry 1 is a wildcard"}},
 		{"bare star", []string{"*"}, []string{"entry 1"}},
 		{"tld wildcard", []string{"*.com"}, []string{"entry 1 is a wildcard"}},
 		{"wildcard over IP", []string{"*.1.2.3.4"}, []string{"entry 1"}},
@@ -216,7 +232,7 @@ func TestValidate(t *testing.T) {
 // An invalid entry never matches anything, in particular not by accident
 // through its malformed suffix.
 func TestInvalidEntriesNeverMatch(t *testing.T) {
-	p := returnurl.Policy{AllowedDomains: []string{"https://good.com", "*", "good.com:443"}}
+	p := returnurl.Policy{AllowedDomains: []string{"https://good.com/", "*", "good.com:0", "ftp://good.com", "good.com@x"}}
 	for _, raw := range []string{"https://good.com/", "https://x.good.com/", "https://com/"} {
 		if _, err := p.Check(raw); !errors.Is(err, returnurl.ErrNotAllowed) {
 			t.Errorf("Check(%q) = %v, want ErrNotAllowed", raw, err)
@@ -232,5 +248,5 @@ func ExamplePolicy_Check() {
 	fmt.Println(err)
 	// Output:
 	// https://app.example.com/done?step=2 <nil>
-	// return_url host app.example.com.evil.net is not in the allowed domains
+	// return_url origin https://app.example.com.evil.net is not in the allowed domains
 }
