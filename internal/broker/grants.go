@@ -28,7 +28,7 @@ func (g refreshGrants) Grant(ctx context.Context, providerID string) (refresh.Gr
 	grant := refresh.Grant{Endpoint: prov.TokenEndpoint(ends, secret), Profile: prov.Profile, RevocationURL: ends.Revocation}
 	if ends.Issuer != "" && ends.JWKS != "" {
 		grant.VerifyIDToken = func(ctx context.Context, raw string) (string, string, error) {
-			claims, err := b.idt.Verify(ctx, raw, idtoken.Expect{Issuer: ends.Issuer, ClientID: prov.Profile.ClientID, JWKSURL: ends.JWKS})
+			claims, err := b.idt.Verify(ctx, raw, idtoken.Expect{Issuer: ends.Issuer, ClientID: prov.Profile.ClientID, TrustedAudiences: prov.Profile.TrustedAudiences, JWKSURL: ends.JWKS})
 			if err != nil {
 				return "", "", err
 			}

@@ -26,7 +26,7 @@ func (b *Broker) verifyIDToken(ctx context.Context, conn storage.Connection, pro
 			"hint", "the provider needs issuer and jwks_url (or discovery) to verify id_tokens")
 		return nil, "invalid_id_token"
 	}
-	claims, err := b.idt.Verify(ctx, raw, idtoken.Expect{Issuer: ends.Issuer, ClientID: prov.Profile.ClientID,
+	claims, err := b.idt.Verify(ctx, raw, idtoken.Expect{Issuer: ends.Issuer, ClientID: prov.Profile.ClientID, TrustedAudiences: prov.Profile.TrustedAudiences,
 		JWKSURL: ends.JWKS, Nonce: conn.Nonce})
 	if err != nil {
 		check := "unknown"

@@ -128,6 +128,14 @@ func (v *Verifier) checkClaims(rc *rawClaims, want Expect, now time.Time) error 
 	if !slices.Contains(rc.Audience, want.ClientID) {
 		return failf(CheckAudience, ErrAudienceMismatch, "expected %q", want.ClientID)
 	}
+	// Every other audience must be one the client trusts (OIDC Core
+	// §3.1.3.7 item 3): a token also issued to an untrusted party is that
+	// party's token as much as ours.
+	for _, a := range rc.Audience {
+		if a != want.ClientID && !slices.Contains(want.TrustedAudiences, a) {
+			return failf(CheckAudience, ErrUntrustedAudience, "%q is neither the client id nor a trusted audience", a)
+		}
+	}
 	// A token issued to several audiences must name the party it was issued
 	// to, and that party must be us (OIDC Core §3.1.3.7 items 4 and 5).
 	if len(rc.Audience) > 1 && rc.AuthorizedParty == "" {

@@ -36,6 +36,7 @@ var (
 	ErrIssuerMismatch      = errors.New("issuer does not match")
 	ErrAudienceMismatch    = errors.New("audience does not include the client id")
 	ErrAZPMismatch         = errors.New("authorized party is not the client id")
+	ErrUntrustedAudience   = errors.New("audience lists a party the client does not trust")
 	ErrExpired             = errors.New("token expired")
 	ErrNotYetValid         = errors.New("token not valid yet (nbf)")
 	ErrIssuedInFuture      = errors.New("token issued in the future")

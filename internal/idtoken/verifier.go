@@ -139,6 +139,9 @@ type Expect struct {
 	Issuer string
 	// ClientID must be in aud, and equal azp when azp is present.
 	ClientID string
+	// TrustedAudiences are the other audiences a token may list besides
+	// ClientID (the profile's trusted_audiences); any other is refused.
+	TrustedAudiences []string
 	// JWKSURL is the provider's jwks_uri.
 	JWKSURL string
 	// Nonce, when not empty, must equal the nonce claim. When empty, the
@@ -154,7 +157,8 @@ type Expect struct {
 //
 // In order: compact serialization; alg in the allow-list (asymmetric only);
 // signature against the key set at want.JWKSURL; iss equals want.Issuer
-// exactly; aud contains want.ClientID; azp present when aud has several
+// exactly; aud contains want.ClientID and nothing but it and
+// want.TrustedAudiences; azp present when aud has several
 // values and equal to the client id whenever present; exp not passed and
 // nbf (if any) reached, both with Skew; iat present, not beyond now+Skew
 // and not older than MaxAge; nonce; sub non-empty. Verify does not check

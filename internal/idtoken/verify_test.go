@@ -87,11 +87,12 @@ func TestVerify(t *testing.T) {
 		{name: "valid ES384", token: signed(p.es384, nil)},
 		{name: "valid EdDSA", token: signed(p.ed, nil)},
 		{
-			name: "valid with several audiences and our azp",
+			name: "valid with several audiences, our azp, the other one trusted",
 			token: signed(p.rs, func(c map[string]any) {
 				c["aud"] = []string{testClientID, "other-api"}
 				c["azp"] = testClientID
 			}),
+			expect: func(e *Expect) { e.TrustedAudiences = []string{"other-api"} },
 			check: func(t *testing.T, c Claims) {
 				if c.AuthorizedParty != testClientID || len(c.Audience) != 2 {
 					t.Errorf("azp %q aud %v", c.AuthorizedParty, c.Audience)
@@ -210,8 +211,29 @@ func TestVerify(t *testing.T) {
 			wantCheck: CheckAudience, wantErr: ErrMissingClaim,
 		},
 		{
+			// OIDC Core 3.1.3.7 step 3: an audience the client does not
+			// trust makes the token someone else's too; azp alone is not
+			// enough.
+			name: "several audiences, our azp, the other one not trusted",
+			token: signed(p.rs, func(c map[string]any) {
+				c["aud"] = []string{testClientID, "other-api"}
+				c["azp"] = testClientID
+			}),
+			wantCheck: CheckAudience, wantErr: ErrUntrustedAudience,
+		},
+		{
+			name: "several audiences, one trusted, one not",
+			token: signed(p.rs, func(c map[string]any) {
+				c["aud"] = []string{testClientID, "other-api", "third-api"}
+				c["azp"] = testClientID
+			}),
+			expect:    func(e *Expect) { e.TrustedAudiences = []string{"other-api"} },
+			wantCheck: CheckAudience, wantErr: ErrUntrustedAudience,
+		},
+		{
 			name:      "several audiences without azp",
 			token:     signed(p.rs, func(c map[string]any) { c["aud"] = []string{testClientID, "other-api"} }),
+			expect:    func(e *Expect) { e.TrustedAudiences = []string{"other-api"} },
 			wantCheck: CheckAZP, wantErr: ErrMissingClaim,
 		},
 		{
@@ -220,6 +242,7 @@ func TestVerify(t *testing.T) {
 				c["aud"] = []string{testClientID, "other-api"}
 				c["azp"] = "other-api"
 			}),
+			expect:    func(e *Expect) { e.TrustedAudiences = []string{"other-api"} },
 			wantCheck: CheckAZP, wantErr: ErrAZPMismatch,
 		},
 		{

@@ -82,6 +82,10 @@ type Profile struct {
 	Resource string `json:"resource,omitempty"`
 	// Grant is "" (authorization code) or client_credentials.
 	Grant string `json:"grant,omitempty"`
+	// TrustedAudiences are the audiences an id_token may list besides the
+	// client id (OIDC Core §3.1.3.7 item 3); a token naming any other is
+	// refused. Empty: the client id alone.
+	TrustedAudiences []string `json:"trusted_audiences,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
@@ -204,6 +208,14 @@ func (p *Profile) Validate() error {
 	}
 	if p.TokenLifetimeSeconds < 0 {
 		add("token_lifetime_seconds must not be negative")
+	}
+	if len(p.TrustedAudiences) > 20 {
+		add("trusted_audiences may hold at most 20 entries")
+	}
+	for i, a := range p.TrustedAudiences {
+		if a == "" || len(a) > 255 || ctrlchar.Index(a) >= 0 {
+			add("trusted_audiences[%d] must be 1-255 characters without control characters", i)
+		}
 	}
 	for k := range p.AuthParams {
 		if reservedAuthParams[strings.ToLower(k)] {
