@@ -287,15 +287,19 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	authURL, err := prov.Profile.AuthorizationURL(ends.Auth, provider.AuthRequest{
-		ClientID: prov.Profile.ClientID, RedirectURI: b.RedirectURI(), Scopes: scopes,
-		State: st, Nonce: nonce, CodeChallenge: pkce.ChallengeS256(verifier),
-	})
-	if err != nil {
-		return fmt.Errorf("building authorization URL: %w", err)
-	}
-	if !b.cfg.InsecureSkipBrowserBinding {
-		authURL = b.startURL(st)
+	// The agent gets the broker's start link, which binds the browser and
+	// only then builds the provider's request (pushing it when the
+	// provider wants that); only without browser binding is the
+	// provider's URL handed out directly.
+	authURL := b.startURL(st)
+	if b.cfg.InsecureSkipBrowserBinding {
+		authURL, err = b.providerAuthURL(r.Context(), prov, ends, provider.AuthRequest{
+			ClientID: prov.Profile.ClientID, RedirectURI: b.RedirectURI(), Scopes: scopes,
+			State: st, Nonce: nonce, CodeChallenge: pkce.ChallengeS256(verifier),
+		})
+		if err != nil {
+			return fmt.Errorf("building authorization URL: %w", err)
+		}
 	}
 	conn := storage.Connection{
 		ID: id, WorkspaceID: req.WorkspaceID, UserID: req.UserID, ClientName: req.ClientName,

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/pkce"
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/state"
@@ -137,12 +138,16 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 		b.rejectCallback(w, r, *rej)
 		return
 	}
-	target, err := prov.Profile.AuthorizationURL(ends.Auth, provider.AuthRequest{
+	target, err := b.providerAuthURL(ctx, prov, ends, provider.AuthRequest{
 		ClientID: prov.Profile.ClientID, RedirectURI: b.RedirectURI(), Scopes: conn.Scopes,
 		State: st, Nonce: conn.Nonce, CodeChallenge: pkce.ChallengeS256(string(verifier)),
 	})
 	if err != nil {
-		b.rejectCallback(w, r, callbackRejection{reason: "server_error", message: "Something went wrong; try again shortly.", status: http.StatusInternalServerError})
+		// A pushed request the provider refused or could not take: the
+		// same link works again once it answers.
+		b.log.WarnContext(ctx, "start: building the authorization request", "connection_id", conn.ID, "provider", prov.Row.Name,
+			"class", string(exchange.Classify(err)), "err", err)
+		b.rejectCallback(w, r, callbackRejection{reason: "provider_unavailable", message: "The provider is unavailable right now; try again shortly.", status: http.StatusBadGateway})
 		return
 	}
 	maxAge := int(conn.ExpiresAt.Sub(b.now()) / time.Second)

@@ -96,15 +96,19 @@ func (b *Broker) stepUpConsent(w http.ResponseWriter, r *http.Request, req conse
 	if err != nil {
 		return true, err
 	}
-	authURL, err := prov.Profile.AuthorizationURL(ends.Auth, provider.AuthRequest{
-		ClientID: prov.Profile.ClientID, RedirectURI: b.RedirectURI(), Scopes: scopes,
-		State: st, Nonce: nonce, CodeChallenge: pkce.ChallengeS256(verifier),
-	})
-	if err != nil {
-		return true, fmt.Errorf("building authorization URL: %w", err)
-	}
-	if !b.cfg.InsecureSkipBrowserBinding {
-		authURL = b.startURL(st)
+	// The agent gets the broker's start link, which binds the browser and
+	// only then builds the provider's request (pushing it when the
+	// provider wants that); only without browser binding is the
+	// provider's URL handed out directly.
+	authURL := b.startURL(st)
+	if b.cfg.InsecureSkipBrowserBinding {
+		authURL, err = b.providerAuthURL(ctx, prov, ends, provider.AuthRequest{
+			ClientID: prov.Profile.ClientID, RedirectURI: b.RedirectURI(), Scopes: scopes,
+			State: st, Nonce: nonce, CodeChallenge: pkce.ChallengeS256(verifier),
+		})
+		if err != nil {
+			return true, fmt.Errorf("building authorization URL: %w", err)
+		}
 	}
 	su := storage.StepUp{ID: stepID.String(), ConnectionID: c.ID, Scopes: scopes, Added: req.Scopes, ReturnURL: req.ReturnURL,
 		Status: storage.StepUpPending, Nonce: nonce, PKCEVerifier: sealedVerifier, CreatedAt: now, UpdatedAt: now, ExpiresAt: expires}

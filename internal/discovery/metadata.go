@@ -25,6 +25,12 @@ type Metadata struct {
 	// to authorization responses (RFC 9207), which lets the callback detect
 	// mix-up attacks.
 	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
+
+	// PushedAuthorizationRequestEndpoint and
+	// RequirePushedAuthorizationRequests are RFC 9126's: where the request
+	// is pushed, and whether the server accepts only pushed requests.
+	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint,omitempty"`
+	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests,omitempty"`
 }
 
 // validate checks a decoded document against the issuer it was fetched for.
@@ -51,6 +57,7 @@ func validate(md Metadata, issuer string, issuerURL *url.URL) error {
 		{"jwks_uri", md.JWKSURI},
 		{"userinfo_endpoint", md.UserinfoEndpoint},
 		{"revocation_endpoint", md.RevocationEndpoint},
+		{"pushed_authorization_request_endpoint", md.PushedAuthorizationRequestEndpoint},
 	}
 	for _, ep := range endpoints {
 		if ep.value == "" {

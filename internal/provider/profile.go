@@ -53,6 +53,11 @@ type Profile struct {
 	RevocationURL   string            `json:"revocation_url,omitempty"`
 	UserinfoURL     string            `json:"userinfo_url,omitempty"`
 	JWKSURL         string            `json:"jwks_url,omitempty"`
+	// PARURL is the pushed authorization request endpoint (RFC 9126) when
+	// discovery does not give one; UsePAR pushes every authorization
+	// request there even when the provider does not require it.
+	PARURL string `json:"par_url,omitempty"`
+	UsePAR bool   `json:"use_par,omitempty"`
 	// ResourcesURL overrides where a resource lookup quirk
 	// (atlassian_resources, xero_tenants) reads the sites or tenants a new
 	// token reaches.
@@ -111,7 +116,7 @@ func (p *Profile) Normalize() {
 		}
 	}
 	p.Aliases = aliases
-	for _, f := range []*string{&p.Issuer, &p.AuthURL, &p.TokenURL, &p.RevocationURL, &p.UserinfoURL, &p.JWKSURL, &p.ResourcesURL, &p.ClientID, &p.DisplayName, &p.Resource} {
+	for _, f := range []*string{&p.Issuer, &p.AuthURL, &p.TokenURL, &p.RevocationURL, &p.UserinfoURL, &p.JWKSURL, &p.PARURL, &p.ResourcesURL, &p.ClientID, &p.DisplayName, &p.Resource} {
 		*f = strings.TrimSpace(*f)
 	}
 	p.Scopes = dedupe(p.Scopes)
@@ -187,7 +192,7 @@ func (p *Profile) Validate() error {
 	for _, f := range []struct{ name, val string }{
 		{"issuer", p.Issuer}, {"auth_url", p.AuthURL}, {"token_url", p.TokenURL},
 		{"revocation_url", p.RevocationURL}, {"userinfo_url", p.UserinfoURL}, {"jwks_url", p.JWKSURL},
-		{"resources_url", p.ResourcesURL}, {"resource", p.Resource},
+		{"par_url", p.PARURL}, {"resources_url", p.ResourcesURL}, {"resource", p.Resource},
 	} {
 		if f.val != "" {
 			if err := checkEndpoint(f.val); err != nil {
@@ -208,6 +213,9 @@ func (p *Profile) Validate() error {
 	}
 	if p.TokenLifetimeSeconds < 0 {
 		add("token_lifetime_seconds must not be negative")
+	}
+	if p.UsePAR && p.PARURL == "" && !p.EnableDiscovery {
+		add("use_par needs par_url, or an issuer with enable_discovery whose metadata names the endpoint")
 	}
 	if len(p.TrustedAudiences) > 20 {
 		add("trusted_audiences may hold at most 20 entries")
@@ -304,7 +312,7 @@ type textField struct{ name, val string }
 func (p *Profile) textFields() []textField {
 	out := []textField{{"display_name", p.DisplayName}, {"client_id", p.ClientID}, {"template", p.Template},
 		{"issuer", p.Issuer}, {"auth_url", p.AuthURL}, {"token_url", p.TokenURL}, {"revocation_url", p.RevocationURL},
-		{"userinfo_url", p.UserinfoURL}, {"jwks_url", p.JWKSURL}, {"resources_url", p.ResourcesURL}}
+		{"userinfo_url", p.UserinfoURL}, {"jwks_url", p.JWKSURL}, {"par_url", p.PARURL}, {"resources_url", p.ResourcesURL}}
 	for i, s := range p.Scopes {
 		out = append(out, textField{fmt.Sprintf("scopes[%d]", i), s})
 	}

@@ -220,6 +220,24 @@ func (p *Profile) AuthorizationURL(endpoint string, req AuthRequest) (string, er
 		return "", err
 	}
 	q := u.Query()
+	p.setAuthorizationParams(q, req)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// AuthorizationParams are the parameters of the authorization request for
+// req: the profile's auth_params and quirks, then the protocol parameters,
+// which nothing overrides. AuthorizationURL puts them in the browser's URL;
+// a pushed request (RFC 9126) sends them to the provider directly.
+func (p *Profile) AuthorizationParams(req AuthRequest) url.Values {
+	q := url.Values{}
+	p.setAuthorizationParams(q, req)
+	return q
+}
+
+// setAuthorizationParams sets req's parameters in q, which may hold the
+// endpoint's own query.
+func (p *Profile) setAuthorizationParams(q url.Values, req AuthRequest) {
 	for k, v := range p.AuthParams {
 		q.Set(k, v)
 	}
@@ -247,6 +265,19 @@ func (p *Profile) AuthorizationURL(endpoint string, req AuthRequest) (string, er
 	}
 	q.Set("code_challenge", req.CodeChallenge)
 	q.Set("code_challenge_method", "S256")
+}
+
+// PushedAuthorizationURL is the browser's URL for a pushed request: the
+// authorization endpoint with client_id and the request_uri alone
+// (RFC 9126 §4).
+func PushedAuthorizationURL(endpoint, clientID, requestURI string) (string, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "", err
+	}
+	q := u.Query()
+	q.Set("client_id", clientID)
+	q.Set("request_uri", requestURI)
 	u.RawQuery = q.Encode()
 	return u.String(), nil
 }

@@ -169,6 +169,11 @@ func (g *Registry) ClientSecret(p Provider) (secret.String, error) {
 type Endpoints struct {
 	Issuer, Auth, Token, Revocation, Userinfo, JWKS string
 	IssParameter                                    bool // RFC 9207 iss on the authorization response
+	// PAR is the pushed authorization request endpoint (RFC 9126), ""
+	// when the provider has none; RequirePAR says the provider accepts
+	// only pushed requests.
+	PAR        string
+	RequirePAR bool
 }
 
 // Endpoints resolves p's URLs. Discovery that cannot be reached is an
@@ -176,7 +181,7 @@ type Endpoints struct {
 func (g *Registry) Endpoints(ctx context.Context, prov Provider) (Endpoints, error) {
 	p := prov.Profile
 	e := Endpoints{Issuer: p.Issuer, Auth: p.AuthURL, Token: p.TokenURL, Revocation: p.RevocationURL,
-		Userinfo: p.UserinfoURL, JWKS: p.JWKSURL}
+		Userinfo: p.UserinfoURL, JWKS: p.JWKSURL, PAR: p.PARURL}
 	if !p.EnableDiscovery {
 		return e, nil
 	}
@@ -209,6 +214,12 @@ func (g *Registry) Endpoints(ctx context.Context, prov Provider) (Endpoints, err
 	fill("token", &e.Token, md.TokenEndpoint, confToken(conf))
 	fill("revocation", &e.Revocation, md.RevocationEndpoint, confRevocation(conf))
 	fill("userinfo", &e.Userinfo, md.UserinfoEndpoint, confUserinfo(conf))
+	// The client authenticates at the PAR endpoint as at the token
+	// endpoint: one on a host nobody confirmed is not used at all (a
+	// provider that requires PAR then fails consents until an operator
+	// re-submits it).
+	fill("pushed_authorization", &e.PAR, md.PushedAuthorizationRequestEndpoint, "")
+	e.RequirePAR = md.RequirePushedAuthorizationRequests
 	if e.JWKS == "" {
 		e.JWKS = md.JWKSURI
 	}
