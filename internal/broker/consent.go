@@ -219,6 +219,9 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if err := checkAllowedScopes(prov, req.Scopes); err != nil {
 		return err
 	}
+	if handled, err := b.connectByMode(w, r, req, prov); handled {
+		return err
+	}
 	scopes := req.Scopes
 	if len(scopes) == 0 {
 		scopes = prov.Profile.Scopes
