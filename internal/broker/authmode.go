@@ -14,12 +14,20 @@ import (
 func (b *Broker) connectByMode(w http.ResponseWriter, r *http.Request, req consentRequest, prov registry.Provider) (handled bool, err error) {
 	switch prov.Profile.Mode() {
 	case provider.ModeClientCredentials:
+		if req.Credentials != nil {
+			return true, httpapi.BadRequest("provider %q uses auth_mode %s: credentials are for api_key and basic providers", prov.Row.Name, prov.Profile.Mode())
+		}
 		if req.ConnectionID != "" {
 			return true, httpapi.BadRequest("connection_id cannot be used with auth_mode oauth2_client_credentials: every request makes a new connection")
 		}
 		req.ProviderID = prov.Row.ID
 		return true, b.machineConnection(w, r, req)
+	case provider.ModeAPIKey, provider.ModeBasic:
+		return true, b.keyConnection(w, r, req, prov)
 	case provider.ModeCode:
+		if req.Credentials != nil {
+			return true, httpapi.BadRequest("provider %q uses auth_mode %s: credentials are for api_key and basic providers", prov.Row.Name, prov.Profile.Mode())
+		}
 		return false, nil
 	}
 	return true, &httpapi.Error{Status: http.StatusNotImplemented, Code: httpapi.CodeNotImplemented,

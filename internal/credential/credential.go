@@ -145,3 +145,15 @@ func (c Credential) GoString() string { return c.redacted() }
 func (c Credential) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("type", c.Type), slog.String("header", c.Header))
 }
+
+// Object is c as the token read's "credential" member: the type, how to
+// send it and the secret, as strings only.
+func (c Credential) Object() map[string]any {
+	m := map[string]any{"type": c.Type, "header": c.Header}
+	if c.Type == TypeBasic {
+		m["username"], m["password"] = c.Username, c.Password
+		return m
+	}
+	m["value_prefix"], m["value"] = c.ValuePrefix, c.Value
+	return m
+}
