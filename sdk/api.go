@@ -39,7 +39,9 @@ type RequestConnectionInput struct {
 	// Connection.Status says active or failed (StatusReason
 	// "credential_refused" when the provider's check refused it); Scopes
 	// may be empty. With ConnectionID it replaces that connection's
-	// credential (rotation).
+	// credential (rotation). An empty &Credentials{} asks the user
+	// instead: AuthURL opens Dromos's hosted form for the key, and the
+	// browser returns to ReturnURL as after a consent.
 	Credentials *Credentials
 }
 
@@ -140,16 +142,20 @@ func connPath(prefix, id string) (string, error) {
 // extra pending connection behind; it expires on its own.
 func (c *Client) RequestConnection(ctx context.Context, in RequestConnectionInput) (*Connection, error) {
 	body := struct {
-		UserID       string            `json:"user_id"`
-		ProviderName string            `json:"provider_name,omitempty"`
-		Scopes       []string          `json:"scopes,omitempty"`
-		ReturnURL    string            `json:"return_url"`
-		Metadata     map[string]any    `json:"metadata,omitempty"`
-		ConnectionID string            `json:"connection_id,omitempty"`
-		MCPServerURL string            `json:"mcp_server_url,omitempty"`
-		Grant        string            `json:"grant,omitempty"`
-		Credentials  map[string]string `json:"credentials,omitempty"`
-	}{in.UserID, in.ProviderName, in.Scopes, in.ReturnURL, in.Metadata, in.ConnectionID, in.MCPServerURL, in.Grant, in.Credentials.members()}
+		UserID       string         `json:"user_id"`
+		ProviderName string         `json:"provider_name,omitempty"`
+		Scopes       []string       `json:"scopes,omitempty"`
+		ReturnURL    string         `json:"return_url"`
+		Metadata     map[string]any `json:"metadata,omitempty"`
+		ConnectionID string         `json:"connection_id,omitempty"`
+		MCPServerURL string         `json:"mcp_server_url,omitempty"`
+		Grant        string         `json:"grant,omitempty"`
+		Credentials  any            `json:"credentials,omitempty"` // nil, or a map: {} asks for the hosted form
+	}{UserID: in.UserID, ProviderName: in.ProviderName, Scopes: in.Scopes, ReturnURL: in.ReturnURL, Metadata: in.Metadata,
+		ConnectionID: in.ConnectionID, MCPServerURL: in.MCPServerURL, Grant: in.Grant}
+	if in.Credentials != nil {
+		body.Credentials = in.Credentials.members()
+	}
 	var out struct {
 		AuthURL      string   `json:"authUrl"`
 		ConnectionID string   `json:"connection_id"`

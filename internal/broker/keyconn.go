@@ -10,6 +10,7 @@ import (
 
 	"github.com/dromos-dev/dromos/internal/credential"
 	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/pkce"
 	"github.com/dromos-dev/dromos/internal/registry"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
@@ -32,8 +33,10 @@ const CodeCredentialRefused = "credential_refused"
 // and a refused one changes nothing.
 func (b *Broker) keyConnection(w http.ResponseWriter, r *http.Request, req consentRequest, prov registry.Provider) error {
 	ctx := r.Context()
-	if req.Credentials == nil {
-		return httpapi.BadRequest("provider %q uses auth_mode %s: give the credential in credentials", prov.Row.Name, prov.Profile.Mode())
+	if len(req.Credentials) == 0 {
+		// No credential (absent, or {}): the user types it into the
+		// hosted form.
+		return b.keyFormConnection(w, r, req, prov)
 	}
 	cred, err := credential.Parse(prov.Profile.CredentialType(), prov.Profile.CredentialSpec(), req.Credentials)
 	if err != nil {
@@ -163,4 +166,45 @@ func (b *Broker) rotatable(ctx context.Context, req consentRequest, providerID s
 		return storage.Connection{}, httpapi.Conflict("not_reconnectable", "connection was revoked: request a new one")
 	}
 	return c, nil
+}
+
+// keyFormConnection creates a pending connection whose authUrl opens the
+// hosted key form (keyform.go). Its sealed PKCE slot holds a random value
+// that only carries the browser binding, as for a consent.
+func (b *Broker) keyFormConnection(w http.ResponseWriter, r *http.Request, req consentRequest, prov registry.Provider) error {
+	if req.ConnectionID != "" {
+		return httpapi.BadRequest("to replace a connection's credential, give the new one in credentials")
+	}
+	connID, err := uuid.NewRandomFromReader(b.randReader())
+	if err != nil {
+		return err
+	}
+	id := connID.String()
+	slot, err := pkce.NewVerifier(b.randReader())
+	if err != nil {
+		return err
+	}
+	sealed, err := b.vault.Seal([]byte(slot), tokenset.VerifierAAD(id))
+	if err != nil {
+		return err
+	}
+	now := b.now().UTC()
+	expires := now.Add(b.cfg.ConsentTTL)
+	st, err := b.state.Sign(state.Payload{ConnectionID: id, WorkspaceID: req.WorkspaceID, ProviderID: prov.Row.ID, IssuedAt: now, ExpiresAt: expires})
+	if err != nil {
+		return err
+	}
+	conn := storage.Connection{
+		ID: id, WorkspaceID: req.WorkspaceID, UserID: req.UserID, ClientName: req.ClientName,
+		ProviderID: prov.Row.ID, ProviderName: prov.Row.Name, ReturnURL: req.ReturnURL, Metadata: req.Metadata,
+		Status: storage.StatusPending, PKCEVerifier: sealed, CreatedAt: now, UpdatedAt: now, ExpiresAt: expires,
+	}
+	if err := b.createPending(r.Context(), conn); err != nil {
+		return err
+	}
+	b.audit(r, storage.AuditEvent{Type: "consent.created", ConnectionID: id, ProviderID: prov.Row.ID, Actor: req.ClientName,
+		Detail: map[string]string{"workspace_id": req.WorkspaceID, "form": prov.Profile.CredentialType()}})
+	httpapi.WriteJSON(w, http.StatusOK, consentResponse{AuthURL: b.startURL(st), State: st, Scopes: []string{},
+		ProviderID: prov.Row.ID, ConnectionID: id, ExpiresAt: expires})
+	return nil
 }
