@@ -158,7 +158,8 @@ func (p *Profile) validateKeyBased() error {
 		{"token_endpoint_auth_method", p.TokenEndpointAuthMethod != ""}, {"auth_params", len(p.AuthParams) > 0},
 		{"token_request_headers", len(p.TokenRequestHeaders) > 0}, {"quirks", len(p.Quirks) > 0},
 		{"token_lifetime_seconds", p.TokenLifetimeSeconds != 0}, {"resource", p.Resource != ""}, {"grant", p.Grant != ""},
-		{"device_authorization_url", p.DeviceAuthorizationURL != ""},
+		{"device_authorization_url", p.DeviceAuthorizationURL != ""}, {"trusted_audiences", len(p.TrustedAudiences) > 0},
+		{"par_url", p.PARURL != ""}, {"use_par", p.UsePAR},
 	} {
 		if f.set {
 			add("%s is an OAuth setting: auth_mode %s does not use it", f.name, p.AuthMode)

@@ -54,6 +54,8 @@ func TestAuthModeValidation(t *testing.T) {
 		{"api key with OAuth fields", key(func(p *Profile) {
 			p.ClientID, p.TokenURL, p.Scopes = "cid", "https://id.acme.test/token", []string{"read"}
 		}), []string{"client_id is an OAuth setting", "token_url is an OAuth setting", "scopes is an OAuth setting"}},
+		{"api key with PAR and audiences", key(func(p *Profile) { p.UsePAR, p.TrustedAudiences = true, []string{"x"} }),
+			[]string{"use_par is an OAuth setting", "trusted_audiences is an OAuth setting"}},
 		{"api key in a header the broker owns", key(func(p *Profile) { p.Credential.Injection.Header = "Content-Type" }),
 			[]string{"injection.header"}},
 		{"prefix with a control character", key(func(p *Profile) { p.Credential.Injection.ValuePrefix = "Bearer\n" }),
