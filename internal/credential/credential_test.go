@@ -128,6 +128,12 @@ func TestVerify(t *testing.T) {
 	if strings.Contains(err.Error(), key) {
 		t.Fatalf("error shows the key: %v", err)
 	}
+	// A redirect is an answer, not a hop: with the nil client the key
+	// never follows it.
+	status = http.StatusFound
+	if err := Verify(context.Background(), nil, v, c); !errors.As(err, &refused) || refused.Status != http.StatusFound {
+		t.Fatalf("redirect: %v", err)
+	}
 	status = http.StatusServiceUnavailable
 	if err := Verify(context.Background(), srv.Client(), v, c); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("provider failing: %v, want ErrUnreachable (the key was not judged)", err)

@@ -31,8 +31,13 @@ const verifyTimeout = 10 * time.Second
 // returns nil when the status is one v expects, a *RefusedError for any
 // other status, and an error wrapping ErrUnreachable when no answer came.
 // hc should refuse internal addresses when the URL is not trusted (the
-// broker's outbound client).
+// broker's outbound client) and must not follow redirects: a key in a
+// custom header would follow them to any host. nil is a client that
+// follows none.
 func Verify(ctx context.Context, hc *http.Client, v Verification, c Credential) error {
+	if hc == nil {
+		hc = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
 	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, v.Method, v.URL, nil)
