@@ -46,6 +46,7 @@ FUZZ_TARGETS := \
 	./internal/provider:FuzzCallbackValues \
 	./internal/jsonscan:FuzzMembers \
 	./internal/tokenset:FuzzDecodeSet \
+	./internal/credential:FuzzParse \
 	./internal/gateway/brokerclient:FuzzDecodeMembers \
 	./internal/httpapi:FuzzWriteJSONObject \
 	./internal/ctrlchar:FuzzIndex \

@@ -34,7 +34,46 @@ type RequestConnectionInput struct {
 	// Grant is "" (authorization_code) or, with MCPServerURL,
 	// "client_credentials": no user, no AuthURL, active at once.
 	Grant string
+	// Credentials connects a provider whose auth_mode is api_key or basic
+	// with a key or user/password pair instead of a consent: no AuthURL,
+	// Connection.Status says active or failed (StatusReason
+	// "credential_refused" when the provider's check refused it); Scopes
+	// may be empty. With ConnectionID it replaces that connection's
+	// credential (rotation). An empty &Credentials{} asks the user
+	// instead: AuthURL opens Dromos's hosted form for the key, and the
+	// browser returns to ReturnURL as after a consent.
+	Credentials *Credentials
 }
+
+// Credentials is what an api_key provider (APIKey) or a basic provider
+// (Username and Password) takes. Its String and Format redact.
+type Credentials struct {
+	APIKey   string
+	Username string
+	Password string
+}
+
+func (c *Credentials) members() map[string]string {
+	if c == nil {
+		return nil
+	}
+	m := map[string]string{}
+	for k, v := range map[string]string{"api_key": c.APIKey, "username": c.Username, "password": c.Password} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// String describes c without its secrets.
+func (c Credentials) String() string { return "Credentials{[REDACTED]}" }
+
+// GoString is String, so %#v redacts too.
+func (c Credentials) GoString() string { return c.String() }
+
+// Format redacts under every verb.
+func (c Credentials) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
 
 // Connection is a started connection: send the user to AuthURL, keep
 // ConnectionID.
@@ -44,6 +83,11 @@ type Connection struct {
 	State        string // the signed OAuth state inside AuthURL; treat it as a secret
 	Scopes       []string
 	ProviderID   string
+	// Status is StatusActive or StatusFailed (with StatusReason) when the
+	// connection needed no consent (Credentials, client credentials); ""
+	// when the user must consent at AuthURL.
+	Status       string
+	StatusReason string
 }
 
 // Connection statuses as the gateway reports them.
@@ -106,19 +150,26 @@ func (c *Client) RequestConnection(ctx context.Context, in RequestConnectionInpu
 		ConnectionID string         `json:"connection_id,omitempty"`
 		MCPServerURL string         `json:"mcp_server_url,omitempty"`
 		Grant        string         `json:"grant,omitempty"`
-	}{in.UserID, in.ProviderName, in.Scopes, in.ReturnURL, in.Metadata, in.ConnectionID, in.MCPServerURL, in.Grant}
+		Credentials  any            `json:"credentials,omitempty"` // nil, or a map: {} asks for the hosted form
+	}{UserID: in.UserID, ProviderName: in.ProviderName, Scopes: in.Scopes, ReturnURL: in.ReturnURL, Metadata: in.Metadata,
+		ConnectionID: in.ConnectionID, MCPServerURL: in.MCPServerURL, Grant: in.Grant}
+	if in.Credentials != nil {
+		body.Credentials = in.Credentials.members()
+	}
 	var out struct {
 		AuthURL      string   `json:"authUrl"`
 		ConnectionID string   `json:"connection_id"`
 		State        string   `json:"state"`
 		Scopes       []string `json:"scopes"`
 		ProviderID   string   `json:"provider_id"`
+		Status       string   `json:"status"`
+		StatusReason string   `json:"status_reason"`
 	}
 	err := c.do(ctx, call{method: http.MethodPost, route: "/v1/request-connection", path: "/v1/request-connection", body: body}, &out)
 	if err != nil {
 		return nil, err
 	}
-	if (out.AuthURL == "" && in.Grant != "client_credentials") || out.ConnectionID == "" {
+	if (out.AuthURL == "" && in.Grant != "client_credentials" && out.Status == "") || out.ConnectionID == "" {
 		return nil, errors.New("dromos: request-connection answer lacks authUrl or connection_id")
 	}
 	return (*Connection)(&out), nil

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,12 +26,50 @@ type Token struct {
 	IDToken     string // present when the provider issued one
 	Provider    string
 	Extra       map[string]any // the provider's other token response members
+	// Credential is set for an api_key or basic connection: the key or
+	// user/password pair and how to send it. HTTPClient sends it so.
+	Credential *Credential
+}
+
+// Credential is an api_key or basic connection's credential as the token
+// read gives it. Its String, Format and LogValue redact the secrets.
+type Credential struct {
+	Type        string `json:"type"`   // "api_key" or "basic"
+	Header      string `json:"header"` // the header that carries it
+	ValuePrefix string `json:"value_prefix"`
+	Value       string `json:"value"`
+	Username    string `json:"username"`
+	Password    string `json:"password"`
+}
+
+// HeaderValue is the value of Header that carries the credential.
+func (c Credential) HeaderValue() string {
+	if c.Type == "basic" {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Username+":"+c.Password))
+	}
+	return c.ValuePrefix + c.Value
+}
+
+// String describes the credential without its secrets.
+func (c Credential) String() string {
+	return fmt.Sprintf("Credential{type=%s header=%s [REDACTED]}", c.Type, c.Header)
+}
+
+// GoString is String, so %#v redacts too.
+func (c Credential) GoString() string { return c.String() }
+
+// Format redacts under every verb.
+func (c Credential) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+// LogValue logs the type and header only.
+func (c Credential) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("type", c.Type), slog.String("header", c.Header))
 }
 
 // namedMember says whether k has a Token field; everything else is Extra.
 func namedMember(k string) bool {
 	switch k {
-	case "access_token", "token_type", "expires_in", "expires_at", "scope", "id_token", "provider":
+	case "access_token", "token_type", "expires_in", "expires_at", "scope", "id_token", "provider", "credential":
 		return true
 	}
 	return false
@@ -78,6 +117,13 @@ func decodeToken(raw []byte, now time.Time) (*Token, error) {
 		}
 	case in > 0:
 		t.ExpiresAt = now.Add(time.Duration(in) * time.Second)
+	}
+	if raw := m["credential"]; len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
+		var c Credential
+		if err := json.Unmarshal(raw, &c); err != nil || c.Header == "" || (c.Type != "api_key" && c.Type != "basic") {
+			return nil, errors.New("dromos: token answer: credential is not an api_key or basic credential")
+		}
+		t.Credential = &c
 	}
 	for k, v := range m {
 		if namedMember(k) {

@@ -179,7 +179,7 @@ func (bt *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return nil, err
 	}
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-	resp, err := bt.send(withBearer(req, tok.AccessToken, nil))
+	resp, err := bt.send(withBearer(req, tok, nil))
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || !replayable {
 		return resp, err
 	}
@@ -209,7 +209,7 @@ func (bt *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		slog.String("connection_id", bt.ts.id))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return bt.send(withBearer(req, fresh.AccessToken, body))
+	return bt.send(withBearer(req, fresh, body))
 }
 
 // send is the base transport's RoundTrip, making sure the response names
@@ -257,10 +257,15 @@ func origin(u *url.URL) string {
 }
 
 // withBearer is a copy of req with the token set (and body, when given);
-// a RoundTripper must not change the request it was handed.
-func withBearer(req *http.Request, token string, body io.ReadCloser) *http.Request {
+// a RoundTripper must not change the request it was handed. An api_key or
+// basic connection's credential goes where its injection rule says.
+func withBearer(req *http.Request, tok *Token, body io.ReadCloser) *http.Request {
 	r := req.Clone(req.Context())
-	r.Header.Set("Authorization", "Bearer "+token)
+	if c := tok.Credential; c != nil {
+		r.Header.Set(c.Header, c.HeaderValue())
+	} else {
+		r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	}
 	if body != nil {
 		r.Body = body
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/apikey"
 	"github.com/dromos-dev/dromos/internal/auditq"
 	"github.com/dromos-dev/dromos/internal/catalog"
+	"github.com/dromos-dev/dromos/internal/credential"
 	"github.com/dromos-dev/dromos/internal/discovery"
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/httpapi"
@@ -239,6 +240,11 @@ func (b *Broker) routes() http.Handler {
 	mux.HandleFunc("GET "+startPath+"{state}", func(w http.ResponseWriter, r *http.Request) {
 		if !b.limited(b.guards.callback, w, r) {
 			b.start(w, r)
+		}
+	})
+	mux.HandleFunc("POST "+credential.FormAction, func(w http.ResponseWriter, r *http.Request) {
+		if !b.limited(b.guards.callback, w, r) {
+			b.submitKeyForm(w, r)
 		}
 	})
 	mux.Handle("GET /health", b.api(func(w http.ResponseWriter, _ *http.Request) error {

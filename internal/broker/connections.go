@@ -212,7 +212,7 @@ func knownStatus(s storage.ConnectionStatus) bool {
 // reservedTokenFields may not be overwritten by provider extras.
 var reservedTokenFields = map[string]bool{
 	"access_token": true, "token_type": true, "expires_in": true, "expires_at": true, "scope": true,
-	"id_token": true, "provider": true, "refresh_token": true, "connection_id": true,
+	"id_token": true, "provider": true, "refresh_token": true, "connection_id": true, "credential": true,
 }
 
 // tokenBody is the token answer: the provider's extras, then the named
@@ -251,6 +251,9 @@ func (b *Broker) tokenBody(c storage.Connection, set tokenset.Set) map[string]an
 	}
 	if b.cfg.ExposeRefreshToken && set.RefreshToken != "" {
 		body["refresh_token"] = set.RefreshToken
+	}
+	if set.Credential != nil {
+		body["credential"] = set.Credential.Object()
 	}
 	return body
 }

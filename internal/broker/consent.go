@@ -47,6 +47,9 @@ type consentRequest struct {
 	// Grant is authorization_code (default) or, for MCP servers,
 	// client_credentials.
 	Grant string `json:"grant"`
+	// Credentials is the key ({"api_key"}) or user/password pair of an
+	// api_key or basic provider (package credential). Never log it.
+	Credentials map[string]string `json:"credentials"`
 }
 
 type consentResponse struct {
@@ -56,6 +59,10 @@ type consentResponse struct {
 	ProviderID   string    `json:"provider_id"`
 	ConnectionID string    `json:"connection_id"`
 	ExpiresAt    time.Time `json:"expires_at"`
+	// Status is set when the connection needed no consent (client
+	// credentials, a submitted key): active, or failed with StatusReason.
+	Status       string `json:"status,omitempty"`
+	StatusReason string `json:"status_reason,omitempty"`
 }
 
 const (
@@ -103,6 +110,9 @@ func (req *consentRequest) validate() error {
 	}
 	if req.Grant != "" && req.MCPServerURL == "" {
 		add("grant is for mcp_server_url connections")
+	}
+	if req.Credentials != nil && req.MCPServerURL != "" {
+		add("credentials are for api_key and basic providers, not mcp_server_url")
 	}
 	if len(req.Scopes) > maxScopes {
 		add("at most %d scopes", maxScopes)
@@ -217,6 +227,9 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := checkAllowedScopes(prov, req.Scopes); err != nil {
+		return err
+	}
+	if handled, err := b.connectByMode(w, r, req, prov); handled {
 		return err
 	}
 	scopes := req.Scopes

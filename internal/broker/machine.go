@@ -98,6 +98,6 @@ func (b *Broker) machineConnection(w http.ResponseWriter, r *http.Request, req c
 	if scopes == nil {
 		scopes = []string{}
 	}
-	httpapi.WriteJSON(w, http.StatusOK, consentResponse{State: st, Scopes: scopes, ProviderID: prov.Row.ID, ConnectionID: id, ExpiresAt: expires})
+	httpapi.WriteJSON(w, http.StatusOK, consentResponse{State: st, Scopes: scopes, ProviderID: prov.Row.ID, ConnectionID: id, ExpiresAt: expires, Status: string(storage.StatusActive)})
 	return nil
 }

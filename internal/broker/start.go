@@ -122,6 +122,10 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 		b.rejectCallback(w, r, b.providerLookupRejection(ctx, err))
 		return
 	}
+	if prov.Profile.KeyBased() && stepUp == nil {
+		b.startKeyForm(w, r, conn, prov, st)
+		return
+	}
 	ends, err := b.providers.Endpoints(ctx, prov)
 	if err != nil {
 		b.rejectCallback(w, r, callbackRejection{reason: "discovery_unavailable", message: "The provider is unavailable right now; try again shortly.", status: http.StatusServiceUnavailable})

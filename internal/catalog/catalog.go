@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dromos-dev/dromos/internal/credential"
 	"github.com/dromos-dev/dromos/internal/provider"
 )
 
@@ -83,6 +84,12 @@ type Template struct {
 	Quirks               []string      `json:"quirks,omitempty"`
 	CallbackParams       []string      `json:"callback_params,omitempty"`
 	Placeholders         []Placeholder `json:"placeholders,omitempty"`
+	// AuthMode is the provider's provider.Mode… ("" is oauth2_code); a
+	// key-based template (api_key, basic) has Credential instead of the
+	// OAuth fields, and an OAuth template may name its RFC 8628 endpoint.
+	AuthMode               string           `json:"auth_mode,omitempty"`
+	DeviceAuthorizationURL string           `json:"device_authorization_url,omitempty"`
+	Credential             *credential.Spec `json:"credential,omitempty"`
 }
 
 // Placeholder is a {name} in a template's URLs, filled from the profile's
@@ -103,6 +110,7 @@ func (t Template) clone() Template {
 	t.Quirks = slices.Clone(t.Quirks)
 	t.CallbackParams = slices.Clone(t.CallbackParams)
 	t.Placeholders = slices.Clone(t.Placeholders)
+	t.Credential = cloneSpec(t.Credential)
 	return t
 }
 
@@ -187,6 +195,9 @@ func validateTemplate(t Template) []string {
 
 	if !templateNameRE.MatchString(t.Name) {
 		add("name must be a valid provider name")
+	}
+	if t.AuthMode == provider.ModeAPIKey || t.AuthMode == provider.ModeBasic {
+		return validateKeyTemplate(t)
 	}
 	for _, a := range t.Aliases {
 		if !templateNameRE.MatchString(a) || a == t.Name {
@@ -283,7 +294,8 @@ func validateTemplate(t Template) []string {
 // urlFields are the template fields that may hold placeholders.
 func (t Template) urlFields() map[string]string {
 	return map[string]string{"issuer": t.Issuer, "auth_url": t.AuthURL, "token_url": t.TokenURL,
-		"revocation_url": t.RevocationURL, "userinfo_url": t.UserinfoURL, "jwks_url": t.JWKSURL}
+		"revocation_url": t.RevocationURL, "userinfo_url": t.UserinfoURL, "jwks_url": t.JWKSURL,
+		"device_authorization_url": t.DeviceAuthorizationURL}
 }
 
 func validatePlaceholders(t Template) []string {

@@ -73,6 +73,7 @@ func expandTemplate(t Template, p provider.Profile) (provider.Profile, error) {
 	}{
 		{&out.Issuer, t.Issuer}, {&out.AuthURL, t.AuthURL}, {&out.TokenURL, t.TokenURL},
 		{&out.RevocationURL, t.RevocationURL}, {&out.UserinfoURL, t.UserinfoURL}, {&out.JWKSURL, t.JWKSURL},
+		{&out.DeviceAuthorizationURL, deviceURL(t, p)},
 	} {
 		if !blank(*f.dst) || f.tmpl == "" {
 			continue
@@ -80,6 +81,12 @@ func expandTemplate(t Template, p provider.Profile) (provider.Profile, error) {
 		if *f.dst, err = render(f.tmpl, declared, vals); err != nil {
 			return provider.Profile{}, fmt.Errorf("template %q: %w", t.Name, err)
 		}
+	}
+	if blank(out.AuthMode) {
+		out.AuthMode = t.AuthMode
+	}
+	if out.Credential == nil {
+		out.Credential = cloneSpec(t.Credential)
 	}
 	out.EnableDiscovery = p.EnableDiscovery || t.EnableDiscovery
 	if len(out.Scopes) == 0 {

@@ -51,7 +51,11 @@ func (c *Catalog) Markdown() string {
 		if len(phs) == 0 {
 			phs = []string{"—"}
 		}
-		w("| [`%s`](#%s) | %s | %s | %s |\n", t.Name, t.Name, t.DisplayName, strings.Join(phs, ", "), t.Refresh)
+		refresh := t.Refresh
+		if refresh == "" {
+			refresh = "— (`" + t.AuthMode + "`)"
+		}
+		w("| [`%s`](#%s) | %s | %s | %s |\n", t.Name, t.Name, t.DisplayName, strings.Join(phs, ", "), refresh)
 	}
 
 	w("\n### Placeholder kinds\n\n| kind | accepts |\n|---|---|\n")
@@ -94,6 +98,10 @@ func writeTemplate(b *strings.Builder, t Template) {
 	if len(t.Aliases) > 0 {
 		w("Also found as %s.\n\n", code(t.Aliases))
 	}
+	if t.Credential != nil {
+		writeKeyTemplate(b, t)
+		return
+	}
 	w("- **Documentation:** %s\n", t.DocsURL)
 	w("- **Create the app:** %s\n", t.AppRegistration)
 	w("- **Redirect URI to register:** `BASE_URL` + `REDIRECT_PATH`\n")
@@ -107,7 +115,7 @@ func writeTemplate(b *strings.Builder, t Template) {
 	}
 	for _, e := range []struct{ name, url string }{
 		{"authorization", t.AuthURL}, {"token", t.TokenURL}, {"revocation", t.RevocationURL},
-		{"userinfo", t.UserinfoURL}, {"JWKS", t.JWKSURL},
+		{"userinfo", t.UserinfoURL}, {"JWKS", t.JWKSURL}, {"device authorization (with `auth_mode` `oauth2_device_code`)", t.DeviceAuthorizationURL},
 	} {
 		if e.url != "" {
 			ends = append(ends, fmt.Sprintf("%s `%s`", e.name, e.url))
@@ -165,4 +173,34 @@ func joinedPairs(m map[string]string, sep string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// writeKeyTemplate documents an api_key or basic template: how the key is
+// sent and checked instead of OAuth endpoints.
+func writeKeyTemplate(b *strings.Builder, t Template) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	w("- **Documentation:** %s\n", t.DocsURL)
+	w("- **Get the credential:** %s\n", t.AppRegistration)
+	if t.AuthMode == provider.ModeBasic {
+		w("- **Auth mode:** `basic`: `Authorization: Basic` with the user name and password\n")
+	} else {
+		w("- **Auth mode:** `api_key`, sent as `%s: %s<key>`\n", t.Credential.Injection.Header, t.Credential.Injection.ValuePrefix)
+	}
+	if v := t.Credential.Verify; v != nil {
+		extra := ""
+		if len(v.Headers) > 0 {
+			pairs := joinedPairs(v.Headers, ": ")
+			extra = " with `" + strings.Join(pairs, "`, `") + "`"
+		}
+		w("- **Verification request:** `%s %s`%s must answer %v\n", v.Method, v.URL, extra, v.ExpectStatus)
+	}
+	if t.Notes != "" {
+		w("- **Notes:** %s\n", t.Notes)
+	}
+	w("- **Sources:** %s\n", t.Source)
+	field := `"api_key": "…"`
+	if t.AuthMode == provider.ModeBasic {
+		field = `"username": "…", "password": "…"`
+	}
+	w("\n```json\n{\"profile\": {\"template\": %q}}\n```\n\nThen `request-connection` with `\"credentials\": {%s}`.\n", t.Name, field)
 }

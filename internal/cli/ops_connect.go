@@ -23,6 +23,8 @@ type connectFlags struct {
 	broker, apiKey            string
 	provider, user, returnURL string
 	mcp                       string
+	keyEnv, basicUser         string
+	keyForm                   bool
 	scopes                    listFlag
 	timeout                   time.Duration
 	json, reveal              bool
@@ -44,6 +46,11 @@ func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	fs.StringVar(&f.user, "user", "", "the user id to connect (required)")
 	fs.Var(&f.scopes, "scopes", "scopes to ask for, comma- or space-separated (default: the provider's)")
 	fs.StringVar(&f.returnURL, "return-url", "", "where the browser lands after consent (default BROKER/dev/return, the page dromos dev serves)")
+	// The key is read from the environment, never from a flag: flags end
+	// up in shell history and process listings.
+	fs.StringVar(&f.keyEnv, "key-env", "", "for an api_key or basic provider: the environment variable holding the API key (the password with --basic-user)")
+	fs.StringVar(&f.basicUser, "basic-user", "", "for a basic provider: the user name (the password comes from --key-env)")
+	fs.BoolVar(&f.keyForm, "key-form", false, "for an api_key or basic provider: let the user type the credential into Dromos's hosted form")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "how long to wait for the user")
 	fs.BoolVar(&f.json, "json", false, "print JSON instead of text (the consent URL then goes to stderr)")
 	fs.BoolVar(&f.reveal, "reveal", false, "print the whole access and id tokens")
@@ -56,12 +63,16 @@ func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	if f.timeout <= 0 {
 		return errors.New("--timeout must be positive")
 	}
+	creds, err := connectCredentials(f, env)
+	if err != nil {
+		return err
+	}
 	client, err := sdk.New(firstNonEmpty(f.gateway, env[envGatewayURL], defaultGatewayURL),
 		sdk.WithAPIKey(firstNonEmpty(f.gatewayKey, env[envGatewayAPIKey])))
 	if err != nil {
 		return err
 	}
-	if len(f.scopes) == 0 && f.mcp == "" {
+	if len(f.scopes) == 0 && f.mcp == "" && creds == nil {
 		broker := func() (*brokerClient, error) { return (&opsFlags{broker: f.broker, apiKey: f.apiKey}).client(env) }
 		if f.scopes, err = providerScopes(ctx, client, broker, f.provider); err != nil {
 			return err
@@ -71,9 +82,16 @@ func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) e
 
 	conn, err := client.RequestConnection(ctx, sdk.RequestConnectionInput{
 		UserID: f.user, ProviderName: f.provider, Scopes: f.scopes, ReturnURL: returnURL, MCPServerURL: f.mcp,
+		Credentials: creds,
 	})
 	if err != nil {
 		return err
+	}
+	switch conn.Status {
+	case sdk.StatusFailed:
+		return fmt.Errorf("the provider refused the credential (connection %s is failed: %s)", conn.ConnectionID, printable(conn.StatusReason))
+	case sdk.StatusActive:
+		return printConnected(ctx, client, conn, f, ios)
 	}
 	urlOut := ios.out
 	if f.json {
@@ -94,6 +112,11 @@ func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	if err != nil {
 		return err
 	}
+	return printConnected(ctx, client, conn, f, ios)
+}
+
+// printConnected prints an active connection's id and token summary.
+func printConnected(ctx context.Context, client *sdk.Client, conn *sdk.Connection, f connectFlags, ios ioSet) error {
 	tok, err := client.GetToken(ctx, conn.ConnectionID)
 	if err != nil {
 		return fmt.Errorf("connection %s is active but its token could not be read: %w", conn.ConnectionID, err)
@@ -146,4 +169,30 @@ func progressLine(w io.Writer, start time.Time) func(sdk.Status) {
 		}
 		fmt.Fprintf(w, "\r\033[Kwaiting for consent… %s, %s", time.Since(start).Round(time.Second), printable(state))
 	}
+}
+
+// connectCredentials is what connect sends as credentials: nil for a
+// consent, the key (or user and password) from the environment, or an
+// empty set that asks for the hosted form.
+func connectCredentials(f connectFlags, env config.Env) (*sdk.Credentials, error) {
+	switch {
+	case f.keyForm && (f.keyEnv != "" || f.basicUser != ""):
+		return nil, errors.New("--key-form asks the user for the credential: give it without --key-env and --basic-user")
+	case f.keyForm:
+		return &sdk.Credentials{}, nil
+	case f.basicUser != "" && f.keyEnv == "":
+		return nil, errors.New("--basic-user needs --key-env, the environment variable holding the password")
+	case f.keyEnv == "":
+		return nil, nil
+	case f.mcp != "":
+		return nil, errors.New("--key-env and --key-form are for api_key and basic providers, not --mcp")
+	}
+	secret := env[f.keyEnv]
+	if secret == "" {
+		return nil, fmt.Errorf("--key-env: the environment variable %s is empty or not set", printable(f.keyEnv))
+	}
+	if f.basicUser != "" {
+		return &sdk.Credentials{Username: f.basicUser, Password: secret}, nil
+	}
+	return &sdk.Credentials{APIKey: secret}, nil
 }

@@ -65,6 +65,7 @@ func (s *grpcServer) RequestConnection(ctx context.Context, in *dromosv1.Request
 		ConnectionID: in.GetConnectionId(),
 		MCPServerURL: in.GetMcpServerUrl(),
 		Grant:        in.GetGrant(),
+		Credentials:  in.GetCredentials(),
 	})
 	if err != nil {
 		return nil, s.status(ctx, err)
@@ -75,6 +76,8 @@ func (s *grpcServer) RequestConnection(ctx context.Context, in *dromosv1.Request
 		State:        out.State,
 		Scopes:       out.Scopes,
 		ProviderId:   out.ProviderID,
+		Status:       out.Status,
+		StatusReason: out.StatusReason,
 	}, nil
 }
 

@@ -121,6 +121,9 @@ type requestConnectionBody struct {
 	// by its URL instead of provider_name.
 	MCPServerURL string `json:"mcp_server_url"`
 	Grant        string `json:"grant"`
+	// Credentials is additive: the key or user/password pair of an
+	// api_key or basic provider. Never logged.
+	Credentials map[string]string `json:"credentials"`
 }
 
 // requestConnectionAnswer is the frozen request-connection output; authUrl
@@ -131,6 +134,10 @@ type requestConnectionAnswer struct {
 	State        string   `json:"state"`
 	Scopes       []string `json:"scopes"`
 	ProviderID   string   `json:"provider_id"`
+	// Status and StatusReason are additive: set when the connection
+	// needed no consent (a submitted key, client credentials).
+	Status       string `json:"status,omitempty"`
+	StatusReason string `json:"status_reason,omitempty"`
 }
 
 func (g *Gateway) requestConnection(w http.ResponseWriter, r *http.Request, c Caller) {

@@ -43,6 +43,9 @@ type ConnectionRequest struct {
 	// default) or client_credentials.
 	MCPServerURL string
 	Grant        string
+	// Credentials is the key ({"api_key"}) or {"username","password"} of
+	// an api_key or basic provider; Scopes may then be empty. Never log it.
+	Credentials map[string]string
 }
 
 // ConnectionGrant is the answer to a ConnectionRequest. State is a bearer
@@ -53,6 +56,10 @@ type ConnectionGrant struct {
 	State        string
 	Scopes       []string
 	ProviderID   string
+	// Status is active or failed (with StatusReason) for a connection
+	// that needed no consent; AuthURL is then empty.
+	Status       string
+	StatusReason string
 }
 
 // ConnectionStatus is a connection's status in contract terms.
@@ -120,9 +127,11 @@ func (r *ConnectionRequest) validate() error {
 		return httpapi.BadRequest("grant must be authorization_code or client_credentials")
 	case r.Grant != "" && r.MCPServerURL == "":
 		return httpapi.BadRequest("grant is for mcp_server_url connections")
-	case r.Scopes == nil && r.MCPServerURL == "":
+	case r.Credentials != nil && r.MCPServerURL != "":
+		return httpapi.BadRequest("credentials are for api_key and basic providers, not mcp_server_url")
+	case r.Scopes == nil && r.MCPServerURL == "" && r.Credentials == nil:
 		return httpapi.BadRequest("scopes is required")
-	case len(r.Scopes) == 0 && r.MCPServerURL == "":
+	case len(r.Scopes) == 0 && r.MCPServerURL == "" && r.Credentials == nil:
 		return httpapi.BadRequest("scopes must not be empty")
 	case len(r.Scopes) > maxScopes:
 		return httpapi.BadRequest("at most %d scopes", maxScopes)
@@ -229,6 +238,7 @@ func (s *service) RequestConnection(ctx context.Context, c Caller, r ConnectionR
 		ConnectionID: r.ConnectionID,
 		MCPServerURL: r.MCPServerURL,
 		Grant:        r.Grant,
+		Credentials:  r.Credentials,
 	})
 	if err != nil {
 		return ConnectionGrant{}, err
@@ -249,8 +259,8 @@ func (s *service) RequestConnection(ctx context.Context, c Caller, r ConnectionR
 		return ConnectionGrant{}, errUnverifiedState(errors.New("reconnect answered with another connection"))
 	case !canonicalUUID(consent.ConnectionID):
 		return ConnectionGrant{}, errUnverifiedState(errors.New("consent connection id is not a canonical UUID"))
-	case !absoluteHTTP(consent.AuthURL) && !(r.Grant == "client_credentials" && consent.AuthURL == ""):
-		// A client_credentials connection has no consent and so no authUrl.
+	case !absoluteHTTP(consent.AuthURL) && !(consent.AuthURL == "" && (r.Grant == "client_credentials" || noConsent(consent.Status))):
+		// A client_credentials or key connection has no consent and so no authUrl.
 		return ConnectionGrant{}, errUnverifiedState(errors.New("consent authUrl is not an absolute http(s) URL"))
 	}
 	scopes := consent.Scopes
@@ -265,6 +275,8 @@ func (s *service) RequestConnection(ctx context.Context, c Caller, r ConnectionR
 		State:        consent.State,
 		Scopes:       scopes,
 		ProviderID:   consent.ProviderID,
+		Status:       consent.Status,
+		StatusReason: consent.StatusReason,
 	}, nil
 }
 
@@ -287,6 +299,11 @@ func checkPolicy(p agentpolicy.Policy, r ConnectionRequest) error {
 	}
 	return nil
 }
+
+// noConsent reports whether the broker made the connection without a
+// consent (a submitted key, a client_credentials provider): it is then
+// active or already failed, and has no authUrl.
+func noConsent(status string) bool { return status == StatusActive || status == StatusFailed }
 
 func absoluteHTTP(s string) bool {
 	u, err := url.Parse(s)

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/dromos-dev/dromos/internal/credential"
 	"github.com/dromos-dev/dromos/internal/ctrlchar"
 	"github.com/dromos-dev/dromos/internal/scopeallow"
 	"github.com/dromos-dev/dromos/internal/secret"
@@ -91,6 +92,15 @@ type Profile struct {
 	// client id (OIDC Core §3.1.3.7 item 3); a token naming any other is
 	// refused. Empty: the client id alone.
 	TrustedAudiences []string `json:"trusted_audiences,omitempty"`
+	// AuthMode says how connections to this provider get their credential
+	// (see authmode.go); empty is oauth2_code.
+	AuthMode string `json:"auth_mode,omitempty"`
+	// DeviceAuthorizationURL is the RFC 8628 endpoint of an
+	// oauth2_device_code provider (discovered when enable_discovery).
+	DeviceAuthorizationURL string `json:"device_authorization_url,omitempty"`
+	// Credential says how an api_key or basic credential is sent and
+	// checked.
+	Credential *credential.Spec `json:"credential,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
@@ -134,6 +144,7 @@ func (p *Profile) Normalize() {
 		p.Quirks = append(p.Quirks, QuirkGoogleOffline)
 	}
 	p.Quirks = dedupe(p.Quirks)
+	p.normalizeAuthMode()
 }
 
 func isGoogle(p *Profile) bool {
@@ -165,8 +176,12 @@ func (e *ValidationError) Error() string {
 // Validate reports every problem with a normalised profile. It does not
 // check that discovery works: that needs the network and is the broker's.
 func (p *Profile) Validate() error {
+	if p.KeyBased() {
+		return p.validateKeyBased()
+	}
 	var probs []string
 	add := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+	probs = append(probs, p.oauthModeProblems()...)
 	if !nameRE.MatchString(p.Name) {
 		add("name must be 1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit")
 	}
@@ -186,7 +201,7 @@ func (p *Profile) Validate() error {
 	if p.EnableDiscovery && p.Issuer == "" {
 		add("enable_discovery needs issuer")
 	}
-	if !p.EnableDiscovery && (p.AuthURL == "" || p.TokenURL == "") {
+	if !p.EnableDiscovery && (p.TokenURL == "" || (p.AuthURL == "" && p.needsAuthURL())) {
 		add("auth_url and token_url are required unless issuer with enable_discovery is given")
 	}
 	for _, f := range []struct{ name, val string }{

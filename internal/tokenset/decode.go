@@ -39,6 +39,8 @@ func decodeSet(plain []byte) (set Set, ok bool) {
 			bit, good = 1<<7, json.Unmarshal(v, &set.Extra) == nil
 		case "obtained_at":
 			bit, good = 1<<8, set.ObtainedAt.UnmarshalJSON(v) == nil
+		case "credential":
+			bit, good = 1<<9, json.Unmarshal(v, &set.Credential) == nil
 		default:
 			return false
 		}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dromos-dev/dromos/internal/credential"
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/storage"
@@ -24,6 +25,10 @@ type Set struct {
 	ExpirySource string         `json:"expiry_source,omitempty"`
 	Extra        map[string]any `json:"extra,omitempty"`
 	ObtainedAt   time.Time      `json:"obtained_at"`
+	// Credential is the key or user/password pair of an api_key or basic
+	// connection (AccessToken and TokenType then mirror it, see
+	// credential.Credential.AccessToken).
+	Credential *credential.Credential `json:"credential,omitempty"`
 }
 
 // New is the set for a token the provider just issued.
@@ -145,3 +150,9 @@ func Holds(v any, names ...string) bool {
 // MCPClientAAD binds a sealed MCP client credential to its authorization
 // server, so a row copied to another issuer does not open.
 func MCPClientAAD(issuer string) []byte { return []byte("mcp-client:" + issuer) }
+
+// FromCredential is the set sealed for an api_key or basic connection.
+func FromCredential(c credential.Credential, now time.Time) Set {
+	tok, typ := c.AccessToken()
+	return Set{AccessToken: tok, TokenType: typ, Credential: &c, ObtainedAt: now}
+}

@@ -41,6 +41,8 @@ type ConsentRequest struct {
 	ConnectionID string                     `json:"connection_id,omitempty"`
 	MCPServerURL string                     `json:"mcp_server_url,omitempty"`
 	Grant        string                     `json:"grant,omitempty"`
+	// Credentials is an api_key or basic provider's credential: a secret.
+	Credentials map[string]string `json:"credentials,omitempty"`
 }
 
 // Consent is the broker's answer to a consent request. State is a bearer
@@ -52,6 +54,9 @@ type Consent struct {
 	ProviderID   string    `json:"provider_id"`
 	ConnectionID string    `json:"connection_id"`
 	ExpiresAt    time.Time `json:"expires_at"`
+	// Status is active or failed when the connection needed no consent.
+	Status       string `json:"status"`
+	StatusReason string `json:"status_reason"`
 }
 
 // Connection holds the fields of a broker connection the gateway uses.

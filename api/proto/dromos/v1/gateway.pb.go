@@ -114,7 +114,14 @@ type RequestConnectionRequest struct {
 	McpServerUrl string `protobuf:"bytes,8,opt,name=mcp_server_url,proto3" json:"mcp_server_url,omitempty"`
 	// authorization_code (default) or, for mcp_server_url, client_credentials
 	// (no user: the connection is active at once).
-	Grant         string `protobuf:"bytes,9,opt,name=grant,proto3" json:"grant,omitempty"`
+	Grant string `protobuf:"bytes,9,opt,name=grant,proto3" json:"grant,omitempty"`
+	// Additive: the credential of an api_key provider ({"api_key": "…"}) or
+	// basic provider ({"username": "…", "password": "…"}), instead of a
+	// consent; scopes may then be empty. The answer has no auth_url and a
+	// status (active, or failed with status_reason credential_refused when
+	// the provider's verification request refused it). With connection_id it
+	// replaces that connection's credential (rotation).
+	Credentials   map[string]string `protobuf:"bytes,10,rep,name=credentials,proto3" json:"credentials,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -212,13 +219,24 @@ func (x *RequestConnectionRequest) GetGrant() string {
 	return ""
 }
 
+func (x *RequestConnectionRequest) GetCredentials() map[string]string {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
 type RequestConnectionResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AuthUrl       string                 `protobuf:"bytes,1,opt,name=auth_url,json=authUrl,proto3" json:"auth_url,omitempty"`
-	ConnectionId  string                 `protobuf:"bytes,2,opt,name=connection_id,proto3" json:"connection_id,omitempty"`
-	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
-	Scopes        []string               `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
-	ProviderId    string                 `protobuf:"bytes,5,opt,name=provider_id,proto3" json:"provider_id,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	AuthUrl      string                 `protobuf:"bytes,1,opt,name=auth_url,json=authUrl,proto3" json:"auth_url,omitempty"`
+	ConnectionId string                 `protobuf:"bytes,2,opt,name=connection_id,proto3" json:"connection_id,omitempty"`
+	State        string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Scopes       []string               `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	ProviderId   string                 `protobuf:"bytes,5,opt,name=provider_id,proto3" json:"provider_id,omitempty"`
+	// Additive: "active" or "failed" when the connection needed no consent
+	// (a submitted credential, client credentials); empty otherwise.
+	Status        string `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
+	StatusReason  string `protobuf:"bytes,7,opt,name=status_reason,proto3" json:"status_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -284,6 +302,20 @@ func (x *RequestConnectionResponse) GetScopes() []string {
 func (x *RequestConnectionResponse) GetProviderId() string {
 	if x != nil {
 		return x.ProviderId
+	}
+	return ""
+}
+
+func (x *RequestConnectionResponse) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *RequestConnectionResponse) GetStatusReason() string {
+	if x != nil {
+		return x.StatusReason
 	}
 	return ""
 }
@@ -593,7 +625,9 @@ type Token struct {
 	Provider  string                 `protobuf:"bytes,7,opt,name=provider,proto3" json:"provider,omitempty"`
 	// Other members of the provider's token response. A JSON string member
 	// is given as the string itself; any other JSON value (number, boolean,
-	// object, array, null) as its compact JSON text.
+	// object, array, null) as its compact JSON text. An api_key or basic
+	// connection's token has extras["credential"], the REST answer's
+	// credential object as JSON text.
 	Extras        map[string]string `protobuf:"bytes,8,rep,name=extras,proto3" json:"extras,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1339,7 +1373,7 @@ var File_dromos_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x17dromos/v1/gateway.proto\x12\tdromos.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x03\n" +
+	"\x17dromos/v1/gateway.proto\x12\tdromos.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x04\n" +
 	"\x18RequestConnectionRequest\x12\x18\n" +
 	"\auser_id\x18\x01 \x01(\tR\auser_id\x12$\n" +
 	"\rprovider_name\x18\x02 \x01(\tR\rprovider_name\x12\x16\n" +
@@ -1351,16 +1385,23 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\rconnection_id\x18\x06 \x01(\tR\rconnection_id\x12=\n" +
 	"\rmetadata_json\x18\a \x01(\v2\x17.google.protobuf.StructR\rmetadata_json\x12&\n" +
 	"\x0emcp_server_url\x18\b \x01(\tR\x0emcp_server_url\x12\x14\n" +
-	"\x05grant\x18\t \x01(\tR\x05grant\x1a;\n" +
+	"\x05grant\x18\t \x01(\tR\x05grant\x12V\n" +
+	"\vcredentials\x18\n" +
+	" \x03(\v24.dromos.v1.RequestConnectionRequest.CredentialsEntryR\vcredentials\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
+	"\x10CredentialsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xea\x01\n" +
 	"\x19RequestConnectionResponse\x12\x19\n" +
 	"\bauth_url\x18\x01 \x01(\tR\aauthUrl\x12$\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\rconnection_id\x12\x14\n" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12\x16\n" +
 	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12 \n" +
-	"\vprovider_id\x18\x05 \x01(\tR\vprovider_id\">\n" +
+	"\vprovider_id\x18\x05 \x01(\tR\vprovider_id\x12\x16\n" +
+	"\x06status\x18\x06 \x01(\tR\x06status\x12$\n" +
+	"\rstatus_reason\x18\a \x01(\tR\rstatus_reason\">\n" +
 	"\x16CheckConnectionRequest\x12$\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\"\xfd\x02\n" +
 	"\x17CheckConnectionResponse\x123\n" +
@@ -1480,7 +1521,7 @@ func file_dromos_v1_gateway_proto_rawDescGZIP() []byte {
 }
 
 var file_dromos_v1_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_dromos_v1_gateway_proto_goTypes = []any{
 	(ConnectionStatus)(0),             // 0: dromos.v1.ConnectionStatus
 	(*RequestConnectionRequest)(nil),  // 1: dromos.v1.RequestConnectionRequest
@@ -1503,49 +1544,51 @@ var file_dromos_v1_gateway_proto_goTypes = []any{
 	(*GetConnectionRequest)(nil),      // 18: dromos.v1.GetConnectionRequest
 	(*GetConnectionResponse)(nil),     // 19: dromos.v1.GetConnectionResponse
 	nil,                               // 20: dromos.v1.RequestConnectionRequest.MetadataEntry
-	nil,                               // 21: dromos.v1.CheckConnectionResponse.ProviderDataEntry
-	nil,                               // 22: dromos.v1.Token.ExtrasEntry
-	(*structpb.Struct)(nil),           // 23: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),     // 24: google.protobuf.Timestamp
+	nil,                               // 21: dromos.v1.RequestConnectionRequest.CredentialsEntry
+	nil,                               // 22: dromos.v1.CheckConnectionResponse.ProviderDataEntry
+	nil,                               // 23: dromos.v1.Token.ExtrasEntry
+	(*structpb.Struct)(nil),           // 24: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 25: google.protobuf.Timestamp
 }
 var file_dromos_v1_gateway_proto_depIdxs = []int32{
 	20, // 0: dromos.v1.RequestConnectionRequest.metadata:type_name -> dromos.v1.RequestConnectionRequest.MetadataEntry
-	23, // 1: dromos.v1.RequestConnectionRequest.metadata_json:type_name -> google.protobuf.Struct
-	0,  // 2: dromos.v1.CheckConnectionResponse.status:type_name -> dromos.v1.ConnectionStatus
-	21, // 3: dromos.v1.CheckConnectionResponse.provider_data:type_name -> dromos.v1.CheckConnectionResponse.ProviderDataEntry
-	23, // 4: dromos.v1.CheckConnectionResponse.metadata:type_name -> google.protobuf.Struct
-	5,  // 5: dromos.v1.CheckConnectionResponse.step_up:type_name -> dromos.v1.StepUp
-	24, // 6: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	22, // 7: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
-	11, // 8: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
-	10, // 9: dromos.v1.ListProvidersResponse.catalog:type_name -> dromos.v1.CatalogEntry
-	4,  // 10: dromos.v1.ListedConnection.connection:type_name -> dromos.v1.CheckConnectionResponse
-	16, // 11: dromos.v1.ListConnectionsResponse.connections:type_name -> dromos.v1.ListedConnection
-	4,  // 12: dromos.v1.GetConnectionResponse.connection:type_name -> dromos.v1.CheckConnectionResponse
-	24, // 13: dromos.v1.GetConnectionResponse.created_at:type_name -> google.protobuf.Timestamp
-	24, // 14: dromos.v1.GetConnectionResponse.updated_at:type_name -> google.protobuf.Timestamp
-	24, // 15: dromos.v1.GetConnectionResponse.last_refresh_at:type_name -> google.protobuf.Timestamp
-	1,  // 16: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
-	3,  // 17: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
-	6,  // 18: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
-	7,  // 19: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
-	13, // 20: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
-	15, // 21: dromos.v1.Gateway.ListConnections:input_type -> dromos.v1.ListConnectionsRequest
-	18, // 22: dromos.v1.Gateway.GetConnection:input_type -> dromos.v1.GetConnectionRequest
-	9,  // 23: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
-	2,  // 24: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
-	4,  // 25: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
-	8,  // 26: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
-	8,  // 27: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
-	14, // 28: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
-	17, // 29: dromos.v1.Gateway.ListConnections:output_type -> dromos.v1.ListConnectionsResponse
-	19, // 30: dromos.v1.Gateway.GetConnection:output_type -> dromos.v1.GetConnectionResponse
-	12, // 31: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
-	24, // [24:32] is the sub-list for method output_type
-	16, // [16:24] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	24, // 1: dromos.v1.RequestConnectionRequest.metadata_json:type_name -> google.protobuf.Struct
+	21, // 2: dromos.v1.RequestConnectionRequest.credentials:type_name -> dromos.v1.RequestConnectionRequest.CredentialsEntry
+	0,  // 3: dromos.v1.CheckConnectionResponse.status:type_name -> dromos.v1.ConnectionStatus
+	22, // 4: dromos.v1.CheckConnectionResponse.provider_data:type_name -> dromos.v1.CheckConnectionResponse.ProviderDataEntry
+	24, // 5: dromos.v1.CheckConnectionResponse.metadata:type_name -> google.protobuf.Struct
+	5,  // 6: dromos.v1.CheckConnectionResponse.step_up:type_name -> dromos.v1.StepUp
+	25, // 7: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	23, // 8: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
+	11, // 9: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
+	10, // 10: dromos.v1.ListProvidersResponse.catalog:type_name -> dromos.v1.CatalogEntry
+	4,  // 11: dromos.v1.ListedConnection.connection:type_name -> dromos.v1.CheckConnectionResponse
+	16, // 12: dromos.v1.ListConnectionsResponse.connections:type_name -> dromos.v1.ListedConnection
+	4,  // 13: dromos.v1.GetConnectionResponse.connection:type_name -> dromos.v1.CheckConnectionResponse
+	25, // 14: dromos.v1.GetConnectionResponse.created_at:type_name -> google.protobuf.Timestamp
+	25, // 15: dromos.v1.GetConnectionResponse.updated_at:type_name -> google.protobuf.Timestamp
+	25, // 16: dromos.v1.GetConnectionResponse.last_refresh_at:type_name -> google.protobuf.Timestamp
+	1,  // 17: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
+	3,  // 18: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
+	6,  // 19: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
+	7,  // 20: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
+	13, // 21: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
+	15, // 22: dromos.v1.Gateway.ListConnections:input_type -> dromos.v1.ListConnectionsRequest
+	18, // 23: dromos.v1.Gateway.GetConnection:input_type -> dromos.v1.GetConnectionRequest
+	9,  // 24: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
+	2,  // 25: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
+	4,  // 26: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
+	8,  // 27: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
+	8,  // 28: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
+	14, // 29: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
+	17, // 30: dromos.v1.Gateway.ListConnections:output_type -> dromos.v1.ListConnectionsResponse
+	19, // 31: dromos.v1.Gateway.GetConnection:output_type -> dromos.v1.GetConnectionResponse
+	12, // 32: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
+	25, // [25:33] is the sub-list for method output_type
+	17, // [17:25] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_dromos_v1_gateway_proto_init() }
@@ -1560,7 +1603,7 @@ func file_dromos_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dromos_v1_gateway_proto_rawDesc), len(file_dromos_v1_gateway_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
