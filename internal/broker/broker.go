@@ -33,6 +33,8 @@ import (
 	"github.com/dromos-dev/dromos/internal/stepup"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/vault"
+	"github.com/dromos-dev/dromos/internal/webhook/delivery"
+	"github.com/dromos-dev/dromos/internal/webhook/endpoint"
 )
 
 // Config is what the broker's behaviour depends on.
@@ -97,6 +99,9 @@ type Config struct {
 	// StepUpLimits bound repeated step-ups of one connection (zero:
 	// stepup.DefaultLimits).
 	StepUpLimits stepup.Limits
+
+	// Webhooks tunes webhook delivery (zero: the defaults).
+	Webhooks delivery.Config
 }
 
 // Deps are the broker's collaborators, built once at start.
@@ -114,6 +119,9 @@ type Deps struct {
 	// HTTPClient makes userinfo requests (redirects are never followed);
 	// nil skips the optional userinfo fetch.
 	HTTPClient *http.Client
+	// WebhookClient sends webhook messages (nil: delivery.NewClient,
+	// guarded like provider calls).
+	WebhookClient *http.Client
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -144,6 +152,8 @@ type Broker struct {
 	auditq         *auditq.Queue
 	stepups        *stepup.Manager
 	mcp            *mcpconnect.Connector
+	webhooks       *endpoint.Manager
+	dispatcher     *delivery.Dispatcher
 }
 
 // New builds a broker.
@@ -192,6 +202,9 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	}
 	b.guards = g
 	b.auditq = auditq.New(d.Store, d.Logger, b.m.auditDropped)
+	if err := b.newWebhooks(cfg, d); err != nil {
+		return nil, err
+	}
 	b.handler = httpapi.Middleware(b.routes(), b.log, b.now, b.m.observeHTTP)
 	return b, nil
 }
@@ -217,6 +230,7 @@ func (b *Broker) routes() http.Handler {
 		mux.Handle(pattern, b.guard(b.api(f)))
 	}
 	b.providers.Routes(guarded)
+	b.webhookRoutes(guarded)
 	if b.mcp != nil {
 		b.mcp.Routes(guarded)
 		if b.cfg.MCPClientMetadataPath != "" {

@@ -119,6 +119,13 @@ func apiErr(err error) error {
 	return err
 }
 
+// audit records a change made through the API; the actor is the request's
+// client_name (the broker's audit writer reads it), never the URL or a
+// secret.
+func (m *Manager) audit(r *http.Request, typ, endpointID string) {
+	m.d.Audit(r, storage.AuditEvent{Type: typ, Detail: map[string]string{"endpoint_id": endpointID}})
+}
+
 type createBody struct {
 	URL    string   `json:"url"`
 	Events []string `json:"events"`
@@ -140,6 +147,7 @@ func (m *Manager) apiCreate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(err)
 	}
+	m.audit(r, "webhook.endpoint_created", e.ID)
 	httpapi.WriteJSON(w, http.StatusCreated, view(e, m.d.Now(), &secret))
 	return nil
 }
@@ -182,6 +190,7 @@ func (m *Manager) apiDelete(w http.ResponseWriter, r *http.Request) error {
 	if err := m.Delete(r.Context(), sc, r.PathValue("id")); err != nil {
 		return apiErr(err)
 	}
+	m.audit(r, "webhook.endpoint_deleted", r.PathValue("id"))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -195,6 +204,7 @@ func (m *Manager) apiRotate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(err)
 	}
+	m.audit(r, "webhook.secret_rotated", e.ID)
 	httpapi.WriteJSON(w, http.StatusOK, view(e, m.d.Now(), &secret))
 	return nil
 }
@@ -208,6 +218,7 @@ func (m *Manager) apiEnable(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(err)
 	}
+	m.audit(r, "webhook.endpoint_enabled", e.ID)
 	httpapi.WriteJSON(w, http.StatusOK, view(e, m.d.Now(), nil))
 	return nil
 }
@@ -248,6 +259,7 @@ func (m *Manager) apiRetry(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return apiErr(err)
 	}
+	m.audit(r, "webhook.delivery_retried", r.PathValue("id"))
 	httpapi.WriteJSON(w, http.StatusOK, deliveryView(d))
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"time"
@@ -54,6 +55,8 @@ type Deps struct {
 	Now      func() time.Time
 	Rand     io.Reader // nil: crypto/rand
 	Logger   *slog.Logger
+	// Audit records the API's changes (nil: not recorded).
+	Audit func(*http.Request, storage.AuditEvent)
 }
 
 // Manager manages webhook endpoints. Safe for concurrent use.
@@ -84,6 +87,9 @@ func New(cfg Config, d Deps) (*Manager, error) {
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Audit == nil {
+		d.Audit = func(*http.Request, storage.AuditEvent) {}
 	}
 	return &Manager{cfg: cfg, d: d}, nil
 }
