@@ -155,3 +155,120 @@ func TestReauthRequiredWebhookWithinFiveSeconds(t *testing.T) {
 	}
 	t.Logf("reauth_required arrived %v after the refresh answered", when[0].Sub(found))
 }
+
+// Through the real gateway: an agent registers its endpoint, another agent
+// cannot see it, and a consent at the OP then the deletion reach the
+// receiver signed, in order, and show in the deliveries log.
+func TestGatewayWebhooksEndToEnd(t *testing.T) {
+	s := newStack(t, sqliteURL(t))
+	var (
+		mu   sync.Mutex
+		msgs []*sdk.WebhookEvent
+		bad  []error
+	)
+	secretCh := make(chan string, 1)
+	var secret string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if secret == "" {
+			secret = <-secretCh
+		}
+		ev, err := sdk.VerifyWebhook(secret, r.Header, body, 0)
+		if err != nil {
+			bad = append(bad, err)
+		} else {
+			msgs = append(msgs, ev)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(recv.Close)
+
+	var hook map[string]any
+	if st := s.rest(t, "POST", "/v1/webhooks", "/v1/webhooks", agentKey, map[string]any{"url": recv.URL}, &hook); st != 201 {
+		t.Fatalf("create webhook: %d %v", st, hook)
+	}
+	secretCh <- hook["secret"].(string)
+	hookID := hook["id"].(string)
+	var list map[string][]map[string]any
+	if st := s.rest(t, "GET", "/v1/webhooks", "/v1/webhooks", "other-agent-key-0001", nil, &list); st != 200 || len(list["webhooks"]) != 0 {
+		t.Fatalf("agent-b lists %d %v", st, list)
+	}
+	var env map[string]any
+	if st := s.rest(t, "DELETE", "/v1/webhooks/"+hookID, "/v1/webhooks/{id}", "other-agent-key-0001", nil, &env); st != 404 {
+		t.Fatalf("agent-b deletes agent-a's endpoint: %d", st)
+	}
+	if st := s.rest(t, "GET", "/v1/webhooks", "/v1/webhooks", agentKey, nil, &list); st != 200 || len(list["webhooks"]) != 1 || list["webhooks"][0]["secret"] != nil {
+		t.Fatalf("agent-a lists %d %v", st, list)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.h.broker.RunWorker(ctx, broker.WorkerOptions{Interval: time.Hour}) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	var grant map[string]any
+	if st := s.rest(t, "POST", "/v1/request-connection", "/v1/request-connection", agentKey, map[string]any{
+		"user_id": "alice", "provider_name": "Example", "scopes": []string{"openid", "email", "offline_access"},
+		"return_url": s.retURL}, &grant); st != 200 {
+		t.Fatalf("request-connection %d %v", st, grant)
+	}
+	id := grant["connection_id"].(string)
+	if q := s.consentAtOP(t, grant["authUrl"].(string)); q.Get("status") != "success" {
+		t.Fatalf("landing %v", q)
+	}
+	if st := s.rest(t, "DELETE", "/v1/connections/"+id, "/v1/connections/{connection_id}", agentKey, nil, nil); st != 204 {
+		t.Fatalf("delete: %d", st)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(msgs)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("receiver got %d messages, want 2", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	if len(bad) > 0 || msgs[0].Type != "connection.active" || msgs[1].Type != "connection.deleted" ||
+		msgs[0].Data.ConnectionID != id || msgs[0].Data.ClientName != "agent-a" || msgs[0].Data.UserID != "alice" {
+		t.Errorf("received %+v, refused %v", msgs, bad)
+	}
+	mu.Unlock()
+	// The receiver answered; the attempt is recorded right after.
+	var ds map[string][]map[string]any
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ds = nil
+		if st := s.rest(t, "GET", "/v1/webhooks/"+hookID+"/deliveries", "/v1/webhooks/{id}/deliveries", agentKey, nil, &ds); st != 200 || len(ds["deliveries"]) != 2 {
+			t.Fatalf("deliveries: %d %v", st, ds)
+		}
+		if ds["deliveries"][0]["status"] == "delivered" && ds["deliveries"][1]["status"] == "delivered" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries not recorded as delivered: %v", ds)
+		}
+	}
+	did := ds["deliveries"][1]["id"].(string)
+	if st := s.rest(t, "POST", "/v1/webhooks/"+hookID+"/deliveries/"+did+"/retry", "/v1/webhooks/{id}/deliveries/{delivery_id}/retry", "other-agent-key-0001", nil, &env); st != 404 {
+		t.Fatalf("agent-b retries: %d", st)
+	}
+	var rotated map[string]any
+	if st := s.rest(t, "POST", "/v1/webhooks/"+hookID+"/rotate-secret", "/v1/webhooks/{id}/rotate-secret", agentKey, nil, &rotated); st != 200 ||
+		rotated["secret"] == hook["secret"] || rotated["previous_secret_valid_until"] == nil {
+		t.Fatalf("rotate: %d %v", st, rotated)
+	}
+	if st := s.rest(t, "DELETE", "/v1/webhooks/"+hookID, "/v1/webhooks/{id}", agentKey, nil, nil); st != 204 {
+		t.Fatalf("delete webhook: %d", st)
+	}
+	for _, sec := range []string{hook["secret"].(string), rotated["secret"].(string)} {
+		if strings.Contains(s.gwLogs.String(), sec) || strings.Contains(s.h.logs.String(), sec) {
+			t.Fatal("a webhook secret reached the logs")
+		}
+	}
+}

@@ -177,11 +177,13 @@ func NewLifecycleEvent(typ LifecycleType, c Connection, at time.Time) LifecycleE
 	}
 }
 
-// EventTime is the time of an event caused by a change to c: its
-// UpdatedAt when the caller set one, else the wall clock (a deletion
-// carries no time of its own).
-func EventTime(c Connection, changed bool) time.Time {
-	if changed && !c.UpdatedAt.IsZero() {
+// EventTime is the time of an event about c (as it stands after the
+// change, or before a deletion): its UpdatedAt, set by the caller's clock.
+// The broker marks a connection revoked just before deleting it, so a
+// deletion carries that time. Only a row without one falls back to the
+// wall clock.
+func EventTime(c Connection) time.Time {
+	if !c.UpdatedAt.IsZero() {
 		return c.UpdatedAt.UTC()
 	}
 	return time.Now().UTC()

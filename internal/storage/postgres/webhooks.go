@@ -134,12 +134,11 @@ func recordLifecycle(ctx context.Context, tx pgx.Tx, prev, next *storage.Connect
 	if len(types) == 0 {
 		return nil
 	}
-	c, at := next, time.Time{}
+	c := next
 	if next == nil {
-		c, at = prev, storage.EventTime(*prev, false)
-	} else {
-		at = storage.EventTime(*next, true)
+		c = prev
 	}
+	at := storage.EventTime(*c)
 	var seq int64
 	if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM webhook_events WHERE connection_id = $1`, c.ID).Scan(&seq); err != nil {
 		return fmt.Errorf("read event sequence: %w", err)

@@ -161,12 +161,11 @@ func recordLifecycle(ctx context.Context, tx *sql.Tx, prev, next *storage.Connec
 	if len(types) == 0 {
 		return nil
 	}
-	c, at := next, time.Time{}
+	c := next
 	if next == nil {
-		c, at = prev, storage.EventTime(*prev, false)
-	} else {
-		at = storage.EventTime(*next, true)
+		c = prev
 	}
+	at := storage.EventTime(*c)
 	var seq int64
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM webhook_events WHERE connection_id = ?`, c.ID).Scan(&seq); err != nil {
 		return fmt.Errorf("read event sequence: %w", err)
