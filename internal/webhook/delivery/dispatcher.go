@@ -43,8 +43,11 @@ type Config struct {
 	Workers int
 	// Schedule is the wait before each retry (DefaultSchedule).
 	Schedule []time.Duration
+	// MaxWait, when set, caps each wait of the schedule (tests and
+	// impatient deployments); the number of attempts stays the same.
+	MaxWait time.Duration
 	// DisableAfter disables an endpoint that has failed every attempt
-	// for that long (DefaultDisableAfter).
+	// for that long (0: DefaultDisableAfter; negative: never).
 	DisableAfter time.Duration
 }
 
@@ -99,7 +102,7 @@ func New(cfg Config, d Deps) (*Dispatcher, error) {
 	if len(cfg.Schedule) == 0 {
 		cfg.Schedule = DefaultSchedule
 	}
-	if cfg.DisableAfter <= 0 {
+	if cfg.DisableAfter == 0 {
 		cfg.DisableAfter = DefaultDisableAfter
 	}
 	if d.Logger == nil {
@@ -118,8 +121,9 @@ func New(cfg Config, d Deps) (*Dispatcher, error) {
 }
 
 // lease is how long a claim lasts: longer than an attempt plus recording
-// it, so a live replica never loses a lease it is using.
-func (x *Dispatcher) lease() time.Duration { return x.cfg.Timeout + 30*time.Second }
+// it, so a live replica never loses a lease it is using; a dead replica's
+// lease runs out after it and another replica sends the message again.
+func (x *Dispatcher) lease() time.Duration { return x.cfg.Timeout + max(x.cfg.Timeout, 5*time.Second) }
 
 // Run delivers until ctx ends, then waits for attempts in flight.
 func (x *Dispatcher) Run(ctx context.Context) {
@@ -221,8 +225,13 @@ func (x *Dispatcher) attempt(ctx context.Context, cd storage.ClaimedDelivery) {
 	result := "delivered"
 	if !a.Delivered {
 		next, ok := nextAttempt(x.cfg.Schedule, cd.Delivery.Attempts+1, now, x.d.Jitter())
+		if x.cfg.MaxWait > 0 && next.Sub(now) > x.cfg.MaxWait {
+			next = now.Add(x.cfg.MaxWait)
+		}
 		a.NextAttemptAt, a.GiveUp = next, !ok
-		a.DisableIfFailingSince = now.Add(-x.cfg.DisableAfter)
+		if x.cfg.DisableAfter > 0 {
+			a.DisableIfFailingSince = now.Add(-x.cfg.DisableAfter)
+		}
 		result = "retry"
 		if a.GiveUp {
 			result = "failed"
