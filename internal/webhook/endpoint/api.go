@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/netguard"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/webhook"
 )
@@ -108,9 +109,15 @@ func apiErr(err error) error {
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return httpapi.NotFound("webhook endpoint")
-	case errors.Is(err, ErrBadURL):
-		// The guard's reason names the problem, never the URL itself.
+	case errors.Is(err, ErrBadURL) && errors.Is(err, netguard.ErrBlocked):
+		// Never which address the name resolved to: an agent must not be
+		// able to map the broker's internal DNS through this answer.
+		return httpapi.BadRequest("url: the host must resolve only to public addresses")
+	case errors.Is(err, ErrBadURL) && errors.Is(err, netguard.ErrInvalidURL):
+		// The guard's reason names the problem of shape, never the URL.
 		return httpapi.BadRequest("url: %v", errors.Unwrap(err))
+	case errors.Is(err, ErrBadURL):
+		return httpapi.BadRequest("url: the host could not be resolved")
 	case errors.Is(err, ErrBadEvents):
 		return httpapi.BadRequest("events: unknown event type; known: connection.active, connection.failed, connection.reauth_required, connection.recovered, connection.deleted, connection.scopes_changed")
 	case errors.Is(err, ErrTooMany):

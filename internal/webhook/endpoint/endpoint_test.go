@@ -3,10 +3,15 @@ package endpoint_test
 import (
 	"bytes"
 	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/storage/sqlite"
 	"github.com/dromos-dev/dromos/internal/vault"
@@ -118,5 +123,46 @@ func TestSecretSealedAndRotated(t *testing.T) {
 	secrets, _ = m.Secrets(row, now.Add(time.Hour))
 	if len(secrets) != 1 || secrets[0].Reveal() != second.Reveal() {
 		t.Fatalf("after the window: %d secrets", len(secrets))
+	}
+}
+
+// In production the API refuses private targets without saying where the
+// name resolved: agents cannot map the broker's network through it.
+func TestAPIRefusesPrivateURLsWithoutDetail(t *testing.T) {
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "d.db"), sqlite.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	var key vault.Key
+	key.ID = 1
+	ring, _ := vault.NewKeyring(key)
+	m, err := endpoint.New(endpoint.Config{}, endpoint.Deps{Store: s, Vault: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	m.Routes(func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if err := h(w, r); err != nil {
+				httpapi.WriteError(w, r, slog.New(slog.DiscardHandler), err)
+			}
+		})
+	})
+	for _, tc := range []struct{ url, want string }{
+		{"https://localhost/hook", "the host must resolve only to public addresses"},
+		{"https://10.0.0.7/hook", "the host must resolve only to public addresses"},
+		{"http://hooks.example.com/hook", "url: "},
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/webhooks?client_name=agent-a", strings.NewReader(`{"url":"`+tc.url+`"}`))
+		mux.ServeHTTP(rec, req)
+		body := rec.Body.String()
+		if rec.Code != 400 || !strings.Contains(body, tc.want) || strings.Contains(body, "127.0.0.1") || strings.Contains(body, "10.0.0.7") {
+			t.Errorf("%s: %d %s", tc.url, rec.Code, body)
+		}
+	}
+	if es, _ := s.ListWebhookEndpoints(t.Context(), storage.WebhookEndpointFilter{AnyOwner: true}); len(es) != 0 {
+		t.Errorf("%d refused endpoints stored", len(es))
 	}
 }
