@@ -106,9 +106,10 @@ func (s Scope) sees(e storage.WebhookEndpoint) bool {
 	return s.Operator || (s.Owner != "" && e.Owner == s.Owner)
 }
 
-// secretAAD binds a sealed secret to its endpoint: a ciphertext copied to
-// another endpoint's row does not open.
-func secretAAD(id string) []byte { return []byte("dromos.webhook-endpoint.v1:" + id) }
+// SecretAAD is the additional data an endpoint's secrets are sealed with:
+// it binds a sealed secret to its endpoint, so a ciphertext copied to
+// another endpoint's row does not open. Key rotation re-seals with it.
+func SecretAAD(id string) []byte { return []byte("dromos.webhook-endpoint.v1:" + id) }
 
 // CheckURL judges an endpoint URL: shape first, then (without
 // AllowPrivate) where its host resolves. Delivery checks every dial again.
@@ -163,7 +164,7 @@ func (m *Manager) Create(ctx context.Context, sc Scope, rawURL string, events []
 		return storage.WebhookEndpoint{}, webhook.Secret{}, err
 	}
 	id := storage.NewWebhookID("ep_")
-	sealed, err := m.d.Vault.Seal([]byte(secret.Reveal()), secretAAD(id))
+	sealed, err := m.d.Vault.Seal([]byte(secret.Reveal()), SecretAAD(id))
 	if err != nil {
 		return storage.WebhookEndpoint{}, webhook.Secret{}, fmt.Errorf("endpoint: seal secret: %w", err)
 	}
@@ -219,7 +220,7 @@ func (m *Manager) RotateSecret(ctx context.Context, sc Scope, id string) (storag
 	if err != nil {
 		return storage.WebhookEndpoint{}, webhook.Secret{}, err
 	}
-	sealed, err := m.d.Vault.Seal([]byte(secret.Reveal()), secretAAD(id))
+	sealed, err := m.d.Vault.Seal([]byte(secret.Reveal()), SecretAAD(id))
 	if err != nil {
 		return storage.WebhookEndpoint{}, webhook.Secret{}, fmt.Errorf("endpoint: seal secret: %w", err)
 	}
@@ -282,7 +283,7 @@ func (m *Manager) Secrets(e storage.WebhookEndpoint, now time.Time) ([]webhook.S
 }
 
 func (m *Manager) open(id string, sealed []byte) (webhook.Secret, error) {
-	plain, err := m.d.Vault.Open(sealed, secretAAD(id))
+	plain, err := m.d.Vault.Open(sealed, SecretAAD(id))
 	if err != nil {
 		return webhook.Secret{}, fmt.Errorf("endpoint %q: open secret: %w", id, err)
 	}
