@@ -34,6 +34,8 @@ import (
 	"github.com/dromos-dev/dromos/internal/stepup"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/vault"
+	"github.com/dromos-dev/dromos/internal/webhook/delivery"
+	"github.com/dromos-dev/dromos/internal/webhook/endpoint"
 )
 
 // Config is what the broker's behaviour depends on.
@@ -98,6 +100,9 @@ type Config struct {
 	// StepUpLimits bound repeated step-ups of one connection (zero:
 	// stepup.DefaultLimits).
 	StepUpLimits stepup.Limits
+
+	// Webhooks tunes webhook delivery (zero: the defaults).
+	Webhooks delivery.Config
 }
 
 // Deps are the broker's collaborators, built once at start.
@@ -115,6 +120,9 @@ type Deps struct {
 	// HTTPClient makes userinfo requests (redirects are never followed);
 	// nil skips the optional userinfo fetch.
 	HTTPClient *http.Client
+	// WebhookClient sends webhook messages (nil: delivery.NewClient,
+	// guarded like provider calls).
+	WebhookClient *http.Client
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -145,6 +153,8 @@ type Broker struct {
 	auditq         *auditq.Queue
 	stepups        *stepup.Manager
 	mcp            *mcpconnect.Connector
+	webhooks       *endpoint.Manager
+	dispatcher     *delivery.Dispatcher
 }
 
 // New builds a broker.
@@ -193,6 +203,9 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	}
 	b.guards = g
 	b.auditq = auditq.New(d.Store, d.Logger, b.m.auditDropped)
+	if err := b.newWebhooks(cfg, d); err != nil {
+		return nil, err
+	}
 	b.handler = httpapi.Middleware(b.routes(), b.log, b.now, b.m.observeHTTP)
 	return b, nil
 }
@@ -218,6 +231,7 @@ func (b *Broker) routes() http.Handler {
 		mux.Handle(pattern, b.guard(b.api(f)))
 	}
 	b.providers.Routes(guarded)
+	b.webhookRoutes(guarded)
 	if b.mcp != nil {
 		b.mcp.Routes(guarded)
 		if b.cfg.MCPClientMetadataPath != "" {

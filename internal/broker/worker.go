@@ -13,11 +13,15 @@ import (
 type WorkerOptions = refresh.AheadOptions
 
 // RunWorker refreshes tokens ahead of expiry (so agents rarely wait on a
-// provider), keeps idle grants alive, and fails pending consents that ran
-// out, until ctx ends. Safe with many replicas: each refresh claims the
+// provider), keeps idle grants alive, fails pending consents that ran out,
+// and delivers lifecycle webhooks, until ctx ends. Safe with many replicas: each refresh claims the
 // connection's lease first.
 func (b *Broker) RunWorker(ctx context.Context, opts WorkerOptions) {
 	opts.Defaults()
+	// Webhook messages go out alongside, on their own goroutines, so a
+	// slow receiver never holds up a refresh.
+	stopWebhooks := b.runWebhooks(ctx)
+	defer stopWebhooks()
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
 	var lastCount time.Time

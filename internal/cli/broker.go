@@ -26,6 +26,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/vault"
+	"github.com/dromos-dev/dromos/internal/webhook/delivery"
 )
 
 func runBroker(ctx context.Context, args []string, ios ioSet, env config.Env) error {
@@ -148,6 +149,7 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 		ProviderNetGuard: cfg.Production, ExplainDiscoveryErrors: !cfg.Production,
 		MaxPendingPerClient: cfg.MaxPendingPerClient, ConnectionRetention: cfg.ConnectionRetention,
 		MCPClientMetadataURL: cfg.MCPClientMetadataURL, MCPClientMetadataPath: config.MCPClientMetadataPath,
+		Webhooks: webhookConfig(cfg),
 	}, broker.Deps{
 		Store:     store,
 		Vault:     ring,
@@ -175,4 +177,14 @@ func mcpGuard(production bool) mcp.Guard {
 		return mcp.ProductionGuard(nil)
 	}
 	return mcp.DevGuard
+}
+
+// webhookConfig maps the WEBHOOK_* settings; WEBHOOK_DISABLE_AFTER=0 means
+// never, which delivery spells as a negative duration.
+func webhookConfig(cfg config.Broker) delivery.Config {
+	disable := cfg.WebhookDisableAfter
+	if disable == 0 {
+		disable = -1
+	}
+	return delivery.Config{Timeout: cfg.WebhookTimeout, MaxWait: cfg.WebhookRetryMaxWait, DisableAfter: disable}
 }

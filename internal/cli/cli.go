@@ -34,6 +34,7 @@ func commands() []command {
 		{"keygen", "print fresh base64 32-byte keys for ENCRYPTION_KEY and STATE_KEY", runKeygen},
 		{"providers", "add, list, show or remove providers at a running broker", runProviders},
 		{"connections", "list, show or delete connections at a running broker", runConnections},
+		{"webhooks", "add, list, rotate, enable or remove webhook endpoints at a running broker", runWebhooks},
 		{"token", "print a redacted summary of a connection's current token", runToken},
 		{"connect", "connect a user's account through the gateway and wait for consent", runConnect},
 		{"version", "print the version", runVersion},

@@ -55,8 +55,8 @@ func runRotateKeys(ctx context.Context, args []string, ios ioSet, env config.Env
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(ios.out, "providers checked: %d\nconnections checked: %d\nciphertexts re-sealed: %d\ntokens moved to the owner binding: %d\nciphertexts still on old keys: %d\n",
-		st.Providers, st.Connections, st.Resealed, st.Rebound, st.OnOldKeys)
+	fmt.Fprintf(ios.out, "providers checked: %d\nwebhook endpoints checked: %d\nconnections checked: %d\nciphertexts re-sealed: %d\ntokens moved to the owner binding: %d\nciphertexts still on old keys: %d\n",
+		st.Providers, st.Webhooks, st.Connections, st.Resealed, st.Rebound, st.OnOldKeys)
 	if len(st.Unopened) > 0 {
 		fmt.Fprintf(ios.out, "rows that could not be opened: %d\n", len(st.Unopened))
 		for _, row := range st.Unopened {

@@ -43,6 +43,12 @@ type Broker struct {
 	MaxConnections      int
 	MaxPendingPerClient int           // pending connections per client; 0 off
 	ConnectionRetention time.Duration // purge never-active failures after; 0 keeps
+	// Webhook delivery: the per-attempt timeout, a cap on each retry wait
+	// (0 keeps the documented ~24 h schedule), and how long an endpoint
+	// may fail before it is disabled.
+	WebhookTimeout      time.Duration
+	WebhookRetryMaxWait time.Duration
+	WebhookDisableAfter time.Duration
 	LogLevel            slog.Level
 	// Production is DROMOS_ENV=production: insecure settings refuse to start.
 	Production bool
@@ -90,6 +96,9 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   MAX_PENDING_PER_CLIENT  connections one client may have waiting for consent (default 100; 0 off)
   CONNECTION_RETENTION    connections that failed before ever being active are deleted this long
                           after their last change (default 168h = 7 days; 0 keeps them)
+  WEBHOOK_TIMEOUT         bound on one webhook delivery attempt (default 10s)
+  WEBHOOK_RETRY_MAX_WAIT  cap on each wait between webhook retries (default 0: the ~24h schedule)
+  WEBHOOK_DISABLE_AFTER   disable a webhook endpoint failing this long (default 120h; 0 never)
   LOG_LEVEL               debug, info, warn or error (default info)
   MCP_CLIENT_METADATA_URL URL of the broker's OAuth Client ID Metadata Document for MCP servers
                           (default BASE_URL/mcp/client-metadata.json when BASE_URL is https; "off" disables)
@@ -117,6 +126,12 @@ func LoadBroker(env Env) (Broker, error) {
 		ConnectionRetention:        r.duration("CONNECTION_RETENTION", 168*time.Hour),
 		AllowedReturnDomains:       r.list("ALLOWED_RETURN_DOMAINS"),
 		MaxConnections:             r.count("MAX_CONNECTIONS", 0),
+		WebhookTimeout:             r.duration("WEBHOOK_TIMEOUT", 10*time.Second),
+		WebhookRetryMaxWait:        r.duration("WEBHOOK_RETRY_MAX_WAIT", 0),
+		WebhookDisableAfter:        r.duration("WEBHOOK_DISABLE_AFTER", 120*time.Hour),
+	}
+	if b.WebhookTimeout == 0 || b.WebhookTimeout > 5*time.Minute {
+		probs.add("WEBHOOK_TIMEOUT must be a duration from 1ms to 5m")
 	}
 	b.BaseURL = r.absURL("BASE_URL", r.str("BASE_URL", fmt.Sprintf("http://localhost:%d", b.Port)))
 	switch v := r.str("MCP_CLIENT_METADATA_URL", ""); {

@@ -51,6 +51,7 @@ func (g *Gateway) routes() http.Handler {
 	}
 	route(http.MethodGet, "/v1/connections", g.authed(g.listConnections))
 	route(http.MethodGet, "/v1/connections/{connection_id...}", g.authed(g.getConnection))
+	g.webhookRoutes(route)
 	route(http.MethodGet, "/health", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))

@@ -9,6 +9,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/tokenset"
 	"github.com/dromos-dev/dromos/internal/vault"
+	"github.com/dromos-dev/dromos/internal/webhook/endpoint"
 )
 
 // Store is the part of storage.Store rotation uses.
@@ -18,6 +19,8 @@ type Store interface {
 	ListConnectionIDs(ctx context.Context, after string, limit int) ([]string, error)
 	GetConnectionToken(ctx context.Context, id string) (storage.Connection, *storage.Token, error)
 	UpdateConnection(ctx context.Context, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error)
+	ListWebhookEndpoints(ctx context.Context, f storage.WebhookEndpointFilter) ([]storage.WebhookEndpoint, error)
+	UpdateWebhookEndpoint(ctx context.Context, id string, fn func(storage.WebhookEndpoint) (storage.WebhookEndpoint, error)) (storage.WebhookEndpoint, error)
 }
 
 // Keyring is the vault's key ring.
@@ -30,6 +33,7 @@ type Keyring interface {
 // Stats counts what a rotation pass found and re-sealed.
 type Stats struct {
 	Providers, Connections int // rows looked at
+	Webhooks               int // webhook endpoints looked at
 	Resealed               int // ciphertexts moved to the primary key
 	Rebound                int // tokens moved from the legacy additional data to the owner binding
 	OnOldKeys              int // ciphertexts still on another key afterwards (should be 0)
@@ -60,8 +64,8 @@ func unopened(err error) (string, bool) {
 	return "", false
 }
 
-// Keys re-seals every ciphertext (client secrets, PKCE verifiers,
-// tokens) that is not under the primary encryption key. It runs online:
+// Keys re-seals every ciphertext (client secrets, webhook secrets, PKCE
+// verifiers, tokens) that is not under the primary encryption key. It runs online:
 // each row is rewritten in its own short transaction, concurrently with
 // traffic, and a pass can be interrupted and run again (rows already on the
 // primary key are skipped). A row holding a ciphertext no key opens is
@@ -125,6 +129,10 @@ func Keys(ctx context.Context, store Store, kr Keyring, batch int, progress func
 		}
 	}
 
+	if err := resealWebhooks(ctx, store, old, reseal, &st); err != nil {
+		return st, err
+	}
+
 	after := ""
 	for {
 		ids, err := store.ListConnectionIDs(ctx, after, batch)
@@ -157,6 +165,46 @@ func Keys(ctx context.Context, store Store, kr Keyring, batch int, progress func
 	left, err := Usage(ctx, store, kr)
 	st.OnOldKeys = left
 	return st, err
+}
+
+// resealWebhooks moves webhook endpoint secrets (current and previous)
+// to the primary key, one endpoint per transaction.
+func resealWebhooks(ctx context.Context, store Store, old func([]byte) bool, reseal func(ct, aad []byte) ([]byte, error), st *Stats) error {
+	eps, err := store.ListWebhookEndpoints(ctx, storage.WebhookEndpointFilter{AnyOwner: true})
+	if err != nil {
+		return err
+	}
+	for _, e := range eps {
+		st.Webhooks++
+		if !old(e.Secret) && !old(e.PreviousSecret) {
+			continue
+		}
+		n := 0
+		_, err := store.UpdateWebhookEndpoint(ctx, e.ID, func(cur storage.WebhookEndpoint) (storage.WebhookEndpoint, error) {
+			n = 0
+			for _, ct := range []*[]byte{&cur.Secret, &cur.PreviousSecret} {
+				if !old(*ct) {
+					continue
+				}
+				fresh, err := reseal(*ct, endpoint.SecretAAD(cur.ID))
+				if err != nil {
+					return cur, &unopenedError{row: "webhook endpoint " + cur.ID, err: err}
+				}
+				*ct = fresh
+				n++
+			}
+			return cur, nil
+		})
+		if row, ok := unopened(err); ok {
+			st.Unopened = append(st.Unopened, row)
+			continue
+		}
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		st.Resealed += n
+	}
+	return nil
 }
 
 var errNothingToReseal = errors.New("nothing to re-seal")
@@ -230,6 +278,14 @@ func Usage(ctx context.Context, store Store, kr Keyring) (int, error) {
 	}
 	for _, p := range provs {
 		old(p.ClientSecret)
+	}
+	eps, err := store.ListWebhookEndpoints(ctx, storage.WebhookEndpointFilter{AnyOwner: true})
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range eps {
+		old(e.Secret)
+		old(e.PreviousSecret)
 	}
 	after := ""
 	for {

@@ -14,6 +14,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/tokenset"
 	"github.com/dromos-dev/dromos/internal/vault"
+	"github.com/dromos-dev/dromos/internal/webhook/endpoint"
 )
 
 func key(t *testing.T, id byte) vault.Key {
@@ -97,16 +98,25 @@ func TestKeysResealsEveryCiphertext(t *testing.T) {
 		}
 	}
 
+	// A webhook endpoint mid-rotation: its current and previous secrets.
+	hookSecret, _ := oldRing.Seal([]byte("whsec_current"), endpoint.SecretAAD("ep_1"))
+	hookPrev, _ := oldRing.Seal([]byte("whsec_previous"), endpoint.SecretAAD("ep_1"))
+	if err := store.CreateWebhookEndpoint(ctx, storage.WebhookEndpoint{ID: "ep_1", Owner: "agent-a", URL: "https://h.example/x",
+		Secret: hookSecret, PreviousSecret: hookPrev, PreviousSecretUntil: now.Add(time.Hour), Enabled: true,
+		CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+
 	rotating := ring(t, k2, k1)
-	if n, err := rotate.Usage(ctx, store, rotating); err != nil || n != 7 {
-		t.Fatalf("before: %d on old keys (%v), want 7 (2 secrets, 3 verifiers, 2 tokens)", n, err)
+	if n, err := rotate.Usage(ctx, store, rotating); err != nil || n != 9 {
+		t.Fatalf("before: %d on old keys (%v), want 9 (2 client secrets, 2 webhook secrets, 3 verifiers, 2 tokens)", n, err)
 	}
 	var batches int
 	st, err := rotate.Keys(ctx, store, rotating, 2, func(rotate.Stats) { batches++ })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Providers != 2 || st.Connections != 3 || st.Resealed != 7 || st.Rebound != 1 || st.OnOldKeys != 0 || batches != 2 {
+	if st.Providers != 2 || st.Webhooks != 1 || st.Connections != 3 || st.Resealed != 9 || st.Rebound != 1 || st.OnOldKeys != 0 || batches != 2 {
 		t.Fatalf("stats %+v after %d batches", st, batches)
 	}
 
@@ -124,6 +134,15 @@ func TestKeysResealsEveryCiphertext(t *testing.T) {
 	}
 	if plain, err := newOnly.Open(q.ClientSecret, aad); err != nil || string(plain) != "bound-secret" || q.SecretAADVersion != binding.Version {
 		t.Fatalf("bound client secret after rotation: %q, %v (version %d)", plain, err, q.SecretAADVersion)
+	}
+	ep, err := store.GetWebhookEndpoint(ctx, "ep_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ct, want := range map[*[]byte]string{&ep.Secret: "whsec_current", &ep.PreviousSecret: "whsec_previous"} {
+		if plain, err := newOnly.Open(*ct, endpoint.SecretAAD("ep_1")); err != nil || string(plain) != want {
+			t.Fatalf("webhook secret after rotation: %q, %v", plain, err)
+		}
 	}
 	for i, id := range conns {
 		c, _ := store.GetConnection(ctx, id)

@@ -100,6 +100,9 @@ type Storage interface {
 	// Step-ups of active connections.
 	StepUpStore
 
+	// Webhook endpoints, lifecycle events and deliveries.
+	WebhookStore
+
 	// Ping reports whether the database answers.
 	// MCP clients: one OAuth client per authorization server, reused by
 	// every MCP server and connection it protects. CreateMCPClient fails

@@ -241,7 +241,13 @@ WHERE id = $1`,
 			return fmt.Errorf("postgres: %s: %w", op, err)
 		}
 		out, err = scanConnection(tx.QueryRow(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = $1`, id))
-		return wrap(op, err)
+		if err != nil {
+			return wrap(op, err)
+		}
+		if err := recordLifecycle(ctx, tx, &cur, &out); err != nil {
+			return fmt.Errorf("postgres: %s: %w", op, err)
+		}
+		return nil
 	}()
 	if err != nil {
 		return storage.Connection{}, err
@@ -275,16 +281,22 @@ ON CONFLICT (connection_id) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, aad_
 	return nil
 }
 
-// DeleteConnection removes the connection; its token goes by cascade.
+// DeleteConnection locks the connection row, appends its
+// connection.deleted event and removes it, in one transaction; its token
+// goes by cascade.
 func (s *Store) DeleteConnection(ctx context.Context, id string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM connections WHERE id = $1`, id)
-	if err != nil {
-		return wrap(fmt.Sprintf("delete connection %q", id), err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: delete connection %q: %w", id, storage.ErrNotFound)
-	}
-	return nil
+	op := fmt.Sprintf("delete connection %q", id)
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		cur, err := scanConnection(tx.QueryRow(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = $1 FOR UPDATE`, id))
+		if err != nil {
+			return wrap(op, err)
+		}
+		if err := recordLifecycle(ctx, tx, &cur, nil); err != nil {
+			return fmt.Errorf("postgres: %s: %w", op, err)
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM connections WHERE id = $1`, id)
+		return wrap(op, err)
+	})
 }
 
 type rowQuerier interface {

@@ -253,7 +253,13 @@ func updateConnection(ctx context.Context, tx *sql.Tx, id string, fn func(storag
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		out, err = scanConnection(tx.QueryRowContext(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = ?`, id))
-		return wrap(op, err)
+		if err != nil {
+			return wrap(op, err)
+		}
+		if err := recordLifecycle(ctx, tx, &cur, &out); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		return nil
 	}()
 	if err != nil {
 		return storage.Connection{}, err
@@ -290,9 +296,21 @@ ON CONFLICT (connection_id) DO UPDATE SET ciphertext = excluded.ciphertext, aad_
 	return nil
 }
 
-// DeleteConnection removes the connection; its token goes by cascade.
+// DeleteConnection appends the connection's connection.deleted event and
+// removes it in one transaction; its token goes by cascade.
 func (s *Store) DeleteConnection(ctx context.Context, id string) error {
-	return deleteByID(ctx, s.write, "connections", id, fmt.Sprintf("delete connection %q", id))
+	op := fmt.Sprintf("delete connection %q", id)
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		cur, err := scanConnection(tx.QueryRowContext(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = ?`, id))
+		if err != nil {
+			return wrap(op, err)
+		}
+		if err := recordLifecycle(ctx, tx, &cur, nil); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM connections WHERE id = ?`, id)
+		return wrap(op, err)
+	})
 }
 
 type rowQuerier interface {
