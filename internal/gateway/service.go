@@ -373,8 +373,18 @@ func statusOf(conn brokerclient.Connection) (ConnectionStatus, error) {
 	return out, nil
 }
 
+// errProxyOnly is the answer to a token read or refresh by an agent whose
+// key configuration says proxy-only.
+func errProxyOnly() error {
+	return &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeProxyOnly,
+		Message: "this agent is proxy-only: it calls provider APIs through /v1/proxy/{connection_id}/ and never receives tokens"}
+}
+
 // Token returns a currently valid token for the caller's connection.
 func (s *service) Token(ctx context.Context, c Caller, id string) (brokerclient.Token, error) {
+	if c.Policy.ProxyOnly {
+		return brokerclient.Token{}, errProxyOnly()
+	}
 	if err := checkConnectionID(id); err != nil {
 		return brokerclient.Token{}, err
 	}
@@ -383,6 +393,9 @@ func (s *service) Token(ctx context.Context, c Caller, id string) (brokerclient.
 
 // Refresh forces a provider refresh for the caller's connection.
 func (s *service) Refresh(ctx context.Context, c Caller, id string) (brokerclient.Token, error) {
+	if c.Policy.ProxyOnly {
+		return brokerclient.Token{}, errProxyOnly()
+	}
 	if err := checkConnectionID(id); err != nil {
 		return brokerclient.Token{}, err
 	}
