@@ -88,9 +88,11 @@ func (c *creds) call(agent string, tg Target, path, query string) Call {
 		return Token{Value: secret.String(c.current), ExpiresAt: time.Now().Add(time.Hour)}, nil
 	}
 	return Call{Agent: agent, Target: tg, Path: path, Query: query,
-		Token:   func(ctx context.Context) (Token, error) { return c.cache.Get(ctx, "k", fetch) },
-		Refresh: func(ctx context.Context, stale secret.String) (Token, error) { return c.cache.Refresh(ctx, "k", stale, refresh) },
-		Drop:    func() { c.cache.Drop("k") },
+		Token: func(ctx context.Context) (Token, error) { return c.cache.Get(ctx, "k", fetch) },
+		Refresh: func(ctx context.Context, stale secret.String) (Token, error) {
+			return c.cache.Refresh(ctx, "k", stale, refresh)
+		},
+		Drop: func() { c.cache.Drop("k") },
 	}
 }
 
