@@ -91,6 +91,8 @@ type service struct {
 	log     *slog.Logger
 	metrics *metrics
 	now     func() time.Time
+	// forget drops what the API proxy holds in memory for a connection.
+	forget func(c Caller, id string)
 }
 
 // Input limits. The body limit bounds the total; these keep single fields
@@ -410,7 +412,11 @@ func (s *service) DeleteConnection(ctx context.Context, c Caller, id string) err
 	if err := checkConnectionID(id); err != nil {
 		return err
 	}
-	return s.broker.DeleteConnection(ctx, id, c.Name)
+	err := s.broker.DeleteConnection(ctx, id, c.Name)
+	if s.forget != nil {
+		s.forget(c, id)
+	}
+	return err
 }
 
 // refreshResult is a bounded label for token_refresh_total.
