@@ -199,6 +199,24 @@ func (p *proxyRoute) forward(w http.ResponseWriter, r *http.Request, c Caller, i
 	return p.fwd.Serve(w, r, call)
 }
 
+// proxyBases is GET /v1/proxy-bases/{connection_id}: the API bases the
+// proxy sends the connection's requests to, in index order, so that a
+// client (the SDK's proxy mode) can map a provider URL onto the proxy
+// route.
+func (g *Gateway) proxyBases(w http.ResponseWriter, r *http.Request, c Caller) {
+	id := r.PathValue("connection_id")
+	if err := checkConnectionID(id); err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	t, err := g.proxy.target(r.Context(), c, id)
+	if err != nil {
+		g.writeError(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"provider": t.Provider, "api_base_urls": t.Bases()})
+}
+
 // splitBase takes the proxy's own base=N parameter out of a raw query and
 // returns the rest exactly as sent.
 func splitBase(raw string) (base, rest string) {

@@ -111,8 +111,12 @@ func TestProxyForwardsWithTheConnectionsToken(t *testing.T) {
 		}
 	}
 	api.mu.Unlock()
+	res := h.call("GET", "/v1/proxy-bases/"+id, "/v1/proxy-bases/{connection_id}", bearer(keyA), "")
+	if res.status != 200 || string(res.body) != `{"api_base_urls":["`+api.srv.URL+`/api","`+api.srv.URL+`/other"],"provider":"google"}`+"\n" {
+		t.Fatalf("proxy-bases: %d %s", res.status, res.body)
+	}
 	// Another base by header.
-	res := h.rawCall("GET", "/v1/proxy/"+id+"/x", map[string]string{"Authorization": "Bearer " + keyA, proxy.BaseHeader: "1"}, "")
+	res = h.rawCall("GET", "/v1/proxy/"+id+"/x", map[string]string{"Authorization": "Bearer " + keyA, proxy.BaseHeader: "1"}, "")
 	if res.status != 200 || string(res.body) != "GET /other/x " {
 		t.Fatalf("base 1: %d %s", res.status, res.body)
 	}
