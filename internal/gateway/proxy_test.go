@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/proxy"
@@ -16,15 +17,19 @@ import (
 
 // providerAPI is a provider's API behind the proxy: it accepts one token.
 type providerAPI struct {
-	srv   *httptest.Server
-	hits  atomic.Int64
-	mu    sync.Mutex
-	valid string
-	auths []string
+	srv       *httptest.Server
+	hits      atomic.Int64
+	mu        sync.Mutex
+	valid     string
+	auths     []string
+	other     *httptest.Server // another host the API redirects to
+	otherHits atomic.Int64
 }
 
 func newProviderAPI(t *testing.T) *providerAPI {
 	p := &providerAPI{valid: "tok-1"}
+	p.other = httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { p.otherHits.Add(1) }))
+	t.Cleanup(p.other.Close)
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.hits.Add(1)
 		p.mu.Lock()
@@ -33,6 +38,18 @@ func newProviderAPI(t *testing.T) *providerAPI {
 		p.mu.Unlock()
 		if r.Header.Get("Authorization") != "Bearer "+valid {
 			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/api/hang":
+			<-r.Context().Done()
+			return
+		case "/api/redirect":
+			http.Redirect(w, r, p.other.URL+"/collect", http.StatusFound)
+			return
+		case "/api/busy":
+			w.Header().Set("Retry-After", "12")
+			w.WriteHeader(http.StatusTooManyRequests)
 			return
 		}
 		b, _ := io.ReadAll(r.Body)
@@ -211,4 +228,72 @@ func TestProxyOnlyAgentMayProxy(t *testing.T) {
 	if res := h.rawCall("GET", "/v1/token/"+id, bearer(keyA), ""); res.status != 403 {
 		t.Fatalf("proxy-only token read: %d", res.status)
 	}
+}
+
+func TestProxyLimitsAndUpstreamTrouble(t *testing.T) {
+	h, api, id := proxyHarness(t, func(c *gateway.Config) { c.Proxy.Timeout = 500 * time.Millisecond })
+	t.Run("50 MB upload over the limit", func(t *testing.T) {
+		before := api.hits.Load()
+		req, _ := http.NewRequest("PUT", h.srv.URL+"/v1/proxy/"+id+"/upload", io.LimitReader(zeros{}, 50<<20))
+		req.ContentLength = 50 << 20
+		req.Header.Set("Authorization", "Bearer "+keyA)
+		resp, err := h.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), `"too_large"`) {
+			t.Fatalf("got %d %s", resp.StatusCode, body)
+		}
+		if api.hits.Load() != before {
+			t.Fatal("the provider received the oversized upload")
+		}
+	})
+	t.Run("redirect to another host", func(t *testing.T) {
+		// The agent's client does not follow redirects, to see what the
+		// gateway answered.
+		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		req, _ := http.NewRequest("GET", h.srv.URL+"/v1/proxy/"+id+"/redirect", nil)
+		req.Header.Set("Authorization", "Bearer "+keyA)
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != api.other.URL+"/collect" {
+			t.Fatalf("got %d %v", resp.StatusCode, resp.Header)
+		}
+		if api.otherHits.Load() != 0 {
+			t.Fatal("the other host received a request")
+		}
+	})
+	t.Run("429 passed back with Retry-After, not retried", func(t *testing.T) {
+		before := api.hits.Load()
+		res := h.rawCall("GET", "/v1/proxy/"+id+"/busy", bearer(keyA), "")
+		if res.status != http.StatusTooManyRequests || res.header.Get("Retry-After") != "12" || api.hits.Load()-before != 1 {
+			t.Fatalf("got %d %v after %d provider hits", res.status, res.header, api.hits.Load()-before)
+		}
+	})
+	t.Run("upstream never answers", func(t *testing.T) {
+		hung := make(chan result, 1)
+		go func() { hung <- h.rawCall("GET", "/v1/proxy/"+id+"/hang", bearer(keyA), "") }()
+		// Meanwhile the gateway serves other calls.
+		for i := 0; i < 3; i++ {
+			if res := h.rawCall("GET", "/v1/proxy/"+id+"/fine", bearer(keyA), ""); res.status != 200 {
+				t.Fatalf("call beside the hung one: %d %s", res.status, res.body)
+			}
+		}
+		res := <-hung
+		if code, _ := res.envelope(t); res.status != http.StatusGatewayTimeout || code != "upstream_timeout" {
+			t.Fatalf("hung call: %d %s", res.status, res.body)
+		}
+	})
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
