@@ -183,3 +183,86 @@ func TestProxyAtDevProvider(t *testing.T) {
 	}
 	assertNoSecretsLogged(t, []*process{dev.process}, t1, t2)
 }
+
+// TestProxyAtIndependentOP: a proxy-only agent connects to the
+// independent OP (zitadel's example), is refused the token, and reads the
+// OP's userinfo API as the user through the gateway's proxy with the SDK
+// in proxy mode; nothing it received holds the token.
+func TestProxyAtIndependentOP(t *testing.T) {
+	exe := chromium(t)
+	s := startOPStack(t, func(s *opStack) []string {
+		return []string{"GATEWAY_API_KEYS=agent-e2e:" + s.agentKey + ";proxy-only", "GATEWAY_PROXY_ALLOW_PRIVATE=true"}
+	})
+	ctx := callCtx(t)
+	// The operator lists the OP's own root as its API base.
+	body, _ := json.Marshal(map[string]any{"profile": map[string]any{
+		"name": "example-api", "issuer": s.op.Issuer, "enable_discovery": true,
+		"client_id": s.op.ClientID, "client_secret": s.op.ClientSecret,
+		"scopes": []string{"openid", "email"}, "api_base_urls": []string{s.op.Issuer},
+	}})
+	req, _ := http.NewRequest(http.MethodPost, s.brokerURL+"/providers", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", s.brokerKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("registering the OP with its API base: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	rec := &recorder{base: http.DefaultTransport}
+	agent, err := sdk.New(s.gatewayURL, sdk.WithAPIKey(s.agentKey), sdk.WithProxy(),
+		sdk.WithHTTPClient(&http.Client{Transport: rec, Timeout: 20 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := agent.RequestConnection(ctx, sdk.RequestConnectionInput{
+		UserID: "alice", ProviderName: "example-api", Scopes: opScopes, ReturnURL: s.ret.URL + "/back"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, closeBrowser := launch(t, exe)
+	act(t, tab, "logging in at the OP", chromedp.Navigate(conn.AuthURL), chromedp.WaitVisible(chromedp.ID("password")),
+		loginAtOP(s.op), chromedp.WaitVisible(chromedp.ID("landed")))
+	closeBrowser()
+	if err := agent.WaitForActive(ctx, conn.ConnectionID, quickWait); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.GetToken(ctx, conn.ConnectionID); err == nil || !strings.Contains(err.Error(), "proxy_only") {
+		t.Fatalf("a proxy-only agent's token read: %v", err)
+	}
+
+	api := agent.HTTPClient(ctx, conn.ConnectionID)
+	resp, err = api.Get(s.op.Issuer + "/userinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("userinfo through the proxy: %d %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	if info["sub"] == nil || info["sub"] == "" {
+		t.Fatalf("userinfo without a subject: %v", info)
+	}
+
+	// The test (not the agent) reads the token at the broker to look for
+	// it in what the agent received.
+	treq, _ := http.NewRequest("GET", s.brokerURL+"/connections/"+conn.ConnectionID+"/token", nil)
+	treq.Header.Set("X-API-Key", s.brokerKey)
+	tresp, err := http.DefaultClient.Do(treq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		IDToken     string `json:"id_token"`
+	}
+	if err := json.NewDecoder(tresp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("broker token read: %d %v", tresp.StatusCode, err)
+	}
+	tresp.Body.Close()
+	if got := rec.String(); strings.Contains(got, tok.AccessToken) || (tok.IDToken != "" && strings.Contains(got, tok.IDToken)) {
+		t.Fatal("a token reached the agent")
+	}
+	assertNoSecretsLogged(t, []*process{s.broker, s.gateway}, tok.AccessToken, s.agentKey, s.brokerKey)
+}
