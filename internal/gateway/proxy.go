@@ -142,11 +142,7 @@ func (g *Gateway) proxyCall(w http.ResponseWriter, r *http.Request, c Caller) {
 			status = http.StatusInternalServerError
 		}
 	}
-	p.metrics.observe(rec.Provider, status, rec.Elapsed)
-	// The call's audit record: who, which connection, where, how it
-	// went. No query, header, body or token.
-	attrs := append(rec.LogAttrs(), slog.String("connection_id", id), slog.Int("answered", status))
-	g.log.LogAttrs(r.Context(), slog.LevelInfo, "proxy call", attrs...)
+	g.observeProxy(r.Context(), rec, id, status)
 	switch {
 	case err == nil:
 	case proxy.Aborted(err):
@@ -197,6 +193,26 @@ func (p *proxyRoute) forward(w http.ResponseWriter, r *http.Request, c Caller, i
 		Drop: func() { p.tokens.Drop(key) },
 	}
 	return p.fwd.Serve(w, r, call)
+}
+
+// auditProxy records a finished call made over gRPC.
+func (g *Gateway) auditProxy(ctx context.Context, rec proxy.Record, id string, err error) {
+	status := rec.Status
+	if err != nil {
+		status = http.StatusInternalServerError
+		if e, ok := httpapi.As(err); ok {
+			status = e.Status
+		}
+	}
+	g.observeProxy(ctx, rec, id, status)
+}
+
+// observeProxy counts a call and writes its audit record: who, which
+// connection, where, how it went. No query, header, body or token.
+func (g *Gateway) observeProxy(ctx context.Context, rec proxy.Record, id string, status int) {
+	g.proxy.metrics.observe(rec.Provider, status, rec.Elapsed)
+	attrs := append(rec.LogAttrs(), slog.String("connection_id", id), slog.Int("answered", status))
+	g.log.LogAttrs(ctx, slog.LevelInfo, "proxy call", attrs...)
 }
 
 // proxyBases is GET /v1/proxy-bases/{connection_id}: the API bases the

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
+	dromosv1 "github.com/dromos-dev/dromos/api/proto/dromos/v1"
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/proxy"
 )
@@ -296,4 +300,43 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+func TestProxyOverGRPC(t *testing.T) {
+	h, api, id := proxyHarness(t)
+	idB, _ := h.requestConnection(keyB)
+	h.fb.set(idB, "active", "", activeToken("tok-1"))
+	client, _ := h.grpcClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ctxA := withKey(ctx, keyA)
+	out, err := client.ProxyCall(ctxA, &dromosv1.ProxyCallRequest{ConnectionId: id, Method: "POST", Path: "users/me", Query: "x=1",
+		Headers: []*dromosv1.ProxyHeader{{Name: "Authorization", Value: "Bearer agent-supplied"}, {Name: "X-Trace", Value: "t"}},
+		Body:    []byte(`{"a":1}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.GetStatus() != 200 || string(out.GetBody()) != `POST /api/users/me?x=1 {"a":1}` {
+		t.Fatalf("answer %d %s", out.GetStatus(), out.GetBody())
+	}
+	if out, err = client.ProxyCall(ctxA, &dromosv1.ProxyCallRequest{ConnectionId: id, Path: "x", Base: 1}); err != nil || string(out.GetBody()) != "GET /other/x " {
+		t.Fatalf("base 1: %v %s", err, out.GetBody())
+	}
+	before := api.hits.Load()
+	for _, p := range []string{"../x", "a/%2e%2e/%2e%2e/x", "a%2fb", "https://evil.example/x", "a//b"} {
+		_, err := client.ProxyCall(ctxA, &dromosv1.ProxyCallRequest{ConnectionId: id, Path: p})
+		wantStatus(t, err, codes.InvalidArgument, proxy.CodePathRefused)
+	}
+	_, err = client.ProxyCall(ctxA, &dromosv1.ProxyCallRequest{ConnectionId: idB, Path: "x"})
+	wantStatus(t, err, codes.NotFound, "not_found")
+	if api.hits.Load() != before {
+		t.Fatal("refused calls reached the provider")
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	for _, a := range api.auths {
+		if a != "Bearer tok-1|" {
+			t.Fatalf("the provider saw %q", a)
+		}
+	}
 }
