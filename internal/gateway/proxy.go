@@ -255,7 +255,11 @@ func splitBase(raw string) (base, rest string) {
 type proxyMetrics struct {
 	calls    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// series caches the children used on every call.
+	series httpapi.SeriesCache[proxyLabels, seriesPair]
 }
+
+type proxyLabels struct{ provider, class string }
 
 func newProxyMetrics(reg prometheus.Registerer) (*proxyMetrics, error) {
 	m := &proxyMetrics{
@@ -269,6 +273,9 @@ func newProxyMetrics(reg prometheus.Registerer) (*proxyMetrics, error) {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"provider"}),
 	}
+	m.series.New = func(l proxyLabels) seriesPair {
+		return seriesPair{m.calls.WithLabelValues(l.provider, l.class), m.duration.WithLabelValues(l.provider)}
+	}
 	for _, c := range []prometheus.Collector{m.calls, m.duration} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("proxy metrics: %w", err)
@@ -281,6 +288,7 @@ func (m *proxyMetrics) observe(provider string, status int, elapsed time.Duratio
 	if provider == "" {
 		provider = "none" // refused before the provider was known
 	}
-	m.calls.WithLabelValues(provider, proxy.StatusClass(status)).Inc()
-	m.duration.WithLabelValues(provider).Observe(elapsed.Seconds())
+	sp := m.series.Get(proxyLabels{provider, proxy.StatusClass(status)})
+	sp.count.Inc()
+	sp.duration.Observe(elapsed.Seconds())
 }

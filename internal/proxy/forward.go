@@ -93,6 +93,8 @@ type Forwarder struct {
 
 	mu       sync.Mutex
 	inFlight map[string]int
+	// buffers are copyBody's, reused across calls.
+	buffers sync.Pool
 }
 
 // New builds a Forwarder.
@@ -112,7 +114,9 @@ func New(cfg Config, d Deps) *Forwarder {
 		t.MaxIdleConnsPerHost = 256
 		tr = t
 	}
-	return &Forwarder{cfg: cfg, transport: tr, now: d.Now, inFlight: map[string]int{}}
+	f := &Forwarder{cfg: cfg, transport: tr, now: d.Now, inFlight: map[string]int{}}
+	f.buffers.New = func() any { b := make([]byte, 32<<10); return &b }
+	return f
 }
 
 // Config is the Forwarder's configuration with defaults filled in.
@@ -309,7 +313,9 @@ func (f *Forwarder) upstreamErr(ctx context.Context, err error) error {
 func (f *Forwarder) copyBody(w http.ResponseWriter, resp *http.Response) (int64, error) {
 	rc := http.NewResponseController(w)
 	flush := resp.ContentLength < 0
-	buf := make([]byte, 32<<10)
+	bp := f.buffers.Get().(*[]byte)
+	defer f.buffers.Put(bp)
+	buf := *bp
 	var n int64
 	for {
 		k, rerr := resp.Body.Read(buf)
