@@ -38,8 +38,9 @@ type Config struct {
 	// (32); the next one is answered 429.
 	MaxPerAgent int
 	// AllowPrivate lets the proxy connect to loopback and private
-	// addresses. Off in production: the dial-time guard (package
-	// netguard) then refuses them whatever a base URL or DNS says.
+	// addresses, and to http (not https) bases. Off in production: the
+	// dial-time guard (package netguard) then refuses those addresses
+	// whatever a base URL or DNS says, and tokens go over https only.
 	AllowPrivate bool
 }
 
@@ -160,6 +161,11 @@ func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, c Call) (Recor
 		return rec, err
 	}
 	rec.Host, rec.Path = u.Host, u.Path
+	if !f.cfg.AllowPrivate && u.Scheme != "https" {
+		// Production: a token never travels in clear text.
+		return rec, &httpapi.Error{Status: http.StatusBadGateway, Code: CodeNotConfigured,
+			Message: "the provider's API base is not https: the proxy sends tokens over https only"}
+	}
 	if r.ContentLength > f.cfg.MaxRequestBody {
 		return rec, tooLarge(f.cfg.MaxRequestBody)
 	}

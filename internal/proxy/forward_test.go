@@ -382,3 +382,24 @@ func TestTokensSingleFlightAndExpiry(t *testing.T) {
 		t.Fatal("Drop kept the entry")
 	}
 }
+
+func TestForwardProductionRefusesPlainHTTPAndLoopback(t *testing.T) {
+	up := newUpstream(t, "tok-1")
+	cr := &creds{cache: NewTokens(TokensOptions{}), up: up, current: "tok-1"}
+	f := New(Config{}, Deps{}) // production: private addresses refused
+	httpTarget, _ := Resolve("acme", API{BaseURLs: []string{up.srv.URL}}, nil)
+	_, _, err := serve(f, cr.call("a", httpTarget, "x", ""), "GET", "", nil)
+	if e, ok := httpapi.As(err); !ok || e.Code != CodeNotConfigured {
+		t.Fatalf("http base: %v", err)
+	}
+	tls := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { up.hits.Add(1) }))
+	defer tls.Close()
+	httpsTarget, _ := Resolve("acme", API{BaseURLs: []string{tls.URL}}, nil)
+	_, _, err = serve(f, cr.call("a", httpsTarget, "x", ""), "GET", "", nil)
+	if e, ok := httpapi.As(err); !ok || e.Code != CodeUpstreamError {
+		t.Fatalf("loopback https base: %v", err)
+	}
+	if up.hits.Load() != 0 {
+		t.Fatal("a refused call reached the upstream")
+	}
+}
