@@ -141,8 +141,30 @@ func TestProxyForwardsWithTheConnectionsToken(t *testing.T) {
 	if res.status != 200 || string(res.body) != "GET /other/x " {
 		t.Fatalf("base 1: %d %s", res.status, res.body)
 	}
-	if !strings.Contains(h.logs.String(), `"msg":"proxy call"`) || strings.Contains(h.logs.String(), "tok-1") {
-		t.Fatal("no audit line for the call, or the token in the log")
+	logs := h.logs.String()
+	if strings.Contains(logs, "tok-1") || strings.Contains(logs, keyA) {
+		t.Fatal("the token or the agent's key reached the log")
+	}
+	// One audit line per call, with who, which connection, where and how
+	// it went, and never the query.
+	var audited int
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, `"msg":"proxy call"`) {
+			continue
+		}
+		audited++
+		for _, want := range []string{`"agent":"agent-a"`, `"connection_id":"` + id + `"`, `"provider":"google"`, `"method":`,
+			`"host":"` + strings.TrimPrefix(api.srv.URL, "http://") + `"`, `"path":"/`, `"status":200`, `"bytes_in":`, `"bytes_out":`, `"duration_ms":`} {
+			if !strings.Contains(line, want) {
+				t.Fatalf("audit line lacks %s: %s", want, line)
+			}
+		}
+		if strings.Contains(line, "x=1") {
+			t.Fatalf("the audit line holds the query: %s", line)
+		}
+	}
+	if audited != 4 {
+		t.Fatalf("%d audit lines for 4 proxied calls", audited)
 	}
 }
 
