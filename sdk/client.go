@@ -56,6 +56,9 @@ type Client struct {
 	// token, it does not force another renewal for this long.
 	refreshCooldown time.Duration
 
+	// proxy: HTTPClient goes through the gateway's API proxy (WithProxy).
+	proxy bool
+
 	// Seams for tests; New fills them with the real thing.
 	now    func() time.Time
 	sleep  func(context.Context, time.Duration) error

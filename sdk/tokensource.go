@@ -149,7 +149,13 @@ func (ts *tokenSource) keep(t *Token) {
 // request's context ends. The returned client has no timeout; set one on
 // it if you want one. Keep and reuse the client: its token cache lives in
 // it.
+//
+// With WithProxy, the client sends each request through the gateway's API
+// proxy instead, and never fetches the token (see WithProxy).
 func (c *Client) HTTPClient(ctx context.Context, connectionID string) *http.Client {
+	if c.proxy {
+		return c.proxyHTTPClient(ctx, connectionID)
+	}
 	base := c.hc.Transport
 	if base == nil {
 		base = http.DefaultTransport

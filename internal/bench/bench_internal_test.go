@@ -113,7 +113,7 @@ func TestParseArgs(t *testing.T) {
 	}{
 		{"defaults", nil, nil, func(o Options) bool {
 			return o.Duration == 10*time.Second && o.Warmup == 2*time.Second && slices.Equal(o.TokenConcurrency, []int{1, 16, 64}) &&
-				o.StormSize == 300 && o.PostgresURL == DefaultPostgresURL && len(o.Parts) == 4 && len(o.Backends) == 2
+				o.StormSize == 300 && o.PostgresURL == DefaultPostgresURL && len(o.Parts) == 5 && slices.Contains(o.Parts, PartProxy) && len(o.Backends) == 2
 		}, ""},
 		{"quick", []string{"-quick"}, nil, func(o Options) bool {
 			return o.Duration == time.Second && o.Warmup == 200*time.Millisecond

@@ -68,6 +68,10 @@ type Options struct {
 	// Reference starts the reference server; it must log a JSON line
 	// {"msg":"listening","server":"reference","addr":…} on stderr.
 	Reference Command
+	// ReverseProxy starts the plain reverse proxy of the proxy part, with
+	// the upstream URL appended to its Args; it must log a JSON line
+	// {"msg":"listening","server":"reverse-proxy","addr":…} on stderr.
+	ReverseProxy Command
 	// KeepLogs keeps the work folder with every process's log.
 	KeepLogs bool
 }
@@ -94,7 +98,7 @@ func DefaultOptions() Options {
 		Connections:        100,
 		RefreshLatency:     50 * time.Millisecond,
 		Backends:           []string{BackendPostgres, BackendSQLite},
-		Parts:              []string{PartToken, PartReference, PartRequest, PartStorm},
+		Parts:              []string{PartToken, PartReference, PartRequest, PartStorm, PartProxy},
 		PostgresURL:        DefaultPostgresURL,
 	}
 }
@@ -110,7 +114,7 @@ func (o Options) Validate() error {
 	if o.Duration <= 0 || o.Warmup < 0 {
 		errs = append(errs, errors.New("duration must be positive and warm-up not negative"))
 	}
-	if len(o.TokenConcurrency) == 0 && (o.has(PartToken) || o.has(PartReference) || o.has(PartBroker)) {
+	if len(o.TokenConcurrency) == 0 && (o.has(PartToken) || o.has(PartReference) || o.has(PartBroker) || o.has(PartProxy)) {
 		errs = append(errs, errors.New("token reads need at least one concurrency level"))
 	}
 	for _, c := range o.TokenConcurrency {
@@ -133,8 +137,8 @@ func (o Options) Validate() error {
 		}
 	}
 	for _, p := range o.Parts {
-		if !slices.Contains([]string{PartToken, PartReference, PartRequest, PartStorm, PartBroker}, p) {
-			errs = append(errs, fmt.Errorf("unknown part %q (token, reference, request, storm, broker)", p))
+		if !slices.Contains([]string{PartToken, PartReference, PartRequest, PartStorm, PartBroker, PartProxy}, p) {
+			errs = append(errs, fmt.Errorf("unknown part %q (token, reference, request, storm, broker, proxy)", p))
 		}
 	}
 	return errors.Join(errs...)
@@ -165,7 +169,7 @@ func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Opt
 	fs.IntVar(&o.Connections, "active-connections", o.Connections, "active Dromos connections (consents) the token reads cycle through")
 	fs.DurationVar(&o.RefreshLatency, "refresh-latency", o.RefreshLatency, "delay of the fake provider's refresh answers")
 	backends := fs.String("backends", strings.Join(o.Backends, ","), "storage backends: postgres, sqlite")
-	parts := fs.String("parts", strings.Join(o.Parts, ","), "what to run: token, reference, request, storm, and broker (token reads without the gateway)")
+	parts := fs.String("parts", strings.Join(o.Parts, ","), "what to run: token, reference, request, storm, proxy (API proxy vs a plain ReverseProxy, at the highest -conns), and broker (token reads without the gateway)")
 	fs.StringVar(&o.DromosBinary, "dromos", "", "use this dromos binary instead of building ./cmd/dromos")
 	fs.BoolVar(&o.KeepLogs, "keep-logs", false, "keep the work folder with every process's log")
 	if err := fs.Parse(args); err != nil {

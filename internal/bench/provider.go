@@ -44,6 +44,7 @@ func newFakeProvider(secret string, refreshDelay time.Duration) *fakeProvider {
 		http.Error(w, "the benchmark calls the callback itself", http.StatusNotFound)
 	})
 	mux.HandleFunc("POST /token", p.token)
+	mux.HandleFunc("GET /api/small", apiHandler)
 	p.srv = httptest.NewServer(mux)
 	return p
 }

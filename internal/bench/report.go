@@ -116,6 +116,9 @@ func (r *Report) evaluate(level int) {
 	for _, p := range r.Points {
 		errs += p.Errors
 	}
+	if t, ok := r.evaluateProxy(level); ok {
+		r.Targets = append(r.Targets, t)
+	}
 	judge("no failed request in any point", len(r.Points) > 0, fmt.Sprintf("%d errors", errs), errs == 0)
 }
 
@@ -135,11 +138,12 @@ func (r *Report) Write(w io.Writer) error {
 	align := []bool{false, false, true, true, true, true, true, true, true, true, true, true, false}
 	for _, p := range r.Points {
 		name := map[string]string{PartToken: "GET /v1/token", PartReference: "GET /v1/token",
-			PartRequest: "POST /v1/request-connection", PartBroker: "broker GET /connections/{id}/token"}[p.Part]
+			PartRequest: "POST /v1/request-connection", PartBroker: "broker GET /connections/{id}/token",
+			PartProxy: "GET /v1/proxy/{id}/small", PartPlainProxy: "GET /small (plain proxy)"}[p.Part]
 		broker, gateway := fmtRSS(p.BrokerRSS), fmtRSS(p.GatewayRSS)
 		brokerCPU, gatewayCPU := fmtCPU(p.BrokerCPU), fmtCPU(p.GatewayCPU)
 		var notes []string
-		if p.Part == PartReference {
+		if p.Part == PartReference || p.Part == PartPlainProxy {
 			broker, gateway = "—", fmtRSS(p.ServerRSS)+" (server)"
 			brokerCPU, gatewayCPU = "—", fmtCPU(p.ServerCPU)+" (server)"
 		}
@@ -152,6 +156,9 @@ func (r *Report) Write(w io.Writer) error {
 		vs := "—"
 		if ref, ok := r.find(PartReference, referenceBackend, p.Concurrency); ok && (p.Part == PartToken || p.Part == PartBroker) && ref.RPS > 0 {
 			vs = fmt.Sprintf("%.1f %%", 100*p.RPS/ref.RPS)
+		}
+		if plain, ok := r.find(PartPlainProxy, plainProxyBackend, p.Concurrency); ok && p.Part == PartProxy && plain.RPS > 0 {
+			vs = fmt.Sprintf("%.1f %% of plain proxy", 100*p.RPS/plain.RPS)
 		}
 		rows = append(rows, []string{name, p.Backend, fmt.Sprint(p.Concurrency), fmt.Sprintf("%.0f", p.RPS),
 			fmtDur(p.P50), fmtDur(p.P99), fmt.Sprint(p.Errors), broker, gateway, brokerCPU, gatewayCPU, vs, strings.Join(notes, "; ")})

@@ -66,7 +66,10 @@ func (r *runner) run(ctx context.Context) error {
 			return fmt.Errorf("reference: %w", err)
 		}
 	}
-	needDromos := (r.o.has(PartToken) || r.o.has(PartRequest) || r.o.has(PartStorm) || r.o.has(PartBroker)) && len(r.o.Backends) > 0
+	if r.o.has(PartProxy) && r.o.ReverseProxy.Path == "" {
+		return errors.New("the proxy part needs Options.ReverseProxy")
+	}
+	needDromos := (r.o.has(PartToken) || r.o.has(PartRequest) || r.o.has(PartStorm) || r.o.has(PartBroker) || r.o.has(PartProxy)) && len(r.o.Backends) > 0
 	if needDromos {
 		bin := r.o.DromosBinary
 		if bin == "" {
@@ -82,6 +85,11 @@ func (r *runner) run(ctx context.Context) error {
 		}
 		prov := newFakeProvider(keys.clientSecret, r.o.RefreshLatency)
 		defer prov.close()
+		if r.o.has(PartProxy) {
+			if err := r.plainProxy(ctx, prov); err != nil {
+				return fmt.Errorf("plain reverse proxy: %w", err)
+			}
+		}
 		for _, b := range r.o.Backends {
 			if err := r.backend(ctx, b, bin, keys, prov); err != nil {
 				return fmt.Errorf("%s: %w", b, err)
@@ -143,6 +151,14 @@ func (r *runner) backend(ctx context.Context, b, bin string, keys secrets, prov 
 			p.BrokerCPU, p.GatewayCPU = p.cpu[0], p.cpu[1]
 			r.rep.Points = append(r.rep.Points, p.Point)
 		}
+	}
+	if r.o.has(PartProxy) {
+		c := r.o.maxTokenConcurrency()
+		r.d.Log.Info("GET /v1/proxy/{id}/small", "backend", b, "conns", c)
+		p := r.point(ctx, PartProxy, b, c, s.proxyRequests(), pids)
+		p.BrokerRSS, p.GatewayRSS = p.rss[0], p.rss[1]
+		p.BrokerCPU, p.GatewayCPU = p.cpu[0], p.cpu[1]
+		r.rep.Points = append(r.rep.Points, p.Point)
 	}
 	if r.o.has(PartRequest) {
 		r.d.Log.Info("POST /v1/request-connection", "backend", b, "conns", r.o.RequestConcurrency)
@@ -259,6 +275,14 @@ func machineFacts(now time.Time) Facts {
 // reference server until ctx ends. It returns the exit code: 0 also when a
 // target is missed, since the run is a measurement.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, self string, d Deps) int {
+	if len(args) == 2 && args[0] == "reverse-proxy" {
+		log := slog.New(slog.NewJSONHandler(stderr, nil))
+		if err := ServeReverseProxy(ctx, "127.0.0.1:0", args[1], log); err != nil {
+			fmt.Fprintf(stderr, "dromos-bench reverse-proxy: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	if len(args) > 0 && args[0] == "reference" {
 		log := slog.New(slog.NewJSONHandler(stderr, nil))
 		if err := ServeReference(ctx, "127.0.0.1:0", log); err != nil {
@@ -276,6 +300,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		return 2
 	}
 	o.Reference = Command{Path: self, Args: []string{"reference"}}
+	o.ReverseProxy = Command{Path: self, Args: []string{"reverse-proxy"}}
 	if d.Log == nil {
 		d.Log = slog.New(slog.NewTextHandler(stderr, nil))
 	}

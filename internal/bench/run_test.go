@@ -21,11 +21,24 @@ import (
 // it from its own binary.
 const asReference = "DROMOS_BENCH_TEST_AS_REFERENCE"
 
+// asReverseProxy does the same for the plain reverse proxy; its upstream
+// is the last argument.
+const asReverseProxy = "DROMOS_BENCH_TEST_AS_REVERSE_PROXY"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(asReference) == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
 		if err := bench.ServeReference(ctx, "127.0.0.1:0", slog.New(slog.NewJSONHandler(os.Stderr, nil))); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if os.Getenv(asReverseProxy) == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		defer stop()
+		if err := bench.ServeReverseProxy(ctx, "127.0.0.1:0", os.Args[len(os.Args)-1], slog.New(slog.NewJSONHandler(os.Stderr, nil))); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -54,6 +67,7 @@ func TestRunTiny(t *testing.T) {
 		o.PostgresURL = u
 	}
 	o.Reference = bench.Command{Path: os.Args[0], Env: []string{asReference + "=1"}}
+	o.ReverseProxy = bench.Command{Path: os.Args[0], Env: []string{asReverseProxy + "=1"}}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -62,7 +76,9 @@ func TestRunTiny(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if want := len(o.Backends)*(len(o.TokenConcurrency)+1) + len(o.TokenConcurrency); len(rep.Points) != want {
+	// Per backend: the token reads, one request-connection point and one
+	// proxy point; the reference's token reads and one plain proxy point.
+	if want := len(o.Backends)*(len(o.TokenConcurrency)+2) + len(o.TokenConcurrency) + 1; len(rep.Points) != want {
 		t.Errorf("%d points, want %d", len(rep.Points), want)
 	}
 	for _, p := range rep.Points {
@@ -70,7 +86,7 @@ func TestRunTiny(t *testing.T) {
 			t.Errorf("%s %s at %d: %d requests, %d errors (%s), %.0f req/s, p50 %s, p99 %s",
 				p.Part, p.Backend, p.Concurrency, p.Requests, p.Errors, p.FirstError, p.RPS, p.P50, p.P99)
 		}
-		if p.Part != bench.PartReference && (p.BrokerRSS == 0 || p.GatewayRSS == 0) {
+		if p.Part != bench.PartReference && p.Part != bench.PartPlainProxy && (p.BrokerRSS == 0 || p.GatewayRSS == 0) {
 			t.Errorf("%s %s at %d: no RSS", p.Part, p.Backend, p.Concurrency)
 		}
 	}
@@ -91,7 +107,8 @@ func TestRunTiny(t *testing.T) {
 	table := out.String()
 	for _, want := range []string{"# Dromos benchmark", "| part ", "| GET /v1/token ", "| POST /v1/request-connection ",
 		"| refresh storm (GET /v1/token) | sqlite ", "provider refreshes: 1;", "| reference ", "| target (issue P5) ",
-		"exactly 1 provider refresh"} {
+		"exactly 1 provider refresh", "| GET /v1/proxy/{id}/small ", "| GET /small (plain proxy) ",
+		"proxied GET ≥ 60 % of a plain ReverseProxy"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}

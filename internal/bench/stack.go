@@ -108,6 +108,9 @@ func startStack(ctx context.Context, backend, bin, databaseURL, logDir string, k
 		"GATEWAY_API_KEYS=" + agentName + ":sha256:" + hex.EncodeToString(sum[:]), "LOG_LEVEL=info",
 		// One agent makes every connection of the set-up.
 		"GATEWAY_CONSENT_RATE_LIMIT=0",
+		// The proxy part's upstream is on loopback, and one agent makes
+		// every proxied call.
+		"GATEWAY_PROXY_ALLOW_PRIVATE=true", "GATEWAY_PROXY_MAX_PER_AGENT=4096",
 	}}, logDir, "gateway-http", "gateway-grpc")
 	if err != nil {
 		s.stop()
@@ -200,6 +203,8 @@ func (s *stack) registerProvider(ctx context.Context, p *fakeProvider) error {
 		"name": providerName, "auth_url": p.authURL(), "token_url": p.tokenURL(),
 		"client_id": fakeClientID, "client_secret": s.keys.clientSecret,
 		"scopes": []string{"read", "write"}, "token_endpoint_auth_method": "client_secret_basic",
+		// The API proxy part reads the fake provider's API.
+		"api_base_urls": []string{p.srv.URL + "/api"},
 	}
 	st, err := s.call(ctx, http.MethodPost, s.brokerURL+"/providers", s.brokerHeader(), map[string]any{"profile": profile}, nil)
 	if err != nil {

@@ -90,6 +90,12 @@ type Template struct {
 	AuthMode               string           `json:"auth_mode,omitempty"`
 	DeviceAuthorizationURL string           `json:"device_authorization_url,omitempty"`
 	Credential             *credential.Spec `json:"credential,omitempty"`
+	// APIBaseURLs (may hold placeholders), APIBaseURLProviderData and
+	// APIAuth are where and how the gateway's API proxy calls the
+	// provider's API (provider.Profile's fields of the same names).
+	APIBaseURLs            []string          `json:"api_base_urls,omitempty"`
+	APIBaseURLProviderData string            `json:"api_base_url_provider_data,omitempty"`
+	APIAuth                *provider.APIAuth `json:"api_auth,omitempty"`
 }
 
 // Placeholder is a {name} in a template's URLs, filled from the profile's
@@ -111,6 +117,8 @@ func (t Template) clone() Template {
 	t.CallbackParams = slices.Clone(t.CallbackParams)
 	t.Placeholders = slices.Clone(t.Placeholders)
 	t.Credential = cloneSpec(t.Credential)
+	t.APIBaseURLs = slices.Clone(t.APIBaseURLs)
+	t.APIAuth = cloneAPIAuth(t.APIAuth)
 	return t
 }
 
@@ -293,9 +301,22 @@ func validateTemplate(t Template) []string {
 
 // urlFields are the template fields that may hold placeholders.
 func (t Template) urlFields() map[string]string {
-	return map[string]string{"issuer": t.Issuer, "auth_url": t.AuthURL, "token_url": t.TokenURL,
+	out := map[string]string{"issuer": t.Issuer, "auth_url": t.AuthURL, "token_url": t.TokenURL,
 		"revocation_url": t.RevocationURL, "userinfo_url": t.UserinfoURL, "jwks_url": t.JWKSURL,
 		"device_authorization_url": t.DeviceAuthorizationURL}
+	for i, b := range t.APIBaseURLs {
+		out[fmt.Sprintf("api_base_urls[%d]", i)] = b
+	}
+	return out
+}
+
+func cloneAPIAuth(a *provider.APIAuth) *provider.APIAuth {
+	if a == nil {
+		return nil
+	}
+	c := *a
+	c.Headers = maps.Clone(a.Headers)
+	return &c
 }
 
 func validatePlaceholders(t Template) []string {

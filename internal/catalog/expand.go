@@ -108,6 +108,21 @@ func expandTemplate(t Template, p provider.Profile) (provider.Profile, error) {
 	if out.TokenLifetimeSeconds == 0 {
 		out.TokenLifetimeSeconds = t.TokenLifetimeSeconds
 	}
+	if len(out.APIBaseURLs) == 0 {
+		for _, b := range t.APIBaseURLs {
+			rendered, err := render(b, declared, vals)
+			if err != nil {
+				return provider.Profile{}, fmt.Errorf("template %q: api_base_urls: %w", t.Name, err)
+			}
+			out.APIBaseURLs = append(out.APIBaseURLs, rendered)
+		}
+	}
+	if blank(out.APIBaseURLProviderData) {
+		out.APIBaseURLProviderData = t.APIBaseURLProviderData
+	}
+	if out.APIAuth == nil {
+		out.APIAuth = cloneAPIAuth(t.APIAuth)
+	}
 	out.Normalize()
 	if err := out.Validate(); err != nil {
 		return provider.Profile{}, fmt.Errorf("catalog: template %q: %w", t.Name, err)

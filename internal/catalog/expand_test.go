@@ -486,3 +486,55 @@ func TestExpandMergesTokenRequestHeaders(t *testing.T) {
 		t.Fatal("a profile could set Authorization through token_request_headers")
 	}
 }
+
+func TestExpandAPIAccess(t *testing.T) {
+	c := mustLoad(t)
+	for _, tc := range []struct {
+		name       string
+		in         provider.Profile
+		wantBases  []string
+		wantPD     string
+		wantHeader string
+		wantConst  map[string]string
+	}{
+		{"placeholder rendered into the base",
+			provider.Profile{Template: "shopify", TemplateParams: map[string]string{"shop": "MyStore"}, ClientID: "c", ClientSecret: "s"},
+			[]string{"https://mystore.myshopify.com/admin/api"}, "", "X-Shopify-Access-Token", nil},
+		{"constant version header",
+			provider.Profile{Template: "notion", ClientID: "c", ClientSecret: "s"},
+			[]string{"https://api.notion.com/v1"}, "", "Authorization", map[string]string{"Notion-Version": "2025-09-03"}},
+		{"per-connection base from provider data",
+			provider.Profile{Template: "salesforce", ClientID: "c", ClientSecret: "s"},
+			nil, "instance_url", "Authorization", nil},
+		{"the profile's own bases win",
+			provider.Profile{Template: "github", ClientID: "c", ClientSecret: "s", APIBaseURLs: []string{"https://ghe.example.com/api/v3"}},
+			[]string{"https://ghe.example.com/api/v3"}, "", "Authorization", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := c.Expand(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(p.APIBaseURLs, tc.wantBases) || p.APIBaseURLProviderData != tc.wantPD {
+				t.Fatalf("bases %v / %q, want %v / %q", p.APIBaseURLs, p.APIBaseURLProviderData, tc.wantBases, tc.wantPD)
+			}
+			if h, _ := p.APIAuth.TokenHeader(); h != tc.wantHeader {
+				t.Fatalf("token header %q, want %q", h, tc.wantHeader)
+			}
+			var got map[string]string
+			if p.APIAuth != nil {
+				got = p.APIAuth.Headers
+			}
+			if !maps.Equal(got, tc.wantConst) {
+				t.Fatalf("constant headers %v, want %v", got, tc.wantConst)
+			}
+		})
+	}
+	// The expanded profile holds a copy: changing it leaves the catalog alone.
+	p, _ := c.Expand(provider.Profile{Template: "notion", ClientID: "c", ClientSecret: "s"})
+	p.APIAuth.Headers["Notion-Version"] = "changed"
+	again, _ := c.Expand(provider.Profile{Template: "notion", ClientID: "c", ClientSecret: "s"})
+	if again.APIAuth.Headers["Notion-Version"] != "2025-09-03" {
+		t.Fatal("expanding shared the template's header map")
+	}
+}

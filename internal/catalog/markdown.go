@@ -138,6 +138,24 @@ func writeTemplate(b *strings.Builder, t Template) {
 	if len(t.TokenRequestHeaders) > 0 {
 		w("- **Token request headers:** %s\n", code(joinedPairs(t.TokenRequestHeaders, ": ")))
 	}
+	if len(t.APIBaseURLs) > 0 || t.APIBaseURLProviderData != "" {
+		bases := code(t.APIBaseURLs)
+		if t.APIBaseURLProviderData != "" {
+			bases = fmt.Sprintf("the connection's provider data `%s`", t.APIBaseURLProviderData)
+			if len(t.APIBaseURLs) > 0 {
+				bases += ", then " + code(t.APIBaseURLs)
+			}
+		}
+		w("- **API proxy bases:** %s\n", bases)
+	}
+	if a := t.APIAuth; a != nil {
+		name, prefix := a.TokenHeader()
+		w("- **API proxy credential:** `%s: %sTOKEN`", name, prefix)
+		if len(a.Headers) > 0 {
+			w(", with %s", code(joinedPairs(a.Headers, ": ")))
+		}
+		w("\n")
+	}
 	if len(t.Placeholders) > 0 {
 		var ps []string
 		for _, ph := range t.Placeholders {

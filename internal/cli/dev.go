@@ -156,6 +156,9 @@ func registerDemo(ctx context.Context, svc interface {
 			ClientID: demoClientID, ClientSecret: secretString(secret),
 			Scopes:                  []string{"openid", "email", "profile", "offline_access", "demo.read"},
 			TokenEndpointAuthMethod: provider.AuthBasic,
+			// Its API is its own root: /v1/proxy/{id}/userinfo reads the
+			// demo userinfo as the connection's user.
+			APIBaseURLs: []string{issuer},
 		})
 		if err == nil {
 			return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/config"
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/netlimit"
+	"github.com/dromos-dev/dromos/internal/proxy"
 )
 
 // devGateway is the gateway part of dromos dev.
@@ -35,6 +36,8 @@ func startDevGateway(_ context.Context, f devFlags, brokerURL string, s devSecre
 	}
 	gw, err := gateway.New(gateway.Config{
 		BrokerBaseURL: cfg.BrokerBaseURL, StateKeys: cfg.StateKeys, AllowAnonymous: true,
+		// The demo provider's API is on this machine.
+		Proxy: proxy.Config{AllowPrivate: true},
 	}, gateway.Deps{Logger: log.With("component", "gateway"), Registerer: reg, Gatherer: reg, Now: time.Now})
 	if err != nil {
 		return devGateway{}, err

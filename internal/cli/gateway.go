@@ -26,7 +26,7 @@ func runGateway(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	gw, err := gateway.New(gateway.Config{
 		BrokerBaseURL: cfg.BrokerBaseURL, BrokerAPIKey: cfg.BrokerAPIKey, StateKeys: cfg.StateKeys,
 		Clients: cfg.Clients, AllowAnonymous: cfg.AllowAnonymous, RateLimit: cfg.RateLimit,
-		ConsentRatePerMinute: cfg.ConsentRate,
+		ConsentRatePerMinute: cfg.ConsentRate, Proxy: cfg.Proxy,
 	}, gateway.Deps{Logger: log, Registerer: reg, Gatherer: reg, Now: time.Now})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/dromos-dev/dromos/internal/gateway"
+	"github.com/dromos-dev/dromos/internal/proxy"
 	"github.com/dromos-dev/dromos/internal/state"
 )
 
@@ -24,6 +25,8 @@ type Gateway struct {
 	LogLevel       slog.Level
 	// ConsentRate is connection requests per minute per agent; 0 off.
 	ConsentRate int
+	// Proxy is the API proxy's limits (GATEWAY_PROXY_*).
+	Proxy proxy.Config
 }
 
 // GatewayVars documents the variables LoadGateway reads (for --help).
@@ -41,6 +44,13 @@ const GatewayVars = `  PORT                     HTTP listen port (default 8090)
                            recently active one is closed (default: from the open-file limit, see docs)
   GATEWAY_CONSENT_RATE_LIMIT  connection requests per minute per agent (per address when anonymous),
                            bursts of as many; 0 off (default 60)
+  GATEWAY_PROXY_MAX_REQUEST_BODY   largest request body the API proxy forwards, bytes (default 10485760)
+  GATEWAY_PROXY_MAX_RESPONSE_BODY  largest provider answer it passes back, bytes (default 52428800)
+  GATEWAY_PROXY_REPLAY_BODY        bodies up to this size are buffered for the one retry after a provider 401,
+                           bytes (default 1048576)
+  GATEWAY_PROXY_TIMEOUT    longest proxied call, both bodies included (default 60s)
+  GATEWAY_PROXY_MAX_PER_AGENT  proxied calls one agent may have in flight (default 32)
+  GATEWAY_PROXY_ALLOW_PRIVATE  true lets the proxy reach loopback and private addresses (refused in production)
   DROMOS_ENV               production refuses anonymous agents
   LOG_LEVEL                debug, info, warn or error (default info)
 `
@@ -58,6 +68,14 @@ func LoadGateway(env Env) (Gateway, error) {
 		RateLimit:      r.count("GATEWAY_RATE_LIMIT", 0),
 		MaxConnections: r.count("MAX_CONNECTIONS", 0),
 		ConsentRate:    r.count("GATEWAY_CONSENT_RATE_LIMIT", 60),
+		Proxy: proxy.Config{
+			MaxRequestBody:  int64(r.count("GATEWAY_PROXY_MAX_REQUEST_BODY", proxy.DefaultMaxRequestBody)),
+			MaxResponseBody: int64(r.count("GATEWAY_PROXY_MAX_RESPONSE_BODY", proxy.DefaultMaxResponseBody)),
+			MaxReplayBody:   int64(r.count("GATEWAY_PROXY_REPLAY_BODY", proxy.DefaultMaxReplayBody)),
+			Timeout:         r.duration("GATEWAY_PROXY_TIMEOUT", proxy.DefaultTimeout),
+			MaxPerAgent:     r.count("GATEWAY_PROXY_MAX_PER_AGENT", proxy.DefaultMaxPerAgent),
+			AllowPrivate:    r.boolean("GATEWAY_PROXY_ALLOW_PRIVATE", false),
+		},
 	}
 	if v := r.str("BROKER_BASE_URL", ""); v == "" {
 		probs.add("BROKER_BASE_URL is required")
@@ -76,6 +94,9 @@ func LoadGateway(env Env) (Gateway, error) {
 	if r.production() {
 		if g.AllowAnonymous {
 			probs.add("DROMOS_ENV=production: GATEWAY_ALLOW_ANONYMOUS must not be set")
+		}
+		if g.Proxy.AllowPrivate {
+			probs.add("DROMOS_ENV=production: GATEWAY_PROXY_ALLOW_PRIVATE must not be set (the API proxy must not reach internal addresses)")
 		}
 		// A GATEWAY_API_KEYS that failed to parse is reported above, not
 		// as missing.

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dromos-dev/dromos/internal/agentpolicy"
+	"github.com/dromos-dev/dromos/internal/proxy"
 	"github.com/dromos-dev/dromos/internal/state"
 )
 
@@ -51,6 +52,10 @@ type Config struct {
 	BrokerAttempts              int           // 3, for idempotent reads only
 	BrokerRetryBase             time.Duration // 100ms
 	BrokerRetryMax              time.Duration // 1s
+
+	// Proxy is the API proxy's limits (package proxy; zero fields take
+	// its defaults). Proxy.AllowPrivate must be off in production.
+	Proxy proxy.Config
 }
 
 // ClientKey is one agent's credential: a name that becomes its workspace

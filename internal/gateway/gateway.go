@@ -51,6 +51,8 @@ type Gateway struct {
 	limiter  *ratelimit.Limiter
 	// consentLimiter bounds connection requests per agent.
 	consentLimiter *ratelimit.Limiter
+	// proxy serves /v1/proxy/ (proxy.go).
+	proxy *proxyRoute
 }
 
 // New checks cfg and builds a Gateway. It makes no network calls.
@@ -128,6 +130,10 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		metrics:        m,
 		gatherer:       gath,
 	}
+	if g.proxy, err = newProxyRoute(cfg.Proxy, g.svc, reg, deps.Now); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.svc.forget = g.proxy.forget
 	g.handler = g.routes()
 	return g, nil
 }

@@ -52,6 +52,11 @@ func (g *Gateway) routes() http.Handler {
 	route(http.MethodGet, "/v1/connections", g.authed(g.listConnections))
 	route(http.MethodGet, "/v1/connections/{connection_id...}", g.authed(g.getConnection))
 	g.webhookRoutes(route)
+	// The API proxy takes every method; the rest of the path is the
+	// provider's (proxy.go).
+	route(http.MethodGet, "/v1/proxy-bases/{connection_id...}", g.authed(g.proxyBases))
+	mux.Handle(proxyPrefix+"{connection_id}", g.authed(g.proxyCall))
+	mux.Handle(proxyPrefix+"{connection_id}/{path...}", g.authed(g.proxyCall))
 	route(http.MethodGet, "/health", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))

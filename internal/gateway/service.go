@@ -91,6 +91,8 @@ type service struct {
 	log     *slog.Logger
 	metrics *metrics
 	now     func() time.Time
+	// forget drops what the API proxy holds in memory for a connection.
+	forget func(c Caller, id string)
 }
 
 // Input limits. The body limit bounds the total; these keep single fields
@@ -373,8 +375,18 @@ func statusOf(conn brokerclient.Connection) (ConnectionStatus, error) {
 	return out, nil
 }
 
+// errProxyOnly is the answer to a token read or refresh by an agent whose
+// key configuration says proxy-only.
+func errProxyOnly() error {
+	return &httpapi.Error{Status: http.StatusForbidden, Code: httpapi.CodeProxyOnly,
+		Message: "this agent is proxy-only: it calls provider APIs through /v1/proxy/{connection_id}/ and never receives tokens"}
+}
+
 // Token returns a currently valid token for the caller's connection.
 func (s *service) Token(ctx context.Context, c Caller, id string) (brokerclient.Token, error) {
+	if c.Policy.ProxyOnly {
+		return brokerclient.Token{}, errProxyOnly()
+	}
 	if err := checkConnectionID(id); err != nil {
 		return brokerclient.Token{}, err
 	}
@@ -383,6 +395,9 @@ func (s *service) Token(ctx context.Context, c Caller, id string) (brokerclient.
 
 // Refresh forces a provider refresh for the caller's connection.
 func (s *service) Refresh(ctx context.Context, c Caller, id string) (brokerclient.Token, error) {
+	if c.Policy.ProxyOnly {
+		return brokerclient.Token{}, errProxyOnly()
+	}
 	if err := checkConnectionID(id); err != nil {
 		return brokerclient.Token{}, err
 	}
@@ -397,7 +412,11 @@ func (s *service) DeleteConnection(ctx context.Context, c Caller, id string) err
 	if err := checkConnectionID(id); err != nil {
 		return err
 	}
-	return s.broker.DeleteConnection(ctx, id, c.Name)
+	err := s.broker.DeleteConnection(ctx, id, c.Name)
+	if s.forget != nil {
+		s.forget(c, id)
+	}
+	return err
 }
 
 // refreshResult is a bounded label for token_refresh_total.

@@ -59,6 +59,9 @@ const (
 	// CodeProviderNotAllowed: an agent asked for a provider its key
 	// configuration does not list.
 	CodeProviderNotAllowed = "provider_not_allowed"
+	// CodeProxyOnly: a proxy-only agent asked for a token; it reaches
+	// provider APIs through the gateway's proxy instead.
+	CodeProxyOnly = "proxy_only"
 )
 
 func newErr(status int, code, format string, args ...any) *Error {

@@ -101,6 +101,15 @@ type Profile struct {
 	// Credential says how an api_key or basic credential is sent and
 	// checked.
 	Credential *credential.Spec `json:"credential,omitempty"`
+	// APIBaseURLs are where the gateway's API proxy may send a
+	// connection's requests, the first being the default (apiaccess.go).
+	APIBaseURLs []string `json:"api_base_urls,omitempty"`
+	// APIBaseURLProviderData names a provider data member (Salesforce's
+	// instance_url) whose value, an http(s) origin, is the connection's
+	// own API base, listed before APIBaseURLs.
+	APIBaseURLProviderData string `json:"api_base_url_provider_data,omitempty"`
+	// APIAuth is how the proxy presents the token; nil is Bearer.
+	APIAuth *APIAuth `json:"api_auth,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
@@ -145,6 +154,7 @@ func (p *Profile) Normalize() {
 	}
 	p.Quirks = dedupe(p.Quirks)
 	p.normalizeAuthMode()
+	p.normalizeAPI()
 }
 
 func isGoogle(p *Profile) bool {
@@ -246,6 +256,7 @@ func (p *Profile) Validate() error {
 		}
 	}
 	probs = append(probs, checkTokenRequestHeaders(p.TokenRequestHeaders)...)
+	probs = append(probs, p.apiProblems()...)
 	probs = append(probs, scopeallow.Problems(p.AllowedScopes)...)
 	if d := scopeallow.Disallowed(p.AllowedScopes, p.Scopes); len(d) > 0 {
 		add("scopes %s are outside allowed_scopes", strings.Join(d, " "))

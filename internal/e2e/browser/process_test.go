@@ -173,7 +173,9 @@ type opStack struct {
 	agent      *sdk.Client
 }
 
-func startOPStack(t *testing.T) *opStack {
+// startOPStack starts the broker, the OP and a gateway; gatewayEnv adds
+// to (or, naming a variable again, replaces) the gateway's environment.
+func startOPStack(t *testing.T, gatewayEnv ...func(*opStack) []string) *opStack {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -204,11 +206,15 @@ func startOPStack(t *testing.T) *opStack {
 	s.op = testenv.StartOP(t, s.brokerURL+"/auth/callback")
 	s.registerProvider(t)
 
-	s.gateway = startProcess(t, "gateway", []string{
+	env := []string{
 		"PORT=0", "PORT_GRPC=0", "LISTEN_HOST=127.0.0.1",
 		"BROKER_BASE_URL=" + s.brokerURL, "BROKER_API_KEY=" + s.brokerKey, "STATE_KEY=" + stateKey,
 		"GATEWAY_API_KEYS=agent-e2e:" + s.agentKey, "LOG_LEVEL=debug",
-	}, "gateway")
+	}
+	for _, e := range gatewayEnv {
+		env = append(env, e(s)...) // exec keeps the last value of a name
+	}
+	s.gateway = startProcess(t, "gateway", env, "gateway")
 	m, err := s.gateway.waitFor(ctx, listeningRE("gateway-http"))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, s.gateway.out)

@@ -86,6 +86,215 @@ func (ConnectionStatus) EnumDescriptor() ([]byte, []int) {
 	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{0}
 }
 
+type ProxyHeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProxyHeader) Reset() {
+	*x = ProxyHeader{}
+	mi := &file_dromos_v1_gateway_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProxyHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProxyHeader) ProtoMessage() {}
+
+func (x *ProxyHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_dromos_v1_gateway_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProxyHeader.ProtoReflect.Descriptor instead.
+func (*ProxyHeader) Descriptor() ([]byte, []int) {
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ProxyHeader) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ProxyHeader) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type ProxyCallRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,proto3" json:"connection_id,omitempty"`
+	// GET when empty.
+	Method string `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	// The escaped path under the API base, without a leading '/', as on the
+	// REST route; the same refusals apply.
+	Path string `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	// The raw query string, without '?'.
+	Query   string         `protobuf:"bytes,4,opt,name=query,proto3" json:"query,omitempty"`
+	Headers []*ProxyHeader `protobuf:"bytes,5,rep,name=headers,proto3" json:"headers,omitempty"`
+	Body    []byte         `protobuf:"bytes,6,opt,name=body,proto3" json:"body,omitempty"`
+	// Index of the API base (0 is the first).
+	Base          uint32 `protobuf:"varint,7,opt,name=base,proto3" json:"base,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProxyCallRequest) Reset() {
+	*x = ProxyCallRequest{}
+	mi := &file_dromos_v1_gateway_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProxyCallRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProxyCallRequest) ProtoMessage() {}
+
+func (x *ProxyCallRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dromos_v1_gateway_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProxyCallRequest.ProtoReflect.Descriptor instead.
+func (*ProxyCallRequest) Descriptor() ([]byte, []int) {
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ProxyCallRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *ProxyCallRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *ProxyCallRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ProxyCallRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *ProxyCallRequest) GetHeaders() []*ProxyHeader {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *ProxyCallRequest) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *ProxyCallRequest) GetBase() uint32 {
+	if x != nil {
+		return x.Base
+	}
+	return 0
+}
+
+type ProxyCallResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        int32                  `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
+	Headers       []*ProxyHeader         `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty"`
+	Body          []byte                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProxyCallResponse) Reset() {
+	*x = ProxyCallResponse{}
+	mi := &file_dromos_v1_gateway_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProxyCallResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProxyCallResponse) ProtoMessage() {}
+
+func (x *ProxyCallResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dromos_v1_gateway_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProxyCallResponse.ProtoReflect.Descriptor instead.
+func (*ProxyCallResponse) Descriptor() ([]byte, []int) {
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ProxyCallResponse) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *ProxyCallResponse) GetHeaders() []*ProxyHeader {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *ProxyCallResponse) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
 type RequestConnectionRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	UserId       string                 `protobuf:"bytes,1,opt,name=user_id,proto3" json:"user_id,omitempty"`
@@ -128,7 +337,7 @@ type RequestConnectionRequest struct {
 
 func (x *RequestConnectionRequest) Reset() {
 	*x = RequestConnectionRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[0]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -140,7 +349,7 @@ func (x *RequestConnectionRequest) String() string {
 func (*RequestConnectionRequest) ProtoMessage() {}
 
 func (x *RequestConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[0]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -153,7 +362,7 @@ func (x *RequestConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestConnectionRequest.ProtoReflect.Descriptor instead.
 func (*RequestConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{0}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RequestConnectionRequest) GetUserId() string {
@@ -243,7 +452,7 @@ type RequestConnectionResponse struct {
 
 func (x *RequestConnectionResponse) Reset() {
 	*x = RequestConnectionResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[1]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -255,7 +464,7 @@ func (x *RequestConnectionResponse) String() string {
 func (*RequestConnectionResponse) ProtoMessage() {}
 
 func (x *RequestConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[1]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -268,7 +477,7 @@ func (x *RequestConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestConnectionResponse.ProtoReflect.Descriptor instead.
 func (*RequestConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{1}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RequestConnectionResponse) GetAuthUrl() string {
@@ -329,7 +538,7 @@ type CheckConnectionRequest struct {
 
 func (x *CheckConnectionRequest) Reset() {
 	*x = CheckConnectionRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[2]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +550,7 @@ func (x *CheckConnectionRequest) String() string {
 func (*CheckConnectionRequest) ProtoMessage() {}
 
 func (x *CheckConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[2]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +563,7 @@ func (x *CheckConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConnectionRequest.ProtoReflect.Descriptor instead.
 func (*CheckConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{2}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CheckConnectionRequest) GetConnectionId() string {
@@ -388,7 +597,7 @@ type CheckConnectionResponse struct {
 
 func (x *CheckConnectionResponse) Reset() {
 	*x = CheckConnectionResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[3]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +609,7 @@ func (x *CheckConnectionResponse) String() string {
 func (*CheckConnectionResponse) ProtoMessage() {}
 
 func (x *CheckConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[3]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +622,7 @@ func (x *CheckConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConnectionResponse.ProtoReflect.Descriptor instead.
 func (*CheckConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{3}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CheckConnectionResponse) GetStatus() ConnectionStatus {
@@ -474,7 +683,7 @@ type StepUp struct {
 
 func (x *StepUp) Reset() {
 	*x = StepUp{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[4]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +695,7 @@ func (x *StepUp) String() string {
 func (*StepUp) ProtoMessage() {}
 
 func (x *StepUp) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[4]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +708,7 @@ func (x *StepUp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepUp.ProtoReflect.Descriptor instead.
 func (*StepUp) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{4}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StepUp) GetStatus() string {
@@ -532,7 +741,7 @@ type GetTokenRequest struct {
 
 func (x *GetTokenRequest) Reset() {
 	*x = GetTokenRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[5]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +753,7 @@ func (x *GetTokenRequest) String() string {
 func (*GetTokenRequest) ProtoMessage() {}
 
 func (x *GetTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[5]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +766,7 @@ func (x *GetTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetTokenRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{5}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetTokenRequest) GetConnectionId() string {
@@ -576,7 +785,7 @@ type RefreshTokenRequest struct {
 
 func (x *RefreshTokenRequest) Reset() {
 	*x = RefreshTokenRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[6]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +797,7 @@ func (x *RefreshTokenRequest) String() string {
 func (*RefreshTokenRequest) ProtoMessage() {}
 
 func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[6]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +810,7 @@ func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshTokenRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{6}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RefreshTokenRequest) GetConnectionId() string {
@@ -635,7 +844,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[7]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -647,7 +856,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[7]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -660,7 +869,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{7}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Token) GetAccessToken() string {
@@ -729,7 +938,7 @@ type ListProvidersRequest struct {
 
 func (x *ListProvidersRequest) Reset() {
 	*x = ListProvidersRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +950,7 @@ func (x *ListProvidersRequest) String() string {
 func (*ListProvidersRequest) ProtoMessage() {}
 
 func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +963,7 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{8}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListProvidersRequest) GetIncludeCatalog() bool {
@@ -777,7 +986,7 @@ type CatalogEntry struct {
 
 func (x *CatalogEntry) Reset() {
 	*x = CatalogEntry{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +998,7 @@ func (x *CatalogEntry) String() string {
 func (*CatalogEntry) ProtoMessage() {}
 
 func (x *CatalogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +1011,7 @@ func (x *CatalogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatalogEntry.ProtoReflect.Descriptor instead.
 func (*CatalogEntry) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{9}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CatalogEntry) GetName() string {
@@ -851,7 +1060,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +1072,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +1085,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{10}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Provider) GetName() string {
@@ -910,7 +1119,7 @@ type ListProvidersResponse struct {
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1131,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1144,7 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{11}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListProvidersResponse) GetProviders() []*Provider {
@@ -961,7 +1170,7 @@ type DeleteConnectionRequest struct {
 
 func (x *DeleteConnectionRequest) Reset() {
 	*x = DeleteConnectionRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[12]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -973,7 +1182,7 @@ func (x *DeleteConnectionRequest) String() string {
 func (*DeleteConnectionRequest) ProtoMessage() {}
 
 func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[12]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -986,7 +1195,7 @@ func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{12}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteConnectionRequest) GetConnectionId() string {
@@ -1004,7 +1213,7 @@ type DeleteConnectionResponse struct {
 
 func (x *DeleteConnectionResponse) Reset() {
 	*x = DeleteConnectionResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[13]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1225,7 @@ func (x *DeleteConnectionResponse) String() string {
 func (*DeleteConnectionResponse) ProtoMessage() {}
 
 func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[13]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1238,7 @@ func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{13}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{16}
 }
 
 type ListConnectionsRequest struct {
@@ -1048,7 +1257,7 @@ type ListConnectionsRequest struct {
 
 func (x *ListConnectionsRequest) Reset() {
 	*x = ListConnectionsRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[14]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1269,7 @@ func (x *ListConnectionsRequest) String() string {
 func (*ListConnectionsRequest) ProtoMessage() {}
 
 func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[14]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1282,7 @@ func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{14}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListConnectionsRequest) GetUserId() string {
@@ -1121,7 +1330,7 @@ type ListedConnection struct {
 
 func (x *ListedConnection) Reset() {
 	*x = ListedConnection{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[15]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1342,7 @@ func (x *ListedConnection) String() string {
 func (*ListedConnection) ProtoMessage() {}
 
 func (x *ListedConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[15]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1355,7 @@ func (x *ListedConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListedConnection.ProtoReflect.Descriptor instead.
 func (*ListedConnection) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{15}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListedConnection) GetConnectionId() string {
@@ -1174,7 +1383,7 @@ type ListConnectionsResponse struct {
 
 func (x *ListConnectionsResponse) Reset() {
 	*x = ListConnectionsResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[16]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1395,7 @@ func (x *ListConnectionsResponse) String() string {
 func (*ListConnectionsResponse) ProtoMessage() {}
 
 func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[16]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1408,7 @@ func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{16}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListConnectionsResponse) GetConnections() []*ListedConnection {
@@ -1225,7 +1434,7 @@ type GetConnectionRequest struct {
 
 func (x *GetConnectionRequest) Reset() {
 	*x = GetConnectionRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[17]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1446,7 @@ func (x *GetConnectionRequest) String() string {
 func (*GetConnectionRequest) ProtoMessage() {}
 
 func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[17]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1459,7 @@ func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionRequest.ProtoReflect.Descriptor instead.
 func (*GetConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{17}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetConnectionRequest) GetConnectionId() string {
@@ -1278,7 +1487,7 @@ type GetConnectionResponse struct {
 
 func (x *GetConnectionResponse) Reset() {
 	*x = GetConnectionResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[18]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1499,7 @@ func (x *GetConnectionResponse) String() string {
 func (*GetConnectionResponse) ProtoMessage() {}
 
 func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[18]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1512,7 @@ func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionResponse.ProtoReflect.Descriptor instead.
 func (*GetConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{18}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetConnectionResponse) GetConnectionId() string {
@@ -1373,7 +1582,22 @@ var File_dromos_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x17dromos/v1/gateway.proto\x12\tdromos.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x04\n" +
+	"\x17dromos/v1/gateway.proto\x12\tdromos.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"7\n" +
+	"\vProxyHeader\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xd4\x01\n" +
+	"\x10ProxyCallRequest\x12$\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x14\n" +
+	"\x05query\x18\x04 \x01(\tR\x05query\x120\n" +
+	"\aheaders\x18\x05 \x03(\v2\x16.dromos.v1.ProxyHeaderR\aheaders\x12\x12\n" +
+	"\x04body\x18\x06 \x01(\fR\x04body\x12\x12\n" +
+	"\x04base\x18\a \x01(\rR\x04base\"q\n" +
+	"\x11ProxyCallResponse\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\x05R\x06status\x120\n" +
+	"\aheaders\x18\x02 \x03(\v2\x16.dromos.v1.ProxyHeaderR\aheaders\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\"\xd9\x04\n" +
 	"\x18RequestConnectionRequest\x12\x18\n" +
 	"\auser_id\x18\x01 \x01(\tR\auser_id\x12$\n" +
 	"\rprovider_name\x18\x02 \x01(\tR\rprovider_name\x12\x16\n" +
@@ -1497,7 +1721,7 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\x1dCONNECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CONNECTION_STATUS_PENDING\x10\x01\x12\x1c\n" +
 	"\x18CONNECTION_STATUS_ACTIVE\x10\x02\x12\x1c\n" +
-	"\x18CONNECTION_STATUS_FAILED\x10\x032\xbc\a\n" +
+	"\x18CONNECTION_STATUS_FAILED\x10\x032\x86\b\n" +
 	"\aGateway\x12\x81\x01\n" +
 	"\x11RequestConnection\x12#.dromos.v1.RequestConnectionRequest\x1a$.dromos.v1.RequestConnectionResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/request-connection\x12\x86\x01\n" +
 	"\x0fCheckConnection\x12!.dromos.v1.CheckConnectionRequest\x1a\".dromos.v1.CheckConnectionResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/check-connection/{connection_id}\x12[\n" +
@@ -1506,7 +1730,8 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\x10DeleteConnection\x12\".dromos.v1.DeleteConnectionRequest\x1a#.dromos.v1.DeleteConnectionResponse\"'\x82\xd3\xe4\x93\x02!*\x1f/v1/connections/{connection_id}\x12q\n" +
 	"\x0fListConnections\x12!.dromos.v1.ListConnectionsRequest\x1a\".dromos.v1.ListConnectionsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/connections\x12{\n" +
 	"\rGetConnection\x12\x1f.dromos.v1.GetConnectionRequest\x1a .dromos.v1.GetConnectionResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/connections/{connection_id}\x12i\n" +
-	"\rListProviders\x12\x1f.dromos.v1.ListProvidersRequest\x1a .dromos.v1.ListProvidersResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/providersB;Z9github.com/dromos-dev/dromos/api/proto/dromos/v1;dromosv1b\x06proto3"
+	"\rListProviders\x12\x1f.dromos.v1.ListProvidersRequest\x1a .dromos.v1.ListProvidersResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/providers\x12H\n" +
+	"\tProxyCall\x12\x1b.dromos.v1.ProxyCallRequest\x1a\x1c.dromos.v1.ProxyCallResponse\"\x00B;Z9github.com/dromos-dev/dromos/api/proto/dromos/v1;dromosv1b\x06proto3"
 
 var (
 	file_dromos_v1_gateway_proto_rawDescOnce sync.Once
@@ -1521,74 +1746,81 @@ func file_dromos_v1_gateway_proto_rawDescGZIP() []byte {
 }
 
 var file_dromos_v1_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_dromos_v1_gateway_proto_goTypes = []any{
 	(ConnectionStatus)(0),             // 0: dromos.v1.ConnectionStatus
-	(*RequestConnectionRequest)(nil),  // 1: dromos.v1.RequestConnectionRequest
-	(*RequestConnectionResponse)(nil), // 2: dromos.v1.RequestConnectionResponse
-	(*CheckConnectionRequest)(nil),    // 3: dromos.v1.CheckConnectionRequest
-	(*CheckConnectionResponse)(nil),   // 4: dromos.v1.CheckConnectionResponse
-	(*StepUp)(nil),                    // 5: dromos.v1.StepUp
-	(*GetTokenRequest)(nil),           // 6: dromos.v1.GetTokenRequest
-	(*RefreshTokenRequest)(nil),       // 7: dromos.v1.RefreshTokenRequest
-	(*Token)(nil),                     // 8: dromos.v1.Token
-	(*ListProvidersRequest)(nil),      // 9: dromos.v1.ListProvidersRequest
-	(*CatalogEntry)(nil),              // 10: dromos.v1.CatalogEntry
-	(*Provider)(nil),                  // 11: dromos.v1.Provider
-	(*ListProvidersResponse)(nil),     // 12: dromos.v1.ListProvidersResponse
-	(*DeleteConnectionRequest)(nil),   // 13: dromos.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),  // 14: dromos.v1.DeleteConnectionResponse
-	(*ListConnectionsRequest)(nil),    // 15: dromos.v1.ListConnectionsRequest
-	(*ListedConnection)(nil),          // 16: dromos.v1.ListedConnection
-	(*ListConnectionsResponse)(nil),   // 17: dromos.v1.ListConnectionsResponse
-	(*GetConnectionRequest)(nil),      // 18: dromos.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),     // 19: dromos.v1.GetConnectionResponse
-	nil,                               // 20: dromos.v1.RequestConnectionRequest.MetadataEntry
-	nil,                               // 21: dromos.v1.RequestConnectionRequest.CredentialsEntry
-	nil,                               // 22: dromos.v1.CheckConnectionResponse.ProviderDataEntry
-	nil,                               // 23: dromos.v1.Token.ExtrasEntry
-	(*structpb.Struct)(nil),           // 24: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),     // 25: google.protobuf.Timestamp
+	(*ProxyHeader)(nil),               // 1: dromos.v1.ProxyHeader
+	(*ProxyCallRequest)(nil),          // 2: dromos.v1.ProxyCallRequest
+	(*ProxyCallResponse)(nil),         // 3: dromos.v1.ProxyCallResponse
+	(*RequestConnectionRequest)(nil),  // 4: dromos.v1.RequestConnectionRequest
+	(*RequestConnectionResponse)(nil), // 5: dromos.v1.RequestConnectionResponse
+	(*CheckConnectionRequest)(nil),    // 6: dromos.v1.CheckConnectionRequest
+	(*CheckConnectionResponse)(nil),   // 7: dromos.v1.CheckConnectionResponse
+	(*StepUp)(nil),                    // 8: dromos.v1.StepUp
+	(*GetTokenRequest)(nil),           // 9: dromos.v1.GetTokenRequest
+	(*RefreshTokenRequest)(nil),       // 10: dromos.v1.RefreshTokenRequest
+	(*Token)(nil),                     // 11: dromos.v1.Token
+	(*ListProvidersRequest)(nil),      // 12: dromos.v1.ListProvidersRequest
+	(*CatalogEntry)(nil),              // 13: dromos.v1.CatalogEntry
+	(*Provider)(nil),                  // 14: dromos.v1.Provider
+	(*ListProvidersResponse)(nil),     // 15: dromos.v1.ListProvidersResponse
+	(*DeleteConnectionRequest)(nil),   // 16: dromos.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),  // 17: dromos.v1.DeleteConnectionResponse
+	(*ListConnectionsRequest)(nil),    // 18: dromos.v1.ListConnectionsRequest
+	(*ListedConnection)(nil),          // 19: dromos.v1.ListedConnection
+	(*ListConnectionsResponse)(nil),   // 20: dromos.v1.ListConnectionsResponse
+	(*GetConnectionRequest)(nil),      // 21: dromos.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),     // 22: dromos.v1.GetConnectionResponse
+	nil,                               // 23: dromos.v1.RequestConnectionRequest.MetadataEntry
+	nil,                               // 24: dromos.v1.RequestConnectionRequest.CredentialsEntry
+	nil,                               // 25: dromos.v1.CheckConnectionResponse.ProviderDataEntry
+	nil,                               // 26: dromos.v1.Token.ExtrasEntry
+	(*structpb.Struct)(nil),           // 27: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 28: google.protobuf.Timestamp
 }
 var file_dromos_v1_gateway_proto_depIdxs = []int32{
-	20, // 0: dromos.v1.RequestConnectionRequest.metadata:type_name -> dromos.v1.RequestConnectionRequest.MetadataEntry
-	24, // 1: dromos.v1.RequestConnectionRequest.metadata_json:type_name -> google.protobuf.Struct
-	21, // 2: dromos.v1.RequestConnectionRequest.credentials:type_name -> dromos.v1.RequestConnectionRequest.CredentialsEntry
-	0,  // 3: dromos.v1.CheckConnectionResponse.status:type_name -> dromos.v1.ConnectionStatus
-	22, // 4: dromos.v1.CheckConnectionResponse.provider_data:type_name -> dromos.v1.CheckConnectionResponse.ProviderDataEntry
-	24, // 5: dromos.v1.CheckConnectionResponse.metadata:type_name -> google.protobuf.Struct
-	5,  // 6: dromos.v1.CheckConnectionResponse.step_up:type_name -> dromos.v1.StepUp
-	25, // 7: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	23, // 8: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
-	11, // 9: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
-	10, // 10: dromos.v1.ListProvidersResponse.catalog:type_name -> dromos.v1.CatalogEntry
-	4,  // 11: dromos.v1.ListedConnection.connection:type_name -> dromos.v1.CheckConnectionResponse
-	16, // 12: dromos.v1.ListConnectionsResponse.connections:type_name -> dromos.v1.ListedConnection
-	4,  // 13: dromos.v1.GetConnectionResponse.connection:type_name -> dromos.v1.CheckConnectionResponse
-	25, // 14: dromos.v1.GetConnectionResponse.created_at:type_name -> google.protobuf.Timestamp
-	25, // 15: dromos.v1.GetConnectionResponse.updated_at:type_name -> google.protobuf.Timestamp
-	25, // 16: dromos.v1.GetConnectionResponse.last_refresh_at:type_name -> google.protobuf.Timestamp
-	1,  // 17: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
-	3,  // 18: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
-	6,  // 19: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
-	7,  // 20: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
-	13, // 21: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
-	15, // 22: dromos.v1.Gateway.ListConnections:input_type -> dromos.v1.ListConnectionsRequest
-	18, // 23: dromos.v1.Gateway.GetConnection:input_type -> dromos.v1.GetConnectionRequest
-	9,  // 24: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
-	2,  // 25: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
-	4,  // 26: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
-	8,  // 27: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
-	8,  // 28: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
-	14, // 29: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
-	17, // 30: dromos.v1.Gateway.ListConnections:output_type -> dromos.v1.ListConnectionsResponse
-	19, // 31: dromos.v1.Gateway.GetConnection:output_type -> dromos.v1.GetConnectionResponse
-	12, // 32: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
-	25, // [25:33] is the sub-list for method output_type
-	17, // [17:25] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	1,  // 0: dromos.v1.ProxyCallRequest.headers:type_name -> dromos.v1.ProxyHeader
+	1,  // 1: dromos.v1.ProxyCallResponse.headers:type_name -> dromos.v1.ProxyHeader
+	23, // 2: dromos.v1.RequestConnectionRequest.metadata:type_name -> dromos.v1.RequestConnectionRequest.MetadataEntry
+	27, // 3: dromos.v1.RequestConnectionRequest.metadata_json:type_name -> google.protobuf.Struct
+	24, // 4: dromos.v1.RequestConnectionRequest.credentials:type_name -> dromos.v1.RequestConnectionRequest.CredentialsEntry
+	0,  // 5: dromos.v1.CheckConnectionResponse.status:type_name -> dromos.v1.ConnectionStatus
+	25, // 6: dromos.v1.CheckConnectionResponse.provider_data:type_name -> dromos.v1.CheckConnectionResponse.ProviderDataEntry
+	27, // 7: dromos.v1.CheckConnectionResponse.metadata:type_name -> google.protobuf.Struct
+	8,  // 8: dromos.v1.CheckConnectionResponse.step_up:type_name -> dromos.v1.StepUp
+	28, // 9: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	26, // 10: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
+	14, // 11: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
+	13, // 12: dromos.v1.ListProvidersResponse.catalog:type_name -> dromos.v1.CatalogEntry
+	7,  // 13: dromos.v1.ListedConnection.connection:type_name -> dromos.v1.CheckConnectionResponse
+	19, // 14: dromos.v1.ListConnectionsResponse.connections:type_name -> dromos.v1.ListedConnection
+	7,  // 15: dromos.v1.GetConnectionResponse.connection:type_name -> dromos.v1.CheckConnectionResponse
+	28, // 16: dromos.v1.GetConnectionResponse.created_at:type_name -> google.protobuf.Timestamp
+	28, // 17: dromos.v1.GetConnectionResponse.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 18: dromos.v1.GetConnectionResponse.last_refresh_at:type_name -> google.protobuf.Timestamp
+	4,  // 19: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
+	6,  // 20: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
+	9,  // 21: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
+	10, // 22: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
+	16, // 23: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
+	18, // 24: dromos.v1.Gateway.ListConnections:input_type -> dromos.v1.ListConnectionsRequest
+	21, // 25: dromos.v1.Gateway.GetConnection:input_type -> dromos.v1.GetConnectionRequest
+	12, // 26: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
+	2,  // 27: dromos.v1.Gateway.ProxyCall:input_type -> dromos.v1.ProxyCallRequest
+	5,  // 28: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
+	7,  // 29: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
+	11, // 30: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
+	11, // 31: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
+	17, // 32: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
+	20, // 33: dromos.v1.Gateway.ListConnections:output_type -> dromos.v1.ListConnectionsResponse
+	22, // 34: dromos.v1.Gateway.GetConnection:output_type -> dromos.v1.GetConnectionResponse
+	15, // 35: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
+	3,  // 36: dromos.v1.Gateway.ProxyCall:output_type -> dromos.v1.ProxyCallResponse
+	28, // [28:37] is the sub-list for method output_type
+	19, // [19:28] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_dromos_v1_gateway_proto_init() }
@@ -1596,14 +1828,14 @@ func file_dromos_v1_gateway_proto_init() {
 	if File_dromos_v1_gateway_proto != nil {
 		return
 	}
-	file_dromos_v1_gateway_proto_msgTypes[7].OneofWrappers = []any{}
+	file_dromos_v1_gateway_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dromos_v1_gateway_proto_rawDesc), len(file_dromos_v1_gateway_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,6 +37,7 @@ const (
 	Gateway_ListConnections_FullMethodName   = "/dromos.v1.Gateway/ListConnections"
 	Gateway_GetConnection_FullMethodName     = "/dromos.v1.Gateway/GetConnection"
 	Gateway_ListProviders_FullMethodName     = "/dromos.v1.Gateway/ListProviders"
+	Gateway_ProxyCall_FullMethodName         = "/dromos.v1.Gateway/ProxyCall"
 )
 
 // GatewayClient is the client API for Gateway service.
@@ -64,6 +65,12 @@ type GatewayClient interface {
 	// Additive: CheckConnection with the connection's whole record.
 	GetConnection(ctx context.Context, in *GetConnectionRequest, opts ...grpc.CallOption) (*GetConnectionResponse, error)
 	ListProviders(ctx context.Context, in *ListProvidersRequest, opts ...grpc.CallOption) (*ListProvidersResponse, error)
+	// Additive: the API proxy for small bodies (REST: ANY
+	// /v1/proxy/{connection_id}/{path}). The request goes to the
+	// connection's provider API with the token injected; the answer is the
+	// provider's status, headers and body. Bodies are bounded by the gRPC
+	// message size (64 KiB in, 4 MiB out).
+	ProxyCall(ctx context.Context, in *ProxyCallRequest, opts ...grpc.CallOption) (*ProxyCallResponse, error)
 }
 
 type gatewayClient struct {
@@ -154,6 +161,16 @@ func (c *gatewayClient) ListProviders(ctx context.Context, in *ListProvidersRequ
 	return out, nil
 }
 
+func (c *gatewayClient) ProxyCall(ctx context.Context, in *ProxyCallRequest, opts ...grpc.CallOption) (*ProxyCallResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProxyCallResponse)
+	err := c.cc.Invoke(ctx, Gateway_ProxyCall_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GatewayServer is the server API for Gateway service.
 // All implementations must embed UnimplementedGatewayServer
 // for forward compatibility.
@@ -179,6 +196,12 @@ type GatewayServer interface {
 	// Additive: CheckConnection with the connection's whole record.
 	GetConnection(context.Context, *GetConnectionRequest) (*GetConnectionResponse, error)
 	ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error)
+	// Additive: the API proxy for small bodies (REST: ANY
+	// /v1/proxy/{connection_id}/{path}). The request goes to the
+	// connection's provider API with the token injected; the answer is the
+	// provider's status, headers and body. Bodies are bounded by the gRPC
+	// message size (64 KiB in, 4 MiB out).
+	ProxyCall(context.Context, *ProxyCallRequest) (*ProxyCallResponse, error)
 	mustEmbedUnimplementedGatewayServer()
 }
 
@@ -212,6 +235,9 @@ func (UnimplementedGatewayServer) GetConnection(context.Context, *GetConnectionR
 }
 func (UnimplementedGatewayServer) ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListProviders not implemented")
+}
+func (UnimplementedGatewayServer) ProxyCall(context.Context, *ProxyCallRequest) (*ProxyCallResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ProxyCall not implemented")
 }
 func (UnimplementedGatewayServer) mustEmbedUnimplementedGatewayServer() {}
 func (UnimplementedGatewayServer) testEmbeddedByValue()                 {}
@@ -378,6 +404,24 @@ func _Gateway_ListProviders_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Gateway_ProxyCall_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProxyCallRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).ProxyCall(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_ProxyCall_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).ProxyCall(ctx, req.(*ProxyCallRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Gateway_ServiceDesc is the grpc.ServiceDesc for Gateway service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -416,6 +460,10 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListProviders",
 			Handler:    _Gateway_ListProviders_Handler,
+		},
+		{
+			MethodName: "ProxyCall",
+			Handler:    _Gateway_ProxyCall_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
