@@ -5,6 +5,7 @@ import (
 
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/state"
+	"github.com/dromos-dev/dromos/internal/tracing"
 )
 
 // Gateway is the gateway's configuration.
@@ -24,6 +25,9 @@ type Gateway struct {
 	LogLevel       slog.Level
 	// ConsentRate is connection requests per minute per agent; 0 off.
 	ConsentRate int
+	// Tracing is the OpenTelemetry export (OTEL_* variables); off when no
+	// endpoint is set.
+	Tracing tracing.Config
 }
 
 // GatewayVars documents the variables LoadGateway reads (for --help).
@@ -93,5 +97,6 @@ func LoadGateway(env Env) (Gateway, error) {
 		probs.add("LOG_LEVEL must be debug, info, warn or error")
 	}
 	g.LogLevel = lvl
+	g.Tracing = r.tracing()
 	return g, probs.err()
 }
