@@ -18,6 +18,9 @@ version=${2:-dev}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 uid=65532
 
+case "$out" in
+/ | "") echo "build-rootfs.sh: refusing to lay the image out over $out" >&2; exit 2 ;;
+esac
 rm -rf "$out"
 mkdir -p "$out/usr/local/bin" "$out/etc/ssl/certs" "$out/data" "$out/tmp"
 
