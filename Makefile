@@ -4,7 +4,7 @@
 # its own scratch schema and drops it afterwards).
 PG_LOCAL := postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: test build lint bench fuzz
+.PHONY: test build lint bench fuzz deploy-test
 
 build:
 	go build -o dromos ./cmd/dromos
@@ -63,3 +63,10 @@ fuzz:
 .PHONY: mcp-conformance
 mcp-conformance:
 	scripts/mcp-conformance.sh
+
+# The Helm chart (deploy/helm/dromos) rendered with Helm's own Go packages for
+# three value sets, every manifest decoded strictly into the k8s.io/api types,
+# and helm lint's linter. A module of its own (deploy/go.mod), so the
+# product's go.mod carries no Helm or Kubernetes dependency.
+deploy-test:
+	cd deploy && test -z "$$(gofmt -l .)" && go vet ./... && go test -count=1 ./...

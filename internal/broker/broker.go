@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dromos-dev/dromos/internal/apikey"
 	"github.com/dromos-dev/dromos/internal/auditq"
@@ -129,6 +130,8 @@ type Deps struct {
 	Gatherer   prometheus.Gatherer
 	Now        func() time.Time
 	Rand       io.Reader
+	// Tracer, when set, records refresh spans (internal/tracing).
+	Tracer trace.Tracer
 }
 
 // Broker serves the broker API.
@@ -181,7 +184,7 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	}
 	b.refresher = refresh.New(refresh.Config{Margin: cfg.RefreshMargin, LeaseTTL: cfg.LeaseTTL, LockWait: cfg.LockWait},
 		refresh.Deps{Store: d.Store, Vault: d.Vault, Exch: d.Exchange, Grants: refreshGrants{b}, Metrics: b.m.refresh,
-			Logger: d.Logger, Now: d.Now})
+			Logger: d.Logger, Now: d.Now, Tracer: d.Tracer})
 	providers, err := registry.New(registry.Deps{Store: d.Store, Vault: d.Vault, Discovery: d.Discovery,
 		Catalog: d.Catalog, NetGuard: cfg.ProviderNetGuard,
 		ExplainErrors: cfg.ExplainDiscoveryErrors, Audit: b.audit, Now: d.Now,

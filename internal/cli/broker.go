@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dromos-dev/dromos/internal/broker"
 	"github.com/dromos-dev/dromos/internal/catalog"
@@ -25,13 +26,14 @@ import (
 	"github.com/dromos-dev/dromos/internal/netguard"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/tracing"
 	"github.com/dromos-dev/dromos/internal/vault"
 	"github.com/dromos-dev/dromos/internal/webhook/delivery"
 )
 
 func runBroker(ctx context.Context, args []string, ios ioSet, env config.Env) error {
 	fs := newFlags("broker", "Runs the broker: provider registry, consent, the public OAuth callback, the encrypted token vault.",
-		config.BrokerVars, ios)
+		config.BrokerVars+config.TracingVars, ios)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,7 +43,12 @@ func runBroker(ctx context.Context, args []string, ios ioSet, env config.Env) er
 	}
 	log := logging.New(ios.err, cfg.LogLevel)
 	reg := newRegistry()
-	svc, store, err := buildBroker(ctx, cfg, log, reg, nil)
+	tr, err := startTracing(ctx, cfg.Tracing, "dromos-broker")
+	if err != nil {
+		return err
+	}
+	defer stopTracing(tr, log)
+	svc, store, err := buildBrokerTraced(ctx, cfg, log, reg, nil, tr)
 	if err != nil {
 		return err
 	}
@@ -66,7 +73,7 @@ func runBroker(ctx context.Context, args []string, ios ioSet, env config.Env) er
 	log.Info("broker ready", "base_url", cfg.BaseURL, "redirect_uri", cfg.RedirectURI())
 	stopWorker := startWorker(ctx, svc)
 	defer stopWorker()
-	return runServers(ctx, log, httpListener("broker", lim.Listener("broker", ln), svc.Handler(), log))
+	return runServers(ctx, log, httpListener("broker", lim.Listener("broker", ln), tr.Handler("broker", svc.Handler()), log))
 }
 
 // startWorker runs the broker's background worker until the returned stop
@@ -117,6 +124,12 @@ func outboundClient(production bool) *http.Client {
 // buildBroker opens the store (migrating it) and wires the broker. now may
 // be nil for the real clock.
 func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *prometheus.Registry, now func() time.Time) (*broker.Broker, storage.Storage, error) {
+	return buildBrokerTraced(ctx, cfg, log, reg, now, nil)
+}
+
+// buildBrokerTraced is buildBroker recording spans with tr (nil: off):
+// provider calls, token endpoint calls, discovery, refreshes, queries.
+func buildBrokerTraced(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *prometheus.Registry, now func() time.Time, tr *tracing.Tracing) (*broker.Broker, storage.Storage, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -128,7 +141,7 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 	if err != nil {
 		return nil, nil, fmt.Errorf("STATE_KEYS: %w", err)
 	}
-	store, err := database.Open(ctx, cfg.DatabaseURL, database.Options{Logger: log, Migrate: true})
+	store, err := database.Open(ctx, cfg.DatabaseURL, database.Options{Logger: log, Migrate: true, QueryTracer: tr.QueryTracer()})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -138,6 +151,11 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 		return nil, nil, fmt.Errorf("provider catalog: %w", err)
 	}
 	hc := outboundClient(cfg.Production)
+	hc.Transport = tr.Transport("provider", hc.Transport)
+	var tracer trace.Tracer
+	if tr.Enabled() {
+		tracer = tr.Tracer()
+	}
 	svc, err := broker.New(broker.Config{
 		BaseURL: cfg.BaseURL, RedirectPath: cfg.RedirectPath,
 		APIKeys: cfg.APIKeys, RequireAPIKey: cfg.RequireAPIKey,
@@ -154,12 +172,12 @@ func buildBroker(ctx context.Context, cfg config.Broker, log *slog.Logger, reg *
 		Store:     store,
 		Vault:     ring,
 		State:     signer,
-		Exchange:  exchange.New(exchange.Options{HTTPClient: hc, Now: now, Logger: log}),
-		Discovery: discovery.New(discovery.Options{HTTPClient: hc, Now: now, Logger: log, Metrics: discovery.NewMetrics(reg)}),
+		Exchange:  exchange.New(exchange.Options{HTTPClient: hc, Now: now, Logger: log, Tracer: tracer}),
+		Discovery: discovery.New(discovery.Options{HTTPClient: hc, Now: now, Logger: log, Metrics: discovery.NewMetrics(reg), Tracer: tracer}),
 		Catalog:   cat, HTTPClient: hc,
 		MCP:      mcp.New(mcp.Options{HTTPClient: hc, Guard: mcpGuard(cfg.Production)}),
 		IDTokens: idtoken.NewVerifier(idtoken.Options{HTTPClient: hc, Now: now, Logger: log, Metrics: idtoken.NewMetrics(reg)}),
-		Logger:   log, Registerer: reg, Gatherer: reg, Now: now,
+		Logger:   log, Registerer: reg, Gatherer: reg, Now: now, Tracer: tracer,
 	})
 	if err != nil {
 		store.Close()

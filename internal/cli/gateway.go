@@ -13,7 +13,7 @@ import (
 
 func runGateway(ctx context.Context, args []string, ios ioSet, env config.Env) error {
 	fs := newFlags("gateway", "Runs the gateway: the stable v1 REST and gRPC API agents use. It stores no tokens.",
-		config.GatewayVars, ios)
+		config.GatewayVars+config.TracingVars, ios)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -23,11 +23,16 @@ func runGateway(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	}
 	log := logging.New(ios.err, cfg.LogLevel)
 	reg := newRegistry()
+	tr, err := startTracing(ctx, cfg.Tracing, "dromos-gateway")
+	if err != nil {
+		return err
+	}
+	defer stopTracing(tr, log)
 	gw, err := gateway.New(gateway.Config{
 		BrokerBaseURL: cfg.BrokerBaseURL, BrokerAPIKey: cfg.BrokerAPIKey, StateKeys: cfg.StateKeys,
 		Clients: cfg.Clients, AllowAnonymous: cfg.AllowAnonymous, RateLimit: cfg.RateLimit,
 		ConsentRatePerMinute: cfg.ConsentRate, Proxy: cfg.Proxy,
-	}, gateway.Deps{Logger: log, Registerer: reg, Gatherer: reg, Now: time.Now})
+	}, gateway.Deps{Logger: log, Registerer: reg, Gatherer: reg, Now: time.Now, HTTPClient: tracedBrokerClient(tr)})
 	if err != nil {
 		return err
 	}
@@ -45,7 +50,7 @@ func runGateway(ctx context.Context, args []string, ios ioSet, env config.Env) e
 		return err
 	}
 	return runServers(ctx, log,
-		httpListener("gateway-http", lim.Listener("gateway-http", httpLn), gw.HTTPHandler(), log),
+		httpListener("gateway-http", lim.Listener("gateway-http", httpLn), tr.Handler("gateway", gw.HTTPHandler()), log),
 		grpcListener(lim.Listener("gateway-grpc", grpcLn), gw))
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/database"
 	"github.com/dromos-dev/dromos/internal/returnurl"
 	"github.com/dromos-dev/dromos/internal/state"
+	"github.com/dromos-dev/dromos/internal/tracing"
 	"github.com/dromos-dev/dromos/internal/vault"
 )
 
@@ -56,6 +57,9 @@ type Broker struct {
 	// Document is published ("" turns it off): the client_id it uses at
 	// MCP authorization servers that support such documents.
 	MCPClientMetadataURL string
+	// Tracing is the OpenTelemetry export (OTEL_* variables); off when no
+	// endpoint is set.
+	Tracing tracing.Config
 }
 
 // MCPClientMetadataPath is where the broker serves its Client ID Metadata
@@ -178,6 +182,7 @@ func LoadBroker(env Env) (Broker, error) {
 		probs.add("LOG_LEVEL must be debug, info, warn or error")
 	}
 	b.LogLevel = lvl
+	b.Tracing = r.tracing()
 	b.Production = r.production()
 	if b.Production {
 		probs = append(probs, b.productionProblems()...)

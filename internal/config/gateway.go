@@ -6,6 +6,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/proxy"
 	"github.com/dromos-dev/dromos/internal/state"
+	"github.com/dromos-dev/dromos/internal/tracing"
 )
 
 // Gateway is the gateway's configuration.
@@ -27,6 +28,9 @@ type Gateway struct {
 	ConsentRate int
 	// Proxy is the API proxy's limits (GATEWAY_PROXY_*).
 	Proxy proxy.Config
+	// Tracing is the OpenTelemetry export (OTEL_* variables); off when no
+	// endpoint is set.
+	Tracing tracing.Config
 }
 
 // GatewayVars documents the variables LoadGateway reads (for --help).
@@ -114,5 +118,6 @@ func LoadGateway(env Env) (Gateway, error) {
 		probs.add("LOG_LEVEL must be debug, info, warn or error")
 	}
 	g.LogLevel = lvl
+	g.Tracing = r.tracing()
 	return g, probs.err()
 }

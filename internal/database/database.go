@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/dromos-dev/dromos/internal/database/migration"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/storage/postgres"
@@ -30,6 +32,8 @@ type Options struct {
 	// Migrate applies pending migrations before Open returns. Without it,
 	// Open fails with ErrPendingMigrations on an outdated schema.
 	Migrate bool
+	// QueryTracer is handed to the PostgreSQL backend (SQLite takes none).
+	QueryTracer pgx.QueryTracer
 }
 
 // Backend names a storage implementation.
@@ -106,7 +110,7 @@ func Open(ctx context.Context, url string, opts Options) (storage.Storage, error
 	}
 	switch t.Backend {
 	case Postgres:
-		return postgres.Open(ctx, t.DSN, postgres.Options{Logger: opts.Logger, Migrate: opts.Migrate})
+		return postgres.Open(ctx, t.DSN, postgres.Options{Logger: opts.Logger, Migrate: opts.Migrate, QueryTracer: opts.QueryTracer})
 	default:
 		if err := makeParent(t.DSN); err != nil {
 			return nil, err

@@ -4,8 +4,15 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/dromos-dev/dromos/internal/tracing"
 )
 
 // Defaults for zero Options fields.
@@ -37,11 +44,14 @@ type Options struct {
 	Logger        *slog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
+	// Tracer, when set, records a span per fetch of an issuer's metadata.
+	Tracer trace.Tracer
 }
 
 // Cache holds one metadata document per issuer. It is safe for concurrent
 // use.
 type Cache struct {
+	tracer  trace.Tracer
 	client  *http.Client
 	now     func() time.Time
 	ttl     time.Duration
@@ -87,6 +97,7 @@ func New(opts Options) *Cache {
 		retry:   opts.RetryInterval,
 		log:     opts.Logger,
 		metrics: opts.Metrics,
+		tracer:  opts.Tracer,
 		entries: make(map[string]*entry),
 	}
 	if c.now == nil {
@@ -247,8 +258,22 @@ func (c *Cache) Fetch(ctx context.Context, issuer string) (Metadata, error) {
 }
 
 func (c *Cache) fetch(ctx context.Context, issuer string) (Metadata, error) {
+	ctx, span := tracing.Start(ctx, c.tracer, "oidc.discovery", attribute.String("server.address", issuerHost(issuer)))
+	defer span.End()
 	start := c.now()
 	md, err := c.fetchDocument(ctx, issuer)
+	if err != nil {
+		span.SetStatus(codes.Error, "discovery failed")
+	}
 	c.metrics.fetched(c.now().Sub(start), err)
 	return md, err
+}
+
+// issuerHost is the issuer's host name for span attributes.
+func issuerHost(issuer string) string {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
 }

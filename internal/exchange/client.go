@@ -12,6 +12,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/dromos-dev/dromos/internal/tracing"
 )
 
 // Defaults for Options fields left zero.
@@ -39,6 +45,9 @@ type Options struct {
 	// Logger receives one debug record per attempt and an info record when
 	// AuthAuto falls back. Default: discard.
 	Logger *slog.Logger
+	// Tracer, when set, records a span per token endpoint call (grant
+	// type and host only).
+	Tracer trace.Tracer
 }
 
 // Client talks to token and revocation endpoints. It is safe for concurrent
@@ -50,6 +59,7 @@ type Client struct {
 	maxBody int64
 	now     func() time.Time
 	log     *slog.Logger
+	tracer  trace.Tracer
 
 	mu      sync.Mutex
 	learned map[string]AuthMethod // URL → method that worked under AuthAuto
@@ -70,6 +80,7 @@ func New(opts Options) *Client {
 		maxBody: opts.MaxBody,
 		now:     opts.Now,
 		log:     opts.Logger,
+		tracer:  opts.Tracer,
 		learned: make(map[string]AuthMethod),
 	}
 	if c.timeout <= 0 {
@@ -189,6 +200,9 @@ func (c *Client) tokenCall(ctx context.Context, op string, ep Endpoint, form url
 	if ep.Resource != "" {
 		form.Set("resource", ep.Resource)
 	}
+	ctx, span := tracing.Start(ctx, c.tracer, "oauth.token "+op,
+		attribute.String("oauth.grant_type", op), attribute.String("server.address", hostOf(ep.TokenURL)))
+	defer span.End()
 	var tok *Token
 	err := c.post(ctx, op, ep.TokenURL, ep, form, func(r response) error {
 		var err error
@@ -196,6 +210,8 @@ func (c *Client) tokenCall(ctx context.Context, op string, ep Endpoint, form url
 		return err
 	})
 	if err != nil {
+		// The kind of failure only: provider answers can quote what was sent.
+		span.SetStatus(codes.Error, "token endpoint call failed")
 		return nil, err
 	}
 	return tok, nil

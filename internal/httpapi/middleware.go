@@ -8,6 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/dromos-dev/dromos/internal/logging"
 )
 
@@ -100,6 +103,12 @@ func Middleware(h http.Handler, log *slog.Logger, now func() time.Time, observe 
 			elapsed := now().Sub(start)
 			if observe != nil {
 				observe(route, status, elapsed)
+			}
+			// A traced request's server span (internal/tracing) is named
+			// after the pattern, which only this request knows.
+			if span := trace.SpanFromContext(r.Context()); span.IsRecording() && r.Pattern != "" {
+				span.SetName(r.Pattern)
+				span.SetAttributes(attribute.String("http.route", r.Pattern))
 			}
 			// The matched pattern, never the path: paths can carry
 			// credentials (the state in /auth/start/{state}). Checked

@@ -6,11 +6,15 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/tokenset"
+	"github.com/dromos-dev/dromos/internal/tracing"
 )
 
 // Usable reports why a connection cannot give out a token, as the error
@@ -66,7 +70,14 @@ func (r *Refresher) Current(ctx context.Context, c storage.Connection, tok stora
 // before, a waiter took it only when it was outside the refresh margin, so
 // with tokens that live less than the margin every waiter refreshed once
 // more.
-func (r *Refresher) shared(ctx context.Context, id string, seen time.Time, force bool) (storage.Connection, tokenset.Set, error) {
+func (r *Refresher) shared(ctx context.Context, id string, seen time.Time, force bool) (_ storage.Connection, _ tokenset.Set, err error) {
+	ctx, span := tracing.Start(ctx, r.tracer, "token.refresh", attribute.Bool("dromos.refresh.forced", force))
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, "refresh failed")
+		}
+		span.End()
+	}()
 	start := r.now()
 	deadline := start.Add(r.cfg.LockWait)
 	owner := newLeaseOwner(r.cfg.Instance)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/provider"
@@ -107,6 +108,9 @@ type Deps struct {
 	Metrics Metrics
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// Tracer, when set, records a span per refresh (lease, provider call,
+	// write).
+	Tracer trace.Tracer
 }
 
 // Refresher refreshes tokens. It is safe for concurrent use.
@@ -119,6 +123,7 @@ type Refresher struct {
 	m       Metrics
 	log     *slog.Logger
 	now     func() time.Time
+	tracer  trace.Tracer
 	flights flight
 }
 
@@ -137,7 +142,7 @@ func New(cfg Config, d Deps) *Refresher {
 		cfg.Instance = newLeaseOwner("broker")
 	}
 	return &Refresher{cfg: cfg, store: d.Store, vault: d.Vault, xchg: d.Exch, grants: d.Grants, m: d.Metrics,
-		log: d.Logger, now: d.Now}
+		log: d.Logger, now: d.Now, tracer: d.Tracer}
 }
 
 var (

@@ -30,6 +30,9 @@ type Options struct {
 	// Migrate applies pending migrations before Open returns. Without it,
 	// Open fails with migration.ErrPending on an outdated schema.
 	Migrate bool
+	// QueryTracer, when set, is told about every query (internal/tracing
+	// records spans with it).
+	QueryTracer pgx.QueryTracer
 }
 
 // Store is a storage.Storage on a pgx connection pool. Safe for concurrent
@@ -57,6 +60,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// token reads; pool_max_conns in the URL still wins.
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = max(int32(runtime.NumCPU())*4, defaultMaxConns)
+	}
+	if opts.QueryTracer != nil {
+		cfg.ConnConfig.Tracer = opts.QueryTracer
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
