@@ -226,10 +226,15 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// Past this point the connection is ours alone: finish it as active or
-	// failed, even if the browser goes away.
+	// Past this point the connection is ours alone: finish it as active
+	// (or awaiting confirmation) or failed, even if the browser goes away.
 	ctx = context.WithoutCancel(ctx)
-	if failure := b.completeExchange(ctx, conn, prov, ends, code, sealedVerifier, kept, grantKeeper{keep: b.keepAsActive}); failure != "" {
+	keeper, confirmation, err := b.firstKeeper(conn)
+	failure := "server_error"
+	if err == nil {
+		failure = b.completeExchange(ctx, conn, prov, ends, code, sealedVerifier, kept, keeper)
+	}
+	if failure != "" {
 		_, err := b.store.UpdateConnection(ctx, conn.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
 			if c.Status != storage.StatusExchanging {
 				// Deleted meanwhile, or a new attempt started: not ours.
@@ -251,6 +256,11 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	b.m.callbacks.WithLabelValues("success").Inc()
 	b.auditPublic(r, storage.AuditEvent{Type: "callback.succeeded", ConnectionID: conn.ID, ProviderID: conn.ProviderID, Actor: conn.ClientName})
+	if confirmation != "" {
+		b.log.InfoContext(ctx, "connection awaiting confirmation", "connection_id", conn.ID, "provider", conn.ProviderName)
+		b.redirectToConfirm(w, r, conn, confirmation)
+		return
+	}
 	b.log.InfoContext(ctx, "connection active", "connection_id", conn.ID, "provider", conn.ProviderName)
 	b.redirectResult(w, r, conn, "")
 }

@@ -202,7 +202,7 @@ func (b *Broker) listConnections(w http.ResponseWriter, r *http.Request) error {
 
 func knownStatus(s storage.ConnectionStatus) bool {
 	switch s {
-	case storage.StatusPending, storage.StatusExchanging, storage.StatusActive,
+	case storage.StatusPending, storage.StatusExchanging, storage.StatusActive, storage.StatusAwaitingConfirmation,
 		storage.StatusFailed, storage.StatusExpired, storage.StatusRevoked:
 		return true
 	}

@@ -50,6 +50,12 @@ type consentRequest struct {
 	// Credentials is the key ({"api_key"}) or user/password pair of an
 	// api_key or basic provider (package credential). Never log it.
 	Credentials map[string]string `json:"credentials"`
+	// ConfirmURL, when set, makes the connection await its user's
+	// confirmation after the exchange (package confirm); the browser goes
+	// there instead of return_url. RequireConfirmation without it is an
+	// error: the gateway sets it for agents whose key requires it.
+	ConfirmURL          string `json:"confirm_url"`
+	RequireConfirmation bool   `json:"require_confirmation"`
 }
 
 type consentResponse struct {
@@ -206,6 +212,9 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if err := b.checkReturnURL(req.ReturnURL); err != nil {
 		return err
 	}
+	if err := b.checkConfirmURL(&req); err != nil {
+		return err
+	}
 	if req.MCPServerURL != "" {
 		if b.mcp == nil {
 			return &httpapi.Error{Status: http.StatusNotImplemented, Code: httpapi.CodeNotImplemented, Message: "MCP connections are not enabled in this broker"}
@@ -318,7 +327,7 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 		ID: id, WorkspaceID: req.WorkspaceID, UserID: req.UserID, ClientName: req.ClientName,
 		ProviderID: prov.Row.ID, ProviderName: prov.Row.Name, Scopes: scopes, ReturnURL: req.ReturnURL,
 		Metadata: req.Metadata, Status: storage.StatusPending, Nonce: nonce, PKCEVerifier: sealedVerifier,
-		CreatedAt: now, UpdatedAt: now, ExpiresAt: expires,
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: expires, ConfirmURL: req.ConfirmURL,
 	}
 	if prev != nil {
 		if err := b.restartConsent(r.Context(), conn); err != nil {
@@ -400,6 +409,7 @@ func (b *Broker) restartConsent(ctx context.Context, fresh storage.Connection) e
 		c.Status, c.StatusReason, c.Nonce, c.PKCEVerifier = storage.StatusPending, "", fresh.Nonce, fresh.PKCEVerifier
 		c.Scopes, c.ReturnURL, c.Metadata, c.UserID = fresh.Scopes, fresh.ReturnURL, fresh.Metadata, fresh.UserID
 		c.ExpiresAt, c.UpdatedAt = fresh.ExpiresAt, fresh.UpdatedAt
+		c.ConfirmURL, c.ConfirmationHash, c.ConfirmationExpiresAt = fresh.ConfirmURL, "", time.Time{}
 		c.LastErrorClass, c.NextRefreshAt, c.RefreshLeaseOwner, c.RefreshLeaseUntil = "", time.Time{}, "", time.Time{}
 		return c, storage.TokenChange{Delete: true}, nil
 	})
