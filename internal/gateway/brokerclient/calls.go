@@ -26,6 +26,8 @@ const (
 	OpCatalog       = "catalog"
 	// OpListConnections is the connection listing.
 	OpListConnections = "list_connections"
+	// OpConfirm is the user step of a confirmation.
+	OpConfirm = "confirm_connection"
 )
 
 // ConsentRequest is the body of POST /auth/consent-spec.
@@ -43,6 +45,9 @@ type ConsentRequest struct {
 	Grant        string                     `json:"grant,omitempty"`
 	// Credentials is an api_key or basic provider's credential: a secret.
 	Credentials map[string]string `json:"credentials,omitempty"`
+	// ConfirmURL and RequireConfirmation ask for user confirmation.
+	ConfirmURL          string `json:"confirm_url,omitempty"`
+	RequireConfirmation bool   `json:"require_confirmation,omitempty"`
 }
 
 // Consent is the broker's answer to a consent request. State is a bearer
