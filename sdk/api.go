@@ -43,6 +43,12 @@ type RequestConnectionInput struct {
 	// instead: AuthURL opens Dromos's hosted form for the key, and the
 	// browser returns to ReturnURL as after a consent.
 	Credentials *Credentials
+	// ConfirmURL, when set, requires your confirmation of the user before
+	// the connection serves tokens: after consent the browser goes there
+	// with connection_id and a one-time confirmation in the query; pass
+	// that value to ConfirmConnection. Required for agents whose key has
+	// the require-confirmation option.
+	ConfirmURL string
 }
 
 // Credentials is what an api_key provider (APIKey) or a basic provider
@@ -151,8 +157,9 @@ func (c *Client) RequestConnection(ctx context.Context, in RequestConnectionInpu
 		MCPServerURL string         `json:"mcp_server_url,omitempty"`
 		Grant        string         `json:"grant,omitempty"`
 		Credentials  any            `json:"credentials,omitempty"` // nil, or a map: {} asks for the hosted form
+		ConfirmURL   string         `json:"confirm_url,omitempty"`
 	}{UserID: in.UserID, ProviderName: in.ProviderName, Scopes: in.Scopes, ReturnURL: in.ReturnURL, Metadata: in.Metadata,
-		ConnectionID: in.ConnectionID, MCPServerURL: in.MCPServerURL, Grant: in.Grant}
+		ConnectionID: in.ConnectionID, MCPServerURL: in.MCPServerURL, Grant: in.Grant, ConfirmURL: in.ConfirmURL}
 	if in.Credentials != nil {
 		body.Credentials = in.Credentials.members()
 	}
