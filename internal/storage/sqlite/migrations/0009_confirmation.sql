@@ -5,3 +5,7 @@
 ALTER TABLE connections ADD COLUMN confirm_url TEXT NOT NULL DEFAULT '';
 ALTER TABLE connections ADD COLUMN confirmation_hash TEXT NOT NULL DEFAULT '';
 ALTER TABLE connections ADD COLUMN confirmation_expires_at INTEGER;
+
+-- An agent's listing of one user's connections (GET /v1/connections?user_id=)
+-- reads this index in its keyset order instead of sorting the client's rows.
+CREATE INDEX connections_client_user_created ON connections (client_name, user_id, created_at, id);
