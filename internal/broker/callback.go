@@ -298,11 +298,13 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 			"class", string(class), "err", err)
 		return "exchange_failed"
 	}
+	// unexpected: the account is not the one the agent expected.
+	unexpected := false
 	defer func() {
 		// Not for identity_mismatch: that grant belongs to another of the
 		// user's accounts, and at providers that revoke per user and client
 		// (Google) revoking it would end that account's other connections.
-		if failure != "" && failure != "identity_mismatch" && !keeper.sharesGrant {
+		if failure != "" && (failure != "identity_mismatch" || unexpected) && !keeper.sharesGrant {
 			b.revokeUnkept(ctx, conn.ID, ends, ep, tok)
 		}
 	}()
@@ -336,6 +338,12 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 			b.log.WarnContext(ctx, "reconnect refused: a different account consented", "connection_id", conn.ID)
 			return "identity_mismatch"
 		}
+	}
+	if failure := b.checkExpectedIdentity(ctx, conn, claims); failure != "" {
+		// An account the agent did not name: its grant is revoked (issue
+		// 20), unlike a reconnect's other account above.
+		unexpected = true
+		return failure
 	}
 	if conn.Subject != "" && claims == nil {
 		// Bound to an account, but nothing proved which one came back.

@@ -127,3 +127,30 @@ func TestGatewayKeyRequiresConfirmation(t *testing.T) {
 		t.Fatalf("stored confirm_url %q (%v)", c.ConfirmURL, err)
 	}
 }
+
+// expected_identity passes through the gateway: the OP's test user is not
+// "nobody", so the connection fails with identity_mismatch.
+func TestGatewayExpectedIdentity(t *testing.T) {
+	s := newStack(t, sqliteURL(t))
+	var grant map[string]any
+	if st := s.rest(t, "POST", "/v1/request-connection", "/v1/request-connection", agentKey, map[string]any{
+		"user_id": "alice", "provider_name": "example", "scopes": []string{"openid"}, "return_url": s.retURL,
+		"expected_identity": map[string]any{"sub": "nobody"}}, &grant); st != 200 {
+		t.Fatalf("request-connection %d %v", st, grant)
+	}
+	id := grant["connection_id"].(string)
+	if q := s.consentAtOP(t, grant["authUrl"].(string)); q.Get("status") != "error" || q.Get("error") != "identity_mismatch" {
+		t.Fatalf("landing %v", q)
+	}
+	var status map[string]any
+	s.rest(t, "GET", "/v1/check-connection/"+id, "/v1/check-connection/{connection_id}", agentKey, nil, &status)
+	if status["status"] != "failed" || status["reason"] != "identity_mismatch" {
+		t.Fatalf("check-connection %v", status)
+	}
+	var env map[string]any
+	if st := s.rest(t, "POST", "/v1/request-connection", "/v1/request-connection", agentKey, map[string]any{
+		"user_id": "alice", "provider_name": "example", "scopes": []string{"openid"}, "return_url": s.retURL,
+		"expected_identity": map[string]any{"email": "not-an-address"}}, &env); st != 400 {
+		t.Fatalf("malformed expected_identity: %d %v", st, env)
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dromos-dev/dromos/internal/connmeta"
 	"github.com/dromos-dev/dromos/internal/ctrlchar"
+	"github.com/dromos-dev/dromos/internal/expectid"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/mcp"
 	"github.com/dromos-dev/dromos/internal/mcpconnect"
@@ -56,6 +57,9 @@ type consentRequest struct {
 	// error: the gateway sets it for agents whose key requires it.
 	ConfirmURL          string `json:"confirm_url"`
 	RequireConfirmation bool   `json:"require_confirmation"`
+	// ExpectedIdentity, when set, names who should consent (package
+	// expectid): another account fails the connection.
+	ExpectedIdentity *expectid.Identity `json:"expected_identity"`
 }
 
 type consentResponse struct {
@@ -215,6 +219,12 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if err := b.checkConfirmURL(&req); err != nil {
 		return err
 	}
+	var expected expectid.Identity
+	if req.ExpectedIdentity != nil {
+		if expected = *req.ExpectedIdentity; expected.Validate() != nil {
+			return httpapi.BadRequest("%s", expected.Validate())
+		}
+	}
 	if req.MCPServerURL != "" {
 		if b.mcp == nil {
 			return &httpapi.Error{Status: http.StatusNotImplemented, Code: httpapi.CodeNotImplemented, Message: "MCP connections are not enabled in this broker"}
@@ -280,6 +290,10 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if !expected.IsZero() && !slices.Contains(scopes, "openid") {
+		// Only a verified id_token tells which account consented.
+		scopes = append(slices.Clone(scopes), "openid")
+	}
 	if prev != nil && prev.Subject != "" && !slices.Contains(scopes, "openid") {
 		// The connection is bound to an account proven by an id_token; a
 		// reconnect must prove the same account again, so it asks for one.
@@ -317,7 +331,7 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if b.cfg.InsecureSkipBrowserBinding {
 		authURL, err = b.providerAuthURL(r.Context(), prov, ends, provider.AuthRequest{
 			ClientID: prov.Profile.ClientID, RedirectURI: b.RedirectURI(), Scopes: scopes,
-			State: st, Nonce: nonce, CodeChallenge: pkce.ChallengeS256(verifier),
+			State: st, Nonce: nonce, CodeChallenge: pkce.ChallengeS256(verifier), LoginHint: expected.LoginHint(),
 		})
 		if err != nil {
 			return fmt.Errorf("building authorization URL: %w", err)
@@ -328,6 +342,7 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 		ProviderID: prov.Row.ID, ProviderName: prov.Row.Name, Scopes: scopes, ReturnURL: req.ReturnURL,
 		Metadata: req.Metadata, Status: storage.StatusPending, Nonce: nonce, PKCEVerifier: sealedVerifier,
 		CreatedAt: now, UpdatedAt: now, ExpiresAt: expires, ConfirmURL: req.ConfirmURL,
+		ExpectedIdentity: expected.Encode(),
 	}
 	if prev != nil {
 		if err := b.restartConsent(r.Context(), conn); err != nil {
@@ -410,6 +425,7 @@ func (b *Broker) restartConsent(ctx context.Context, fresh storage.Connection) e
 		c.Scopes, c.ReturnURL, c.Metadata, c.UserID = fresh.Scopes, fresh.ReturnURL, fresh.Metadata, fresh.UserID
 		c.ExpiresAt, c.UpdatedAt = fresh.ExpiresAt, fresh.UpdatedAt
 		c.ConfirmURL, c.ConfirmationHash, c.ConfirmationExpiresAt = fresh.ConfirmURL, "", time.Time{}
+		c.ExpectedIdentity = fresh.ExpectedIdentity
 		c.LastErrorClass, c.NextRefreshAt, c.RefreshLeaseOwner, c.RefreshLeaseUntil = "", time.Time{}, "", time.Time{}
 		return c, storage.TokenChange{Delete: true}, nil
 	})

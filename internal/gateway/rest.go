@@ -129,6 +129,8 @@ type requestConnectionBody struct {
 	// ConfirmURL and RequireConfirmation are additive: user confirmation.
 	ConfirmURL          string `json:"confirm_url"`
 	RequireConfirmation bool   `json:"require_confirmation"`
+	// ExpectedIdentity is additive: who should consent.
+	ExpectedIdentity *brokerclient.ExpectedIdentity `json:"expected_identity"`
 }
 
 // requestConnectionAnswer is the frozen request-connection output; authUrl

@@ -51,6 +51,9 @@ type ConnectionRequest struct {
 	// option require-confirmation makes it required.
 	ConfirmURL          string
 	RequireConfirmation bool
+	// ExpectedIdentity, when set, names who should consent: another
+	// account fails the connection (identity_mismatch).
+	ExpectedIdentity *brokerclient.ExpectedIdentity
 }
 
 // ConnectionGrant is the answer to a ConnectionRequest. State is a bearer
@@ -250,6 +253,7 @@ func (s *service) RequestConnection(ctx context.Context, c Caller, r ConnectionR
 		ConfirmURL:   r.ConfirmURL,
 		// The key's option cannot be waived by the request.
 		RequireConfirmation: r.RequireConfirmation || c.Policy.RequireConfirmation,
+		ExpectedIdentity:    r.ExpectedIdentity,
 	})
 	if err != nil {
 		return ConnectionGrant{}, err

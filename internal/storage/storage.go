@@ -211,6 +211,9 @@ type Connection struct {
 	ConfirmationHash string
 	// ConfirmationExpiresAt bounds the confirmation; zero when none runs.
 	ConfirmationExpiresAt time.Time
+	// ExpectedIdentity is who the agent said should consent, as JSON owned
+	// by package expectid; empty when it said nothing.
+	ExpectedIdentity string
 }
 
 // ConnectionFilter narrows ListConnections; zero fields match everything.

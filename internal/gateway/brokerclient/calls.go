@@ -48,6 +48,16 @@ type ConsentRequest struct {
 	// ConfirmURL and RequireConfirmation ask for user confirmation.
 	ConfirmURL          string `json:"confirm_url,omitempty"`
 	RequireConfirmation bool   `json:"require_confirmation,omitempty"`
+	// ExpectedIdentity names who should consent.
+	ExpectedIdentity *ExpectedIdentity `json:"expected_identity,omitempty"`
+}
+
+// ExpectedIdentity is who should consent to a new connection: another
+// account fails it (identity_mismatch). The broker validates it.
+type ExpectedIdentity struct {
+	Email       string `json:"email,omitempty"`
+	EmailDomain string `json:"email_domain,omitempty"`
+	Sub         string `json:"sub,omitempty"`
 }
 
 // Consent is the broker's answer to a consent request. State is a bearer

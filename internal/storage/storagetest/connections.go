@@ -51,6 +51,7 @@ func newConnection(id string) storage.Connection {
 		ConfirmURL:            "https://app.example.com/confirm?y=2",
 		ConfirmationHash:      "digest-of-a-confirmation-value",
 		ConfirmationExpiresAt: t.Add(5*time.Minute + 123456789),
+		ExpectedIdentity:      `{"email":"ü@example.com"}`,
 	}
 }
 
