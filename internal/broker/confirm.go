@@ -209,3 +209,26 @@ func (b *Broker) confirmationFailed(ctx context.Context, r *http.Request, res co
 	b.log.WarnContext(ctx, "confirmation failed; tokens erased", "connection_id", res.Conn.ID,
 		"reason", res.Conn.StatusReason, "revoked_at_provider", revoked)
 }
+
+// lapseConfirmation fails a confirmation that ran out without anyone
+// presenting a value, when a read of the connection finds it
+// (check-connection polls do): its grant is revoked and erased then, not
+// kept sealed. ok says the connection failed now.
+func (b *Broker) lapseConfirmation(r *http.Request, c storage.Connection) (storage.Connection, bool) {
+	if c.Status != storage.StatusAwaitingConfirmation || b.now().Before(c.ConfirmationExpiresAt) {
+		return c, false
+	}
+	ctx := context.WithoutCancel(r.Context())
+	res, err := confirm.Run(ctx, b.store, c.ID, func(cur storage.Connection) (storage.Connection, confirm.Outcome) {
+		return confirm.Lapse(cur, b.now().UTC())
+	})
+	if err != nil {
+		b.log.WarnContext(ctx, "confirmation: failing a lapsed confirmation", "connection_id", c.ID, "err", err)
+		return c, false
+	}
+	if res.Outcome != confirm.Failed {
+		return c, false
+	}
+	b.confirmationFailed(ctx, r, res)
+	return res.Conn, true
+}

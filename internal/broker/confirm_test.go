@@ -338,3 +338,24 @@ func TestConfirmURLIsChecked(t *testing.T) {
 		})
 	}
 }
+
+// A confirmation nobody completes does not keep its grant: the first read
+// after five minutes fails the connection and revokes the grant.
+func TestLapsedConfirmationIsRevokedOnRead(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		s := newConfirmSetup(t, dbURL)
+		id, value := s.startConfirmed(t, newBrowser(t), "c1")
+		var view map[string]any
+		if st := s.h.do("GET", "/connections/"+id, nil, &view); st != http.StatusOK || view["status"] != "awaiting_confirmation" {
+			t.Fatalf("read before expiry: %d %v", st, view)
+		}
+		if len(s.revokedTokens()) != 0 {
+			t.Fatal("revoked before expiry")
+		}
+		s.h.clock.Advance(5 * time.Minute)
+		if st := s.h.do("GET", "/connections/"+id, nil, &view); st != http.StatusOK || view["status"] != "failed" || view["status_reason"] != "confirmation_expired" {
+			t.Fatalf("read after expiry: %d %v", st, view)
+		}
+		s.wantErased(t, id, "confirmation_expired", value)
+	})
+}

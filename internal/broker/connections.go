@@ -140,6 +140,9 @@ func (b *Broker) getConnection(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if lapsed, ok := b.lapseConfirmation(r, c); ok {
+		c, tok = lapsed, nil
+	}
 	v := viewConnection(c)
 	if tok != nil {
 		v.TokenExpiresAt, v.TokenExpirySource = timePtr(tok.ExpiresAt), tok.ExpirySource
