@@ -14,7 +14,7 @@ import (
 // BenchmarkListConnectionsFiltered reads one filtered page (an agent's
 // connections of one user, one provider, two statuses, 50 a page, after a
 // cursor) out of 10,000 connections of 20 agents and 50 users. The index
-// connections_client_user_created (migration 0008) keeps it a short
+// connections_client_user_created (migration 0009) keeps it a short
 // index range scan in listing order; issue 18 asks for under 50 ms.
 //
 //	DROMOS_TEST_POSTGRES_URL=… go test ./internal/storage/postgres -run '^$' -bench ListConnectionsFiltered
