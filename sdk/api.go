@@ -43,6 +43,24 @@ type RequestConnectionInput struct {
 	// instead: AuthURL opens Dromos's hosted form for the key, and the
 	// browser returns to ReturnURL as after a consent.
 	Credentials *Credentials
+	// ConfirmURL, when set, requires your confirmation of the user before
+	// the connection serves tokens: after consent the browser goes there
+	// with connection_id and a one-time confirmation in the query; pass
+	// that value to ConfirmConnection. Required for agents whose key has
+	// the require-confirmation option.
+	ConfirmURL string
+	// ExpectedIdentity, when set, names who should consent: another
+	// account fails the connection (Reason "identity_mismatch").
+	ExpectedIdentity *ExpectedIdentity
+}
+
+// ExpectedIdentity is who should consent; every field set must match the
+// provider's verified id_token: Email (case-insensitive, also sent as
+// login_hint), EmailDomain (of the verified e-mail) or Sub.
+type ExpectedIdentity struct {
+	Email       string `json:"email,omitempty"`
+	EmailDomain string `json:"email_domain,omitempty"`
+	Sub         string `json:"sub,omitempty"`
 }
 
 // Credentials is what an api_key provider (APIKey) or a basic provider
@@ -142,17 +160,20 @@ func connPath(prefix, id string) (string, error) {
 // extra pending connection behind; it expires on its own.
 func (c *Client) RequestConnection(ctx context.Context, in RequestConnectionInput) (*Connection, error) {
 	body := struct {
-		UserID       string         `json:"user_id"`
-		ProviderName string         `json:"provider_name,omitempty"`
-		Scopes       []string       `json:"scopes,omitempty"`
-		ReturnURL    string         `json:"return_url"`
-		Metadata     map[string]any `json:"metadata,omitempty"`
-		ConnectionID string         `json:"connection_id,omitempty"`
-		MCPServerURL string         `json:"mcp_server_url,omitempty"`
-		Grant        string         `json:"grant,omitempty"`
-		Credentials  any            `json:"credentials,omitempty"` // nil, or a map: {} asks for the hosted form
+		UserID       string            `json:"user_id"`
+		ProviderName string            `json:"provider_name,omitempty"`
+		Scopes       []string          `json:"scopes,omitempty"`
+		ReturnURL    string            `json:"return_url"`
+		Metadata     map[string]any    `json:"metadata,omitempty"`
+		ConnectionID string            `json:"connection_id,omitempty"`
+		MCPServerURL string            `json:"mcp_server_url,omitempty"`
+		Grant        string            `json:"grant,omitempty"`
+		Credentials  any               `json:"credentials,omitempty"` // nil, or a map: {} asks for the hosted form
+		ConfirmURL   string            `json:"confirm_url,omitempty"`
+		Expected     *ExpectedIdentity `json:"expected_identity,omitempty"`
 	}{UserID: in.UserID, ProviderName: in.ProviderName, Scopes: in.Scopes, ReturnURL: in.ReturnURL, Metadata: in.Metadata,
-		ConnectionID: in.ConnectionID, MCPServerURL: in.MCPServerURL, Grant: in.Grant}
+		ConnectionID: in.ConnectionID, MCPServerURL: in.MCPServerURL, Grant: in.Grant, ConfirmURL: in.ConfirmURL,
+		Expected: in.ExpectedIdentity}
 	if in.Credentials != nil {
 		body.Credentials = in.Credentials.members()
 	}

@@ -160,6 +160,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 type call struct {
 	method, route, path string
 	body                any
+	// once: never retried (a single-use value).
+	once bool
 }
 
 // do runs c with the retry policy and decodes a 2xx JSON answer into out
@@ -177,7 +179,7 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		if r.err == nil {
 			return nil
 		}
-		if !r.retryable() || attempt >= c.retry.MaxAttempts || ctx.Err() != nil {
+		if cl.once || !r.retryable() || attempt >= c.retry.MaxAttempts || ctx.Err() != nil {
 			return r.err
 		}
 		wait := r.retryAfter

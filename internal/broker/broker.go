@@ -242,6 +242,7 @@ func (b *Broker) routes() http.Handler {
 		}
 	}
 	guarded("POST /auth/consent-spec", b.consentSpec)
+	guarded("POST /connections/confirm", b.confirmConnection)
 	guarded("GET /connections", b.listConnections)
 	guarded("GET /connections/{id}", b.getConnection)
 	guarded("GET /connections/{id}/token", b.getToken)
@@ -252,6 +253,11 @@ func (b *Broker) routes() http.Handler {
 	mux.HandleFunc("GET "+b.cfg.RedirectPath, func(w http.ResponseWriter, r *http.Request) {
 		if !b.limited(b.guards.callback, w, r) {
 			b.callback(w, r)
+		}
+	})
+	mux.HandleFunc("GET "+confirmPath, func(w http.ResponseWriter, r *http.Request) {
+		if !b.limited(b.guards.callback, w, r) {
+			b.confirmBrowser(w, r)
 		}
 	})
 	mux.HandleFunc("GET "+startPath+"{state}", func(w http.ResponseWriter, r *http.Request) {

@@ -226,10 +226,15 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// Past this point the connection is ours alone: finish it as active or
-	// failed, even if the browser goes away.
+	// Past this point the connection is ours alone: finish it as active
+	// (or awaiting confirmation) or failed, even if the browser goes away.
 	ctx = context.WithoutCancel(ctx)
-	if failure := b.completeExchange(ctx, conn, prov, ends, code, sealedVerifier, kept, grantKeeper{keep: b.keepAsActive}); failure != "" {
+	keeper, confirmation, err := b.firstKeeper(conn)
+	failure := "server_error"
+	if err == nil {
+		failure = b.completeExchange(ctx, conn, prov, ends, code, sealedVerifier, kept, keeper)
+	}
+	if failure != "" {
 		_, err := b.store.UpdateConnection(ctx, conn.ID, func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
 			if c.Status != storage.StatusExchanging {
 				// Deleted meanwhile, or a new attempt started: not ours.
@@ -251,6 +256,11 @@ func (b *Broker) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	b.m.callbacks.WithLabelValues("success").Inc()
 	b.auditPublic(r, storage.AuditEvent{Type: "callback.succeeded", ConnectionID: conn.ID, ProviderID: conn.ProviderID, Actor: conn.ClientName})
+	if confirmation != "" {
+		b.log.InfoContext(ctx, "connection awaiting confirmation", "connection_id", conn.ID, "provider", conn.ProviderName)
+		b.redirectToConfirm(w, r, conn, confirmation)
+		return
+	}
 	b.log.InfoContext(ctx, "connection active", "connection_id", conn.ID, "provider", conn.ProviderName)
 	b.redirectResult(w, r, conn, "")
 }
@@ -288,11 +298,13 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 			"class", string(class), "err", err)
 		return "exchange_failed"
 	}
+	// unexpected: the account is not the one the agent expected.
+	unexpected := false
 	defer func() {
 		// Not for identity_mismatch: that grant belongs to another of the
 		// user's accounts, and at providers that revoke per user and client
 		// (Google) revoking it would end that account's other connections.
-		if failure != "" && failure != "identity_mismatch" && !keeper.sharesGrant {
+		if failure != "" && (failure != "identity_mismatch" || unexpected) && !keeper.sharesGrant {
 			b.revokeUnkept(ctx, conn.ID, ends, ep, tok)
 		}
 	}()
@@ -326,6 +338,12 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 			b.log.WarnContext(ctx, "reconnect refused: a different account consented", "connection_id", conn.ID)
 			return "identity_mismatch"
 		}
+	}
+	if failure := b.checkExpectedIdentity(ctx, conn, claims); failure != "" {
+		// An account the agent did not name: its grant is revoked (issue
+		// 20), unlike a reconnect's other account above.
+		unexpected = true
+		return failure
 	}
 	if conn.Subject != "" && claims == nil {
 		// Bound to an account, but nothing proved which one came back.

@@ -140,6 +140,9 @@ func (b *Broker) getConnection(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if lapsed, ok := b.lapseConfirmation(r, c); ok {
+		c, tok = lapsed, nil
+	}
 	v := viewConnection(c)
 	if tok != nil {
 		v.TokenExpiresAt, v.TokenExpirySource = timePtr(tok.ExpiresAt), tok.ExpirySource
@@ -202,7 +205,7 @@ func (b *Broker) listConnections(w http.ResponseWriter, r *http.Request) error {
 
 func knownStatus(s storage.ConnectionStatus) bool {
 	switch s {
-	case storage.StatusPending, storage.StatusExchanging, storage.StatusActive,
+	case storage.StatusPending, storage.StatusExchanging, storage.StatusActive, storage.StatusAwaitingConfirmation,
 		storage.StatusFailed, storage.StatusExpired, storage.StatusRevoked:
 		return true
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dromos-dev/dromos/internal/connmeta"
 	"github.com/dromos-dev/dromos/internal/ctrlchar"
+	"github.com/dromos-dev/dromos/internal/expectid"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/mcp"
 	"github.com/dromos-dev/dromos/internal/mcpconnect"
@@ -50,6 +51,15 @@ type consentRequest struct {
 	// Credentials is the key ({"api_key"}) or user/password pair of an
 	// api_key or basic provider (package credential). Never log it.
 	Credentials map[string]string `json:"credentials"`
+	// ConfirmURL, when set, makes the connection await its user's
+	// confirmation after the exchange (package confirm); the browser goes
+	// there instead of return_url. RequireConfirmation without it is an
+	// error: the gateway sets it for agents whose key requires it.
+	ConfirmURL          string `json:"confirm_url"`
+	RequireConfirmation bool   `json:"require_confirmation"`
+	// ExpectedIdentity, when set, names who should consent (package
+	// expectid): another account fails the connection.
+	ExpectedIdentity *expectid.Identity `json:"expected_identity"`
 }
 
 type consentResponse struct {
@@ -206,6 +216,15 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if err := b.checkReturnURL(req.ReturnURL); err != nil {
 		return err
 	}
+	if err := b.checkConfirmURL(&req); err != nil {
+		return err
+	}
+	var expected expectid.Identity
+	if req.ExpectedIdentity != nil {
+		if expected = *req.ExpectedIdentity; expected.Validate() != nil {
+			return httpapi.BadRequest("%s", expected.Validate())
+		}
+	}
 	if req.MCPServerURL != "" {
 		if b.mcp == nil {
 			return &httpapi.Error{Status: http.StatusNotImplemented, Code: httpapi.CodeNotImplemented, Message: "MCP connections are not enabled in this broker"}
@@ -271,6 +290,10 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if !expected.IsZero() && !slices.Contains(scopes, "openid") {
+		// Only a verified id_token tells which account consented.
+		scopes = append(slices.Clone(scopes), "openid")
+	}
 	if prev != nil && prev.Subject != "" && !slices.Contains(scopes, "openid") {
 		// The connection is bound to an account proven by an id_token; a
 		// reconnect must prove the same account again, so it asks for one.
@@ -308,7 +331,7 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 	if b.cfg.InsecureSkipBrowserBinding {
 		authURL, err = b.providerAuthURL(r.Context(), prov, ends, provider.AuthRequest{
 			ClientID: prov.Profile.ClientID, RedirectURI: b.RedirectURI(), Scopes: scopes,
-			State: st, Nonce: nonce, CodeChallenge: pkce.ChallengeS256(verifier),
+			State: st, Nonce: nonce, CodeChallenge: pkce.ChallengeS256(verifier), LoginHint: expected.LoginHint(),
 		})
 		if err != nil {
 			return fmt.Errorf("building authorization URL: %w", err)
@@ -318,7 +341,8 @@ func (b *Broker) consentSpec(w http.ResponseWriter, r *http.Request) error {
 		ID: id, WorkspaceID: req.WorkspaceID, UserID: req.UserID, ClientName: req.ClientName,
 		ProviderID: prov.Row.ID, ProviderName: prov.Row.Name, Scopes: scopes, ReturnURL: req.ReturnURL,
 		Metadata: req.Metadata, Status: storage.StatusPending, Nonce: nonce, PKCEVerifier: sealedVerifier,
-		CreatedAt: now, UpdatedAt: now, ExpiresAt: expires,
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: expires, ConfirmURL: req.ConfirmURL,
+		ExpectedIdentity: expected.Encode(),
 	}
 	if prev != nil {
 		if err := b.restartConsent(r.Context(), conn); err != nil {
@@ -400,6 +424,8 @@ func (b *Broker) restartConsent(ctx context.Context, fresh storage.Connection) e
 		c.Status, c.StatusReason, c.Nonce, c.PKCEVerifier = storage.StatusPending, "", fresh.Nonce, fresh.PKCEVerifier
 		c.Scopes, c.ReturnURL, c.Metadata, c.UserID = fresh.Scopes, fresh.ReturnURL, fresh.Metadata, fresh.UserID
 		c.ExpiresAt, c.UpdatedAt = fresh.ExpiresAt, fresh.UpdatedAt
+		c.ConfirmURL, c.ConfirmationHash, c.ConfirmationExpiresAt = fresh.ConfirmURL, "", time.Time{}
+		c.ExpectedIdentity = fresh.ExpectedIdentity
 		c.LastErrorClass, c.NextRefreshAt, c.RefreshLeaseOwner, c.RefreshLeaseUntil = "", time.Time{}, "", time.Time{}
 		return c, storage.TokenChange{Delete: true}, nil
 	})

@@ -144,7 +144,7 @@ func (b *Broker) start(w http.ResponseWriter, r *http.Request) {
 	}
 	target, err := b.providerAuthURL(ctx, prov, ends, provider.AuthRequest{
 		ClientID: prov.Profile.ClientID, RedirectURI: b.RedirectURI(), Scopes: conn.Scopes,
-		State: st, Nonce: conn.Nonce, CodeChallenge: pkce.ChallengeS256(string(verifier)),
+		State: st, Nonce: conn.Nonce, CodeChallenge: pkce.ChallengeS256(string(verifier)), LoginHint: loginHint(conn),
 	})
 	if err != nil {
 		// A pushed request the provider refused or could not take: the

@@ -70,7 +70,7 @@ func (q *ConnectionQuery) validate() error {
 
 // brokerStatuses are the broker statuses each contract status covers.
 var brokerStatuses = map[string][]string{
-	StatusPending: {"pending", "exchanging"},
+	StatusPending: {"pending", "exchanging", "awaiting_confirmation"},
 	StatusActive:  {"active"},
 	StatusFailed:  {"failed", "expired", "revoked"},
 }

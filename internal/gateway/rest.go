@@ -37,6 +37,7 @@ func (g *Gateway) routes() http.Handler {
 	}
 	route(http.MethodPost, "/v1/request-connection", g.authed(g.requestConnection))
 	route(http.MethodGet, "/v1/providers", g.authed(g.providers))
+	route(http.MethodPost, "/v1/confirm-connection", g.authed(g.confirmConnection))
 	for _, r := range []struct {
 		method, prefix string
 		h              func(http.ResponseWriter, *http.Request, Caller)
@@ -130,6 +131,11 @@ type requestConnectionBody struct {
 	// Credentials is additive: the key or user/password pair of an
 	// api_key or basic provider. Never logged.
 	Credentials map[string]string `json:"credentials"`
+	// ConfirmURL and RequireConfirmation are additive: user confirmation.
+	ConfirmURL          string `json:"confirm_url"`
+	RequireConfirmation bool   `json:"require_confirmation"`
+	// ExpectedIdentity is additive: who should consent.
+	ExpectedIdentity *brokerclient.ExpectedIdentity `json:"expected_identity"`
 }
 
 // requestConnectionAnswer is the frozen request-connection output; authUrl

@@ -46,6 +46,14 @@ type ConnectionRequest struct {
 	// Credentials is the key ({"api_key"}) or {"username","password"} of
 	// an api_key or basic provider; Scopes may then be empty. Never log it.
 	Credentials map[string]string
+	// ConfirmURL, when set, makes the connection await the application's
+	// confirmation of its user (see ConfirmConnection); the agent's key
+	// option require-confirmation makes it required.
+	ConfirmURL          string
+	RequireConfirmation bool
+	// ExpectedIdentity, when set, names who should consent: another
+	// account fails the connection (identity_mismatch).
+	ExpectedIdentity *brokerclient.ExpectedIdentity
 }
 
 // ConnectionGrant is the answer to a ConnectionRequest. State is a bearer
@@ -154,6 +162,9 @@ func (r *ConnectionRequest) validate() error {
 		(u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		return httpapi.BadRequest("return_url must be an absolute http or https URL of at most %d bytes", maxReturnURL)
 	}
+	if err := r.validateConfirmURL(); err != nil {
+		return err
+	}
 	meta, err := connmeta.Normalize(r.Metadata)
 	if err != nil {
 		return httpapi.BadRequest("%s", err)
@@ -241,6 +252,10 @@ func (s *service) RequestConnection(ctx context.Context, c Caller, r ConnectionR
 		MCPServerURL: r.MCPServerURL,
 		Grant:        r.Grant,
 		Credentials:  r.Credentials,
+		ConfirmURL:   r.ConfirmURL,
+		// The key's option cannot be waived by the request.
+		RequireConfirmation: r.RequireConfirmation || c.Policy.RequireConfirmation,
+		ExpectedIdentity:    r.ExpectedIdentity,
 	})
 	if err != nil {
 		return ConnectionGrant{}, err
@@ -342,7 +357,7 @@ func (s *service) ownConnection(ctx context.Context, c Caller, id string) (broke
 func statusOf(conn brokerclient.Connection) (ConnectionStatus, error) {
 	var out ConnectionStatus
 	switch conn.Status {
-	case "pending", "exchanging":
+	case "pending", "exchanging", "awaiting_confirmation":
 		out.Status = StatusPending
 	case "active":
 		out.Status = StatusActive

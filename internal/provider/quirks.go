@@ -176,6 +176,9 @@ type AuthRequest struct {
 	State         string
 	Nonce         string // empty without openid
 	CodeChallenge string // S256
+	// LoginHint, when set, is sent as OIDC login_hint: who the agent
+	// expects to consent (package expectid).
+	LoginHint string
 }
 
 // RequestScopes returns the scopes to send to the provider for the scopes a
@@ -265,6 +268,9 @@ func (p *Profile) setAuthorizationParams(q url.Values, req AuthRequest) {
 	}
 	q.Set("code_challenge", req.CodeChallenge)
 	q.Set("code_challenge_method", "S256")
+	if req.LoginHint != "" {
+		q.Set("login_hint", req.LoginHint)
+	}
 }
 
 // PushedAuthorizationURL is the browser's URL for a pushed request: the

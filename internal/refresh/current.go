@@ -26,6 +26,8 @@ func Usable(c storage.Connection) error {
 		return nil
 	case storage.StatusPending, storage.StatusExchanging:
 		return httpapi.Conflict(httpapi.CodeNotReady, "connection is %s: consent not completed yet", c.Status)
+	case storage.StatusAwaitingConfirmation:
+		return httpapi.Conflict(httpapi.CodeNotReady, "connection is awaiting its user's confirmation")
 	default:
 		return httpapi.Conflict(httpapi.CodeReauthRequired, "connection is %s: the user must connect again", c.Status)
 	}

@@ -147,9 +147,14 @@ const (
 	StatusPending    ConnectionStatus = "pending"    // consent URL handed out
 	StatusExchanging ConnectionStatus = "exchanging" // callback accepted, code exchange running
 	StatusActive     ConnectionStatus = "active"     // token stored
-	StatusFailed     ConnectionStatus = "failed"     // consent denied, exchange or verification failed, expired while pending
-	StatusExpired    ConnectionStatus = "expired"    // refresh no longer possible: needs re-consent
-	StatusRevoked    ConnectionStatus = "revoked"
+	// StatusAwaitingConfirmation: the code was exchanged and the token is
+	// stored sealed, but the application has not yet confirmed that its
+	// signed-in user is the one who consented (package confirm). No token
+	// is served in this state.
+	StatusAwaitingConfirmation ConnectionStatus = "awaiting_confirmation"
+	StatusFailed               ConnectionStatus = "failed"  // consent denied, exchange or verification failed, expired while pending
+	StatusExpired              ConnectionStatus = "expired" // refresh no longer possible: needs re-consent
+	StatusRevoked              ConnectionStatus = "revoked"
 )
 
 // Connection is one user's link to one provider.
@@ -196,6 +201,19 @@ type Connection struct {
 	ExpiresAt time.Time
 	// Version starts at 1 and grows by one with every UpdateConnection.
 	Version int64
+
+	// ConfirmURL is where the browser goes after a successful exchange
+	// when the agent requires its user's confirmation; empty when none is
+	// required (package confirm).
+	ConfirmURL string
+	// ConfirmationHash is the digest of the one confirmation value that is
+	// valid now (never the value itself); empty when none is.
+	ConfirmationHash string
+	// ConfirmationExpiresAt bounds the confirmation; zero when none runs.
+	ConfirmationExpiresAt time.Time
+	// ExpectedIdentity is who the agent said should consent, as JSON owned
+	// by package expectid; empty when it said nothing.
+	ExpectedIdentity string
 }
 
 // ConnectionFilter narrows ListConnections; zero fields match everything.

@@ -26,6 +26,8 @@ const (
 	OpCatalog       = "catalog"
 	// OpListConnections is the connection listing.
 	OpListConnections = "list_connections"
+	// OpConfirm is the user step of a confirmation.
+	OpConfirm = "confirm_connection"
 )
 
 // ConsentRequest is the body of POST /auth/consent-spec.
@@ -43,6 +45,19 @@ type ConsentRequest struct {
 	Grant        string                     `json:"grant,omitempty"`
 	// Credentials is an api_key or basic provider's credential: a secret.
 	Credentials map[string]string `json:"credentials,omitempty"`
+	// ConfirmURL and RequireConfirmation ask for user confirmation.
+	ConfirmURL          string `json:"confirm_url,omitempty"`
+	RequireConfirmation bool   `json:"require_confirmation,omitempty"`
+	// ExpectedIdentity names who should consent.
+	ExpectedIdentity *ExpectedIdentity `json:"expected_identity,omitempty"`
+}
+
+// ExpectedIdentity is who should consent to a new connection: another
+// account fails it (identity_mismatch). The broker validates it.
+type ExpectedIdentity struct {
+	Email       string `json:"email,omitempty"`
+	EmailDomain string `json:"email_domain,omitempty"`
+	Sub         string `json:"sub,omitempty"`
 }
 
 // Consent is the broker's answer to a consent request. State is a bearer

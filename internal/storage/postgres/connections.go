@@ -18,7 +18,8 @@ import (
 const connectionColumns = `id, workspace_id, user_id, client_name, provider_id, provider_name,
     scopes, return_url, metadata, status, status_reason, nonce, pkce_verifier,
     subject, email, issuer, last_refresh_at, next_refresh_at, last_error_class,
-    refresh_lease_until, refresh_lease_owner, created_at, updated_at, expires_at, version`
+    refresh_lease_until, refresh_lease_owner, created_at, updated_at, expires_at, version,
+    confirm_url, confirmation_hash, confirmation_expires_at, expected_identity`
 
 var (
 	errEmptyCiphertext = errors.New("token ciphertext is empty")
@@ -33,14 +34,17 @@ func scanConnection(row pgx.Row) (storage.Connection, error) {
 		lastRefresh, nextRefresh  pgtype.Timestamptz
 		leaseUntil                pgtype.Timestamptz
 		created, updated, expires pgtype.Timestamptz
+		confirmExpires            pgtype.Timestamptz
 	)
 	err := row.Scan(&c.ID, &c.WorkspaceID, &c.UserID, &c.ClientName, &c.ProviderID, &c.ProviderName,
 		&c.Scopes, &c.ReturnURL, &metadata, &status, &c.StatusReason, &c.Nonce, &verifier,
 		&c.Subject, &c.Email, &c.Issuer, &lastRefresh, &nextRefresh, &c.LastErrorClass,
-		&leaseUntil, &c.RefreshLeaseOwner, &created, &updated, &expires, &c.Version)
+		&leaseUntil, &c.RefreshLeaseOwner, &created, &updated, &expires, &c.Version,
+		&c.ConfirmURL, &c.ConfirmationHash, &confirmExpires, &c.ExpectedIdentity)
 	if err != nil {
 		return storage.Connection{}, err
 	}
+	c.ConfirmationExpiresAt = fromNullTime(confirmExpires)
 	if c.Metadata, err = decodeMeta(metadata); err != nil {
 		return storage.Connection{}, fmt.Errorf("decode metadata: %w", err)
 	}
@@ -73,11 +77,12 @@ func insertConnection(ctx context.Context, q execer, c storage.Connection) error
 		return fmt.Errorf("encode metadata: %w", err)
 	}
 	_, err = q.Exec(ctx, `INSERT INTO connections (`+connectionColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, 1)`,
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, 1, $25, $26, $27, $28)`,
 		c.ID, c.WorkspaceID, c.UserID, c.ClientName, c.ProviderID, c.ProviderName,
 		nonNil(c.Scopes), c.ReturnURL, metadata, string(c.Status), c.StatusReason, c.Nonce, nilIfEmpty(c.PKCEVerifier),
 		c.Subject, c.Email, c.Issuer, nullTime(c.LastRefreshAt), nullTime(c.NextRefreshAt), c.LastErrorClass,
-		nullTime(c.RefreshLeaseUntil), c.RefreshLeaseOwner, nullTime(c.CreatedAt), nullTime(c.UpdatedAt), nullTime(c.ExpiresAt))
+		nullTime(c.RefreshLeaseUntil), c.RefreshLeaseOwner, nullTime(c.CreatedAt), nullTime(c.UpdatedAt), nullTime(c.ExpiresAt),
+		c.ConfirmURL, c.ConfirmationHash, nullTime(c.ConfirmationExpiresAt), c.ExpectedIdentity)
 	return err
 }
 
@@ -226,14 +231,16 @@ func updateConnection(ctx context.Context, tx pgx.Tx, id string, fn func(storage
     provider_id = $5, provider_name = $6, scopes = $7, return_url = $8, metadata = $9, status = $10,
     status_reason = $11, nonce = $12, pkce_verifier = $13, subject = $14, email = $15, issuer = $16,
     last_refresh_at = $17, next_refresh_at = $18, last_error_class = $19, refresh_lease_until = $20,
-    refresh_lease_owner = $21, updated_at = $22, expires_at = $23, version = $24
+    refresh_lease_owner = $21, updated_at = $22, expires_at = $23, version = $24,
+    confirm_url = $25, confirmation_hash = $26, confirmation_expires_at = $27, expected_identity = $28
 WHERE id = $1`,
 			id, next.WorkspaceID, next.UserID, next.ClientName, next.ProviderID, next.ProviderName,
 			nonNil(next.Scopes), next.ReturnURL, metadata, string(next.Status), next.StatusReason, next.Nonce,
 			nilIfEmpty(next.PKCEVerifier), next.Subject, next.Email, next.Issuer,
 			nullTime(next.LastRefreshAt), nullTime(next.NextRefreshAt), next.LastErrorClass,
 			nullTime(next.RefreshLeaseUntil), next.RefreshLeaseOwner,
-			nullTime(next.UpdatedAt), nullTime(next.ExpiresAt), next.Version)
+			nullTime(next.UpdatedAt), nullTime(next.ExpiresAt), next.Version,
+			next.ConfirmURL, next.ConfirmationHash, nullTime(next.ConfirmationExpiresAt), next.ExpectedIdentity)
 		if err != nil {
 			return wrap(op, err)
 		}

@@ -14,7 +14,8 @@ import (
 const connectionColumns = `id, workspace_id, user_id, client_name, provider_id, provider_name,
     scopes, return_url, metadata, status, status_reason, nonce, pkce_verifier,
     subject, email, issuer, last_refresh_at, next_refresh_at, last_error_class,
-    refresh_lease_until, refresh_lease_owner, created_at, updated_at, expires_at, version`
+    refresh_lease_until, refresh_lease_owner, created_at, updated_at, expires_at, version,
+    confirm_url, confirmation_hash, confirmation_expires_at, expected_identity`
 
 var (
 	errEmptyCiphertext = errors.New("token ciphertext is empty")
@@ -30,11 +31,13 @@ func scanConnection(row scanner) (storage.Connection, error) {
 		lastRefresh, nextRefresh  sql.NullInt64
 		leaseUntil                sql.NullInt64
 		created, updated, expires sql.NullInt64
+		confirmExpires            sql.NullInt64
 	)
 	err := row.Scan(&c.ID, &c.WorkspaceID, &c.UserID, &c.ClientName, &c.ProviderID, &c.ProviderName,
 		&scopes, &c.ReturnURL, &metadata, &status, &c.StatusReason, &c.Nonce, &verifier,
 		&c.Subject, &c.Email, &c.Issuer, &lastRefresh, &nextRefresh, &c.LastErrorClass,
-		&leaseUntil, &c.RefreshLeaseOwner, &created, &updated, &expires, &c.Version)
+		&leaseUntil, &c.RefreshLeaseOwner, &created, &updated, &expires, &c.Version,
+		&c.ConfirmURL, &c.ConfirmationHash, &confirmExpires, &c.ExpectedIdentity)
 	if err != nil {
 		return storage.Connection{}, err
 	}
@@ -52,12 +55,13 @@ func scanConnection(row scanner) (storage.Connection, error) {
 	c.CreatedAt = fromNanos(created)
 	c.UpdatedAt = fromNanos(updated)
 	c.ExpiresAt = fromNanos(expires)
+	c.ConfirmationExpiresAt = fromNanos(confirmExpires)
 	return c, nil
 }
 
 // connectionArgs returns the column values of c in connectionColumns order.
 func connectionArgs(c storage.Connection) ([]any, error) {
-	if err := checkTimes(c.LastRefreshAt, c.NextRefreshAt, c.RefreshLeaseUntil, c.CreatedAt, c.UpdatedAt, c.ExpiresAt); err != nil {
+	if err := checkTimes(c.LastRefreshAt, c.NextRefreshAt, c.RefreshLeaseUntil, c.CreatedAt, c.UpdatedAt, c.ExpiresAt, c.ConfirmationExpiresAt); err != nil {
 		return nil, err
 	}
 	scopes, err := encodeList(c.Scopes)
@@ -71,7 +75,8 @@ func connectionArgs(c storage.Connection) ([]any, error) {
 	return []any{c.ID, c.WorkspaceID, c.UserID, c.ClientName, c.ProviderID, c.ProviderName,
 		scopes, c.ReturnURL, metadata, string(c.Status), c.StatusReason, c.Nonce, blob(c.PKCEVerifier),
 		c.Subject, c.Email, c.Issuer, nanos(c.LastRefreshAt), nanos(c.NextRefreshAt), c.LastErrorClass,
-		nanos(c.RefreshLeaseUntil), c.RefreshLeaseOwner, nanos(c.CreatedAt), nanos(c.UpdatedAt), nanos(c.ExpiresAt), c.Version}, nil
+		nanos(c.RefreshLeaseUntil), c.RefreshLeaseOwner, nanos(c.CreatedAt), nanos(c.UpdatedAt), nanos(c.ExpiresAt), c.Version,
+		c.ConfirmURL, c.ConfirmationHash, nanos(c.ConfirmationExpiresAt), c.ExpectedIdentity}, nil
 }
 
 // CreateConnection stores c with Version 1.
@@ -91,7 +96,7 @@ func insertConnection(ctx context.Context, q execer, c storage.Connection, op st
 		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	_, err = q.ExecContext(ctx, `INSERT INTO connections (`+connectionColumns+`)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	return wrap(op, err)
 }
 
@@ -245,7 +250,7 @@ func updateConnection(ctx context.Context, tx *sql.Tx, id string, fn func(storag
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE connections SET (`+connectionColumns+`) =
-(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?`, append(args, id)...)
+(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?`, append(args, id)...)
 		if err != nil {
 			return wrap(op, err)
 		}

@@ -47,6 +47,11 @@ func newConnection(id string) storage.Connection {
 		UpdatedAt:         t.Add(time.Millisecond),
 		ExpiresAt:         t.Add(10 * time.Minute),
 		Version:           1,
+		// Confirmation material has its own columns.
+		ConfirmURL:            "https://app.example.com/confirm?y=2",
+		ConfirmationHash:      "digest-of-a-confirmation-value",
+		ConfirmationExpiresAt: t.Add(5*time.Minute + 123456789),
+		ExpectedIdentity:      `{"email":"ü@example.com"}`,
 	}
 }
 
