@@ -335,7 +335,8 @@ func (b *Broker) guard(next http.Handler) http.Handler {
 // presentedKey is the one API key r carries ("" when none, or when it
 // presents two different ones: package apikey).
 func presentedKey(r *http.Request) string {
-	key, err := apikey.Presented(r.Header.Values("Authorization"), r.Header.Values("X-API-Key"))
+	// Canonical header names: Values need not allocate to canonicalize.
+	key, err := apikey.Presented(r.Header.Values("Authorization"), r.Header.Values("X-Api-Key"))
 	if err != nil {
 		return ""
 	}
