@@ -14,7 +14,8 @@ type Serve struct {
 // ServeVars documents the variables LoadServe reads besides BrokerVars.
 const ServeVars = `  GATEWAY_PORT             the gateway's HTTP listen port (default 8090)
   GATEWAY_PORT_GRPC        the gateway's gRPC listen port (default 9090)
-  GATEWAY_API_KEYS         agents' keys: client-name:key or client-name:sha256:HEX, comma-separated
+  GATEWAY_API_KEYS         agents' keys: client-name:key or client-name:sha256:HEX, comma-separated,
+                           each optionally followed by ;option (docs/GATEWAY.md, Agent options)
   GATEWAY_ALLOW_ANONYMOUS  true to run without GATEWAY_API_KEYS (anyone may call; development only)
   GATEWAY_RATE_LIMIT       requests per second per agent (per address when anonymous), bursts of twice that; 0 off (default)
   GATEWAY_CONSENT_RATE_LIMIT  connection requests per minute per agent (per address when anonymous),
