@@ -212,6 +212,11 @@ func TestServeErrorsMatchSplit(t *testing.T) {
 	}
 	active, authURL := request("alice")
 	consentThroughBroker(t, authURL, srv.proc)
+	// A second active connection, so that each deployment meets the
+	// provider's failure on a connection of its own: a connection whose
+	// refresh just failed answers the next reader differently.
+	active2, authURL2 := request("bob")
+	consentThroughBroker(t, authURL2, srv.proc)
 	pending, _ := request("carol")
 	const unknown = "00000000-0000-4000-8000-000000000000"
 
@@ -236,10 +241,10 @@ func TestServeErrorsMatchSplit(t *testing.T) {
 			"user_id": "alice", "provider_name": "fake", "scopes": []string{"read"}, "return_url": returnURL, "connection_id": active}, 404},
 		{"bad listing status", "GET", "/v1/connections?status=sleeping", s.agentKey, nil, 400},
 	}
-	compare := func(t *testing.T, c call) {
+	compareOn := func(t *testing.T, c call, splitPath string) {
 		t.Helper()
 		viaServe := must(t, hc, c.method, srv.gwURL+c.path, c.key, c.body)
-		viaSplit := must(t, hc, c.method, split.url+c.path, c.key, c.body)
+		viaSplit := must(t, hc, c.method, split.url+splitPath, c.key, c.body)
 		if viaServe.status != c.want || viaSplit.status != c.want {
 			t.Errorf("%s: serve %d, split %d, want %d\nserve: %s\nsplit: %s", c.name, viaServe.status, viaSplit.status, c.want, viaServe.body, viaSplit.body)
 		}
@@ -249,14 +254,16 @@ func TestServeErrorsMatchSplit(t *testing.T) {
 		}
 	}
 	for _, c := range calls {
-		compare(t, c)
+		compareOn(t, c, c.path)
 	}
-	// The provider fails every refresh: the broker's 502 provider_error
-	// must reach the agent the same way from both.
+	// The provider fails every refresh: the broker's answer (503 with the
+	// provider's back-off) must reach the agent the same way from both.
 	prov.set(func(b *providerBehaviour) { b.refresh = refreshFail500 })
-	compare(t, call{"provider refuses the refresh", "POST", "/v1/refresh/" + active, s.agentKey, nil, 502})
+	compareOn(t, call{"provider fails the refresh", "POST", "/v1/refresh/" + active, s.agentKey, nil, 503}, "/v1/refresh/"+active2)
 
-	grpcErr := func(addr string, f func(context.Context, dromosv1.GatewayClient) error) (string, string) {
+	// Each deployment's calls name its own failing connection (active for
+	// serve, active2 for split), which have both failed once by now.
+	grpcErr := func(addr, failing string, f func(context.Context, dromosv1.GatewayClient, string) error) (string, string) {
 		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			t.Fatal(err)
@@ -264,31 +271,31 @@ func TestServeErrorsMatchSplit(t *testing.T) {
 		defer cc.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		st := grpcstatus.Convert(f(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+s.agentKey), dromosv1.NewGatewayClient(cc)))
+		st := grpcstatus.Convert(f(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+s.agentKey), dromosv1.NewGatewayClient(cc), failing))
 		return st.Code().String(), st.Message()
 	}
 	splitGRPC := "127.0.0.1:" + strconv.Itoa(split.ports[1])
-	for name, f := range map[string]func(context.Context, dromosv1.GatewayClient) error{
-		"token of an unknown connection": func(ctx context.Context, c dromosv1.GatewayClient) error {
+	for name, f := range map[string]func(context.Context, dromosv1.GatewayClient, string) error{
+		"token of an unknown connection": func(ctx context.Context, c dromosv1.GatewayClient, _ string) error {
 			_, err := c.GetToken(ctx, &dromosv1.GetTokenRequest{ConnectionId: unknown})
 			return err
 		},
-		"token of a pending connection": func(ctx context.Context, c dromosv1.GatewayClient) error {
+		"token of a pending connection": func(ctx context.Context, c dromosv1.GatewayClient, _ string) error {
 			_, err := c.GetToken(ctx, &dromosv1.GetTokenRequest{ConnectionId: pending})
 			return err
 		},
-		"refused refresh": func(ctx context.Context, c dromosv1.GatewayClient) error {
-			_, err := c.RefreshToken(ctx, &dromosv1.RefreshTokenRequest{ConnectionId: active})
+		"failed refresh": func(ctx context.Context, c dromosv1.GatewayClient, failing string) error {
+			_, err := c.RefreshToken(ctx, &dromosv1.RefreshTokenRequest{ConnectionId: failing})
 			return err
 		},
-		"unknown provider": func(ctx context.Context, c dromosv1.GatewayClient) error {
+		"unknown provider": func(ctx context.Context, c dromosv1.GatewayClient, _ string) error {
 			_, err := c.RequestConnection(ctx, &dromosv1.RequestConnectionRequest{UserId: "erin", ProviderName: "nope",
 				Scopes: []string{"read"}, ReturnUrl: returnURL})
 			return err
 		},
 	} {
-		code, msg := grpcErr(srv.grpcAddr, f)
-		splitCode, splitMsg := grpcErr(splitGRPC, f)
+		code, msg := grpcErr(srv.grpcAddr, active, f)
+		splitCode, splitMsg := grpcErr(splitGRPC, active2, f)
 		if code == "OK" || code != splitCode || msg != splitMsg {
 			t.Errorf("gRPC %s: serve %s %q, split %s %q", name, code, msg, splitCode, splitMsg)
 		}
