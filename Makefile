@@ -23,9 +23,10 @@ lint:
 	go vet ./...
 	go run $(STATICCHECK) ./...
 
-# Load benchmark (docs/PERFORMANCE.md): real broker and gateway processes on
-# PostgreSQL (DROMOS_BENCH_POSTGRES_URL, default the local "test" database)
-# and SQLite beside a minimal reference server; about 2.5 minutes.
+# Load benchmark (docs/PERFORMANCE.md): real broker and gateway processes,
+# and dromos serve, on PostgreSQL (DROMOS_BENCH_POSTGRES_URL, default the
+# local "test" database) and SQLite beside a minimal reference server and
+# that server behind two reverse proxies; about 4.5 minutes.
 # Pass flags with BENCH_FLAGS, e.g. make bench BENCH_FLAGS=-quick
 bench:
 	go run ./cmd/dromos-bench $(BENCH_FLAGS)

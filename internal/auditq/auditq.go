@@ -23,18 +23,26 @@ type Appender interface {
 // never drops. The cost is that a crash can lose the last few milliseconds
 // of token-read events; every other event is written before the request
 // answers.
+//
+// Events wait in a slice under a mutex rather than in a channel: the writer
+// is woken when the first event of a batch arrives and when a batch is
+// full, not once per event, so a token read costs no goroutine wake-up.
 type Queue struct {
-	store   Appender
-	log     *slog.Logger
-	lost    prometheus.Counter
-	ch      chan storage.AuditEvent
+	store Appender
+	log   *slog.Logger
+	lost  prometheus.Counter
+	// wake tells the writer that a batch started or filled up (buffered:
+	// a signal already pending is enough).
+	wake    chan struct{}
 	flushes chan chan struct{}
+	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
-	// mu guards closed: Add holds it for reading while it sends, Close for
-	// writing while it closes ch, so no send meets a closed channel.
-	mu     sync.RWMutex
-	closed bool
+
+	mu      sync.Mutex
+	space   sync.Cond // signalled when the writer takes pending events
+	pending []storage.AuditEvent
+	closed  bool
 }
 
 const (
@@ -46,8 +54,9 @@ const (
 // New starts a queue writing to store; lost counts events a failed batch
 // write lost.
 func New(store Appender, log *slog.Logger, lost prometheus.Counter) *Queue {
-	q := &Queue{store: store, log: log, lost: lost, ch: make(chan storage.AuditEvent, auditQueueSize),
-		flushes: make(chan chan struct{}), done: make(chan struct{})}
+	q := &Queue{store: store, log: log, lost: lost, wake: make(chan struct{}, 1),
+		flushes: make(chan chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	q.space.L = &q.mu
 	go q.run()
 	return q
 }
@@ -55,13 +64,23 @@ func New(store Appender, log *slog.Logger, lost prometheus.Counter) *Queue {
 // Add queues an event; it blocks while the queue is full. After Close the
 // event is written at once, on its own.
 func (q *Queue) Add(e storage.AuditEvent) {
-	q.mu.RLock()
+	q.mu.Lock()
+	for len(q.pending) >= auditQueueSize && !q.closed {
+		q.space.Wait()
+	}
 	if !q.closed {
-		q.ch <- e
-		q.mu.RUnlock()
+		q.pending = append(q.pending, e)
+		n := len(q.pending)
+		q.mu.Unlock()
+		if n == 1 || n == auditBatch {
+			select {
+			case q.wake <- struct{}{}:
+			default:
+			}
+		}
 		return
 	}
-	q.mu.RUnlock()
+	q.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	q.append(ctx, []storage.AuditEvent{e})
@@ -92,59 +111,62 @@ func (q *Queue) append(ctx context.Context, events []storage.AuditEvent) {
 
 func (q *Queue) run() {
 	defer close(q.done)
-	batch := make([]storage.AuditEvent, 0, auditBatch)
+	// spare is the slice the last batch was written from, reused for the
+	// next one (AppendAudit keeps no reference to its events).
+	var spare []storage.AuditEvent
+	// writeAll writes every pending event, auditBatch at a time.
+	writeAll := func() {
+		q.mu.Lock()
+		batch := q.pending
+		q.pending = spare[:0]
+		q.space.Broadcast()
+		q.mu.Unlock()
+		for rest := batch; len(rest) > 0; {
+			n := min(len(rest), auditBatch)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			q.append(ctx, rest[:n])
+			cancel()
+			rest = rest[n:]
+		}
+		clear(batch) // no event's strings kept alive by the spare slice
+		spare = batch[:0]
+	}
+	full := func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return len(q.pending) >= auditBatch
+	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	write := func() {
-		if len(batch) == 0 {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		q.append(ctx, batch)
-		cancel()
-		batch = batch[:0]
-	}
 	for {
 		select {
-		case e, ok := <-q.ch:
-			if !ok {
-				write()
-				return
-			}
-			if len(batch) == 0 {
+		case <-q.wake:
+			// A batch started: give it auditLinger to fill, unless it is
+			// full already or fills meanwhile.
+			if !full() {
 				timer.Reset(auditLinger)
-			}
-			batch = append(batch, e)
-			if len(batch) >= auditBatch {
-				timer.Stop()
-				write()
-			}
-		case <-timer.C:
-			write()
-		case done := <-q.flushes:
-			// Drain what is queued now, then write.
-			closed := false
-			for drained := false; !drained; {
 				select {
-				case e, ok := <-q.ch:
-					if !ok {
-						drained, closed = true, true
-						break
-					}
-					batch = append(batch, e)
-					if len(batch) >= auditBatch {
-						write()
-					}
-				default:
-					drained = true
+				case <-timer.C:
+				case <-q.wake:
+					timer.Stop()
+				case done := <-q.flushes:
+					timer.Stop()
+					writeAll()
+					close(done)
+					continue
+				case <-q.stop:
+					timer.Stop()
+					writeAll()
+					return
 				}
 			}
-			timer.Stop()
-			write()
+			writeAll()
+		case done := <-q.flushes:
+			writeAll()
 			close(done)
-			if closed {
-				return
-			}
+		case <-q.stop:
+			writeAll()
+			return
 		}
 	}
 }
@@ -164,8 +186,9 @@ func (q *Queue) Close() {
 	q.once.Do(func() {
 		q.mu.Lock()
 		q.closed = true
-		close(q.ch)
+		q.space.Broadcast()
 		q.mu.Unlock()
+		close(q.stop)
 	})
 	<-q.done
 }

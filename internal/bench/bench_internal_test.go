@@ -113,7 +113,7 @@ func TestParseArgs(t *testing.T) {
 	}{
 		{"defaults", nil, nil, func(o Options) bool {
 			return o.Duration == 10*time.Second && o.Warmup == 2*time.Second && slices.Equal(o.TokenConcurrency, []int{1, 16, 64}) &&
-				o.StormSize == 300 && o.PostgresURL == DefaultPostgresURL && len(o.Parts) == 5 && slices.Contains(o.Parts, PartProxy) && len(o.Backends) == 2
+				o.StormSize == 300 && o.PostgresURL == DefaultPostgresURL && len(o.Parts) == 7 && slices.Contains(o.Parts, PartProxy) && len(o.Backends) == 2
 		}, ""},
 		{"quick", []string{"-quick"}, nil, func(o Options) bool {
 			return o.Duration == time.Second && o.Warmup == 200*time.Millisecond
@@ -156,6 +156,14 @@ func TestEvaluate(t *testing.T) {
 		return Point{Part: PartToken, Backend: BackendPostgres, Concurrency: 64, RPS: rps, P99: p99,
 			BrokerRSS: rss, GatewayRSS: rss, Errors: errs, Requests: 100}
 	}
+	withCPU := func(p Point, us int) Point { p.TotalCPU = time.Duration(us) * time.Microsecond; return p }
+	serve := func(rps float64, us int) Point {
+		return Point{Part: PartServe, Backend: BackendPostgres, Concurrency: 64, RPS: rps, BrokerRSS: 40 << 20,
+			TotalCPU: time.Duration(us) * time.Microsecond, Requests: 100}
+	}
+	hops := func(rps float64) Point {
+		return Point{Part: PartTwoHop, Backend: referenceBackend, Concurrency: 64, RPS: rps}
+	}
 	for _, tc := range []struct {
 		name   string
 		points []Point
@@ -164,18 +172,22 @@ func TestEvaluate(t *testing.T) {
 	}{
 		{"all met", []Point{ref, pg(3000, 4*time.Millisecond, 40<<20, 0)},
 			[]Storm{{Backend: "sqlite", ProviderRefreshes: 1}},
-			[]string{Met, Met, Met, Met, Met, Met}},
+			[]string{Met, Met, Met, Met, Met, Met, NotMeasured, NotMeasured, NotMeasured}},
 		{"all missed", []Point{ref, pg(2000, 6*time.Millisecond, 64<<20, 0)},
 			[]Storm{{Backend: "sqlite", ProviderRefreshes: 2}},
-			[]string{Missed, Missed, Missed, Missed, Missed, Met}},
+			[]string{Missed, Missed, Missed, Missed, Missed, Met, NotMeasured, NotMeasured, NotMeasured}},
 		{"errors spoil throughput and latency", []Point{ref, pg(9000, time.Millisecond, 1<<20, 3)}, nil,
-			[]string{Missed, Missed, Met, Met, Missed}},
+			[]string{Missed, Missed, Met, Met, Missed, NotMeasured, NotMeasured, NotMeasured}},
 		{"no postgres", []Point{ref}, nil,
-			[]string{NotMeasured, NotMeasured, NotMeasured, NotMeasured, Met}},
+			[]string{NotMeasured, NotMeasured, NotMeasured, NotMeasured, Met, NotMeasured, NotMeasured, NotMeasured}},
 		{"no reference", []Point{pg(3000, 4*time.Millisecond, 40<<20, 0)}, nil,
-			[]string{NotMeasured, Met, Met, Met, Met}},
+			[]string{NotMeasured, Met, Met, Met, Met, NotMeasured, NotMeasured, NotMeasured}},
 		{"stale storm answers", []Point{ref}, []Storm{{Backend: "postgres", ProviderRefreshes: 1, Stale: 1}},
-			[]string{NotMeasured, NotMeasured, NotMeasured, NotMeasured, Missed, Met}},
+			[]string{NotMeasured, NotMeasured, NotMeasured, NotMeasured, Missed, Met, NotMeasured, NotMeasured, NotMeasured}},
+		{"deployments met", []Point{ref, hops(5000), withCPU(pg(3000, 4*time.Millisecond, 40<<20, 0), 300), serve(2600, 200)}, nil,
+			[]string{Met, Met, Met, Met, Met, Met, Met, Met}},
+		{"deployments missed", []Point{ref, hops(5000), withCPU(pg(2900, 4*time.Millisecond, 40<<20, 0), 300), serve(2400, 310)}, nil,
+			[]string{Met, Met, Met, Met, Met, Missed, Missed, Missed}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &Report{Points: tc.points, Storms: tc.storms}

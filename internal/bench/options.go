@@ -24,6 +24,13 @@ const (
 	// PartBroker reads tokens from the broker directly, without the
 	// gateway: not run by default, it tells the gateway's share apart.
 	PartBroker = "broker"
+	// PartServe reads tokens through `dromos serve`: broker and gateway in
+	// one process, on the same database as the split pair.
+	PartServe = "serve"
+	// PartTwoHop is the reference behind two plain reverse proxies
+	// (httputil.ReverseProxy processes): the transport-only ceiling of
+	// the split design, gateway → broker → answer.
+	PartTwoHop = "twohop"
 )
 
 // PostgresEnv names the variable holding the PostgreSQL database the
@@ -66,7 +73,9 @@ type Options struct {
 	// DromosBinary, when set, is used instead of building ./cmd/dromos.
 	DromosBinary string
 	// Reference starts the reference server; it must log a JSON line
-	// {"msg":"listening","server":"reference","addr":…} on stderr.
+	// {"msg":"listening","server":"reference","addr":…} on stderr. Started
+	// with ProxyEnv set to a URL in its environment, it must serve
+	// ServeProxy to that URL instead (server "proxy").
 	Reference Command
 	// ReverseProxy starts the plain reverse proxy of the proxy part, with
 	// the upstream URL appended to its Args; it must log a JSON line
@@ -98,7 +107,7 @@ func DefaultOptions() Options {
 		Connections:        100,
 		RefreshLatency:     50 * time.Millisecond,
 		Backends:           []string{BackendPostgres, BackendSQLite},
-		Parts:              []string{PartToken, PartReference, PartRequest, PartStorm, PartProxy},
+		Parts:              []string{PartToken, PartServe, PartReference, PartTwoHop, PartRequest, PartStorm, PartProxy},
 		PostgresURL:        DefaultPostgresURL,
 	}
 }
@@ -114,7 +123,7 @@ func (o Options) Validate() error {
 	if o.Duration <= 0 || o.Warmup < 0 {
 		errs = append(errs, errors.New("duration must be positive and warm-up not negative"))
 	}
-	if len(o.TokenConcurrency) == 0 && (o.has(PartToken) || o.has(PartReference) || o.has(PartBroker) || o.has(PartProxy)) {
+	if len(o.TokenConcurrency) == 0 && (o.has(PartToken) || o.has(PartReference) || o.has(PartBroker) || o.has(PartServe) || o.has(PartTwoHop) || o.has(PartProxy)) {
 		errs = append(errs, errors.New("token reads need at least one concurrency level"))
 	}
 	for _, c := range o.TokenConcurrency {
@@ -137,8 +146,8 @@ func (o Options) Validate() error {
 		}
 	}
 	for _, p := range o.Parts {
-		if !slices.Contains([]string{PartToken, PartReference, PartRequest, PartStorm, PartBroker, PartProxy}, p) {
-			errs = append(errs, fmt.Errorf("unknown part %q (token, reference, request, storm, broker, proxy)", p))
+		if !slices.Contains([]string{PartToken, PartReference, PartRequest, PartStorm, PartBroker, PartServe, PartTwoHop, PartProxy}, p) {
+			errs = append(errs, fmt.Errorf("unknown part %q (token, serve, reference, twohop, request, storm, broker, proxy)", p))
 		}
 	}
 	return errors.Join(errs...)
@@ -169,7 +178,7 @@ func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Opt
 	fs.IntVar(&o.Connections, "active-connections", o.Connections, "active Dromos connections (consents) the token reads cycle through")
 	fs.DurationVar(&o.RefreshLatency, "refresh-latency", o.RefreshLatency, "delay of the fake provider's refresh answers")
 	backends := fs.String("backends", strings.Join(o.Backends, ","), "storage backends: postgres, sqlite")
-	parts := fs.String("parts", strings.Join(o.Parts, ","), "what to run: token, reference, request, storm, proxy (API proxy vs a plain ReverseProxy, at the highest -conns), and broker (token reads without the gateway)")
+	parts := fs.String("parts", strings.Join(o.Parts, ","), "what to run: token (split broker + gateway), serve (dromos serve), reference, twohop (reference behind two\nreverse proxies), request, storm, proxy (API proxy vs a plain ReverseProxy, at the highest -conns), and broker (token reads without the gateway)")
 	fs.StringVar(&o.DromosBinary, "dromos", "", "use this dromos binary instead of building ./cmd/dromos")
 	fs.BoolVar(&o.KeepLogs, "keep-logs", false, "keep the work folder with every process's log")
 	if err := fs.Parse(args); err != nil {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"time"
 )
 
@@ -34,15 +36,56 @@ func referenceHandler() http.Handler {
 	return mux
 }
 
+// ProxyEnv, in the environment of the reference command, makes it serve a
+// reverse proxy to that URL instead of the reference (see ServeRole).
+const ProxyEnv = "DROMOS_BENCH_PROXY_TO"
+
+// ServeRole is what the reference command runs until ctx ends: the
+// reference server, or with ProxyEnv set a reverse proxy to that URL.
+func ServeRole(ctx context.Context, getenv func(string) string, log *slog.Logger) error {
+	if target := getenv(ProxyEnv); target != "" {
+		return ServeProxy(ctx, "127.0.0.1:0", target, log)
+	}
+	return ServeReference(ctx, "127.0.0.1:0", log)
+}
+
 // ServeReference runs the reference server on addr until ctx ends, and
 // announces its address on log the way Dromos processes do.
 func ServeReference(ctx context.Context, addr string, log *slog.Logger) error {
+	return serve(ctx, addr, "reference", referenceHandler(), log)
+}
+
+// ServeProxy runs a plain reverse proxy to target on addr until ctx ends:
+// httputil.ReverseProxy with a keep-alive pool as large as the gateway's to
+// the broker, and nothing else. Two of them in front of the reference are
+// what the split design costs in transport alone (agent → gateway →
+// broker), without any of Dromos's work.
+func ServeProxy(ctx context.Context, addr, target string, log *slog.Logger) error {
+	u, err := url.Parse(target)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("proxy target %q is not an absolute URL", target)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 128,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	rp.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	return serve(ctx, addr, "proxy", rp, log)
+}
+
+// serve runs h on addr until ctx ends, announcing the address as server
+// name.
+func serve(ctx context.Context, addr, name string, h http.Handler, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: referenceHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	log.Info("listening", "server", "reference", "addr", ln.Addr().String())
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	log.Info("listening", "server", name, "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

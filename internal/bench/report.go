@@ -14,6 +14,16 @@ const (
 	targetRSS   = 64 << 20             // bytes, broker and gateway each
 )
 
+// The targets of issue 22 (one process or many).
+const (
+	targetServeShare  = 0.25 // dromos serve, of the reference's requests/s
+	targetSplitShare  = 0.60 // broker + gateway, of the two-proxy ceiling's
+	targetServeIssue  = "issue 22"
+	targetP5Issue     = "P5"
+	targetProxyIssue  = "issue 17"
+	twoHopDescription = "two httputil.ReverseProxy hops in front of the reference"
+)
+
 // Target results.
 const (
 	Met         = "met"
@@ -37,7 +47,7 @@ type Facts struct {
 
 // Point is one measured load.
 type Point struct {
-	Part        string // PartToken, PartReference, PartRequest or PartBroker
+	Part        string // PartToken, PartServe, PartReference, PartTwoHop, PartRequest or PartBroker
 	Backend     string // BackendPostgres, BackendSQLite or "reference"
 	Concurrency int
 	Requests    int
@@ -51,6 +61,10 @@ type Point struct {
 	// 0 when unknown. Unlike requests/s, it hardly depends on what else
 	// the machine is doing.
 	BrokerCPU, GatewayCPU, ServerCPU time.Duration
+	// TotalCPU is the CPU time per measured request of every process
+	// serving the load together: broker and gateway, the one serve
+	// process, the reference (with its proxies for the two-hop part).
+	TotalCPU time.Duration
 	// RSSSinceStart is set when the peak could not be reset before the
 	// point, so the figure is the peak since the process started.
 	RSSSinceStart bool
@@ -59,7 +73,7 @@ type Point struct {
 
 // Target is one goal of the issue and whether this run met it.
 type Target struct {
-	Name, Measured, Result string
+	Issue, Name, Measured, Result string
 }
 
 // Report is everything a run measured.
@@ -116,10 +130,51 @@ func (r *Report) evaluate(level int) {
 	for _, p := range r.Points {
 		errs += p.Errors
 	}
+	judge("no failed request in any point", len(r.Points) > 0, fmt.Sprintf("%d errors", errs), errs == 0)
+	for i := range r.Targets {
+		r.Targets[i].Issue = targetP5Issue
+	}
+	r.evaluateDeployments(level)
 	if t, ok := r.evaluateProxy(level); ok {
+		t.Issue = targetProxyIssue
 		r.Targets = append(r.Targets, t)
 	}
-	judge("no failed request in any point", len(r.Points) > 0, fmt.Sprintf("%d errors", errs), errs == 0)
+}
+
+// evaluateDeployments judges the targets of issue 22 at concurrency level
+// on PostgreSQL: dromos serve against the reference, the split pair against
+// two plain proxy hops, and the CPU a token read costs Dromos in each.
+func (r *Report) evaluateDeployments(level int) {
+	at := fmt.Sprintf(" at %d conns", level)
+	split, haveSplit := r.find(PartToken, BackendPostgres, level)
+	srv, haveServe := r.find(PartServe, BackendPostgres, level)
+	ref, haveRef := r.find(PartReference, referenceBackend, level)
+	hops, haveHops := r.find(PartTwoHop, referenceBackend, level)
+	judge := func(name string, measured bool, value string, ok bool) {
+		t := Target{Issue: targetServeIssue, Name: name, Measured: "—", Result: NotMeasured}
+		if measured {
+			t.Measured, t.Result = value, Missed
+			if ok {
+				t.Result = Met
+			}
+		}
+		r.Targets = append(r.Targets, t)
+	}
+	ratio := func(a, b float64) float64 {
+		if b <= 0 {
+			return 0
+		}
+		return a / b
+	}
+	s := ratio(srv.RPS, ref.RPS)
+	judge("token GET via dromos serve on PostgreSQL ≥ 25 % of reference req/s"+at, haveServe && haveRef,
+		fmt.Sprintf("%.1f %% (%.0f of %.0f req/s)", 100*s, srv.RPS, ref.RPS), s >= targetServeShare && srv.Errors == 0)
+	h := ratio(split.RPS, hops.RPS)
+	judge("token GET via broker + gateway on PostgreSQL ≥ 60 % of the two-hop ceiling's req/s"+at, haveSplit && haveHops,
+		fmt.Sprintf("%.1f %% (%.0f of %.0f req/s)", 100*h, split.RPS, hops.RPS), h >= targetSplitShare && split.Errors == 0)
+	judge("CPU per token read of all Dromos processes on PostgreSQL"+at+": dromos serve below broker + gateway",
+		haveServe && haveSplit && srv.TotalCPU > 0 && split.TotalCPU > 0,
+		fmt.Sprintf("serve %s, broker + gateway %s", fmtCPU(srv.TotalCPU), fmtCPU(split.TotalCPU)), srv.TotalCPU < split.TotalCPU)
 }
 
 // Write prints the report: facts, one table of figures, the targets.
@@ -134,18 +189,27 @@ func (r *Report) Write(w io.Writer) error {
 		f.Duration, f.Warmup, f.Connections, f.TokenBody, f.ReferenceBody, f.RefreshLatency)
 
 	rows := [][]string{{"part", "backend", "conns", "req/s", "p50", "p99", "errors", "broker RSS", "gateway RSS",
-		"broker CPU/req", "gateway CPU/req", "vs reference", "notes"}}
-	align := []bool{false, false, true, true, true, true, true, true, true, true, true, true, false}
+		"broker CPU/req", "gateway CPU/req", "CPU/req, all", "vs reference", "notes"}}
+	align := []bool{false, false, true, true, true, true, true, true, true, true, true, true, true, false}
 	for _, p := range r.Points {
 		name := map[string]string{PartToken: "GET /v1/token", PartReference: "GET /v1/token",
 			PartRequest: "POST /v1/request-connection", PartBroker: "broker GET /connections/{id}/token",
-			PartProxy: "GET /v1/proxy/{id}/small", PartPlainProxy: "GET /small (plain proxy)"}[p.Part]
+			PartProxy: "GET /v1/proxy/{id}/small", PartPlainProxy: "GET /small (plain proxy)",
+			PartServe: "GET /v1/token (dromos serve)", PartTwoHop: "GET /v1/token via 2 proxies"}[p.Part]
 		broker, gateway := fmtRSS(p.BrokerRSS), fmtRSS(p.GatewayRSS)
 		brokerCPU, gatewayCPU := fmtCPU(p.BrokerCPU), fmtCPU(p.GatewayCPU)
 		var notes []string
-		if p.Part == PartReference || p.Part == PartPlainProxy {
+		switch p.Part {
+		case PartReference, PartPlainProxy:
 			broker, gateway = "—", fmtRSS(p.ServerRSS)+" (server)"
 			brokerCPU, gatewayCPU = "—", fmtCPU(p.ServerCPU)+" (server)"
+		case PartTwoHop:
+			broker, gateway = "—", fmtRSS(p.ServerRSS)+" (server)"
+			brokerCPU, gatewayCPU = "—", fmtCPU(p.ServerCPU)+" (server)"
+			notes = append(notes, twoHopDescription+"; CPU/req, all: server and both proxies")
+		case PartServe:
+			broker, gateway = fmtRSS(p.BrokerRSS)+" (serve)", "—"
+			brokerCPU, gatewayCPU = fmtCPU(p.BrokerCPU)+" (serve)", "—"
 		}
 		if p.RSSSinceStart {
 			notes = append(notes, "RSS: peak since start")
@@ -154,14 +218,18 @@ func (r *Report) Write(w io.Writer) error {
 			notes = append(notes, "first error: "+p.FirstError)
 		}
 		vs := "—"
-		if ref, ok := r.find(PartReference, referenceBackend, p.Concurrency); ok && (p.Part == PartToken || p.Part == PartBroker) && ref.RPS > 0 {
+		if ref, ok := r.find(PartReference, referenceBackend, p.Concurrency); ok && p.Part != PartReference && p.Part != PartRequest && ref.RPS > 0 {
 			vs = fmt.Sprintf("%.1f %%", 100*p.RPS/ref.RPS)
 		}
 		if plain, ok := r.find(PartPlainProxy, plainProxyBackend, p.Concurrency); ok && p.Part == PartProxy && plain.RPS > 0 {
 			vs = fmt.Sprintf("%.1f %% of plain proxy", 100*p.RPS/plain.RPS)
 		}
+		if hops, ok := r.find(PartTwoHop, referenceBackend, p.Concurrency); ok && p.Part == PartToken && hops.RPS > 0 {
+			notes = append(notes, fmt.Sprintf("%.1f %% of the two-hop ceiling", 100*p.RPS/hops.RPS))
+		}
 		rows = append(rows, []string{name, p.Backend, fmt.Sprint(p.Concurrency), fmt.Sprintf("%.0f", p.RPS),
-			fmtDur(p.P50), fmtDur(p.P99), fmt.Sprint(p.Errors), broker, gateway, brokerCPU, gatewayCPU, vs, strings.Join(notes, "; ")})
+			fmtDur(p.P50), fmtDur(p.P99), fmt.Sprint(p.Errors), broker, gateway, brokerCPU, gatewayCPU, fmtCPU(p.TotalCPU), vs,
+			strings.Join(notes, "; ")})
 	}
 	for _, s := range r.Storms {
 		note := fmt.Sprintf("provider refreshes: %d; p99 of %d reads of a valid token: %s", s.ProviderRefreshes, s.Size, fmtDur(s.BaselineP99))
@@ -175,16 +243,16 @@ func (r *Report) Write(w io.Writer) error {
 			note += "; first error: " + s.FirstError
 		}
 		rows = append(rows, []string{"refresh storm (GET /v1/token)", s.Backend, fmt.Sprint(s.Size), "—",
-			fmtDur(s.P50), fmtDur(s.P99), fmt.Sprint(s.Errors), "—", "—", "—", "—", "—", note})
+			fmtDur(s.P50), fmtDur(s.P99), fmt.Sprint(s.Errors), "—", "—", "—", "—", "—", "—", note})
 	}
 	writeTable(&b, rows, align)
 
 	b.WriteString("\n")
-	trows := [][]string{{"target (issue P5)", "measured", "result"}}
+	trows := [][]string{{"issue", "target", "measured", "result"}}
 	for _, t := range r.Targets {
-		trows = append(trows, []string{t.Name, t.Measured, t.Result})
+		trows = append(trows, []string{t.Issue, t.Name, t.Measured, t.Result})
 	}
-	writeTable(&b, trows, []bool{false, false, false})
+	writeTable(&b, trows, []bool{false, false, false, false})
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "\nnote: %s", n)
 	}

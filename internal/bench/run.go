@@ -23,8 +23,8 @@ func Run(ctx context.Context, o Options, d Deps) (*Report, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	if o.has(PartReference) && o.Reference.Path == "" {
-		return nil, errors.New("bench: the reference part needs Options.Reference")
+	if (o.has(PartReference) || o.has(PartTwoHop)) && o.Reference.Path == "" {
+		return nil, errors.New("bench: the reference and twohop parts need Options.Reference")
 	}
 	if d.Now == nil || d.Rand == nil {
 		return nil, errors.New("bench: Deps.Now and Deps.Rand are required")
@@ -61,7 +61,7 @@ type runner struct {
 }
 
 func (r *runner) run(ctx context.Context) error {
-	if r.o.has(PartReference) {
+	if r.o.has(PartReference) || r.o.has(PartTwoHop) {
 		if err := r.reference(ctx); err != nil {
 			return fmt.Errorf("reference: %w", err)
 		}
@@ -69,7 +69,8 @@ func (r *runner) run(ctx context.Context) error {
 	if r.o.has(PartProxy) && r.o.ReverseProxy.Path == "" {
 		return errors.New("the proxy part needs Options.ReverseProxy")
 	}
-	needDromos := (r.o.has(PartToken) || r.o.has(PartRequest) || r.o.has(PartStorm) || r.o.has(PartBroker) || r.o.has(PartProxy)) && len(r.o.Backends) > 0
+	needDromos := (r.o.has(PartToken) || r.o.has(PartRequest) || r.o.has(PartStorm) || r.o.has(PartBroker) || r.o.has(PartServe) || r.o.has(PartProxy)) &&
+		len(r.o.Backends) > 0
 	if needDromos {
 		bin := r.o.DromosBinary
 		if bin == "" {
@@ -160,6 +161,11 @@ func (r *runner) backend(ctx context.Context, b, bin string, keys secrets, prov 
 		p.BrokerCPU, p.GatewayCPU = p.cpu[0], p.cpu[1]
 		r.rep.Points = append(r.rep.Points, p.Point)
 	}
+	if r.o.has(PartServe) {
+		if err := r.serve(ctx, b, bin, dbURL, keys, s); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
 	if r.o.has(PartRequest) {
 		r.d.Log.Info("POST /v1/request-connection", "backend", b, "conns", r.o.RequestConcurrency)
 		p := r.point(ctx, PartRequest, b, r.o.RequestConcurrency, s.requestConnectionRequests(), pids)
@@ -178,24 +184,69 @@ func (r *runner) backend(ctx context.Context, b, bin string, keys secrets, prov 
 	return ctx.Err()
 }
 
-// reference runs the token load against the reference server process.
+// serve runs the token reads through `dromos serve` on the split pair's
+// database: the same connections, tokens and agent, one process.
+func (r *runner) serve(ctx context.Context, b, bin, dbURL string, keys secrets, split *stack) error {
+	p, gatewayURL, err := startServe(ctx, b, bin, dbURL, r.work, keys)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	r.d.Log.Info("dromos serve ready", "backend", b, "serve_pid", p.pid())
+	reqs := split.tokenRequestsAt(gatewayURL, "Bearer "+keys.agentKey)
+	for _, c := range r.o.TokenConcurrency {
+		r.d.Log.Info("GET /v1/token (serve)", "backend", b, "conns", c)
+		pt := r.point(ctx, PartServe, b, c, reqs, []int{p.pid()})
+		pt.BrokerRSS, pt.BrokerCPU = pt.rss[0], pt.cpu[0]
+		r.rep.Points = append(r.rep.Points, pt.Point)
+	}
+	return ctx.Err()
+}
+
+// reference runs the token load against the reference server process and,
+// for the twohop part, against two reverse proxies chained in front of it.
 func (r *runner) reference(ctx context.Context) error {
 	p, err := startProcess(ctx, "reference", r.o.Reference, r.work, "reference")
 	if err != nil {
 		return err
 	}
 	defer p.stop()
-	u := p.url("reference") + "/v1/token/"
-	reqs := func(ctx context.Context, w, i int) (*http.Request, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s%08d", u, (w*7919+i)%r.o.Connections), nil)
-		if err == nil {
-			req.Header.Set("Authorization", "Bearer reference")
+	reqsTo := func(base string) requestFunc {
+		u := base + "/v1/token/"
+		return func(ctx context.Context, w, i int) (*http.Request, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s%08d", u, (w*7919+i)%r.o.Connections), nil)
+			if err == nil {
+				req.Header.Set("Authorization", "Bearer reference")
+			}
+			return req, err
 		}
-		return req, err
+	}
+	if r.o.has(PartReference) {
+		for _, c := range r.o.TokenConcurrency {
+			r.d.Log.Info("GET /v1/token", "backend", referenceBackend, "conns", c)
+			pt := r.point(ctx, PartReference, referenceBackend, c, reqsTo(p.url("reference")), []int{p.pid()})
+			pt.ServerRSS, pt.ServerCPU = pt.rss[0], pt.cpu[0]
+			r.rep.Points = append(r.rep.Points, pt.Point)
+		}
+	}
+	if !r.o.has(PartTwoHop) {
+		return ctx.Err()
+	}
+	// The broker's hop, then the gateway's, as agent → gateway → broker.
+	target, pids := p.url("reference"), []int{p.pid()}
+	for _, name := range []string{"proxy-broker", "proxy-gateway"} {
+		c := r.o.Reference
+		c.Env = append(append([]string(nil), c.Env...), ProxyEnv+"="+target)
+		proxy, err := startProcess(ctx, name, c, r.work, "proxy")
+		if err != nil {
+			return err
+		}
+		defer proxy.stop()
+		target, pids = proxy.url("proxy"), append(pids, proxy.pid())
 	}
 	for _, c := range r.o.TokenConcurrency {
-		r.d.Log.Info("GET /v1/token", "backend", referenceBackend, "conns", c)
-		pt := r.point(ctx, PartReference, referenceBackend, c, reqs, []int{p.pid()})
+		r.d.Log.Info("GET /v1/token via two proxies", "backend", referenceBackend, "conns", c)
+		pt := r.point(ctx, PartTwoHop, referenceBackend, c, reqsTo(target), pids)
 		pt.ServerRSS, pt.ServerCPU = pt.rss[0], pt.cpu[0]
 		r.rep.Points = append(r.rep.Points, pt.Point)
 	}
@@ -243,6 +294,7 @@ func (r *runner) point(ctx context.Context, part, backend string, conc int, reqs
 			per = (cpuEnd[i] - cpuStart[i]) / time.Duration(s.requests())
 		}
 		m.cpu = append(m.cpu, per)
+		m.TotalCPU += per
 	}
 	return m
 }
@@ -272,7 +324,7 @@ func machineFacts(now time.Time) Facts {
 
 // Main is the dromos-bench command: it runs the benchmark and prints the
 // report on stdout, or with "reference" as first argument serves the
-// reference server until ctx ends. It returns the exit code: 0 also when a
+// reference server (or with ProxyEnv set a reverse proxy) until ctx ends. It returns the exit code: 0 also when a
 // target is missed, since the run is a measurement.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, self string, d Deps) int {
 	if len(args) == 2 && args[0] == "reverse-proxy" {
@@ -285,7 +337,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	}
 	if len(args) > 0 && args[0] == "reference" {
 		log := slog.New(slog.NewJSONHandler(stderr, nil))
-		if err := ServeReference(ctx, "127.0.0.1:0", log); err != nil {
+		if err := ServeRole(ctx, getenv, log); err != nil {
 			fmt.Fprintf(stderr, "dromos-bench reference: %v\n", err)
 			return 1
 		}

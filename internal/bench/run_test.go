@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asReference) == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
-		if err := bench.ServeReference(ctx, "127.0.0.1:0", slog.New(slog.NewJSONHandler(os.Stderr, nil))); err != nil {
+		if err := bench.ServeRole(ctx, os.Getenv, slog.New(slog.NewJSONHandler(os.Stderr, nil))); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -76,9 +76,10 @@ func TestRunTiny(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Per backend: the token reads, one request-connection point and one
-	// proxy point; the reference's token reads and one plain proxy point.
-	if want := len(o.Backends)*(len(o.TokenConcurrency)+2) + len(o.TokenConcurrency) + 1; len(rep.Points) != want {
+	// Per backend: token and serve at each level, request-connection once,
+	// one proxy point; then reference and two-hop at each level and one
+	// plain proxy point.
+	if want := len(o.Backends)*(2*len(o.TokenConcurrency)+2) + 2*len(o.TokenConcurrency) + 1; len(rep.Points) != want {
 		t.Errorf("%d points, want %d", len(rep.Points), want)
 	}
 	for _, p := range rep.Points {
@@ -86,8 +87,12 @@ func TestRunTiny(t *testing.T) {
 			t.Errorf("%s %s at %d: %d requests, %d errors (%s), %.0f req/s, p50 %s, p99 %s",
 				p.Part, p.Backend, p.Concurrency, p.Requests, p.Errors, p.FirstError, p.RPS, p.P50, p.P99)
 		}
-		if p.Part != bench.PartReference && p.Part != bench.PartPlainProxy && (p.BrokerRSS == 0 || p.GatewayRSS == 0) {
-			t.Errorf("%s %s at %d: no RSS", p.Part, p.Backend, p.Concurrency)
+		dromos := p.Part != bench.PartReference && p.Part != bench.PartTwoHop && p.Part != bench.PartPlainProxy
+		if dromos && (p.BrokerRSS == 0 || (p.GatewayRSS == 0) != (p.Part == bench.PartServe)) {
+			t.Errorf("%s %s at %d: RSS %d / %d", p.Part, p.Backend, p.Concurrency, p.BrokerRSS, p.GatewayRSS)
+		}
+		if p.TotalCPU < p.BrokerCPU || p.TotalCPU < p.ServerCPU {
+			t.Errorf("%s %s at %d: CPU of all processes %s below one's", p.Part, p.Backend, p.Concurrency, p.TotalCPU)
 		}
 	}
 	if len(rep.Storms) != len(o.Backends) {
@@ -106,8 +111,9 @@ func TestRunTiny(t *testing.T) {
 	}
 	table := out.String()
 	for _, want := range []string{"# Dromos benchmark", "| part ", "| GET /v1/token ", "| POST /v1/request-connection ",
-		"| refresh storm (GET /v1/token) | sqlite ", "provider refreshes: 1;", "| reference ", "| target (issue P5) ",
-		"exactly 1 provider refresh", "| GET /v1/proxy/{id}/small ", "| GET /small (plain proxy) ",
+		"| refresh storm (GET /v1/token) | sqlite ", "provider refreshes: 1;", "| reference ", "| issue ", "| target ",
+		"exactly 1 provider refresh", "| GET /v1/token (dromos serve) ", "| GET /v1/token via 2 proxies ",
+		"| CPU/req, all ", "of the two-hop ceiling", "| GET /v1/proxy/{id}/small ", "| GET /small (plain proxy) ",
 		"proxied GET ≥ 60 % of a plain ReverseProxy"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)

@@ -124,6 +124,44 @@ func startStack(ctx context.Context, backend, bin, databaseURL, logDir string, k
 	return s, nil
 }
 
+// startServe runs `dromos serve` on databaseURL with the stack's keys and
+// agent, and returns it with its gateway's URL once both parts answer.
+func startServe(ctx context.Context, backend, bin, databaseURL, logDir string, keys secrets) (*process, string, error) {
+	sum := sha256.Sum256([]byte(keys.agentKey))
+	p, err := startProcess(ctx, backend+"-serve", Command{Path: bin, Args: []string{"serve"}, Env: []string{
+		// Token reads need no BASE_URL of their own: no consent runs here.
+		"PORT=0", "GATEWAY_PORT=0", "GATEWAY_PORT_GRPC=0", "LISTEN_HOST=127.0.0.1", "BASE_URL=http://127.0.0.1",
+		"DATABASE_URL=" + databaseURL,
+		"ENCRYPTION_KEY=" + keys.encryptionKey, "STATE_KEY=" + keys.stateKey,
+		"API_KEY=" + keys.brokerKey, "REQUIRE_API_KEY=true", "LOG_LEVEL=info",
+		"RATE_LIMIT_CALLBACK=0", "RATE_LIMIT_CONSENT=0", "MAX_PENDING_PER_CLIENT=0",
+		"GATEWAY_API_KEYS=" + agentName + ":sha256:" + hex.EncodeToString(sum[:]),
+		"GATEWAY_CONSENT_RATE_LIMIT=0",
+	}}, logDir, "broker", "gateway-http", "gateway-grpc")
+	if err != nil {
+		return nil, "", err
+	}
+	probe := &stack{client: newClient(1)}
+	defer probe.client.CloseIdleConnections()
+	for _, u := range []string{p.url("broker") + "/ready", p.url("gateway-http") + "/health"} {
+		for try := 0; ; try++ {
+			status, err := probe.call(ctx, http.MethodGet, u, nil, nil, nil)
+			if err == nil && status == http.StatusOK {
+				break
+			}
+			if try == 50 {
+				p.stop()
+				return nil, "", fmt.Errorf("%s: status %d, %v", u, status, err)
+			}
+			if !sleep(ctx, 100*time.Millisecond) {
+				p.stop()
+				return nil, "", ctx.Err()
+			}
+		}
+	}
+	return p, p.url("gateway-http"), nil
+}
+
 func (s *stack) stop() {
 	for _, p := range []*process{s.gateway, s.broker} {
 		if p != nil {
@@ -336,9 +374,14 @@ func (s *stack) tokenURL(id string) string { return s.gatewayURL + "/v1/token/" 
 
 // tokenRequests cycles the workers through the active connections.
 func (s *stack) tokenRequests(auth string) requestFunc {
+	return s.tokenRequestsAt(s.gatewayURL, auth)
+}
+
+// tokenRequestsAt is tokenRequests sent to the gateway at base.
+func (s *stack) tokenRequestsAt(base, auth string) requestFunc {
 	urls := make([]string, len(s.conns))
 	for i, id := range s.conns {
-		urls[i] = s.tokenURL(id)
+		urls[i] = base + "/v1/token/" + id
 	}
 	return func(ctx context.Context, w, i int) (*http.Request, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, urls[(w*7919+i)%len(urls)], nil)

@@ -151,13 +151,15 @@ type Broker struct {
 	m              *metrics
 	gather         prometheus.Gatherer
 	handler        http.Handler
-	refresher      *refresh.Refresher
-	guards         *guards
-	auditq         *auditq.Queue
-	stepups        *stepup.Manager
-	mcp            *mcpconnect.Connector
-	webhooks       *endpoint.Manager
-	dispatcher     *delivery.Dispatcher
+	// inProcess is the API for a gateway in this process (local.go).
+	inProcess  http.Handler
+	refresher  *refresh.Refresher
+	guards     *guards
+	auditq     *auditq.Queue
+	stepups    *stepup.Manager
+	mcp        *mcpconnect.Connector
+	webhooks   *endpoint.Manager
+	dispatcher *delivery.Dispatcher
 }
 
 // New builds a broker.
@@ -209,7 +211,8 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	if err := b.newWebhooks(cfg, d); err != nil {
 		return nil, err
 	}
-	b.handler = httpapi.Middleware(b.routes(), b.log, b.now, b.m.observeHTTP)
+	b.handler = httpapi.Middleware(b.routes(b.guard), b.log, b.now, b.m.observeHTTP)
+	b.inProcess = httpapi.Middleware(b.routes(markInProcess), b.log, b.now, b.m.observeHTTP)
 	return b, nil
 }
 
@@ -228,10 +231,12 @@ func (b *Broker) RedirectURI() string { return b.cfg.BaseURL + b.cfg.RedirectPat
 
 type apiFunc func(http.ResponseWriter, *http.Request) error
 
-func (b *Broker) routes() http.Handler {
+// routes is the broker's mux; guard wraps the API routes (the network
+// guards, or none for the in-process handler).
+func (b *Broker) routes(guard func(http.Handler) http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	guarded := func(pattern string, f func(http.ResponseWriter, *http.Request) error) {
-		mux.Handle(pattern, b.guard(b.api(f)))
+		mux.Handle(pattern, guard(b.api(f)))
 	}
 	b.providers.Routes(guarded)
 	b.webhookRoutes(guarded)
@@ -339,7 +344,8 @@ func (b *Broker) guard(next http.Handler) http.Handler {
 // presentedKey is the one API key r carries ("" when none, or when it
 // presents two different ones: package apikey).
 func presentedKey(r *http.Request) string {
-	key, err := apikey.Presented(r.Header.Values("Authorization"), r.Header.Values("X-API-Key"))
+	// Canonical header names: Values need not allocate to canonicalize.
+	key, err := apikey.Presented(r.Header.Values("Authorization"), r.Header.Values("X-Api-Key"))
 	if err != nil {
 		return ""
 	}

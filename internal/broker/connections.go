@@ -296,21 +296,33 @@ func (b *Broker) getToken(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return httpapi.BadRequest("auto_refresh must be true or false")
 	}
+	c, set, err := b.readToken(r, q, autoRefresh)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSONObject(w, http.StatusOK, b.tokenBody(c, set))
+	return nil
+}
+
+// readToken is a token read, over HTTP or in process: the connection named
+// in r's path, owned as q says, and its token, refreshed first when
+// autoRefresh and it is due; counted and audited.
+func (b *Broker) readToken(r *http.Request, q url.Values, autoRefresh bool) (storage.Connection, tokenset.Set, error) {
 	// One query for the connection and its token: the hot path.
 	c, row, err := b.loadConnectionQuery(r, q)
 	if err != nil {
-		return err
+		return storage.Connection{}, tokenset.Set{}, err
 	}
 	if err := refresh.Usable(c); err != nil {
-		return err
+		return storage.Connection{}, tokenset.Set{}, err
 	}
 	set, err := openRow(b.vault, c, row)
 	if err != nil {
-		return err
+		return storage.Connection{}, tokenset.Set{}, err
 	}
 	if autoRefresh {
 		if c, set, err = b.refresher.Current(r.Context(), c, *row, set, false); err != nil {
-			return err
+			return storage.Connection{}, tokenset.Set{}, err
 		}
 	}
 	b.m.tokenRead(c.ProviderName, set.IDToken != "")
@@ -318,28 +330,37 @@ func (b *Broker) getToken(w http.ResponseWriter, r *http.Request) error {
 		b.m.idTokens.Inc()
 	}
 	b.auditQuery(r, q, storage.AuditEvent{Type: "token.read", ConnectionID: c.ID, ProviderID: c.ProviderID})
+	return c, set, nil
+}
+
+func (b *Broker) refreshToken(w http.ResponseWriter, r *http.Request) error {
+	c, set, err := b.forceRefresh(r)
+	if err != nil {
+		return err
+	}
 	httpapi.WriteJSONObject(w, http.StatusOK, b.tokenBody(c, set))
 	return nil
 }
 
-func (b *Broker) refreshToken(w http.ResponseWriter, r *http.Request) error {
+// forceRefresh refreshes the token of the connection named in r at the
+// provider, over HTTP or in process, and audits it.
+func (b *Broker) forceRefresh(r *http.Request) (storage.Connection, tokenset.Set, error) {
 	c, row, err := b.loadConnection(r)
 	if err != nil {
-		return err
+		return storage.Connection{}, tokenset.Set{}, err
 	}
 	if err := refresh.Usable(c); err != nil {
-		return err
+		return storage.Connection{}, tokenset.Set{}, err
 	}
 	set, err := openRow(b.vault, c, row)
 	if err != nil {
-		return err
+		return storage.Connection{}, tokenset.Set{}, err
 	}
 	if c, set, err = b.refresher.Current(r.Context(), c, *row, set, true); err != nil {
-		return err
+		return storage.Connection{}, tokenset.Set{}, err
 	}
 	b.audit(r, storage.AuditEvent{Type: "token.refreshed", ConnectionID: c.ID, ProviderID: c.ProviderID})
-	httpapi.WriteJSONObject(w, http.StatusOK, b.tokenBody(c, set))
-	return nil
+	return c, set, nil
 }
 
 func (b *Broker) deleteConnection(w http.ResponseWriter, r *http.Request) error {

@@ -88,7 +88,7 @@ func (b *Broker) limited(l *ratelimit.Limiter, w http.ResponseWriter, r *http.Re
 }
 
 // consentLimited applies RATE_LIMIT_CONSENT. A call made with a valid API
-// key on behalf of a named client (the gateway naming its agent) is counted
+// key (or by the gateway in this process) on behalf of a named client (the gateway naming its agent) is counted
 // per client name: agents behind one gateway share its address, and one of
 // them must not use up the others' consents. Every other call is counted
 // per address. It writes the 429 and reports true when the request must
@@ -100,7 +100,7 @@ func (b *Broker) consentLimited(w http.ResponseWriter, r *http.Request, clientNa
 	}
 	key := ratelimit.AddrKey(b.clientIP(r))
 	msg := "too many consents from this address; slow down"
-	if clientName != "" && len(b.cfg.APIKeys) > 0 && b.keyAllowed(presentedKey(r)) {
+	if clientName != "" && (inProcess(r) || len(b.cfg.APIKeys) > 0 && b.keyAllowed(presentedKey(r))) {
 		key, msg = "client:"+clientName, "too many consents for this client; slow down"
 	}
 	ok, retry := l.Allow(key)

@@ -62,6 +62,15 @@ func runBroker(ctx context.Context, args []string, ios ioSet, env config.Env) er
 	if err != nil {
 		return err
 	}
+	warnBrokerSettings(cfg, log)
+	log.Info("broker ready", "base_url", cfg.BaseURL, "redirect_uri", cfg.RedirectURI())
+	stopWorker := startWorker(ctx, svc)
+	defer stopWorker()
+	return runServers(ctx, log, httpListener("broker", lim.Listener("broker", ln), tr.Handler("broker", svc.Handler()), log))
+}
+
+// warnBrokerSettings logs the settings a deployment usually gets wrong.
+func warnBrokerSettings(cfg config.Broker, log *slog.Logger) {
 	if !cfg.Production {
 		log.Warn("DROMOS_ENV is not production: provider endpoints may be plain http or private addresses, and insecure settings are accepted; set DROMOS_ENV=production in a deployment")
 	}
@@ -70,10 +79,6 @@ func runBroker(ctx context.Context, args []string, ios ioSet, env config.Env) er
 		// in front: without TRUSTED_PROXIES every browser has its address.
 		log.Warn("BASE_URL is https but TRUSTED_PROXIES is empty: every client appears with the proxy's address, so the per-address limits (RATE_LIMIT_CALLBACK, RATE_LIMIT_CONSENT) apply to all users together and audit events carry the proxy's address; set TRUSTED_PROXIES to the proxy's CIDR")
 	}
-	log.Info("broker ready", "base_url", cfg.BaseURL, "redirect_uri", cfg.RedirectURI())
-	stopWorker := startWorker(ctx, svc)
-	defer stopWorker()
-	return runServers(ctx, log, httpListener("broker", lim.Listener("broker", ln), tr.Handler("broker", svc.Handler()), log))
 }
 
 // startWorker runs the broker's background worker until the returned stop

@@ -28,6 +28,7 @@ func commands() []command {
 		{"broker", "run the broker service (consent, callback, token vault)", runBroker},
 
 		{"gateway", "run the gateway service (the v1 REST and gRPC API for agents)", runGateway},
+		{"serve", "run the broker and the gateway in one process (the gateway calls the broker in memory)", runServe},
 		{"dev", "run broker, gateway and a demo OIDC provider in one process (not for production)", runDev},
 		{"migrate", "apply database migrations to DATABASE_URL and exit", runMigrate},
 		{"rotate-keys", "re-seal every stored secret under the primary ENCRYPTION_KEYS key, online", runRotateKeys},

@@ -252,7 +252,7 @@ func TestProductionDatabaseSchemeAnyCase(t *testing.T) {
 // is in BrokerVars or GatewayVars.
 func TestHelpListsEveryVariable(t *testing.T) {
 	name := regexp.MustCompile(`[(,]\s*"([A-Z][A-Z0-9_]*)"`)
-	for file, help := range map[string]string{"broker.go": BrokerVars, "gateway.go": GatewayVars} {
+	for file, help := range map[string]string{"broker.go": BrokerVars, "gateway.go": GatewayVars, "serve.go": ServeVars} {
 		src, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)

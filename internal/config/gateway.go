@@ -68,18 +68,7 @@ func LoadGateway(env Env) (Gateway, error) {
 		GRPCPort:       r.port("PORT_GRPC", 9090),
 		ListenHost:     r.str("LISTEN_HOST", ""),
 		BrokerAPIKey:   r.str("BROKER_API_KEY", ""),
-		AllowAnonymous: r.boolean("GATEWAY_ALLOW_ANONYMOUS", false),
-		RateLimit:      r.count("GATEWAY_RATE_LIMIT", 0),
 		MaxConnections: r.count("MAX_CONNECTIONS", 0),
-		ConsentRate:    r.count("GATEWAY_CONSENT_RATE_LIMIT", 60),
-		Proxy: proxy.Config{
-			MaxRequestBody:  int64(r.count("GATEWAY_PROXY_MAX_REQUEST_BODY", proxy.DefaultMaxRequestBody)),
-			MaxResponseBody: int64(r.count("GATEWAY_PROXY_MAX_RESPONSE_BODY", proxy.DefaultMaxResponseBody)),
-			MaxReplayBody:   int64(r.count("GATEWAY_PROXY_REPLAY_BODY", proxy.DefaultMaxReplayBody)),
-			Timeout:         r.duration("GATEWAY_PROXY_TIMEOUT", proxy.DefaultTimeout),
-			MaxPerAgent:     r.count("GATEWAY_PROXY_MAX_PER_AGENT", proxy.DefaultMaxPerAgent),
-			AllowPrivate:    r.boolean("GATEWAY_PROXY_ALLOW_PRIVATE", false),
-		},
 	}
 	if v := r.str("BROKER_BASE_URL", ""); v == "" {
 		probs.add("BROKER_BASE_URL is required")
@@ -87,31 +76,11 @@ func LoadGateway(env Env) (Gateway, error) {
 		g.BrokerBaseURL = r.absURL("BROKER_BASE_URL", v)
 	}
 	g.StateKeys = toStateKeys(r.requiredIDKeys("STATE_KEYS", "STATE_KEY", "the same key as the broker's"))
-	clients, err := gateway.ParseClientKeys(r.str("GATEWAY_API_KEYS", ""))
-	if err != nil {
-		probs.add("GATEWAY_API_KEYS: %v", err)
-	}
-	g.Clients = clients
-	if len(g.Clients) == 0 && !g.AllowAnonymous && err == nil {
-		probs.add("GATEWAY_API_KEYS is empty: set it, or GATEWAY_ALLOW_ANONYMOUS=true to let anyone in")
-	}
-	if r.production() {
-		if g.AllowAnonymous {
-			probs.add("DROMOS_ENV=production: GATEWAY_ALLOW_ANONYMOUS must not be set")
-		}
-		if g.Proxy.AllowPrivate {
-			probs.add("DROMOS_ENV=production: GATEWAY_PROXY_ALLOW_PRIVATE must not be set (the API proxy must not reach internal addresses)")
-		}
-		// A GATEWAY_API_KEYS that failed to parse is reported above, not
-		// as missing.
-		if len(g.Clients) == 0 && err == nil {
-			r.needs("DROMOS_ENV=production", "GATEWAY_API_KEYS")
-		}
-		// A production broker always requires an API key: without one
-		// every call would fail 502.
-		if g.BrokerAPIKey == "" {
-			probs.add("DROMOS_ENV=production: BROKER_API_KEY is required (production brokers require an API key)")
-		}
+	r.agents(&g)
+	// A production broker always requires an API key: without one every
+	// call would fail 502.
+	if r.production() && g.BrokerAPIKey == "" {
+		probs.add("DROMOS_ENV=production: BROKER_API_KEY is required (production brokers require an API key)")
 	}
 	lvl, lerr := parseLevel(r.str("LOG_LEVEL", "info"))
 	if lerr != nil {
@@ -120,4 +89,41 @@ func LoadGateway(env Env) (Gateway, error) {
 	g.LogLevel = lvl
 	g.Tracing = r.tracing()
 	return g, probs.err()
+}
+
+// agents reads what the gateway knows of agents (GATEWAY_* keys and
+// limits) into g, for dromos gateway and dromos serve alike.
+func (r reader) agents(g *Gateway) {
+	g.AllowAnonymous = r.boolean("GATEWAY_ALLOW_ANONYMOUS", false)
+	g.RateLimit = r.count("GATEWAY_RATE_LIMIT", 0)
+	g.ConsentRate = r.count("GATEWAY_CONSENT_RATE_LIMIT", 60)
+	g.Proxy = proxy.Config{
+		MaxRequestBody:  int64(r.count("GATEWAY_PROXY_MAX_REQUEST_BODY", proxy.DefaultMaxRequestBody)),
+		MaxResponseBody: int64(r.count("GATEWAY_PROXY_MAX_RESPONSE_BODY", proxy.DefaultMaxResponseBody)),
+		MaxReplayBody:   int64(r.count("GATEWAY_PROXY_REPLAY_BODY", proxy.DefaultMaxReplayBody)),
+		Timeout:         r.duration("GATEWAY_PROXY_TIMEOUT", proxy.DefaultTimeout),
+		MaxPerAgent:     r.count("GATEWAY_PROXY_MAX_PER_AGENT", proxy.DefaultMaxPerAgent),
+		AllowPrivate:    r.boolean("GATEWAY_PROXY_ALLOW_PRIVATE", false),
+	}
+	clients, err := gateway.ParseClientKeys(r.str("GATEWAY_API_KEYS", ""))
+	if err != nil {
+		r.errs.add("GATEWAY_API_KEYS: %v", err)
+	}
+	g.Clients = clients
+	if len(g.Clients) == 0 && !g.AllowAnonymous && err == nil {
+		r.errs.add("GATEWAY_API_KEYS is empty: set it, or GATEWAY_ALLOW_ANONYMOUS=true to let anyone in")
+	}
+	if r.production() {
+		if g.AllowAnonymous {
+			r.errs.add("DROMOS_ENV=production: GATEWAY_ALLOW_ANONYMOUS must not be set")
+		}
+		if g.Proxy.AllowPrivate {
+			r.errs.add("DROMOS_ENV=production: GATEWAY_PROXY_ALLOW_PRIVATE must not be set (the API proxy must not reach internal addresses)")
+		}
+		// A GATEWAY_API_KEYS that failed to parse is reported above, not
+		// as missing.
+		if len(g.Clients) == 0 && err == nil {
+			r.needs("DROMOS_ENV=production", "GATEWAY_API_KEYS")
+		}
+	}
 }

@@ -181,10 +181,12 @@ func validClientName(s string) bool {
 	return true
 }
 
-// validate reports every problem with c at once.
-func (c Config) validate() error {
+// validate reports every problem with c at once. With inProcess (a broker
+// given in Deps) the broker's URL is not used and may be empty.
+func (c Config) validate(inProcess bool) error {
 	var errs []error
-	if u, err := url.Parse(c.BrokerBaseURL); c.BrokerBaseURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if u, err := url.Parse(c.BrokerBaseURL); !(inProcess && c.BrokerBaseURL == "") &&
+		(c.BrokerBaseURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
 		errs = append(errs, errors.New("BROKER_BASE_URL must be an absolute http(s) URL"))
 	}
 	if len(c.StateKeys) == 0 {

@@ -36,6 +36,11 @@ type Deps struct {
 	// HTTPClient, when set, replaces the tuned keep-alive client used for
 	// the broker.
 	HTTPClient *http.Client
+	// Broker, when set, is the broker the gateway calls instead of a
+	// brokerclient for Config.BrokerBaseURL (then unused and may be
+	// empty): dromos serve passes one that calls the broker in its own
+	// process. The gateway_broker_* metrics count HTTP calls only.
+	Broker Broker
 }
 
 // Gateway serves the agent-facing API over HTTP and gRPC. It holds no
@@ -57,7 +62,7 @@ type Gateway struct {
 
 // New checks cfg and builds a Gateway. It makes no network calls.
 func New(cfg Config, deps Deps) (*Gateway, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(deps.Broker != nil); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	if deps.Now == nil {
@@ -90,21 +95,25 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: STATE_KEY: %w", err)
 	}
-	broker, err := brokerclient.New(brokerclient.Options{
-		BaseURL:               cfg.BrokerBaseURL,
-		APIKey:                cfg.BrokerAPIKey,
-		HTTPClient:            deps.HTTPClient,
-		DialTimeout:           cfg.BrokerDialTimeout,
-		ResponseHeaderTimeout: cfg.BrokerResponseHeaderTimeout,
-		AttemptTimeout:        cfg.BrokerAttemptTimeout,
-		Attempts:              cfg.BrokerAttempts,
-		RetryBase:             cfg.BrokerRetryBase,
-		RetryMax:              cfg.BrokerRetryMax,
-		Observe:               m.observeBroker,
-		Now:                   deps.Now,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
+	broker := deps.Broker
+	if broker == nil {
+		client, err := brokerclient.New(brokerclient.Options{
+			BaseURL:               cfg.BrokerBaseURL,
+			APIKey:                cfg.BrokerAPIKey,
+			HTTPClient:            deps.HTTPClient,
+			DialTimeout:           cfg.BrokerDialTimeout,
+			ResponseHeaderTimeout: cfg.BrokerResponseHeaderTimeout,
+			AttemptTimeout:        cfg.BrokerAttemptTimeout,
+			Attempts:              cfg.BrokerAttempts,
+			RetryBase:             cfg.BrokerRetryBase,
+			RetryMax:              cfg.BrokerRetryMax,
+			Observe:               m.observeBroker,
+			Now:                   deps.Now,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		broker = client
 	}
 	if len(cfg.Clients) > 0 && cfg.AllowAnonymous {
 		log.Warn("GATEWAY_ALLOW_ANONYMOUS is ignored because GATEWAY_API_KEYS is set: every request needs a key")

@@ -94,7 +94,7 @@ type StepUpStatus struct {
 // service is the one implementation of the gateway operations, called by
 // both the REST handlers and the gRPC server with an authenticated Caller.
 type service struct {
-	broker  *brokerclient.Client
+	broker  Broker
 	states  *state.Signer
 	log     *slog.Logger
 	metrics *metrics

@@ -18,9 +18,11 @@ import (
 // reflection; any other value goes through encoding/json as before. As with
 // WriteJSON, a value that cannot be encoded leaves the body empty.
 func WriteJSONObject(w http.ResponseWriter, status int, m map[string]any) {
+	// What Header.Set stores, with shared values (a token answer is
+	// written on every read; the server only reads them).
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
 	w.WriteHeader(status)
 	buf := objectBufs.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -32,6 +34,12 @@ func WriteJSONObject(w http.ResponseWriter, status int, m map[string]any) {
 		objectBufs.Put(buf)
 	}
 }
+
+// Header values of every token answer; never modified.
+var (
+	jsonContentType = []string{"application/json"}
+	noStore         = []string{"no-store"}
+)
 
 // maxPooledObject keeps an unusually large answer's buffer out of the pool.
 const maxPooledObject = 64 << 10

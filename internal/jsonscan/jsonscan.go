@@ -118,3 +118,19 @@ func skipString(b []byte, i int) int {
 		}
 	}
 }
+
+// Object returns the members of the JSON object b as json.Unmarshal into a
+// map[string]json.RawMessage gives them (a later duplicate wins, an empty
+// object is an empty map), the values being slices of b rather than copies.
+// ok is false where Members does not apply: the caller then decodes with
+// encoding/json.
+func Object(b []byte) (m map[string]json.RawMessage, ok bool) {
+	m = make(map[string]json.RawMessage, 4)
+	if !Members(b, func(name, value []byte) bool {
+		m[string(name)] = json.RawMessage(value)
+		return true
+	}) {
+		return nil, false
+	}
+	return m, true
+}

@@ -41,6 +41,15 @@ func check(t *testing.T, in []byte) {
 			t.Fatalf("%q: member %q = %q, json.Unmarshal %q", in, k, got[k], v)
 		}
 	}
+	obj, ok := jsonscan.Object(in)
+	if !ok || len(obj) != len(want) {
+		t.Fatalf("%q: Object gave %d members (ok %v), json.Unmarshal %d", in, len(obj), ok, len(want))
+	}
+	for k, v := range want {
+		if !bytes.Equal(obj[k], v) {
+			t.Fatalf("%q: Object member %q = %q, json.Unmarshal %q", in, k, obj[k], v)
+		}
+	}
 }
 
 func TestMembersAgreesWithEncodingJSON(t *testing.T) {

@@ -59,8 +59,14 @@ func LegacyAAD(connID string) []byte { return []byte("token:" + connID) }
 // and where it is refreshed. Each field is length-prefixed, so no two
 // different owners encode alike.
 func OwnerAAD(c storage.Connection) []byte {
-	out := []byte("token-v2")
-	for _, f := range []string{c.ID, c.WorkspaceID, c.UserID, c.ClientName, c.ProviderID} {
+	fields := [...]string{c.ID, c.WorkspaceID, c.UserID, c.ClientName, c.ProviderID}
+	// Sized at once: it is built on every token read.
+	n := len("token-v2")
+	for _, f := range fields {
+		n += 4 + len(f)
+	}
+	out := append(make([]byte, 0, n), "token-v2"...)
+	for _, f := range fields {
 		out = binary.BigEndian.AppendUint32(out, uint32(len(f)))
 		out = append(out, f...)
 	}

@@ -414,27 +414,32 @@ func passedThrough(status int) bool {
 // mapStatus turns a non-2xx broker answer into the error the agent sees.
 func mapStatus(op string, ans answer) error {
 	env, envOK := parseEnvelope(ans.body)
-	cause := fmt.Errorf("broker %s: status %d", op, ans.status)
+	return agentError(op, ans.status, env, envOK, retryAfter(ans.header))
+}
+
+// agentError is the error the agent sees for a broker answer with status
+// and, when envOK, the envelope env; ra is the answer's Retry-After.
+func agentError(op string, status int, env httpapi.Envelope, envOK bool, ra time.Duration) error {
+	cause := fmt.Errorf("broker %s: status %d", op, status)
 	switch {
-	case ans.status == http.StatusServiceUnavailable:
+	case status == http.StatusServiceUnavailable:
 		msg := "the broker is unavailable"
 		if envOK {
 			msg = env.Message
 		}
-		ra := retryAfter(ans.header)
 		if ra <= 0 {
 			ra = unavailableRetryAfter
 		}
 		return httpapi.Unavailable(msg, ra, cause)
-	case ans.status == http.StatusNotFound && !envOK:
+	case status == http.StatusNotFound && !envOK:
 		return httpapi.NotFound("resource")
-	case passedThrough(ans.status) && envOK:
-		e := &httpapi.Error{Status: ans.status, Code: env.Code, Message: env.Message}
-		if ans.status == http.StatusTooManyRequests {
-			e.RetryAfter = retryAfter(ans.header)
+	case passedThrough(status) && envOK:
+		e := &httpapi.Error{Status: status, Code: env.Code, Message: env.Message}
+		if status == http.StatusTooManyRequests {
+			e.RetryAfter = ra
 		}
 		return e
-	case ans.status == http.StatusBadGateway && envOK && env.Code == httpapi.CodeProviderError:
+	case status == http.StatusBadGateway && envOK && env.Code == httpapi.CodeProviderError:
 		// The provider, not the broker, failed; the broker's message says so
 		// in client-safe words.
 		return httpapi.BadGateway(env.Code, env.Message, cause)
@@ -450,7 +455,16 @@ const maxMessage = 512
 // code, so that garbage never reaches an agent as if it were an error.
 func parseEnvelope(b []byte) (httpapi.Envelope, bool) {
 	var env httpapi.Envelope
-	if err := json.Unmarshal(b, &env); err != nil || !plainCode(env.Code) {
+	if err := json.Unmarshal(b, &env); err != nil {
+		return httpapi.Envelope{}, false
+	}
+	return cleanEnvelope(env)
+}
+
+// cleanEnvelope is env as an agent may see it: a plain code and a bounded
+// message without control characters; false when the code is not plain.
+func cleanEnvelope(env httpapi.Envelope) (httpapi.Envelope, bool) {
+	if !plainCode(env.Code) {
 		return httpapi.Envelope{}, false
 	}
 	if len(env.Message) > maxMessage {
@@ -488,6 +502,11 @@ func retryAfter(h http.Header) time.Duration {
 	if err != nil || n <= 0 {
 		return 0
 	}
+	return retrySeconds(n)
+}
+
+// retrySeconds is n seconds, capped at an hour.
+func retrySeconds(n int) time.Duration {
 	if n > 3600 {
 		n = 3600
 	}

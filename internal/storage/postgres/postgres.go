@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dromos-dev/dromos/internal/connmeta"
+	"github.com/dromos-dev/dromos/internal/jsonscan"
 	"github.com/dromos-dev/dromos/internal/storage"
 )
 
@@ -216,9 +217,14 @@ func decodeMeta(b []byte) (map[string]json.RawMessage, error) {
 	if len(b) == 0 {
 		return nil, nil
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
+	// Every read of a connection (every token read) decodes its metadata:
+	// split without reflection when jsonscan can, values sharing b (a
+	// fresh copy pgx made for this scan).
+	m, ok := jsonscan.Object(b)
+	if !ok {
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, err
+		}
 	}
 	if len(m) == 0 {
 		return nil, nil

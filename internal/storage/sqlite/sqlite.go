@@ -17,6 +17,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/dromos-dev/dromos/internal/connmeta"
+	"github.com/dromos-dev/dromos/internal/jsonscan"
 	"github.com/dromos-dev/dromos/internal/storage"
 )
 
@@ -252,9 +253,14 @@ func decodeMeta(s sql.NullString) (map[string]json.RawMessage, error) {
 	if !s.Valid || s.String == "" {
 		return nil, nil
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(s.String), &m); err != nil {
-		return nil, err
+	// Split without reflection when jsonscan can (every connection read
+	// decodes this); the values share the fresh copy of the column.
+	b := []byte(s.String)
+	m, ok := jsonscan.Object(b)
+	if !ok {
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, err
+		}
 	}
 	if len(m) == 0 {
 		return nil, nil
