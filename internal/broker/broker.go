@@ -31,6 +31,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/refresh"
 	"github.com/dromos-dev/dromos/internal/registry"
+	"github.com/dromos-dev/dromos/internal/revocation"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/stepup"
 	"github.com/dromos-dev/dromos/internal/storage"
@@ -104,6 +105,8 @@ type Config struct {
 
 	// Webhooks tunes webhook delivery (zero: the defaults).
 	Webhooks delivery.Config
+	// Revocation tunes retries of failed revocations (zero: defaults).
+	Revocation revocation.Options
 }
 
 // Deps are the broker's collaborators, built once at start.
@@ -158,6 +161,7 @@ type Broker struct {
 	mcp            *mcpconnect.Connector
 	webhooks       *endpoint.Manager
 	dispatcher     *delivery.Dispatcher
+	revoker        *revocation.Revoker
 }
 
 // New builds a broker.
@@ -193,6 +197,11 @@ func New(cfg Config, d Deps) (*Broker, error) {
 		return nil, err
 	}
 	b.providers = providers
+	b.revoker, err = revocation.New(cfg.Revocation, revocation.Deps{Store: d.Store, Vault: d.Vault, Client: d.Exchange,
+		Resolve: b.revocationTarget, Audit: b.auditRevocation, Logger: d.Logger, Registerer: d.Registerer, Now: d.Now, Rand: d.Rand})
+	if err != nil {
+		return nil, err
+	}
 	if d.MCP != nil {
 		b.mcp, err = mcpconnect.New(mcpconnect.Config{RedirectURI: b.RedirectURI(), ClientMetadataURL: cfg.MCPClientMetadataURL},
 			mcpconnect.Deps{Store: d.Store, Vault: d.Vault, Providers: providers, Discoverer: d.MCP, Now: d.Now})

@@ -350,65 +350,20 @@ func (b *Broker) deleteConnection(w http.ResponseWriter, r *http.Request) error 
 	// Once the provider was asked to revoke, the deletion must happen even
 	// if the caller goes away.
 	ctx := context.WithoutCancel(r.Context())
-	// Take the connection out of service and its token row with it in one
-	// step, so that what is revoked is the latest token: a refresh or a
-	// callback finishing after this finds the connection revoked, does not
-	// store its new grant, and revokes it itself.
-	var taken *storage.Token
-	_, err = b.store.UpdateConnection(ctx, c.ID, func(cur storage.Connection, tok *storage.Token) (storage.Connection, storage.TokenChange, error) {
-		if tok != nil {
-			t := *tok
-			taken = &t
-		}
-		cur.Status, cur.StatusReason, cur.PKCEVerifier, cur.UpdatedAt = storage.StatusRevoked, "deleted", nil, b.now().UTC()
-		return cur, storage.TokenChange{Delete: true}, nil
-	})
+	// The connection, its token and a pending revocation of the grant
+	// change in one transaction: the connection is gone for agents at
+	// once, and a refresh or callback finishing after this finds nothing
+	// to store into. A revocation the provider fails is retried.
+	revoked, err := b.revoker.DeleteConnection(ctx, c.ID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return httpapi.NotFound("connection")
 	} else if err != nil {
 		return err
 	}
-	revoked := b.revokeAtProvider(ctx, c, taken)
-	if err := b.store.DeleteConnection(ctx, c.ID); errors.Is(err, storage.ErrNotFound) {
-		return httpapi.NotFound("connection")
-	} else if err != nil {
-		return err
-	}
 	b.audit(r, storage.AuditEvent{Type: "connection.deleted", ConnectionID: c.ID, ProviderID: c.ProviderID,
-		Detail: map[string]string{"revoked_at_provider": revoked}})
+		Detail: map[string]string{"revoked_at_provider": string(revoked)}})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// revokeAtProvider revokes the connection's grant at the provider (RFC
-// 7009) when it has a revocation endpoint: the refresh token when there is
-// one (which ends the grant), else the access token. Best effort: the local
-// deletion goes ahead either way. It returns "yes", "no" or "failed".
-func (b *Broker) revokeAtProvider(ctx context.Context, c storage.Connection, row *storage.Token) string {
-	if row == nil {
-		return "no"
-	}
-	set, err := tokenset.Open(b.vault, c, *row)
-	if err != nil {
-		return "no"
-	}
-	prov, err := b.providers.Lookup(ctx, c.ProviderID, "")
-	if err != nil {
-		return "no"
-	}
-	ends, err := b.providers.Endpoints(ctx, prov)
-	if err != nil || ends.Revocation == "" {
-		return "no"
-	}
-	secret, err := b.providers.ClientSecret(prov)
-	if err != nil {
-		return "failed"
-	}
-	if err := b.xchg.RevokeGrant(ctx, ends.Revocation, prov.TokenEndpoint(ends, secret), set.RefreshToken, set.AccessToken); err != nil {
-		b.log.WarnContext(ctx, "revocation at provider failed", "connection_id", c.ID, "provider", c.ProviderName, "err", err)
-		return "failed"
-	}
-	return "yes"
 }
 
 // openRow opens a connection's token row; no row means the user must

@@ -24,6 +24,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/logging"
 	"github.com/dromos-dev/dromos/internal/mcp"
 	"github.com/dromos-dev/dromos/internal/netguard"
+	"github.com/dromos-dev/dromos/internal/revocation"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/tracing"
@@ -168,6 +169,8 @@ func buildBrokerTraced(ctx context.Context, cfg config.Broker, log *slog.Logger,
 		MaxPendingPerClient: cfg.MaxPendingPerClient, ConnectionRetention: cfg.ConnectionRetention,
 		MCPClientMetadataURL: cfg.MCPClientMetadataURL, MCPClientMetadataPath: config.MCPClientMetadataPath,
 		Webhooks: webhookConfig(cfg),
+		Revocation: revocation.Options{RetryFor: cfg.Revocation.RetryPeriod,
+			MinBackoff: cfg.Revocation.MinBackoff, MaxBackoff: cfg.Revocation.MaxBackoff},
 	}, broker.Deps{
 		Store:     store,
 		Vault:     ring,

@@ -60,6 +60,16 @@ type Broker struct {
 	// Tracing is the OpenTelemetry export (OTEL_* variables); off when no
 	// endpoint is set.
 	Tracing tracing.Config
+	// Revocation says how long and how often a failed revocation at a
+	// provider is retried.
+	Revocation Revocation
+}
+
+// Revocation tunes the retries of revocations at providers.
+type Revocation struct {
+	RetryPeriod time.Duration // REVOCATION_RETRY_PERIOD
+	MinBackoff  time.Duration // REVOCATION_MIN_BACKOFF
+	MaxBackoff  time.Duration // REVOCATION_MAX_BACKOFF
 }
 
 // MCPClientMetadataPath is where the broker serves its Client ID Metadata
@@ -104,6 +114,9 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   WEBHOOK_RETRY_MAX_WAIT  cap on each wait between webhook retries (default 0: the ~24h schedule)
   WEBHOOK_DISABLE_AFTER   disable a webhook endpoint failing this long (default 120h; 0 never)
   LOG_LEVEL               debug, info, warn or error (default info)
+  REVOCATION_RETRY_PERIOD how long a revocation the provider failed is retried (default 72h)
+  REVOCATION_MIN_BACKOFF  wait after the first failed revocation, doubling (default 30s)
+  REVOCATION_MAX_BACKOFF  longest wait between revocation attempts (default 1h)
   MCP_CLIENT_METADATA_URL URL of the broker's OAuth Client ID Metadata Document for MCP servers
                           (default BASE_URL/mcp/client-metadata.json when BASE_URL is https; "off" disables)
 `
@@ -133,6 +146,14 @@ func LoadBroker(env Env) (Broker, error) {
 		WebhookTimeout:             r.duration("WEBHOOK_TIMEOUT", 10*time.Second),
 		WebhookRetryMaxWait:        r.duration("WEBHOOK_RETRY_MAX_WAIT", 0),
 		WebhookDisableAfter:        r.duration("WEBHOOK_DISABLE_AFTER", 120*time.Hour),
+		Revocation: Revocation{
+			RetryPeriod: r.duration("REVOCATION_RETRY_PERIOD", 72*time.Hour),
+			MinBackoff:  r.duration("REVOCATION_MIN_BACKOFF", 30*time.Second),
+			MaxBackoff:  r.duration("REVOCATION_MAX_BACKOFF", time.Hour),
+		},
+	}
+	if rv := b.Revocation; rv.RetryPeriod <= 0 || rv.MinBackoff <= 0 || rv.MaxBackoff < rv.MinBackoff {
+		probs.add("REVOCATION_RETRY_PERIOD and REVOCATION_MIN_BACKOFF must be positive and REVOCATION_MAX_BACKOFF at least REVOCATION_MIN_BACKOFF")
 	}
 	if b.WebhookTimeout == 0 || b.WebhookTimeout > 5*time.Minute {
 		probs.add("WEBHOOK_TIMEOUT must be a duration from 1ms to 5m")
