@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -87,7 +88,8 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   DATABASE_URL            postgres://… or sqlite:PATH (default sqlite:dromos.db)
   ENCRYPTION_KEY          base64 32-byte AES-256-GCM key for secrets at rest (required)
   ENCRYPTION_KEYS         ID:BASE64,… several keys, first primary (replaces ENCRYPTION_KEY)
-  STATE_KEY               base64 32-byte HMAC key for state, shared with the gateway (required)
+  STATE_KEY               base64 32 bytes, seed of the Ed25519 key that signs state (required); the
+                          gateway gets only its public key (STATE_PUBLIC_KEYS, from 'dromos state-public-keys')
   STATE_KEYS              ID:BASE64,… several keys, first primary (replaces STATE_KEY)
   API_KEY, API_KEYS       key(s) callers present (plain, 16+ characters, or sha256:HEX; comma-separated)
   REQUIRE_API_KEY         require a key on every route but callback/health/ready/metrics (default:
@@ -188,6 +190,15 @@ func LoadBroker(env Env) (Broker, error) {
 	// On success both lists hold at least one key: the first is primary.
 	b.EncryptionKeys = toVaultKeys(r.requiredIDKeys("ENCRYPTION_KEYS", "ENCRYPTION_KEY", "generate one with `dromos keygen`"))
 	b.StateKeys = toStateKeys(r.requiredIDKeys("STATE_KEYS", "STATE_KEY", "generate one with `dromos keygen`"))
+	// One secret for both would let whoever holds the state key (a
+	// gateway configured the old way) open every sealed token.
+	for _, sk := range b.StateKeys {
+		for _, ek := range b.EncryptionKeys {
+			if subtle.ConstantTimeCompare(sk.Secret, ek.Secret[:]) == 1 {
+				probs.add("state key %d equals encryption key %d: STATE_KEY(S) and ENCRYPTION_KEY(S) must be different keys (`dromos keygen`)", sk.ID, ek.ID)
+			}
+		}
+	}
 
 	if b.RequireAPIKey && len(b.APIKeys) == 0 {
 		r.needs("REQUIRE_API_KEY=true", "API_KEY", "API_KEYS")

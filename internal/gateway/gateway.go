@@ -18,7 +18,6 @@ import (
 	"github.com/dromos-dev/dromos/internal/gateway/brokerclient"
 	"github.com/dromos-dev/dromos/internal/logging"
 	"github.com/dromos-dev/dromos/internal/ratelimit"
-	"github.com/dromos-dev/dromos/internal/state"
 )
 
 // Deps are the gateway's injected dependencies.
@@ -86,9 +85,9 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: register metrics: %w", err)
 	}
-	signer, err := state.NewSigner(cfg.StateKeys[0], cfg.StateKeys[1:], state.Options{Now: deps.Now})
+	states, err := stateVerifier(cfg, deps.Now, log)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: STATE_KEY: %w", err)
+		return nil, err
 	}
 	broker, err := brokerclient.New(brokerclient.Options{
 		BaseURL:               cfg.BrokerBaseURL,
@@ -123,7 +122,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	g := &Gateway{
 		limiter:        limiter,
 		consentLimiter: consentLimiter,
-		svc:            &service{broker: broker, states: signer, log: log, metrics: m, now: deps.Now},
+		svc:            &service{broker: broker, states: states, log: log, metrics: m, now: deps.Now},
 		auth:           &authenticator{clients: append([]ClientKey(nil), cfg.Clients...), anonymous: cfg.AllowAnonymous},
 		log:            log,
 		now:            deps.Now,

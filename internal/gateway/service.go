@@ -95,7 +95,7 @@ type StepUpStatus struct {
 // both the REST handlers and the gRPC server with an authenticated Caller.
 type service struct {
 	broker  *brokerclient.Client
-	states  *state.Signer
+	states  *state.Verifier
 	log     *slog.Logger
 	metrics *metrics
 	now     func() time.Time
