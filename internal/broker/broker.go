@@ -55,6 +55,9 @@ type Config struct {
 	EnforceReturnURL     bool
 	AllowedReturnDomains []string
 	ExposeRefreshToken   bool
+	// ExposeIDToken puts the provider's id_token in every token answer;
+	// otherwise only callers asking with id_token=true get it.
+	ExposeIDToken bool
 	// InsecureSkipBrowserBinding hands agents the provider's URL directly
 	// and accepts callbacks without the flow cookie. It MUST NOT be used
 	// where an authUrl can leak: anyone holding it could complete consent

@@ -222,7 +222,7 @@ var reservedTokenFields = map[string]bool{
 // members over them. A refresh_token reaches the agent only when the
 // operator turned ExposeRefreshToken on, including one nested in an extra
 // (Slack's authed_user carries the user token's refresh_token).
-func (b *Broker) tokenBody(c storage.Connection, set tokenset.Set) map[string]any {
+func (b *Broker) tokenBody(c storage.Connection, set tokenset.Set, withIDToken bool) map[string]any {
 	body := make(map[string]any, 8+len(set.Extra))
 	for k, v := range set.Extra {
 		if reservedTokenFields[k] {
@@ -249,7 +249,7 @@ func (b *Broker) tokenBody(c storage.Connection, set tokenset.Set) map[string]an
 		body["expires_in"] = left
 		body["expires_at"] = set.Expiry.UTC().Format(time.RFC3339)
 	}
-	if set.IDToken != "" {
+	if set.IDToken != "" && withIDToken {
 		body["id_token"] = set.IDToken
 	}
 	if b.cfg.ExposeRefreshToken && set.RefreshToken != "" {
@@ -296,6 +296,10 @@ func (b *Broker) getToken(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return httpapi.BadRequest("auto_refresh must be true or false")
 	}
+	withIDToken, err := b.wantsIDToken(q)
+	if err != nil {
+		return err
+	}
 	// One query for the connection and its token: the hot path.
 	c, row, err := b.loadConnectionQuery(r, q)
 	if err != nil {
@@ -313,12 +317,12 @@ func (b *Broker) getToken(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	b.m.tokenRead(c.ProviderName, set.IDToken != "")
-	if set.IDToken != "" {
+	b.m.tokenRead(c.ProviderName, set.IDToken != "" && withIDToken)
+	if set.IDToken != "" && withIDToken {
 		b.m.idTokens.Inc()
 	}
 	b.auditQuery(r, q, storage.AuditEvent{Type: "token.read", ConnectionID: c.ID, ProviderID: c.ProviderID})
-	httpapi.WriteJSONObject(w, http.StatusOK, b.tokenBody(c, set))
+	httpapi.WriteJSONObject(w, http.StatusOK, b.tokenBody(c, set, withIDToken))
 	return nil
 }
 
@@ -334,11 +338,15 @@ func (b *Broker) refreshToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	withIDToken, err := b.wantsIDToken(r.URL.Query())
+	if err != nil {
+		return err
+	}
 	if c, set, err = b.refresher.Current(r.Context(), c, *row, set, true); err != nil {
 		return err
 	}
 	b.audit(r, storage.AuditEvent{Type: "token.refreshed", ConnectionID: c.ID, ProviderID: c.ProviderID})
-	httpapi.WriteJSONObject(w, http.StatusOK, b.tokenBody(c, set))
+	httpapi.WriteJSONObject(w, http.StatusOK, b.tokenBody(c, set, withIDToken))
 	return nil
 }
 

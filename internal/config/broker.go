@@ -37,6 +37,9 @@ type Broker struct {
 	EnforceReturnURL     bool
 	AllowedReturnDomains []string
 	ExposeRefreshToken   bool
+	// ExposeIDToken puts the id_token in every token answer (otherwise
+	// only for callers asking, such as agents with the id-token option).
+	ExposeIDToken bool
 	// InsecureSkipBrowserBinding turns off the flow cookie (see broker).
 	InsecureSkipBrowserBinding bool
 	AuditRetention             time.Duration
@@ -103,6 +106,8 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   ALLOWED_RETURN_DOMAINS  comma-separated origins [http(s)://]host[:port]; *.example.com is one more
                           label, **.example.com any depth; without a port, the default one (any on loopback)
   EXPOSE_REFRESH_TOKEN    true to include refresh_token in token answers (default false)
+  EXPOSE_ID_TOKEN         true to include the provider's id_token in every token answer (default false:
+                          only for gateway agents with the id-token option)
   INSECURE_SKIP_BROWSER_BINDING  true to hand out provider URLs directly and accept
                           callbacks from any browser (MUST NOT be used where an authUrl can leak)
   DROMOS_ENV              production refuses to start on insecure settings (lists them all)
@@ -139,6 +144,7 @@ func LoadBroker(env Env) (Broker, error) {
 		ConsentRate:                r.count("RATE_LIMIT_CONSENT", 600),
 		EnforceReturnURL:           r.boolean("ENFORCE_RETURN_URL", false),
 		ExposeRefreshToken:         r.boolean("EXPOSE_REFRESH_TOKEN", false),
+		ExposeIDToken:              r.boolean("EXPOSE_ID_TOKEN", false),
 		InsecureSkipBrowserBinding: r.boolean("INSECURE_SKIP_BROWSER_BINDING", false),
 		AuditRetention:             r.duration("AUDIT_RETENTION", 90*24*time.Hour),
 		MaxPendingPerClient:        r.count("MAX_PENDING_PER_CLIENT", 100),

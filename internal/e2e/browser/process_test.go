@@ -210,7 +210,7 @@ func startOPStack(t *testing.T, gatewayEnv ...func(*opStack) []string) *opStack 
 	env := []string{
 		"PORT=0", "PORT_GRPC=0", "LISTEN_HOST=127.0.0.1",
 		"BROKER_BASE_URL=" + s.brokerURL, "BROKER_API_KEY=" + s.brokerKey, "STATE_PUBLIC_KEYS=" + statePublicKeys(t, stateKey),
-		"GATEWAY_API_KEYS=agent-e2e:" + s.agentKey, "LOG_LEVEL=debug",
+		"GATEWAY_API_KEYS=agent-e2e:" + s.agentKey + ";id-token", "LOG_LEVEL=debug",
 	}
 	for _, e := range gatewayEnv {
 		env = append(env, e(s)...) // exec keeps the last value of a name
