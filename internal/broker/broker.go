@@ -31,6 +31,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/refresh"
 	"github.com/dromos-dev/dromos/internal/registry"
+	"github.com/dromos-dev/dromos/internal/rejections"
 	"github.com/dromos-dev/dromos/internal/revocation"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/stepup"
@@ -110,6 +111,10 @@ type Config struct {
 	Webhooks delivery.Config
 	// Revocation tunes retries of failed revocations (zero: defaults).
 	Revocation revocation.Options
+	// RejectionAuditWindow is how long refused callbacks are counted per
+	// reason and client address before one audit row each is written
+	// (zero: one minute).
+	RejectionAuditWindow time.Duration
 }
 
 // Deps are the broker's collaborators, built once at start.
@@ -165,6 +170,7 @@ type Broker struct {
 	webhooks       *endpoint.Manager
 	dispatcher     *delivery.Dispatcher
 	revoker        *revocation.Revoker
+	rejections     *rejections.Aggregator
 }
 
 // New builds a broker.
@@ -218,6 +224,7 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	}
 	b.guards = g
 	b.auditq = auditq.New(d.Store, d.Logger, b.m.auditDropped)
+	b.rejections = rejections.New(d.Store, rejections.Options{Window: cfg.RejectionAuditWindow, Now: d.Now, Logger: d.Logger})
 	if err := b.newWebhooks(cfg, d); err != nil {
 		return nil, err
 	}

@@ -45,6 +45,7 @@ h1{font-size:1.4rem}</style></head>
 
 func (b *Broker) rejectCallback(w http.ResponseWriter, r *http.Request, rej callbackRejection) {
 	b.m.callbacks.WithLabelValues("rejected_" + rej.reason).Inc()
+	b.rejections.Record(rej.reason, b.clientIP(r))
 	b.log.WarnContext(r.Context(), "callback rejected", "reason", rej.reason)
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
