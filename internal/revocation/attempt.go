@@ -25,6 +25,11 @@ type result struct {
 // token after all.
 func (r *Revoker) try(ctx context.Context, providerID string, t Tokens) result {
 	target, err := r.d.Resolve(ctx, providerID)
+	return r.tryAt(ctx, target, err, t)
+}
+
+// tryAt is try with the target already resolved (or its error).
+func (r *Revoker) tryAt(ctx context.Context, target Target, err error, t Tokens) result {
 	switch {
 	case errors.Is(err, ErrNoProvider):
 		return result{done: true, outcome: NotRevoked, class: "no_provider"}

@@ -239,10 +239,18 @@ func (r *Revoker) DeleteConnection(ctx context.Context, id string) (Outcome, err
 // fails in a way a retry may fix, the grant is kept as a pending
 // revocation and retried like a deleted connection's.
 func (r *Revoker) Revoke(ctx context.Context, connID, providerID string, t Tokens) (Outcome, error) {
+	target, err := r.d.Resolve(ctx, providerID)
+	return r.RevokeAt(ctx, connID, providerID, target, err, t)
+}
+
+// RevokeAt is Revoke with the first attempt made at target (resolveErr:
+// the error resolving it, if any), for a caller that has the provider's
+// endpoints at hand; retries resolve providerID again.
+func (r *Revoker) RevokeAt(ctx context.Context, connID, providerID string, target Target, resolveErr error, t Tokens) (Outcome, error) {
 	if t.empty() {
 		return NotRevoked, nil
 	}
-	res := r.try(ctx, providerID, t)
+	res := r.tryAt(ctx, target, resolveErr, t)
 	if res.done {
 		r.m.outcome(res.outcome)
 		return res.outcome, nil
