@@ -12,7 +12,8 @@ type RevocationStore interface {
 	// DeleteConnectionRevoking loads the connection and its token (nil
 	// when none) under the connection's row lock and calls fn. When fn
 	// returns a revocation it is inserted; the connection, its token and
-	// its step-ups are deleted; all in one transaction. If fn returns an
+	// its step-ups are deleted and its connection.deleted lifecycle event
+	// recorded, as DeleteConnection does; all in one transaction. If fn returns an
 	// error nothing changes and the error is returned unchanged. A missing
 	// connection is ErrNotFound.
 	DeleteConnectionRevoking(ctx context.Context, id string, fn func(Connection, *Token) (*Revocation, error)) error

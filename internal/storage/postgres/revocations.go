@@ -65,6 +65,9 @@ func (s *Store) DeleteConnectionRevoking(ctx context.Context, id string, fn func
 				return err
 			}
 		}
+		if err := recordLifecycle(ctx, tx, &cur, nil); err != nil {
+			return fmt.Errorf("postgres: %s: %w", op, err)
+		}
 		_, err = tx.Exec(ctx, `DELETE FROM connections WHERE id = $1`, id)
 		return wrap(op, err)
 	})

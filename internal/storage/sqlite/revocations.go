@@ -64,6 +64,9 @@ func (s *Store) DeleteConnectionRevoking(ctx context.Context, id string, fn func
 				return err
 			}
 		}
+		if err := recordLifecycle(ctx, tx, &cur, nil); err != nil {
+			return fmt.Errorf("sqlite: %s: %w", op, err)
+		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM connections WHERE id = ?`, id)
 		return wrap(op, err)
 	})

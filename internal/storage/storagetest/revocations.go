@@ -68,6 +68,11 @@ func runRevocations(t *testing.T, open func(t *testing.T) storage.Storage) {
 		_, err = s.LatestStepUp(t.Context(), "c1")
 		wantErr(t, "LatestStepUp after delete", err, storage.ErrNotFound)
 		wantRevocations(t, s, "after delete", 1)
+		evs, err := s.ListLifecycleEvents(t.Context(), "c1")
+		must(t, "ListLifecycleEvents", err)
+		if len(evs) == 0 || evs[len(evs)-1].Type != storage.LifecycleDeleted {
+			t.Errorf("lifecycle events after the delete: %+v, want connection.deleted last", evs)
+		}
 		lease := t0.Add(time.Minute)
 		got, err := s.ClaimRevocations(t.Context(), t0, lease, 0)
 		must(t, "ClaimRevocations", err)
