@@ -6,6 +6,7 @@ import (
 
 	"github.com/dromos-dev/dromos/internal/revocation"
 	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/tokenset"
 )
 
 // revocationTarget tells package revocation where a provider revokes.
@@ -44,4 +45,23 @@ func (b *Broker) auditRevocation(ctx context.Context, e storage.AuditEvent) {
 // when the provider fails: the one way to revoke a token set.
 func (b *Broker) RevokeTokens(ctx context.Context, connID, providerID, refreshToken, accessToken string) (revocation.Outcome, error) {
 	return b.revoker.Revoke(ctx, connID, providerID, revocation.Tokens{RefreshToken: refreshToken, AccessToken: accessToken})
+}
+
+// revokeAtProvider revokes the grant of a token row the broker erased
+// (a refused or lapsed confirmation) and returns what became of it: "yes",
+// "pending" (kept and retried), "no" or "failed".
+func (b *Broker) revokeAtProvider(ctx context.Context, c storage.Connection, row *storage.Token) string {
+	if row == nil {
+		return string(revocation.NotRevoked)
+	}
+	set, err := tokenset.Open(b.vault, c, *row)
+	if err != nil {
+		return string(revocation.NotRevoked)
+	}
+	out, err := b.revoker.Revoke(ctx, c.ID, c.ProviderID, revocation.Tokens{RefreshToken: set.RefreshToken, AccessToken: set.AccessToken})
+	if err != nil {
+		b.log.WarnContext(ctx, "revocation at provider not kept for retry", "connection_id", c.ID, "err", err)
+		return string(revocation.Failed)
+	}
+	return string(out)
 }
