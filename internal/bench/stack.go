@@ -29,6 +29,7 @@ const (
 // secrets are one stack's keys, fresh for every run.
 type secrets struct {
 	encryptionKey, stateKey string // base64 of 32 bytes
+	statePublicKeys         string // the gateway's STATE_PUBLIC_KEYS
 	brokerKey, agentKey     string // hex of 32 bytes
 	clientSecret            string
 }
@@ -41,6 +42,9 @@ func newSecrets(random io.Reader) (secrets, error) {
 		return s, err
 	}
 	if s.stateKey, err = config.NewKey(read); err != nil {
+		return s, err
+	}
+	if s.statePublicKeys, err = config.StatePublicKeys(config.Env{"STATE_KEY": s.stateKey}); err != nil {
 		return s, err
 	}
 	for _, k := range []*string{&s.brokerKey, &s.agentKey, &s.clientSecret} {
@@ -104,7 +108,7 @@ func startStack(ctx context.Context, backend, bin, databaseURL, logDir string, k
 	s.brokerURL = s.broker.url("broker")
 	s.gateway, err = startProcess(ctx, backend+"-gateway", Command{Path: bin, Args: []string{"gateway"}, Env: []string{
 		"PORT=0", "PORT_GRPC=0", "LISTEN_HOST=127.0.0.1",
-		"BROKER_BASE_URL=" + s.brokerURL, "BROKER_API_KEY=" + keys.brokerKey, "STATE_KEY=" + keys.stateKey,
+		"BROKER_BASE_URL=" + s.brokerURL, "BROKER_API_KEY=" + keys.brokerKey, "STATE_PUBLIC_KEYS=" + keys.statePublicKeys,
 		"GATEWAY_API_KEYS=" + agentName + ":sha256:" + hex.EncodeToString(sum[:]), "LOG_LEVEL=info",
 		// One agent makes every connection of the set-up.
 		"GATEWAY_CONSENT_RATE_LIMIT=0",

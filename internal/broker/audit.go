@@ -148,12 +148,19 @@ func (b *Broker) PurgeConnections(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-// FlushAudit writes every queued audit event now (tests, shutdown).
-func (b *Broker) FlushAudit() { b.auditq.Flush() }
+// FlushAudit writes every queued audit event now, and the rejected
+// callbacks counted so far (tests, shutdown).
+func (b *Broker) FlushAudit() {
+	b.auditq.Flush()
+	b.rejections.Flush(context.Background())
+}
 
 // Close writes the queued audit events and stops the queue. Call it before
 // closing the store.
-func (b *Broker) Close() { b.auditq.Close() }
+func (b *Broker) Close() {
+	b.auditq.Close()
+	b.rejections.Close()
+}
 
 // storableText is s as every store keeps it: valid UTF-8 (PostgreSQL
 // refuses anything else, and one refused row would sink the batch it is

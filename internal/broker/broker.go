@@ -31,6 +31,8 @@ import (
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/refresh"
 	"github.com/dromos-dev/dromos/internal/registry"
+	"github.com/dromos-dev/dromos/internal/rejections"
+	"github.com/dromos-dev/dromos/internal/revocation"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/stepup"
 	"github.com/dromos-dev/dromos/internal/storage"
@@ -54,6 +56,9 @@ type Config struct {
 	EnforceReturnURL     bool
 	AllowedReturnDomains []string
 	ExposeRefreshToken   bool
+	// ExposeIDToken puts the provider's id_token in every token answer;
+	// otherwise only callers asking with id_token=true get it.
+	ExposeIDToken bool
 	// InsecureSkipBrowserBinding hands agents the provider's URL directly
 	// and accepts callbacks without the flow cookie. It MUST NOT be used
 	// where an authUrl can leak: anyone holding it could complete consent
@@ -104,6 +109,12 @@ type Config struct {
 
 	// Webhooks tunes webhook delivery (zero: the defaults).
 	Webhooks delivery.Config
+	// Revocation tunes retries of failed revocations (zero: defaults).
+	Revocation revocation.Options
+	// RejectionAuditWindow is how long refused callbacks are counted per
+	// reason and client address before one audit row each is written
+	// (zero: one minute).
+	RejectionAuditWindow time.Duration
 }
 
 // Deps are the broker's collaborators, built once at start.
@@ -160,6 +171,8 @@ type Broker struct {
 	mcp        *mcpconnect.Connector
 	webhooks   *endpoint.Manager
 	dispatcher *delivery.Dispatcher
+	revoker    *revocation.Revoker
+	rejections *rejections.Aggregator
 }
 
 // New builds a broker.
@@ -195,6 +208,11 @@ func New(cfg Config, d Deps) (*Broker, error) {
 		return nil, err
 	}
 	b.providers = providers
+	b.revoker, err = revocation.New(cfg.Revocation, revocation.Deps{Store: d.Store, Vault: d.Vault, Client: d.Exchange,
+		Resolve: b.revocationTarget, Audit: b.auditRevocation, Logger: d.Logger, Registerer: d.Registerer, Now: d.Now, Rand: d.Rand})
+	if err != nil {
+		return nil, err
+	}
 	if d.MCP != nil {
 		b.mcp, err = mcpconnect.New(mcpconnect.Config{RedirectURI: b.RedirectURI(), ClientMetadataURL: cfg.MCPClientMetadataURL},
 			mcpconnect.Deps{Store: d.Store, Vault: d.Vault, Providers: providers, Discoverer: d.MCP, Now: d.Now})
@@ -208,6 +226,7 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	}
 	b.guards = g
 	b.auditq = auditq.New(d.Store, d.Logger, b.m.auditDropped)
+	b.rejections = rejections.New(d.Store, rejections.Options{Window: cfg.RejectionAuditWindow, Now: d.Now, Logger: d.Logger})
 	if err := b.newWebhooks(cfg, d); err != nil {
 		return nil, err
 	}

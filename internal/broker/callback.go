@@ -19,6 +19,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/registry"
+	"github.com/dromos-dev/dromos/internal/revocation"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/tokenset"
 )
@@ -45,6 +46,7 @@ h1{font-size:1.4rem}</style></head>
 
 func (b *Broker) rejectCallback(w http.ResponseWriter, r *http.Request, rej callbackRejection) {
 	b.m.callbacks.WithLabelValues("rejected_" + rej.reason).Inc()
+	b.rejections.Record(rej.reason, b.clientIP(r))
 	b.log.WarnContext(r.Context(), "callback rejected", "reason", rej.reason)
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
@@ -491,16 +493,25 @@ func (b *Broker) redirectResult(w http.ResponseWriter, r *http.Request, conn sto
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
-// revokeUnkept revokes, best effort, a grant the code exchange produced
-// but the broker did not store.
+// revokeUnkept revokes a grant the code exchange produced but the broker
+// did not store; when the provider fails, the revocation is kept and
+// retried like a deleted connection's (package revocation).
 func (b *Broker) revokeUnkept(ctx context.Context, connID string, ends registry.Endpoints, ep exchange.Endpoint, tok *exchange.Token) {
 	if ends.Revocation == "" || (tok.RefreshToken == "" && tok.AccessToken == "") {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := b.xchg.RevokeGrant(ctx, ends.Revocation, ep, tok.RefreshToken, tok.AccessToken); err != nil {
-		b.log.WarnContext(ctx, "revoking a grant that was not stored failed", "connection_id", connID, "err", err)
+	// Retries find the provider again through the connection's provider
+	// id; a connection already deleted leaves only this attempt.
+	var providerID string
+	if c, err := b.store.GetConnection(ctx, connID); err == nil {
+		providerID = c.ProviderID
+	}
+	out, err := b.revoker.RevokeAt(ctx, connID, providerID, revocation.Target{URL: ends.Revocation, Endpoint: ep}, nil,
+		revocation.Tokens{RefreshToken: tok.RefreshToken, AccessToken: tok.AccessToken})
+	if err != nil || out != revocation.Revoked {
+		b.log.WarnContext(ctx, "revoking a grant that was not stored failed", "connection_id", connID, "outcome", string(out), "err", err)
 		return
 	}
 	b.log.InfoContext(ctx, "revoked a grant that was not stored", "connection_id", connID)

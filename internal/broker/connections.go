@@ -222,7 +222,7 @@ var reservedTokenFields = map[string]bool{
 // members over them. A refresh_token reaches the agent only when the
 // operator turned ExposeRefreshToken on, including one nested in an extra
 // (Slack's authed_user carries the user token's refresh_token).
-func (b *Broker) tokenBody(c storage.Connection, set tokenset.Set) map[string]any {
+func (b *Broker) tokenBody(c storage.Connection, set tokenset.Set, withIDToken bool) map[string]any {
 	body := make(map[string]any, 8+len(set.Extra))
 	for k, v := range set.Extra {
 		if reservedTokenFields[k] {
@@ -249,7 +249,7 @@ func (b *Broker) tokenBody(c storage.Connection, set tokenset.Set) map[string]an
 		body["expires_in"] = left
 		body["expires_at"] = set.Expiry.UTC().Format(time.RFC3339)
 	}
-	if set.IDToken != "" {
+	if set.IDToken != "" && withIDToken {
 		body["id_token"] = set.IDToken
 	}
 	if b.cfg.ExposeRefreshToken && set.RefreshToken != "" {
@@ -296,18 +296,23 @@ func (b *Broker) getToken(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return httpapi.BadRequest("auto_refresh must be true or false")
 	}
-	c, set, err := b.readToken(r, q, autoRefresh)
+	withIDToken, err := b.wantsIDToken(q)
 	if err != nil {
 		return err
 	}
-	httpapi.WriteJSONObject(w, http.StatusOK, b.tokenBody(c, set))
+	c, set, err := b.readToken(r, q, autoRefresh, withIDToken)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSONObject(w, http.StatusOK, b.tokenBody(c, set, withIDToken))
 	return nil
 }
 
 // readToken is a token read, over HTTP or in process: the connection named
 // in r's path, owned as q says, and its token, refreshed first when
-// autoRefresh and it is due; counted and audited.
-func (b *Broker) readToken(r *http.Request, q url.Values, autoRefresh bool) (storage.Connection, tokenset.Set, error) {
+// autoRefresh and it is due; counted and audited. withIDToken says whether
+// the answer will carry the id_token (for the metrics).
+func (b *Broker) readToken(r *http.Request, q url.Values, autoRefresh, withIDToken bool) (storage.Connection, tokenset.Set, error) {
 	// One query for the connection and its token: the hot path.
 	c, row, err := b.loadConnectionQuery(r, q)
 	if err != nil {
@@ -325,8 +330,8 @@ func (b *Broker) readToken(r *http.Request, q url.Values, autoRefresh bool) (sto
 			return storage.Connection{}, tokenset.Set{}, err
 		}
 	}
-	b.m.tokenRead(c.ProviderName, set.IDToken != "")
-	if set.IDToken != "" {
+	b.m.tokenRead(c.ProviderName, set.IDToken != "" && withIDToken)
+	if set.IDToken != "" && withIDToken {
 		b.m.idTokens.Inc()
 	}
 	b.auditQuery(r, q, storage.AuditEvent{Type: "token.read", ConnectionID: c.ID, ProviderID: c.ProviderID})
@@ -334,11 +339,15 @@ func (b *Broker) readToken(r *http.Request, q url.Values, autoRefresh bool) (sto
 }
 
 func (b *Broker) refreshToken(w http.ResponseWriter, r *http.Request) error {
+	withIDToken, err := b.wantsIDToken(r.URL.Query())
+	if err != nil {
+		return err
+	}
 	c, set, err := b.forceRefresh(r)
 	if err != nil {
 		return err
 	}
-	httpapi.WriteJSONObject(w, http.StatusOK, b.tokenBody(c, set))
+	httpapi.WriteJSONObject(w, http.StatusOK, b.tokenBody(c, set, withIDToken))
 	return nil
 }
 
@@ -371,65 +380,20 @@ func (b *Broker) deleteConnection(w http.ResponseWriter, r *http.Request) error 
 	// Once the provider was asked to revoke, the deletion must happen even
 	// if the caller goes away.
 	ctx := context.WithoutCancel(r.Context())
-	// Take the connection out of service and its token row with it in one
-	// step, so that what is revoked is the latest token: a refresh or a
-	// callback finishing after this finds the connection revoked, does not
-	// store its new grant, and revokes it itself.
-	var taken *storage.Token
-	_, err = b.store.UpdateConnection(ctx, c.ID, func(cur storage.Connection, tok *storage.Token) (storage.Connection, storage.TokenChange, error) {
-		if tok != nil {
-			t := *tok
-			taken = &t
-		}
-		cur.Status, cur.StatusReason, cur.PKCEVerifier, cur.UpdatedAt = storage.StatusRevoked, "deleted", nil, b.now().UTC()
-		return cur, storage.TokenChange{Delete: true}, nil
-	})
+	// The connection, its token and a pending revocation of the grant
+	// change in one transaction: the connection is gone for agents at
+	// once, and a refresh or callback finishing after this finds nothing
+	// to store into. A revocation the provider fails is retried.
+	revoked, err := b.revoker.DeleteConnection(ctx, c.ID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return httpapi.NotFound("connection")
 	} else if err != nil {
 		return err
 	}
-	revoked := b.revokeAtProvider(ctx, c, taken)
-	if err := b.store.DeleteConnection(ctx, c.ID); errors.Is(err, storage.ErrNotFound) {
-		return httpapi.NotFound("connection")
-	} else if err != nil {
-		return err
-	}
 	b.audit(r, storage.AuditEvent{Type: "connection.deleted", ConnectionID: c.ID, ProviderID: c.ProviderID,
-		Detail: map[string]string{"revoked_at_provider": revoked}})
+		Detail: map[string]string{"revoked_at_provider": string(revoked)}})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// revokeAtProvider revokes the connection's grant at the provider (RFC
-// 7009) when it has a revocation endpoint: the refresh token when there is
-// one (which ends the grant), else the access token. Best effort: the local
-// deletion goes ahead either way. It returns "yes", "no" or "failed".
-func (b *Broker) revokeAtProvider(ctx context.Context, c storage.Connection, row *storage.Token) string {
-	if row == nil {
-		return "no"
-	}
-	set, err := tokenset.Open(b.vault, c, *row)
-	if err != nil {
-		return "no"
-	}
-	prov, err := b.providers.Lookup(ctx, c.ProviderID, "")
-	if err != nil {
-		return "no"
-	}
-	ends, err := b.providers.Endpoints(ctx, prov)
-	if err != nil || ends.Revocation == "" {
-		return "no"
-	}
-	secret, err := b.providers.ClientSecret(prov)
-	if err != nil {
-		return "failed"
-	}
-	if err := b.xchg.RevokeGrant(ctx, ends.Revocation, prov.TokenEndpoint(ends, secret), set.RefreshToken, set.AccessToken); err != nil {
-		b.log.WarnContext(ctx, "revocation at provider failed", "connection_id", c.ID, "provider", c.ProviderName, "err", err)
-		return "failed"
-	}
-	return "yes"
 }
 
 // openRow opens a connection's token row; no row means the user must

@@ -52,7 +52,7 @@ func TestEndToEndWithIndependentOP(t *testing.T) {
 		}
 
 		var tok map[string]any
-		if st := h.do("GET", "/connections/"+c.ConnectionID+"/token", nil, &tok); st != 200 {
+		if st := h.do("GET", "/connections/"+c.ConnectionID+"/token?id_token=true", nil, &tok); st != 200 {
 			t.Fatalf("token read %d %v", st, tok)
 		}
 		if s, _ := tok["access_token"].(string); s == "" {

@@ -61,7 +61,8 @@ func newStackGateway(t *testing.T, dbURL string, gwTweak func(*gateway.Config), 
 	s.h.registerProvider(map[string]any{"name": "example", "issuer": s.op.Issuer, "enable_discovery": true,
 		"client_id": s.op.ClientID, "client_secret": s.op.ClientSecret})
 
-	clients, err := gateway.ParseClientKeys("agent-a:" + agentKey + ",agent-b:other-agent-key-0001")
+	// agent-a gets id_tokens (the id-token option); agent-b does not.
+	clients, err := gateway.ParseClientKeys("agent-a:" + agentKey + ";id-token,agent-b:other-agent-key-0001")
 	if err != nil {
 		t.Fatal(err)
 	}

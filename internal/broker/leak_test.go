@@ -39,7 +39,7 @@ func TestNoSecretInLogsOrAudit(t *testing.T) {
 		t.Fatal("no code seen")
 	}
 	tok := map[string]any{}
-	s.h.do("GET", "/connections/"+id+"/token", nil, &tok)
+	s.h.do("GET", "/connections/"+id+"/token?id_token=true", nil, &tok)
 	var fresh map[string]any
 	s.rest(t, "POST", "/v1/refresh/"+id, "/v1/refresh/{connection_id}", agentKey, nil, &fresh)
 

@@ -41,24 +41,27 @@ func (b *Broker) InProcessHandler() http.Handler { return b.inProcess }
 // /connections/{id}/token?client_name= does for the gateway (refreshing it
 // first when due), and returns the members that answer holds, unencoded.
 // Errors are those the HTTP API would write, storage outages mapped to 503.
-func (b *Broker) TokenMembers(ctx context.Context, id, clientName string) (map[string]any, error) {
+// idToken asks for the id_token as ?id_token=true does (the operator's
+// EXPOSE_ID_TOKEN applies either way).
+func (b *Broker) TokenMembers(ctx context.Context, id, clientName string, idToken bool) (map[string]any, error) {
 	r, q := inProcessRequest(ctx, http.MethodGet, id, clientName)
-	c, set, err := b.readToken(r, q, true)
+	withIDToken := idToken || b.cfg.ExposeIDToken
+	c, set, err := b.readToken(r, q, true, withIDToken)
 	if err != nil {
 		return nil, b.mapStorageErr(err)
 	}
-	return b.tokenBody(c, set), nil
+	return b.tokenBody(c, set, withIDToken), nil
 }
 
 // RefreshMembers is TokenMembers for POST /connections/{id}/refresh: a
 // refresh at the provider, whether due or not.
-func (b *Broker) RefreshMembers(ctx context.Context, id, clientName string) (map[string]any, error) {
+func (b *Broker) RefreshMembers(ctx context.Context, id, clientName string, idToken bool) (map[string]any, error) {
 	r, _ := inProcessRequest(ctx, http.MethodPost, id, clientName)
 	c, set, err := b.forceRefresh(r)
 	if err != nil {
 		return nil, b.mapStorageErr(err)
 	}
-	return b.tokenBody(c, set), nil
+	return b.tokenBody(c, set, idToken || b.cfg.ExposeIDToken), nil
 }
 
 // Shared header values of in-process requests; never modified.

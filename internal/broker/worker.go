@@ -14,14 +14,18 @@ type WorkerOptions = refresh.AheadOptions
 
 // RunWorker refreshes tokens ahead of expiry (so agents rarely wait on a
 // provider), keeps idle grants alive, fails pending consents that ran out,
-// and delivers lifecycle webhooks, until ctx ends. Safe with many replicas: each refresh claims the
-// connection's lease first.
+// delivers lifecycle webhooks and retries failed revocations, until ctx
+// ends. Safe with many replicas: each refresh claims the connection's
+// lease first.
 func (b *Broker) RunWorker(ctx context.Context, opts WorkerOptions) {
 	opts.Defaults()
 	// Webhook messages go out alongside, on their own goroutines, so a
 	// slow receiver never holds up a refresh.
 	stopWebhooks := b.runWebhooks(ctx)
 	defer stopWebhooks()
+	// Revocations keep their own pace (their backoff may be shorter
+	// than the refresh pass).
+	go b.revoker.Run(ctx)
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
 	var lastCount time.Time

@@ -11,6 +11,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/config"
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/localbroker"
+	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/logging"
 )
 
@@ -45,9 +46,15 @@ func runServe(ctx context.Context, args []string, ios ioSet, env config.Env) err
 	// have a token_refresh_total, and each /metrics shows its own part.
 	gwReg := prometheus.NewRegistry()
 	gcfg := cfg.Gateway
+	// The gateway half verifies states with the public keys only, as a
+	// separate gateway would.
+	pubs, err := state.PublicKeys(gcfg.StateKeys)
+	if err != nil {
+		return err
+	}
 	gw, err := gateway.New(gateway.Config{
-		StateKeys: gcfg.StateKeys, Clients: gcfg.Clients, AllowAnonymous: gcfg.AllowAnonymous,
-		RateLimit: gcfg.RateLimit, ConsentRatePerMinute: gcfg.ConsentRate,
+		StatePublicKeys: pubs, Clients: gcfg.Clients, AllowAnonymous: gcfg.AllowAnonymous,
+		RateLimit: gcfg.RateLimit, ConsentRatePerMinute: gcfg.ConsentRate, Proxy: gcfg.Proxy,
 	}, gateway.Deps{Logger: log.With("component", "gateway"), Registerer: gwReg, Gatherer: gwReg, Now: time.Now, Broker: local})
 	if err != nil {
 		return err

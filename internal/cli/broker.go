@@ -24,6 +24,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/logging"
 	"github.com/dromos-dev/dromos/internal/mcp"
 	"github.com/dromos-dev/dromos/internal/netguard"
+	"github.com/dromos-dev/dromos/internal/revocation"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/tracing"
@@ -166,13 +167,15 @@ func buildBrokerTraced(ctx context.Context, cfg config.Broker, log *slog.Logger,
 		APIKeys: cfg.APIKeys, RequireAPIKey: cfg.RequireAPIKey,
 		RequireAllowlist: cfg.RequireAllowlist, AllowedCIDRs: cfg.AllowedCIDRs,
 		EnforceReturnURL: cfg.EnforceReturnURL, AllowedReturnDomains: cfg.AllowedReturnDomains,
-		ExposeRefreshToken: cfg.ExposeRefreshToken, InsecureSkipBrowserBinding: cfg.InsecureSkipBrowserBinding,
+		ExposeRefreshToken: cfg.ExposeRefreshToken, ExposeIDToken: cfg.ExposeIDToken, InsecureSkipBrowserBinding: cfg.InsecureSkipBrowserBinding,
 		AuditRetention: cfg.AuditRetention,
 		TrustedProxies: cfg.TrustedProxies, CallbackRatePerMinute: cfg.CallbackRate, ConsentRatePerMinute: cfg.ConsentRate,
 		ProviderNetGuard: cfg.Production, ExplainDiscoveryErrors: !cfg.Production,
 		MaxPendingPerClient: cfg.MaxPendingPerClient, ConnectionRetention: cfg.ConnectionRetention,
 		MCPClientMetadataURL: cfg.MCPClientMetadataURL, MCPClientMetadataPath: config.MCPClientMetadataPath,
 		Webhooks: webhookConfig(cfg),
+		Revocation: revocation.Options{RetryFor: cfg.Revocation.RetryPeriod,
+			MinBackoff: cfg.Revocation.MinBackoff, MaxBackoff: cfg.Revocation.MaxBackoff},
 	}, broker.Deps{
 		Store:     store,
 		Vault:     ring,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dromos-dev/dromos/internal/config"
 	"github.com/dromos-dev/dromos/internal/database"
+	"github.com/dromos-dev/dromos/internal/state"
 )
 
 // Version is set at build time with -ldflags "-X …/internal/cli.Version=…".
@@ -32,7 +33,8 @@ func commands() []command {
 		{"dev", "run broker, gateway and a demo OIDC provider in one process (not for production)", runDev},
 		{"migrate", "apply database migrations to DATABASE_URL and exit", runMigrate},
 		{"rotate-keys", "re-seal every stored secret under the primary ENCRYPTION_KEYS key, online", runRotateKeys},
-		{"keygen", "print fresh base64 32-byte keys for ENCRYPTION_KEY and STATE_KEY", runKeygen},
+		{"keygen", "print fresh base64 32-byte keys for ENCRYPTION_KEY and STATE_KEY, and the gateway's STATE_PUBLIC_KEYS", runKeygen},
+		{"state-public-keys", "print STATE_PUBLIC_KEYS for the gateway from the broker's STATE_KEY or STATE_KEYS", runStatePublicKeys},
 		{"providers", "add, list, show or remove providers at a running broker", runProviders},
 		{"connections", "list, show or delete connections at a running broker", runConnections},
 		{"webhooks", "add, list, rotate, enable or remove webhook endpoints at a running broker", runWebhooks},
@@ -141,7 +143,39 @@ func runKeygen(_ context.Context, args []string, ios ioSet, _ config.Env) error 
 			return err
 		}
 		fmt.Fprintf(ios.out, "%s=%s\n", name, k)
+		if name == "STATE_KEY" {
+			keys, err := config.StateKeys(config.Env{"STATE_KEY": k})
+			if err != nil {
+				return err
+			}
+			if err := printStatePublicKeys(ios, keys); err != nil {
+				return err
+			}
+		}
 	}
+	return nil
+}
+
+// runStatePublicKeys prints the gateway's STATE_PUBLIC_KEYS for the
+// broker's state keys: public, safe to hand to the gateway.
+func runStatePublicKeys(_ context.Context, args []string, ios ioSet, env config.Env) error {
+	fs := newFlags("state-public-keys", "Prints STATE_PUBLIC_KEYS, the public keys the gateway verifies states with, derived from STATE_KEYS or STATE_KEY in the environment.", "", ios)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	keys, err := config.StateKeys(env)
+	if err != nil {
+		return err
+	}
+	return printStatePublicKeys(ios, keys)
+}
+
+func printStatePublicKeys(ios ioSet, keys []state.Key) error {
+	pubs, err := state.PublicKeys(keys)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(ios.out, "STATE_PUBLIC_KEYS=%s\n", state.FormatPublicKeys(pubs))
 	return nil
 }
 

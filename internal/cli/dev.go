@@ -78,6 +78,9 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 		// minute from one address.
 		"RATE_LIMIT_CALLBACK": "0",
 		"RATE_LIMIT_CONSENT":  "0",
+		// Its agents are anonymous, so no agent option can ask for the
+		// id_token; a sandbox shows it to everyone.
+		"EXPOSE_ID_TOKEN": "true",
 	}
 	if v, ok := env["MCP_CLIENT_METADATA_URL"]; ok {
 		// Where the Client ID Metadata Document is published, for MCP

@@ -13,6 +13,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/netlimit"
 	"github.com/dromos-dev/dromos/internal/proxy"
+	"github.com/dromos-dev/dromos/internal/state"
 )
 
 // devGateway is the gateway part of dromos dev.
@@ -28,14 +29,23 @@ func startDevGateway(_ context.Context, f devFlags, brokerURL string, s devSecre
 	// Its own registry: the gateway's /metrics shows the gateway, as it
 	// would in production.
 	reg := prometheus.NewRegistry()
+	// Like a production gateway, it gets only the state public key.
+	stateKeys, err := config.StateKeys(config.Env{"STATE_KEY": s.StateKey})
+	if err != nil {
+		return devGateway{}, err
+	}
+	pubs, err := state.PublicKeys(stateKeys)
+	if err != nil {
+		return devGateway{}, err
+	}
 	cfg, err := config.LoadGateway(config.Env{
-		"BROKER_BASE_URL": brokerURL, "STATE_KEY": s.StateKey, "GATEWAY_ALLOW_ANONYMOUS": "true",
+		"BROKER_BASE_URL": brokerURL, "STATE_PUBLIC_KEYS": state.FormatPublicKeys(pubs), "GATEWAY_ALLOW_ANONYMOUS": "true",
 	})
 	if err != nil {
 		return devGateway{}, err
 	}
 	gw, err := gateway.New(gateway.Config{
-		BrokerBaseURL: cfg.BrokerBaseURL, StateKeys: cfg.StateKeys, AllowAnonymous: true,
+		BrokerBaseURL: cfg.BrokerBaseURL, StatePublicKeys: cfg.StatePublicKeys, AllowAnonymous: true,
 		// The demo provider's API is on this machine.
 		Proxy: proxy.Config{AllowPrivate: true},
 	}, gateway.Deps{Logger: log.With("component", "gateway"), Registerer: reg, Gatherer: reg, Now: time.Now})

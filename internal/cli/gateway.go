@@ -29,7 +29,8 @@ func runGateway(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	}
 	defer stopTracing(tr, log)
 	gw, err := gateway.New(gateway.Config{
-		BrokerBaseURL: cfg.BrokerBaseURL, BrokerAPIKey: cfg.BrokerAPIKey, StateKeys: cfg.StateKeys,
+		BrokerBaseURL: cfg.BrokerBaseURL, BrokerAPIKey: cfg.BrokerAPIKey,
+		StatePublicKeys: cfg.StatePublicKeys, StateKeys: cfg.StateKeys,
 		Clients: cfg.Clients, AllowAnonymous: cfg.AllowAnonymous, RateLimit: cfg.RateLimit,
 		ConsentRatePerMinute: cfg.ConsentRate, Proxy: cfg.Proxy,
 	}, gateway.Deps{Logger: log, Registerer: reg, Gatherer: reg, Now: time.Now, HTTPClient: tracedBrokerClient(tr)})

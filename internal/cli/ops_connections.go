@@ -261,7 +261,7 @@ func runToken(ctx context.Context, args []string, ios ioSet, env config.Env) err
 		IDToken     string `json:"id_token"`
 		Provider    string `json:"provider"`
 	}
-	if err := bc.do(ctx, http.MethodGet, connPathFor(pos[0])+"/token", nil, &t); err != nil {
+	if err := bc.do(ctx, http.MethodGet, connPathFor(pos[0])+"/token?id_token=true", nil, &t); err != nil {
 		return err
 	}
 	var exp time.Time

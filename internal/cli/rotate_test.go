@@ -47,6 +47,8 @@ const (
 	rotKey1 = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
 	rotKey2 = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
 	rotKey9 = "QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8="
+	// rotStateKey is no encryption key: the broker refuses one that is.
+	rotStateKey = "YGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6e3x9fn8="
 )
 
 // Without DATABASE_URL, or with a SQLite file that does not exist,
@@ -55,7 +57,7 @@ const (
 func TestRotateKeysNeedsAnExistingDatabase(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
-	keys := []string{"ENCRYPTION_KEY=" + rotKey1, "STATE_KEY=" + rotKey2}
+	keys := []string{"ENCRYPTION_KEY=" + rotKey1, "STATE_KEY=" + rotStateKey}
 	for _, tc := range []struct {
 		name, db, want string
 	}{
@@ -115,7 +117,7 @@ func TestRotateKeysReportsRowsItCannotOpen(t *testing.T) {
 			store.Close()
 			var out, errb bytes.Buffer
 			code := cli.Run(ctx, []string{"rotate-keys"}, &out, &errb,
-				[]string{"DATABASE_URL=" + db, "ENCRYPTION_KEYS=2:" + rotKey2 + ",1:" + rotKey1, "STATE_KEY=" + rotKey2})
+				[]string{"DATABASE_URL=" + db, "ENCRYPTION_KEYS=2:" + rotKey2 + ",1:" + rotKey1, "STATE_KEY=" + rotStateKey})
 			o := out.String()
 			if code == 0 || !strings.Contains(o, "ciphertexts re-sealed: 1") || !strings.Contains(o, "rows that could not be opened: 2") ||
 				!strings.Contains(o, "provider "+ids[0]) || !strings.Contains(o, "provider "+ids[2]) || strings.Contains(o, "provider "+ids[1]) ||

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -36,6 +37,9 @@ type Broker struct {
 	EnforceReturnURL     bool
 	AllowedReturnDomains []string
 	ExposeRefreshToken   bool
+	// ExposeIDToken puts the id_token in every token answer (otherwise
+	// only for callers asking, such as agents with the id-token option).
+	ExposeIDToken bool
 	// InsecureSkipBrowserBinding turns off the flow cookie (see broker).
 	InsecureSkipBrowserBinding bool
 	AuditRetention             time.Duration
@@ -60,6 +64,16 @@ type Broker struct {
 	// Tracing is the OpenTelemetry export (OTEL_* variables); off when no
 	// endpoint is set.
 	Tracing tracing.Config
+	// Revocation says how long and how often a failed revocation at a
+	// provider is retried.
+	Revocation Revocation
+}
+
+// Revocation tunes the retries of revocations at providers.
+type Revocation struct {
+	RetryPeriod time.Duration // REVOCATION_RETRY_PERIOD
+	MinBackoff  time.Duration // REVOCATION_MIN_BACKOFF
+	MaxBackoff  time.Duration // REVOCATION_MAX_BACKOFF
 }
 
 // MCPClientMetadataPath is where the broker serves its Client ID Metadata
@@ -77,7 +91,8 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   DATABASE_URL            postgres://… or sqlite:PATH (default sqlite:dromos.db)
   ENCRYPTION_KEY          base64 32-byte AES-256-GCM key for secrets at rest (required)
   ENCRYPTION_KEYS         ID:BASE64,… several keys, first primary (replaces ENCRYPTION_KEY)
-  STATE_KEY               base64 32-byte HMAC key for state, shared with the gateway (required)
+  STATE_KEY               base64 32 bytes, seed of the Ed25519 key that signs state (required); the
+                          gateway gets only its public key (STATE_PUBLIC_KEYS, from 'dromos state-public-keys')
   STATE_KEYS              ID:BASE64,… several keys, first primary (replaces STATE_KEY)
   API_KEY, API_KEYS       key(s) callers present (plain, 16+ characters, or sha256:HEX; comma-separated)
   REQUIRE_API_KEY         require a key on every route but callback/health/ready/metrics (default:
@@ -91,6 +106,8 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   ALLOWED_RETURN_DOMAINS  comma-separated origins [http(s)://]host[:port]; *.example.com is one more
                           label, **.example.com any depth; without a port, the default one (any on loopback)
   EXPOSE_REFRESH_TOKEN    true to include refresh_token in token answers (default false)
+  EXPOSE_ID_TOKEN         true to include the provider's id_token in every token answer (default false:
+                          only for gateway agents with the id-token option)
   INSECURE_SKIP_BROWSER_BINDING  true to hand out provider URLs directly and accept
                           callbacks from any browser (MUST NOT be used where an authUrl can leak)
   DROMOS_ENV              production refuses to start on insecure settings (lists them all)
@@ -104,6 +121,9 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   WEBHOOK_RETRY_MAX_WAIT  cap on each wait between webhook retries (default 0: the ~24h schedule)
   WEBHOOK_DISABLE_AFTER   disable a webhook endpoint failing this long (default 120h; 0 never)
   LOG_LEVEL               debug, info, warn or error (default info)
+  REVOCATION_RETRY_PERIOD how long a revocation the provider failed is retried (default 72h)
+  REVOCATION_MIN_BACKOFF  wait after the first failed revocation, doubling (default 30s)
+  REVOCATION_MAX_BACKOFF  longest wait between revocation attempts (default 1h)
   MCP_CLIENT_METADATA_URL URL of the broker's OAuth Client ID Metadata Document for MCP servers
                           (default BASE_URL/mcp/client-metadata.json when BASE_URL is https; "off" disables)
 `
@@ -124,6 +144,7 @@ func LoadBroker(env Env) (Broker, error) {
 		ConsentRate:                r.count("RATE_LIMIT_CONSENT", 600),
 		EnforceReturnURL:           r.boolean("ENFORCE_RETURN_URL", false),
 		ExposeRefreshToken:         r.boolean("EXPOSE_REFRESH_TOKEN", false),
+		ExposeIDToken:              r.boolean("EXPOSE_ID_TOKEN", false),
 		InsecureSkipBrowserBinding: r.boolean("INSECURE_SKIP_BROWSER_BINDING", false),
 		AuditRetention:             r.duration("AUDIT_RETENTION", 90*24*time.Hour),
 		MaxPendingPerClient:        r.count("MAX_PENDING_PER_CLIENT", 100),
@@ -133,6 +154,14 @@ func LoadBroker(env Env) (Broker, error) {
 		WebhookTimeout:             r.duration("WEBHOOK_TIMEOUT", 10*time.Second),
 		WebhookRetryMaxWait:        r.duration("WEBHOOK_RETRY_MAX_WAIT", 0),
 		WebhookDisableAfter:        r.duration("WEBHOOK_DISABLE_AFTER", 120*time.Hour),
+		Revocation: Revocation{
+			RetryPeriod: r.duration("REVOCATION_RETRY_PERIOD", 72*time.Hour),
+			MinBackoff:  r.duration("REVOCATION_MIN_BACKOFF", 30*time.Second),
+			MaxBackoff:  r.duration("REVOCATION_MAX_BACKOFF", time.Hour),
+		},
+	}
+	if rv := b.Revocation; rv.RetryPeriod <= 0 || rv.MinBackoff <= 0 || rv.MaxBackoff < rv.MinBackoff {
+		probs.add("REVOCATION_RETRY_PERIOD and REVOCATION_MIN_BACKOFF must be positive and REVOCATION_MAX_BACKOFF at least REVOCATION_MIN_BACKOFF")
 	}
 	if b.WebhookTimeout == 0 || b.WebhookTimeout > 5*time.Minute {
 		probs.add("WEBHOOK_TIMEOUT must be a duration from 1ms to 5m")
@@ -167,6 +196,15 @@ func LoadBroker(env Env) (Broker, error) {
 	// On success both lists hold at least one key: the first is primary.
 	b.EncryptionKeys = toVaultKeys(r.requiredIDKeys("ENCRYPTION_KEYS", "ENCRYPTION_KEY", "generate one with `dromos keygen`"))
 	b.StateKeys = toStateKeys(r.requiredIDKeys("STATE_KEYS", "STATE_KEY", "generate one with `dromos keygen`"))
+	// One secret for both would let whoever holds the state key (a
+	// gateway configured the old way) open every sealed token.
+	for _, sk := range b.StateKeys {
+		for _, ek := range b.EncryptionKeys {
+			if subtle.ConstantTimeCompare(sk.Secret, ek.Secret[:]) == 1 {
+				probs.add("state key %d equals encryption key %d: STATE_KEY(S) and ENCRYPTION_KEY(S) must be different keys (`dromos keygen`)", sk.ID, ek.ID)
+			}
+		}
+	}
 
 	if b.RequireAPIKey && len(b.APIKeys) == 0 {
 		r.needs("REQUIRE_API_KEY=true", "API_KEY", "API_KEYS")

@@ -13,6 +13,7 @@ import (
 var (
 	key32  = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 	key32b = base64.RawURLEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210"))
+	key32c = base64.StdEncoding.EncodeToString([]byte("state-key-state-key-state-key-32"))
 )
 
 func TestLoadBrokerDefaults(t *testing.T) {
@@ -63,7 +64,7 @@ func TestKeyListsAndAPIKeys(t *testing.T) {
 	hashed := sha256.Sum256([]byte("agent-key"))
 	b, err := LoadBroker(Env{
 		"ENCRYPTION_KEYS": "2:" + key32b + ",1:" + key32,
-		"STATE_KEY":       key32,
+		"STATE_KEY":       key32c,
 		"API_KEY":         "plain-key-0123456789",
 		"API_KEYS":        "sha256:" + strings.ToLower(hexOf(hashed[:])),
 		"REQUIRE_API_KEY": "true",
@@ -88,7 +89,7 @@ func TestKeyListsAndAPIKeys(t *testing.T) {
 		!strings.Contains(err.Error(), "API_KEYS entry 2: a plain key must be at least 16") || strings.Contains(err.Error(), "short-key") {
 		t.Fatalf("bad API keys: %v", err)
 	}
-	if _, err := LoadBroker(Env{"ENCRYPTION_KEYS": "1:" + key32 + ",1:" + key32b, "STATE_KEY": key32}); err == nil ||
+	if _, err := LoadBroker(Env{"ENCRYPTION_KEYS": "1:" + key32 + ",1:" + key32b, "STATE_KEY": key32c}); err == nil ||
 		!strings.Contains(err.Error(), "repeats key id 1") {
 		t.Fatalf("duplicate ids: %v", err)
 	}
@@ -479,5 +480,54 @@ func TestBrokerConnectionLimitsDefaults(t *testing.T) {
 	_, err = LoadBroker(env)
 	if err == nil || !strings.Contains(err.Error(), "MAX_PENDING_PER_CLIENT") || !strings.Contains(err.Error(), "CONNECTION_RETENTION") {
 		t.Fatalf("bad values: %v", err)
+	}
+}
+
+// A state key equal to an encryption key is refused in every mode: whoever
+// holds the state key would also open every sealed token.
+func TestStateKeyMustDifferFromEncryptionKeys(t *testing.T) {
+	for _, env := range []Env{
+		{"ENCRYPTION_KEY": key32, "STATE_KEY": key32},
+		{"ENCRYPTION_KEYS": "2:" + key32b + ",1:" + key32, "STATE_KEYS": "3:" + key32c + ",4:" + key32b},
+		{"ENCRYPTION_KEY": key32, "STATE_KEY": key32, "DROMOS_ENV": "production"},
+	} {
+		_, err := LoadBroker(env)
+		if err == nil || !strings.Contains(err.Error(), "must be different keys") {
+			t.Errorf("LoadBroker(%v) = %v, want the equal keys refused", env, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), key32) || strings.Contains(err.Error(), key32b)) {
+			t.Errorf("error names a key: %v", err)
+		}
+	}
+}
+
+// The gateway takes public keys; given the broker's seed it derives them;
+// given both it refuses.
+func TestGatewayStatePublicKeys(t *testing.T) {
+	base := Env{"BROKER_BASE_URL": "http://broker:8080", "GATEWAY_ALLOW_ANONYMOUS": "true"}
+	with := func(kv ...string) Env {
+		e := Env{}
+		for k, v := range base {
+			e[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			e[kv[i]] = kv[i+1]
+		}
+		return e
+	}
+	g, err := LoadGateway(with("STATE_PUBLIC_KEYS", "2:"+key32b+",1:"+key32))
+	if err != nil || len(g.StatePublicKeys) != 2 || g.StatePublicKeys[0].ID != 2 || len(g.StateKeys) != 0 {
+		t.Fatalf("STATE_PUBLIC_KEYS: %+v, %v", g, err)
+	}
+	g, err = LoadGateway(with("STATE_KEY", key32))
+	if err != nil || len(g.StateKeys) != 1 || len(g.StatePublicKeys) != 0 {
+		t.Fatalf("STATE_KEY: %+v, %v", g, err)
+	}
+	if _, err := LoadGateway(with("STATE_PUBLIC_KEYS", "1:"+key32, "STATE_KEY", key32b)); err == nil ||
+		!strings.Contains(err.Error(), "must not be set with STATE_PUBLIC_KEYS") {
+		t.Fatalf("both: %v", err)
+	}
+	if _, err := LoadGateway(base); err == nil || !strings.Contains(err.Error(), "STATE_PUBLIC_KEYS is required") {
+		t.Fatalf("neither: %v", err)
 	}
 }

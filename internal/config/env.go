@@ -243,6 +243,15 @@ func toStateKeys(ks []idKey) []state.Key {
 	return out
 }
 
+func toStatePublicKeys(ks []idKey) []state.PublicKey {
+	out := make([]state.PublicKey, len(ks))
+	for i, k := range ks {
+		pk := k.key
+		out[i] = state.PublicKey{ID: k.id, Key: pk[:]}
+	}
+	return out
+}
+
 // minAPIKeyLen is the shortest plain API key accepted.
 const minAPIKeyLen = 16
 

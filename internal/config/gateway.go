@@ -11,15 +11,19 @@ import (
 
 // Gateway is the gateway's configuration.
 type Gateway struct {
-	Port           int
-	GRPCPort       int
-	ListenHost     string
-	BrokerBaseURL  string
-	BrokerAPIKey   string
-	StateKeys      []state.Key
-	Clients        []gateway.ClientKey
-	AllowAnonymous bool
-	RateLimit      int // requests per second per agent; 0 off
+	Port          int
+	GRPCPort      int
+	ListenHost    string
+	BrokerBaseURL string
+	BrokerAPIKey  string
+	// StatePublicKeys verify states (STATE_PUBLIC_KEYS); StateKeys is the
+	// broker's seed given instead (STATE_KEY/STATE_KEYS), from which the
+	// gateway derives them.
+	StatePublicKeys []state.PublicKey
+	StateKeys       []state.Key
+	Clients         []gateway.ClientKey
+	AllowAnonymous  bool
+	RateLimit       int // requests per second per agent; 0 off
 	// MaxConnections caps open client connections across both
 	// listeners; 0 derives it from the open-file limit.
 	MaxConnections int
@@ -39,7 +43,10 @@ const GatewayVars = `  PORT                     HTTP listen port (default 8090)
   LISTEN_HOST              address both listeners bind (default: every interface)
   BROKER_BASE_URL          the broker's URL (required)
   BROKER_API_KEY           key sent to the broker as X-API-Key
-  STATE_KEY, STATE_KEYS    the broker's state key(s), to verify the state it signs (required)
+  STATE_PUBLIC_KEYS        ID:BASE64,… Ed25519 public keys of the broker's state keys, first primary
+                           (required; printed by 'dromos keygen' and 'dromos state-public-keys')
+  STATE_KEY, STATE_KEYS    instead of STATE_PUBLIC_KEYS: the broker's state key(s), from which the
+                           public keys are derived (logged as a warning: the seed can sign states)
   GATEWAY_API_KEYS         agents' keys: client-name:key or client-name:sha256:HEX, comma-separated,
                            each optionally followed by ;option (docs/GATEWAY.md, Agent options)
   GATEWAY_ALLOW_ANONYMOUS  true to run without GATEWAY_API_KEYS (anyone may call; development only)
@@ -75,7 +82,16 @@ func LoadGateway(env Env) (Gateway, error) {
 	} else {
 		g.BrokerBaseURL = r.absURL("BROKER_BASE_URL", v)
 	}
-	g.StateKeys = toStateKeys(r.requiredIDKeys("STATE_KEYS", "STATE_KEY", "the same key as the broker's"))
+	if r.str("STATE_PUBLIC_KEYS", "") != "" {
+		g.StatePublicKeys = toStatePublicKeys(r.requiredIDKeys("STATE_PUBLIC_KEYS", "STATE_PUBLIC_KEYS", ""))
+		if r.str("STATE_KEY", "") != "" || r.str("STATE_KEYS", "") != "" {
+			probs.add("STATE_KEY/STATE_KEYS must not be set with STATE_PUBLIC_KEYS: the gateway needs only the public keys")
+		}
+	} else if r.str("STATE_KEY", "") != "" || r.str("STATE_KEYS", "") != "" {
+		g.StateKeys = toStateKeys(r.requiredIDKeys("STATE_KEYS", "STATE_KEY", ""))
+	} else {
+		probs.add("STATE_PUBLIC_KEYS is required (the broker's state public keys: run 'dromos state-public-keys' with the broker's STATE_KEY or STATE_KEYS)")
+	}
 	r.agents(&g)
 	// A production broker always requires an API key: without one every
 	// call would fail 502.

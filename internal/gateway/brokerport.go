@@ -17,6 +17,10 @@ type Broker interface {
 	ListConnections(ctx context.Context, q brokerclient.ConnectionQuery) (brokerclient.ConnectionPage, error)
 	Token(ctx context.Context, id, clientName string) (brokerclient.Token, error)
 	Refresh(ctx context.Context, id, clientName string) (brokerclient.Token, error)
+	// TokenWith and RefreshWith are Token and Refresh with options (the
+	// agent's id-token option).
+	TokenWith(ctx context.Context, id, clientName string, o brokerclient.TokenOptions) (brokerclient.Token, error)
+	RefreshWith(ctx context.Context, id, clientName string, o brokerclient.TokenOptions) (brokerclient.Token, error)
 	DeleteConnection(ctx context.Context, id, clientName string) error
 	Catalog(ctx context.Context) ([]brokerclient.CatalogEntry, error)
 	Providers(ctx context.Context) ([]brokerclient.Provider, error)

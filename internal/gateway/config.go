@@ -22,8 +22,12 @@ type Config struct {
 	BrokerBaseURL string
 	// BrokerAPIKey is sent to the broker as X-API-Key (BROKER_API_KEY).
 	BrokerAPIKey string
-	// StateKeys verify the state the broker signs; the first is the primary
-	// (STATE_KEY / STATE_KEYS). The gateway never signs.
+	// StatePublicKeys verify the state the broker signs
+	// (STATE_PUBLIC_KEYS). The gateway cannot sign.
+	StatePublicKeys []state.PublicKey
+	// StateKeys, when StatePublicKeys is empty, are the broker's own keys
+	// (STATE_KEY / STATE_KEYS): only their public keys are kept, and the
+	// gateway logs that it should be given those instead.
 	StateKeys []state.Key
 	// Clients are the agents allowed in (GATEWAY_API_KEYS).
 	Clients []ClientKey
@@ -189,8 +193,8 @@ func (c Config) validate(inProcess bool) error {
 		(c.BrokerBaseURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
 		errs = append(errs, errors.New("BROKER_BASE_URL must be an absolute http(s) URL"))
 	}
-	if len(c.StateKeys) == 0 {
-		errs = append(errs, errors.New("STATE_KEY is required: the gateway verifies the state the broker signs"))
+	if len(c.StateKeys) == 0 && len(c.StatePublicKeys) == 0 {
+		errs = append(errs, errors.New("STATE_PUBLIC_KEYS (or the broker's STATE_KEY) is required: the gateway verifies the state the broker signs"))
 	}
 	if len(c.Clients) == 0 && !c.AllowAnonymous {
 		errs = append(errs, errors.New("no agent credentials: set GATEWAY_API_KEYS, or GATEWAY_ALLOW_ANONYMOUS=true for local use"))

@@ -18,7 +18,6 @@ import (
 	"github.com/dromos-dev/dromos/internal/gateway/brokerclient"
 	"github.com/dromos-dev/dromos/internal/logging"
 	"github.com/dromos-dev/dromos/internal/ratelimit"
-	"github.com/dromos-dev/dromos/internal/state"
 )
 
 // Deps are the gateway's injected dependencies.
@@ -91,9 +90,9 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: register metrics: %w", err)
 	}
-	signer, err := state.NewSigner(cfg.StateKeys[0], cfg.StateKeys[1:], state.Options{Now: deps.Now})
+	states, err := stateVerifier(cfg, deps.Now, log)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: STATE_KEY: %w", err)
+		return nil, err
 	}
 	broker := deps.Broker
 	if broker == nil {
@@ -132,7 +131,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	g := &Gateway{
 		limiter:        limiter,
 		consentLimiter: consentLimiter,
-		svc:            &service{broker: broker, states: signer, log: log, metrics: m, now: deps.Now},
+		svc:            &service{broker: broker, states: states, log: log, metrics: m, now: deps.Now},
 		auth:           &authenticator{clients: append([]ClientKey(nil), cfg.Clients...), anonymous: cfg.AllowAnonymous},
 		log:            log,
 		now:            deps.Now,

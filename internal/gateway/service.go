@@ -95,7 +95,7 @@ type StepUpStatus struct {
 // both the REST handlers and the gRPC server with an authenticated Caller.
 type service struct {
 	broker  Broker
-	states  *state.Signer
+	states  *state.Verifier
 	log     *slog.Logger
 	metrics *metrics
 	now     func() time.Time
@@ -405,7 +405,7 @@ func (s *service) Token(ctx context.Context, c Caller, id string) (brokerclient.
 	if err := checkConnectionID(id); err != nil {
 		return brokerclient.Token{}, err
 	}
-	return s.broker.Token(ctx, id, c.Name)
+	return s.broker.TokenWith(ctx, id, c.Name, brokerclient.TokenOptions{IDToken: c.Policy.IDToken})
 }
 
 // Refresh forces a provider refresh for the caller's connection.
@@ -417,7 +417,7 @@ func (s *service) Refresh(ctx context.Context, c Caller, id string) (brokerclien
 		return brokerclient.Token{}, err
 	}
 	start := s.now()
-	t, err := s.broker.Refresh(ctx, id, c.Name)
+	t, err := s.broker.RefreshWith(ctx, id, c.Name, brokerclient.TokenOptions{IDToken: c.Policy.IDToken})
 	s.metrics.refreshed(refreshResult(err), s.now().Sub(start))
 	return t, err
 }

@@ -16,8 +16,9 @@ type Broker interface {
 	// TokenMembers and RefreshMembers answer GET …/token and POST
 	// …/refresh for a named client with the answer's members unencoded,
 	// or the error the broker's HTTP API would write.
-	TokenMembers(ctx context.Context, id, clientName string) (map[string]any, error)
-	RefreshMembers(ctx context.Context, id, clientName string) (map[string]any, error)
+	// idToken asks for the provider's id_token in the answer.
+	TokenMembers(ctx context.Context, id, clientName string, idToken bool) (map[string]any, error)
+	RefreshMembers(ctx context.Context, id, clientName string, idToken bool) (map[string]any, error)
 	// InProcessHandler is the broker's API without network guards.
 	InProcessHandler() http.Handler
 }
@@ -54,7 +55,12 @@ func New(b Broker, now func() time.Time) (*Client, error) {
 
 // Token reads a currently valid access token for a connection.
 func (c *Client) Token(ctx context.Context, id, clientName string) (brokerclient.Token, error) {
-	m, err := c.b.TokenMembers(ctx, id, clientName)
+	return c.TokenWith(ctx, id, clientName, brokerclient.TokenOptions{})
+}
+
+// TokenWith is Token with options.
+func (c *Client) TokenWith(ctx context.Context, id, clientName string, o brokerclient.TokenOptions) (brokerclient.Token, error) {
+	m, err := c.b.TokenMembers(ctx, id, clientName, o.IDToken)
 	if err != nil {
 		return brokerclient.Token{}, brokerclient.FromBroker(brokerclient.OpGetToken, err)
 	}
@@ -63,7 +69,12 @@ func (c *Client) Token(ctx context.Context, id, clientName string) (brokerclient
 
 // Refresh forces a refresh at the provider.
 func (c *Client) Refresh(ctx context.Context, id, clientName string) (brokerclient.Token, error) {
-	m, err := c.b.RefreshMembers(ctx, id, clientName)
+	return c.RefreshWith(ctx, id, clientName, brokerclient.TokenOptions{})
+}
+
+// RefreshWith is Refresh with options.
+func (c *Client) RefreshWith(ctx context.Context, id, clientName string, o brokerclient.TokenOptions) (brokerclient.Token, error) {
+	m, err := c.b.RefreshMembers(ctx, id, clientName, o.IDToken)
 	if err != nil {
 		return brokerclient.Token{}, brokerclient.FromBroker(brokerclient.OpRefresh, err)
 	}

@@ -21,15 +21,15 @@ type fakeBroker struct {
 	seen    *http.Request
 }
 
-func (f *fakeBroker) TokenMembers(_ context.Context, id, client string) (map[string]any, error) {
+func (f *fakeBroker) TokenMembers(_ context.Context, id, client string, _ bool) (map[string]any, error) {
 	if id != "c1" || client != "agent" {
 		return nil, httpapi.NotFound("connection")
 	}
 	return f.members, f.err
 }
 
-func (f *fakeBroker) RefreshMembers(ctx context.Context, id, client string) (map[string]any, error) {
-	return f.TokenMembers(ctx, id, client)
+func (f *fakeBroker) RefreshMembers(ctx context.Context, id, client string, idToken bool) (map[string]any, error) {
+	return f.TokenMembers(ctx, id, client, idToken)
 }
 
 func (f *fakeBroker) InProcessHandler() http.Handler {

@@ -7,7 +7,8 @@ import (
 )
 
 const (
-	version = 1
+	// version 2 is signed with Ed25519; version 1 (HMAC) is refused.
+	version = 2
 	// minBodyLen is a body with four empty strings: header, four length
 	// bytes, two int64 times.
 	minBodyLen = 2 + 4 + 8 + 8
@@ -32,7 +33,7 @@ func encode(keyID byte, p Payload) ([]byte, error) {
 	if iat <= 0 || exp <= iat {
 		return nil, ErrBadTimes
 	}
-	b := make([]byte, 0, n+32)
+	b := make([]byte, 0, n+64)
 	b = append(b, version, keyID)
 	for _, f := range fields {
 		b = append(b, byte(len(f.v)))

@@ -1,11 +1,14 @@
 package state
 
 import (
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -47,6 +50,8 @@ var (
 
 	// ErrBadKey reports a key whose secret is not KeySize bytes.
 	ErrBadKey = errors.New("state: key must be 32 bytes")
+	// ErrBadPublicKey reports a public key that is not 32 bytes.
+	ErrBadPublicKey = errors.New("state: public key must be 32 bytes")
 	// ErrDuplicateKeyID reports two keys with the same id.
 	ErrDuplicateKeyID = errors.New("state: duplicate key id")
 	// ErrNoClock reports Options without a Now function.
@@ -63,13 +68,20 @@ type Payload struct {
 	ExpiresAt    time.Time
 }
 
-// Key is one numbered HMAC key; its ID travels in every token it signs.
+// Key is one numbered state key: STATE_KEY's 32 bytes, from which the
+// Ed25519 signing key is derived. Its ID travels in every token it signs.
 type Key struct {
 	ID     byte
 	Secret []byte
 }
 
-// Options configures a Signer.
+// PublicKey is the Ed25519 public key of a Key: all a verifier needs.
+type PublicKey struct {
+	ID  byte
+	Key ed25519.PublicKey
+}
+
+// Options configures a Signer or Verifier.
 type Options struct {
 	// Now is the clock. Required; pass time.Now in production.
 	Now func() time.Time
@@ -78,18 +90,69 @@ type Options struct {
 	Lifetime time.Duration
 }
 
+// Verifier checks tokens against public keys only: it cannot sign. It is
+// immutable and safe for concurrent use.
+type Verifier struct {
+	keys map[byte]ed25519.PublicKey
+	now  func() time.Time
+}
+
 // Signer signs with its primary key and verifies with any key it holds. It is
 // immutable and safe for concurrent use.
 type Signer struct {
+	*Verifier
 	primary  byte
-	macKeys  map[byte][]byte
-	now      func() time.Time
+	private  ed25519.PrivateKey
 	lifetime time.Duration
 }
 
-// derivationLabel separates state tags from every other HMAC made with the
-// same STATE_KEY.
-const derivationLabel = "dromos state token v1"
+// seedLabel separates the signing seed from every other use of the same
+// STATE_KEY.
+const seedLabel = "dromos state ed25519 seed v2"
+
+// signedPrefix is put before the body in the signed message, so a state
+// signature can never be valid for any other message format.
+const signedPrefix = "dromos state token v2\x00"
+
+// privateKey derives the Ed25519 key of k.
+func (k Key) privateKey() (ed25519.PrivateKey, error) {
+	if len(k.Secret) != KeySize {
+		return nil, fmt.Errorf("%w (key id %d)", ErrBadKey, k.ID)
+	}
+	m := hmac.New(sha256.New, k.Secret)
+	m.Write([]byte(seedLabel))
+	return ed25519.NewKeyFromSeed(m.Sum(nil)), nil
+}
+
+// Public returns the public key of k, to hand to verifiers.
+func (k Key) Public() (PublicKey, error) {
+	priv, err := k.privateKey()
+	if err != nil {
+		return PublicKey{}, err
+	}
+	return PublicKey{ID: k.ID, Key: priv.Public().(ed25519.PublicKey)}, nil
+}
+
+// NewVerifier builds a Verifier accepting tokens signed by any of keys.
+func NewVerifier(keys []PublicKey, opts Options) (*Verifier, error) {
+	if opts.Now == nil {
+		return nil, ErrNoClock
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%w: no key", ErrBadKey)
+	}
+	v := &Verifier{keys: make(map[byte]ed25519.PublicKey, len(keys)), now: opts.Now}
+	for _, k := range keys {
+		if len(k.Key) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("%w (key id %d)", ErrBadPublicKey, k.ID)
+		}
+		if _, dup := v.keys[k.ID]; dup {
+			return nil, fmt.Errorf("%w: %d", ErrDuplicateKeyID, k.ID)
+		}
+		v.keys[k.ID] = k.Key
+	}
+	return v, nil
+}
 
 // NewSigner builds a Signer that signs with primary and also accepts tokens
 // signed by any of the older keys.
@@ -103,24 +166,32 @@ func NewSigner(primary Key, older []Key, opts Options) (*Signer, error) {
 	if opts.Lifetime == 0 {
 		opts.Lifetime = DefaultLifetime
 	}
-	s := &Signer{
-		primary:  primary.ID,
-		macKeys:  make(map[byte][]byte, 1+len(older)),
-		now:      opts.Now,
-		lifetime: opts.Lifetime,
+	priv, err := primary.privateKey()
+	if err != nil {
+		return nil, err
 	}
-	for _, k := range append([]Key{primary}, older...) {
-		if len(k.Secret) != KeySize {
-			return nil, fmt.Errorf("%w (key id %d)", ErrBadKey, k.ID)
-		}
-		if _, dup := s.macKeys[k.ID]; dup {
-			return nil, fmt.Errorf("%w: %d", ErrDuplicateKeyID, k.ID)
-		}
-		d := hmac.New(sha256.New, k.Secret)
-		d.Write([]byte(derivationLabel))
-		s.macKeys[k.ID] = d.Sum(nil)
+	pubs, err := PublicKeys(append([]Key{primary}, older...))
+	if err != nil {
+		return nil, err
 	}
-	return s, nil
+	v, err := NewVerifier(pubs, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{Verifier: v, primary: primary.ID, private: priv, lifetime: opts.Lifetime}, nil
+}
+
+// PublicKeys returns the public keys of keys, in order.
+func PublicKeys(keys []Key) ([]PublicKey, error) {
+	out := make([]PublicKey, 0, len(keys))
+	for _, k := range keys {
+		pk, err := k.Public()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pk)
+	}
+	return out, nil
 }
 
 // PrimaryID returns the id of the key Sign uses.
@@ -139,32 +210,36 @@ func (s *Signer) Sign(p Payload) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	token := base64.RawURLEncoding.EncodeToString(appendTag(body, s.macKeys[s.primary], body))
+	token := base64.RawURLEncoding.EncodeToString(append(body, ed25519.Sign(s.private, signed(body))...))
 	if len(token) > MaxTokenLen {
 		return "", ErrTooLong
 	}
 	return token, nil
 }
 
+// signed is the message a signature covers.
+func signed(body []byte) []byte {
+	return append([]byte(signedPrefix), body...)
+}
+
 // Verify checks token and returns its payload. Only the sentinel errors of
 // this package are returned, and never with the token in them.
-func (s *Signer) Verify(token string) (Payload, error) {
+func (v *Verifier) Verify(token string) (Payload, error) {
 	if len(token) > MaxTokenLen || !urlAlphabet(token) {
 		return Payload{}, ErrMalformed
 	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
-	if err != nil || len(raw) < minBodyLen+sha256.Size || raw[0] != version {
+	if err != nil || len(raw) < minBodyLen+ed25519.SignatureSize || raw[0] != version {
 		return Payload{}, ErrMalformed
 	}
-	key, ok := s.macKeys[raw[1]]
+	key, ok := v.keys[raw[1]]
 	if !ok {
 		return Payload{}, ErrBadSignature
 	}
-	body, tag := raw[:len(raw)-sha256.Size], raw[len(raw)-sha256.Size:]
-	// The tag is computed into its own array: appending to body would write
-	// over the received tag, which shares body's backing array.
-	var want [sha256.Size]byte
-	if !hmac.Equal(tag, appendTag(want[:0], key, body)) {
+	body, sig := raw[:len(raw)-ed25519.SignatureSize], raw[len(raw)-ed25519.SignatureSize:]
+	// crypto/ed25519 refuses non-canonical signatures, so one payload has
+	// one accepted token.
+	if !ed25519.Verify(key, signed(body), sig) {
 		return Payload{}, ErrBadSignature
 	}
 	// Only authenticated bytes are parsed beyond this point.
@@ -172,7 +247,7 @@ func (s *Signer) Verify(token string) (Payload, error) {
 	if err != nil {
 		return Payload{}, err
 	}
-	now := s.now()
+	now := v.now()
 	if p.IssuedAt.After(now.Add(clockSkew)) {
 		return Payload{}, ErrNotYetValid
 	}
@@ -180,13 +255,6 @@ func (s *Signer) Verify(token string) (Payload, error) {
 		return Payload{}, ErrExpired
 	}
 	return p, nil
-}
-
-// appendTag appends the HMAC of body under key to dst.
-func appendTag(dst, key, body []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write(body)
-	return m.Sum(dst)
 }
 
 // urlAlphabet reports whether t uses only the base64url alphabet. It is
@@ -200,4 +268,14 @@ func urlAlphabet(t string) bool {
 		}
 	}
 	return true
+}
+
+// FormatPublicKeys writes keys as STATE_PUBLIC_KEYS takes them:
+// ID:BASE64,… (standard base64 of the 32-byte key), first primary.
+func FormatPublicKeys(keys []PublicKey) string {
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = strconv.Itoa(int(k.ID)) + ":" + base64.StdEncoding.EncodeToString(k.Key)
+	}
+	return strings.Join(parts, ",")
 }

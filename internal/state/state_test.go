@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -170,7 +171,7 @@ func TestPayloadSwap(t *testing.T) {
 	other.ConnectionID = "6f1c7a8e-2b4d-4c3a-9e0f-1a2b3c4d5e6f" // same length, one char differs
 	otherRaw := decodeTok(t, sign(t, s, other))
 	// The attacker's body with the victim's tag.
-	forged := append(otherRaw[:len(otherRaw)-sha256.Size:len(otherRaw)-sha256.Size], raw[len(raw)-sha256.Size:]...)
+	forged := append(otherRaw[:len(otherRaw)-ed25519.SignatureSize:len(otherRaw)-ed25519.SignatureSize], raw[len(raw)-ed25519.SignatureSize:]...)
 	mustReject(t, s, encodeTok(forged), state.ErrBadSignature)
 }
 
@@ -191,18 +192,62 @@ func TestForeignKey(t *testing.T) {
 	}
 }
 
-// A tag made with STATE_KEY directly, as another use of the shared key might
-// produce, must not verify.
-func TestTagUsesDerivedKey(t *testing.T) {
+// A version-1 token (HMAC-SHA256 tag with the key derived from
+// STATE_KEY, as before Ed25519), which anyone holding STATE_KEY can mint,
+// is refused, and so is a signature by STATE_KEY used directly as the
+// Ed25519 seed.
+func TestOldAndUnderivedTokensRefused(t *testing.T) {
 	c := &clock{t0}
 	k := key(1, 0xA1)
 	s := newSigner(t, c, k)
 	raw := decodeTok(t, sign(t, s, payload))
-	body := raw[:len(raw)-sha256.Size]
-	m := hmac.New(sha256.New, k.Secret)
-	m.Write(body)
-	forged := m.Sum(bytes.Clone(body))
-	mustReject(t, s, encodeTok(forged), state.ErrBadSignature)
+	body := bytes.Clone(raw[:len(raw)-ed25519.SignatureSize])
+
+	v1 := bytes.Clone(body)
+	v1[0] = 1
+	d := hmac.New(sha256.New, k.Secret)
+	d.Write([]byte("dromos state token v1"))
+	m := hmac.New(sha256.New, d.Sum(nil))
+	m.Write(v1)
+	mustReject(t, s, encodeTok(m.Sum(v1)), state.ErrMalformed)
+
+	raw2 := ed25519.Sign(ed25519.NewKeyFromSeed(k.Secret), append([]byte("dromos state token v2\x00"), body...))
+	mustReject(t, s, encodeTok(append(bytes.Clone(body), raw2...)), state.ErrBadSignature)
+}
+
+// A verifier holding only public keys accepts the signer's tokens, refuses
+// any other key's, and has no way to sign.
+func TestVerifierNeedsOnlyPublicKeys(t *testing.T) {
+	c := &clock{t0}
+	s := newSigner(t, c, key(2, 0xA2), key(1, 0xA1))
+	pubs, err := state.PublicKeys([]state.Key{key(2, 0xA2), key(1, 0xA1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := state.NewVerifier(pubs, state.Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Verify(sign(t, s, payload))
+	if err != nil || got.ConnectionID != payload.ConnectionID {
+		t.Fatalf("Verify = %+v, %v", got, err)
+	}
+	old := newSigner(t, c, key(1, 0xA1))
+	if _, err := v.Verify(sign(t, old, payload)); err != nil {
+		t.Fatalf("token of the older key refused: %v", err)
+	}
+	other := newSigner(t, c, key(2, 0xB2))
+	if _, err := v.Verify(sign(t, other, payload)); !errors.Is(err, state.ErrBadSignature) {
+		t.Fatalf("token of a foreign key: %v, want ErrBadSignature", err)
+	}
+	for _, bad := range [][]state.PublicKey{nil, {{ID: 1, Key: make([]byte, 31)}}, {pubs[0], pubs[0]}} {
+		if _, err := state.NewVerifier(bad, state.Options{Now: c.Now}); err == nil {
+			t.Errorf("NewVerifier(%v) accepted bad keys", bad)
+		}
+	}
+	if pk, _ := key(1, 0xA1).Public(); bytes.Equal(pk.Key, key(1, 0xA1).Secret) {
+		t.Fatal("the public key is the secret")
+	}
 }
 
 func TestTruncated(t *testing.T) {

@@ -99,6 +99,8 @@ type Storage interface {
 
 	// Step-ups of active connections.
 	StepUpStore
+	// Revocations still to make at providers.
+	RevocationStore
 
 	// Webhook endpoints, lifecycle events and deliveries.
 	WebhookStore

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dromos-dev/dromos/internal/config"
 	"github.com/dromos-dev/dromos/internal/testenv"
 	"github.com/dromos-dev/dromos/sdk"
 )
@@ -208,8 +209,8 @@ func startOPStack(t *testing.T, gatewayEnv ...func(*opStack) []string) *opStack 
 
 	env := []string{
 		"PORT=0", "PORT_GRPC=0", "LISTEN_HOST=127.0.0.1",
-		"BROKER_BASE_URL=" + s.brokerURL, "BROKER_API_KEY=" + s.brokerKey, "STATE_KEY=" + stateKey,
-		"GATEWAY_API_KEYS=agent-e2e:" + s.agentKey, "LOG_LEVEL=debug",
+		"BROKER_BASE_URL=" + s.brokerURL, "BROKER_API_KEY=" + s.brokerKey, "STATE_PUBLIC_KEYS=" + statePublicKeys(t, stateKey),
+		"GATEWAY_API_KEYS=agent-e2e:" + s.agentKey + ";id-token", "LOG_LEVEL=debug",
 	}
 	for _, e := range gatewayEnv {
 		env = append(env, e(s)...) // exec keeps the last value of a name
@@ -347,4 +348,14 @@ func startDev(t *testing.T) *devProcess {
 	}
 	p.brokerURL, p.gatewayURL = b[1], g[1]
 	return p
+}
+
+// statePublicKeys is the gateway's STATE_PUBLIC_KEYS for the broker's key.
+func statePublicKeys(t *testing.T, stateKey string) string {
+	t.Helper()
+	pubs, err := config.StatePublicKeys(config.Env{"STATE_KEY": stateKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pubs
 }

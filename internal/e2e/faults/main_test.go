@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/dromos-dev/dromos/internal/config"
 	"github.com/dromos-dev/dromos/internal/storage/storagetest"
 )
 
@@ -61,7 +62,9 @@ func postgresURL(t *testing.T) string {
 type secrets struct {
 	encryptionKey string
 	stateKey      string
-	agentKey      string
+	// statePublicKeys are what the gateways get instead of stateKey.
+	statePublicKeys string
+	agentKey        string
 }
 
 func newSecrets(t *testing.T) secrets {
@@ -77,7 +80,13 @@ func newSecrets(t *testing.T) secrets {
 	if _, err := rand.Read(k[:]); err != nil {
 		t.Fatal(err)
 	}
-	return secrets{encryptionKey: key(), stateKey: key(), agentKey: hex.EncodeToString(k[:])}
+	s := secrets{encryptionKey: key(), stateKey: key(), agentKey: hex.EncodeToString(k[:])}
+	pubs, err := config.StatePublicKeys(config.Env{"STATE_KEY": s.stateKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.statePublicKeys = pubs
+	return s
 }
 
 // agentName is the client name the gateways know the agent key by.

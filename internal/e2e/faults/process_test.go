@@ -211,7 +211,7 @@ func gatewayEnv(broker *proc, s secrets) func(ports []int) []string {
 			"PORT_GRPC=" + strconv.Itoa(ports[1]),
 			"LISTEN_HOST=127.0.0.1",
 			"BROKER_BASE_URL=" + broker.url,
-			"STATE_KEY=" + s.stateKey,
+			"STATE_PUBLIC_KEYS=" + s.statePublicKeys,
 			"GATEWAY_API_KEYS=" + agentName + ":" + s.agentKey,
 			"LOG_LEVEL=warn",
 		}

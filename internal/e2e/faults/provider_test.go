@@ -36,6 +36,8 @@ type providerBehaviour struct {
 	// do. A request whose caller went away before the answer was written
 	// consumes nothing: the provider never completed it.
 	rotate bool
+	// revocationDown: the revocation endpoint answers 503.
+	revocationDown bool
 }
 
 // fakeProvider is an OAuth 2.0 token endpoint in the test process. Its
@@ -59,6 +61,10 @@ type fakeProvider struct {
 	exchInFlight    atomic.Int64
 	aborted         atomic.Int64 // requests whose caller went away while delayed
 	reused          atomic.Int64 // refreshes with a consumed or unknown refresh token
+
+	revocationsRefused atomic.Int64 // revocation requests answered 503
+	// revoked counts, per token, the revocations the provider performed.
+	revoked map[string]int
 }
 
 func newFakeProvider(t *testing.T, b providerBehaviour) *fakeProvider {
@@ -67,13 +73,14 @@ func newFakeProvider(t *testing.T, b providerBehaviour) *fakeProvider {
 	if _, err := rand.Read(r[:]); err != nil {
 		t.Fatal(err)
 	}
-	p := &fakeProvider{prefix: "flt" + hex.EncodeToString(r[:]), b: b, valid: map[string]bool{}, presented: map[string]int{}}
+	p := &fakeProvider{prefix: "flt" + hex.EncodeToString(r[:]), b: b, valid: map[string]bool{}, presented: map[string]int{}, revoked: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /authorize", func(w http.ResponseWriter, _ *http.Request) {
 		// The tests finish consent without a browser; a person would see this.
 		_, _ = io.WriteString(w, "consent page")
 	})
 	mux.HandleFunc("POST /token", p.token)
+	mux.HandleFunc("POST /revoke", p.revoke)
 	p.srv = httptest.NewServer(mux)
 	t.Cleanup(p.srv.Close)
 	return p
@@ -224,4 +231,40 @@ func oauthError(w http.ResponseWriter, status int, code string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code})
+}
+
+// revoke is an RFC 7009 endpoint: a revoked refresh token stops working.
+func (p *fakeProvider) revoke(w http.ResponseWriter, r *http.Request) {
+	if r.PostFormValue("client_id") != "faults-client" || r.PostFormValue("client_secret") != "faults-client-secret" {
+		oauthError(w, http.StatusUnauthorized, "invalid_client")
+		return
+	}
+	if p.behaviour().revocationDown {
+		p.revocationsRefused.Add(1)
+		http.Error(w, "maintenance", http.StatusServiceUnavailable)
+		return
+	}
+	tok := r.PostFormValue("token")
+	p.mu.Lock()
+	p.revoked[tok]++
+	delete(p.valid, tok)
+	p.mu.Unlock()
+}
+
+// revocations returns how many times each token was revoked.
+func (p *fakeProvider) revocations() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int, len(p.revoked))
+	for k, v := range p.revoked {
+		out[k] = v
+	}
+	return out
+}
+
+// lastRefreshToken is the refresh token of the most recent grant.
+func (p *fakeProvider) lastRefreshToken() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fmt.Sprintf("%s-rt-%d", p.prefix, p.seq)
 }

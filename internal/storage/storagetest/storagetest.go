@@ -25,6 +25,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Storage) {
 	t.Run("Webhooks", func(t *testing.T) { runWebhooks(t, open) })
 	t.Run("Confirmation", func(t *testing.T) { runConfirmation(t, open) })
 	t.Run("Listing", func(t *testing.T) { runListing(t, open) })
+	t.Run("Revocations", func(t *testing.T) { runRevocations(t, open) })
 	t.Run("Ping", func(t *testing.T) {
 		s := open(t)
 		if err := s.Ping(t.Context()); err != nil {
