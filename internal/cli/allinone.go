@@ -11,8 +11,8 @@ import (
 	"github.com/dromos-dev/dromos/internal/config"
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/localbroker"
-	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/logging"
+	"github.com/dromos-dev/dromos/internal/state"
 )
 
 // runServe is dromos serve: the broker and the gateway in one process,
