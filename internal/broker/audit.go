@@ -151,9 +151,15 @@ func (b *Broker) PurgeConnections(ctx context.Context) (int64, error) {
 // FlushAudit writes every queued audit event now (tests, shutdown).
 func (b *Broker) FlushAudit() { b.auditq.Flush() }
 
-// Close writes the queued audit events and stops the queue. Call it before
-// closing the store.
-func (b *Broker) Close() { b.auditq.Close() }
+// FlushReads writes the pending last-read marks now (tests, benchmarks).
+func (b *Broker) FlushReads() { b.reads.Flush() }
+
+// Close writes the queued audit events and last-read marks and stops their
+// writers. Call it before closing the store.
+func (b *Broker) Close() {
+	b.auditq.Close()
+	b.reads.Close()
+}
 
 // storableText is s as every store keeps it: valid UTF-8 (PostgreSQL
 // refuses anything else, and one refused row would sink the batch it is

@@ -326,6 +326,8 @@ func (b *Broker) readToken(r *http.Request, q url.Values, autoRefresh bool) (sto
 		}
 	}
 	b.m.tokenRead(c.ProviderName, set.IDToken != "")
+	// Off the critical path: an in-memory mark, written in batches.
+	b.reads.Read(c.ID)
 	if set.IDToken != "" {
 		b.m.idTokens.Inc()
 	}

@@ -43,7 +43,7 @@ type Store interface {
 	GetConnection(ctx context.Context, id string) (storage.Connection, error)
 	GetToken(ctx context.Context, connectionID string) (storage.Token, error)
 	UpdateConnection(ctx context.Context, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error)
-	DueForRefresh(ctx context.Context, now, expiringBefore, untouchedBefore time.Time, limit int) ([]string, error)
+	DueForRefresh(ctx context.Context, f storage.DueFilter) ([]string, error)
 }
 
 // Vault seals and opens token sets.
@@ -101,10 +101,13 @@ type Config struct {
 
 // Deps are the refresher's collaborators.
 type Deps struct {
-	Store   Store
-	Vault   Vault
-	Exch    Exchanger
-	Grants  Grants
+	Store  Store
+	Vault  Vault
+	Exch   Exchanger
+	Grants Grants
+	// Idle lists the providers whose grants the worker keeps alive; nil
+	// keeps none alive.
+	Idle    IdleLifetimes
 	Metrics Metrics
 	Logger  *slog.Logger
 	Now     func() time.Time
@@ -120,6 +123,7 @@ type Refresher struct {
 	vault   Vault
 	xchg    Exchanger
 	grants  Grants
+	idle    IdleLifetimes
 	m       Metrics
 	log     *slog.Logger
 	now     func() time.Time
@@ -141,7 +145,7 @@ func New(cfg Config, d Deps) *Refresher {
 	if cfg.Instance == "" {
 		cfg.Instance = newLeaseOwner("broker")
 	}
-	return &Refresher{cfg: cfg, store: d.Store, vault: d.Vault, xchg: d.Exch, grants: d.Grants, m: d.Metrics,
+	return &Refresher{cfg: cfg, store: d.Store, vault: d.Vault, xchg: d.Exch, grants: d.Grants, idle: d.Idle, m: d.Metrics,
 		log: d.Logger, now: d.Now, tracer: d.Tracer}
 }
 

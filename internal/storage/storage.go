@@ -67,14 +67,16 @@ type Storage interface {
 	// all in one transaction.
 	UpdateConnection(ctx context.Context, id string, fn func(Connection, *Token) (Connection, TokenChange, error)) (Connection, error)
 	// DueForRefresh returns the ids of active connections that have a token
-	// row and are due: their token expires (non-zero ExpiresAt) before
-	// expiringBefore, or their LastRefreshAt (CreatedAt when never
-	// refreshed) is before untouchedBefore. A connection whose lease is held
-	// (RefreshLeaseUntil after now) or that is backing off (NextRefreshAt
-	// after now) is left out. Soonest expiry first, unknown expiries last,
-	// ties by id; at most limit (0 or less means 100). A zero bound switches
-	// that reason off.
-	DueForRefresh(ctx context.Context, now, expiringBefore, untouchedBefore time.Time, limit int) ([]string, error)
+	// row and are due by f (see DueFilter). A connection whose lease is held
+	// (RefreshLeaseUntil after f.Now) or that is backing off (NextRefreshAt
+	// after f.Now) is left out. Soonest expiry first, unknown expiries last,
+	// ties by id; at most f.Limit (0 or less means 100).
+	DueForRefresh(ctx context.Context, f DueFilter) ([]string, error)
+	// RecordReads moves each connection's last read time forward to the
+	// given time (never back). Unknown ids are ignored; a backend may skip
+	// a row another transaction holds locked rather than wait for it (the
+	// mark is advisory: it only decides what is refreshed ahead).
+	RecordReads(ctx context.Context, reads []Read) error
 	// ListConnectionIDs pages through every connection id in ascending
 	// order: ids greater than after, at most limit (0 or less means 100).
 	// Maintenance (key rotation) walks the table with it.
@@ -233,6 +235,38 @@ type ConnectionFilter struct {
 	// CreatedAt-then-ID order: a keyset page cursor, stable under inserts.
 	After *ConnectionKey
 	Limit int // 0 means 100
+}
+
+// DueFilter selects the connections the refresh-ahead worker works on.
+// A connection is due for either of two reasons:
+//
+//   - refresh ahead: its token expires (non-zero ExpiresAt) before
+//     ExpiringBefore and it was last read (created, when never read) at or
+//     after ReadSince; a zero ExpiringBefore switches this reason off, a zero
+//     ReadSince takes every connection however long unread;
+//   - keep-alive: its provider is listed in KeepAlive and its LastRefreshAt
+//     (CreatedAt when never refreshed) is before that entry's
+//     UntouchedBefore.
+type DueFilter struct {
+	Now            time.Time
+	ExpiringBefore time.Time
+	ReadSince      time.Time
+	KeepAlive      []KeepAlive
+	Limit          int
+}
+
+// KeepAlive asks for the connections of one provider left unrefreshed
+// since before UntouchedBefore, so that their refresh tokens are used
+// before the provider lets them lapse.
+type KeepAlive struct {
+	ProviderID      string
+	UntouchedBefore time.Time
+}
+
+// Read says a connection's token was read at At.
+type Read struct {
+	ConnectionID string
+	At           time.Time
 }
 
 // ConnectionKey is a connection's place in the listing order.

@@ -2,40 +2,46 @@ package postgres
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dromos-dev/dromos/internal/storage"
 )
 
 // dueForRefresh is a UNION of the two reasons a connection is due rather
-// than one OR across the join, so that each arm range-scans its own index
-// (tokens_expires_at, connections_active_last_touched) instead of both
-// tables. The status is a literal because the partial index's predicate has
-// to match it.
+// than one OR across the join, so that each arm range-scans its own index:
+// refresh ahead walks connections_active_last_used (the connections in use,
+// however large the table), keep-alive walks
+// connections_active_provider_touched once per listed provider. The status
+// is a literal because the partial indexes' predicate has to match it.
 const dueForRefresh = `SELECT id FROM (
     SELECT c.id, t.expires_at
-    FROM tokens t JOIN connections c ON c.id = t.connection_id
-    WHERE t.expires_at < $2 AND c.status = 'active'
+    FROM connections c JOIN tokens t ON t.connection_id = c.id
+    WHERE COALESCE(c.last_read_at, c.created_at) >= $3 AND c.status = 'active'
+        AND t.expires_at < $2
         AND (c.refresh_lease_until IS NULL OR c.refresh_lease_until <= $1)
         AND (c.next_refresh_at IS NULL OR c.next_refresh_at <= $1)
     UNION
     SELECT c.id, t.expires_at
-    FROM connections c JOIN tokens t ON t.connection_id = c.id
-    WHERE COALESCE(c.last_refresh_at, c.created_at) < $3 AND c.status = 'active'
-        AND (c.refresh_lease_until IS NULL OR c.refresh_lease_until <= $1)
+    FROM unnest($4::text[], $5::timestamptz[]) AS k(provider_id, untouched_before)
+    JOIN connections c ON c.provider_id = k.provider_id
+        AND COALESCE(c.last_refresh_at, c.created_at) < k.untouched_before AND c.status = 'active'
+    JOIN tokens t ON t.connection_id = c.id
+    WHERE (c.refresh_lease_until IS NULL OR c.refresh_lease_until <= $1)
         AND (c.next_refresh_at IS NULL OR c.next_refresh_at <= $1)
 ) due
 ORDER BY expires_at ASC NULLS LAST, id
-LIMIT $4`
+LIMIT $6`
 
-// DueForRefresh returns the ids of active connections that have a token
-// and either that token expires before expiringBefore or the connection was
-// last refreshed (or created) before untouchedBefore, whose lease is free at
-// now and whose retry time has come. A zero bound matches nothing on its
-// side.
-func (s *Store) DueForRefresh(ctx context.Context, now, expiringBefore, untouchedBefore time.Time, n int) ([]string, error) {
+// DueForRefresh returns the ids of active connections with a token that
+// are due by f, whose lease is free at f.Now and whose retry time has come.
+func (s *Store) DueForRefresh(ctx context.Context, f storage.DueFilter) ([]string, error) {
+	provs, befores := keepAliveArgs(f.KeepAlive)
 	rows, err := s.pool.Query(ctx, dueForRefresh,
-		nullTime(now), nullTime(expiringBefore), nullTime(untouchedBefore), limit(n))
+		nullTime(f.Now), nullTime(f.ExpiringBefore), readSince(f.ReadSince), provs, befores, limit(f.Limit))
 	if err != nil {
 		return nil, wrap("due for refresh", err)
 	}
@@ -44,4 +50,65 @@ func (s *Store) DueForRefresh(ctx context.Context, now, expiringBefore, untouche
 		return nil, wrap("due for refresh", err)
 	}
 	return ids, nil
+}
+
+// readSince is the lower bound on the last read time: a zero one takes
+// every connection, -infinity being before any stored time.
+func readSince(t time.Time) any {
+	if t.IsZero() {
+		return "-infinity"
+	}
+	return t
+}
+
+// keepAliveArgs splits the keep-alive list into the two arrays the query
+// unnests; an entry with a zero bound asks for nothing and is left out.
+func keepAliveArgs(ks []storage.KeepAlive) ([]string, []time.Time) {
+	var provs []string
+	var befores []time.Time
+	for _, k := range ks {
+		if k.UntouchedBefore.IsZero() {
+			continue
+		}
+		provs, befores = append(provs, k.ProviderID), append(befores, k.UntouchedBefore)
+	}
+	return provs, befores
+}
+
+// recordReads moves last_read_at forward. Rows are taken in id order and
+// those another transaction holds (a refresh's update) are skipped: the mark
+// is advisory, and waiting on a refresh, or two brokers locking the same
+// rows in different orders, is worse than a mark a minute late.
+const recordReads = `UPDATE connections c SET last_read_at = r.at
+FROM (
+    SELECT c2.id, r.at
+    FROM unnest($1::text[], $2::timestamptz[]) AS r(id, at)
+    JOIN connections c2 ON c2.id = r.id
+    WHERE c2.last_read_at IS NULL OR c2.last_read_at < r.at
+    ORDER BY c2.id
+    FOR NO KEY UPDATE OF c2 SKIP LOCKED
+) r
+WHERE c.id = r.id`
+
+// RecordReads moves each connection's last read time forward.
+func (s *Store) RecordReads(ctx context.Context, reads []storage.Read) error {
+	if len(reads) == 0 {
+		return nil
+	}
+	sorted := slices.SortedFunc(slices.Values(reads), func(a, b storage.Read) int {
+		return strings.Compare(a.ConnectionID, b.ConnectionID)
+	})
+	ids, ats := make([]string, 0, len(sorted)), make([]time.Time, 0, len(sorted))
+	for i, r := range sorted {
+		if i > 0 && r.ConnectionID == ids[len(ids)-1] {
+			// One row per id: keep the latest read.
+			if r.At.After(ats[len(ats)-1]) {
+				ats[len(ats)-1] = r.At
+			}
+			continue
+		}
+		ids, ats = append(ids, r.ConnectionID), append(ats, r.At)
+	}
+	_, err := s.pool.Exec(ctx, recordReads, ids, ats)
+	return wrap("record reads", err)
 }

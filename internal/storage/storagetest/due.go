@@ -31,11 +31,18 @@ func dueConnection(id string, now time.Time) storage.Connection {
 // wantDue checks DueForRefresh at now, with the standard windows, in order.
 func wantDue(t *testing.T, s storage.Storage, what string, now time.Time, want []string) {
 	t.Helper()
-	got, err := s.DueForRefresh(t.Context(), now, now.Add(expiringWithin), now.Add(-untouchedFor), 0)
+	got, err := s.DueForRefresh(t.Context(), dueFilter(now, now.Add(expiringWithin), now.Add(-untouchedFor), 0))
 	must(t, "DueForRefresh "+what, err)
 	if !slices.Equal(got, want) {
 		t.Errorf("DueForRefresh %s = %q, want %q", what, got, want)
 	}
+}
+
+// dueFilter asks for tokens expiring before expiringBefore, however long
+// unread, and for keep-alive of newConnection's provider.
+func dueFilter(now, expiringBefore, untouchedBefore time.Time, limit int) storage.DueFilter {
+	return storage.DueFilter{Now: now, ExpiringBefore: expiringBefore, Limit: limit,
+		KeepAlive: []storage.KeepAlive{{ProviderID: "prov-1", UntouchedBefore: untouchedBefore}}}
 }
 
 func runDueForRefresh(t *testing.T, open func(t *testing.T) storage.Storage) {
@@ -169,7 +176,7 @@ func runDueForRefresh(t *testing.T, open func(t *testing.T) storage.Storage) {
 				putToken(t, s, id, *ptok)
 			}
 		}
-		got, err := s.DueForRefresh(t.Context(), now, expiringBefore, untouchedBefore, 1000)
+		got, err := s.DueForRefresh(t.Context(), dueFilter(now, expiringBefore, untouchedBefore, 1000))
 		must(t, "DueForRefresh", err)
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -233,7 +240,7 @@ func runDueForRefresh(t *testing.T, open func(t *testing.T) storage.Storage) {
 				if tc.zeroUntouched {
 					ub = time.Time{}
 				}
-				got, err := s.DueForRefresh(t.Context(), now, eb, ub, tc.limit)
+				got, err := s.DueForRefresh(t.Context(), dueFilter(now, eb, ub, tc.limit))
 				must(t, "DueForRefresh", err)
 				if !slices.Equal(got, tc.want) {
 					t.Fatalf("DueForRefresh(limit %d) = %q, want %q", tc.limit, got, tc.want)
@@ -251,12 +258,83 @@ func runDueForRefresh(t *testing.T, open func(t *testing.T) storage.Storage) {
 			tok.ExpiresAt = now.Add(time.Minute)
 			putToken(t, s, id, tok)
 		}
-		got, err := s.DueForRefresh(t.Context(), now, expiringBefore, untouchedBefore, 0)
+		got, err := s.DueForRefresh(t.Context(), dueFilter(now, expiringBefore, untouchedBefore, 0))
 		must(t, "DueForRefresh", err)
 		if len(got) != 100 || got[0] != "c000" || got[99] != "c099" {
 			t.Fatalf("DueForRefresh without limit returned %d ids (%q … %q), want 100 from c000 to c099", len(got), first(got), last(got))
 		}
 	})
+}
+
+func runDueInUse(t *testing.T, open func(t *testing.T) storage.Storage) {
+	now := baseTime()
+	long := now.Add(-2 * untouchedFor)
+	s := open(t)
+	// Every token expires within the window; what differs is when the
+	// connection was last read or created, and its provider.
+	for _, r := range []struct {
+		id, provider      string
+		created, lastRead time.Time
+		lastRefresh       time.Time
+	}{
+		{id: "read-recently", provider: "prov-1", created: long, lastRead: now.Add(-10 * time.Minute)},
+		{id: "read-long-ago", provider: "prov-1", created: long, lastRead: now.Add(-3 * time.Hour)},
+		{id: "never-read-new", provider: "prov-1", created: now.Add(-10 * time.Minute)},
+		{id: "never-read-old", provider: "prov-1", created: long},
+		{id: "idle-other-provider", provider: "prov-2", created: long, lastRefresh: long},
+		{id: "idle-listed-provider", provider: "prov-3", created: long, lastRefresh: long},
+	} {
+		c := dueConnection(r.id, now)
+		c.ProviderID, c.CreatedAt, c.LastRefreshAt = r.provider, r.created, r.lastRefresh
+		if r.lastRefresh.IsZero() {
+			c.LastRefreshAt = now.Add(-time.Hour)
+		}
+		createConnection(t, s, c)
+		tok := newToken(r.id, "t")
+		tok.ExpiresAt = now.Add(time.Minute)
+		putToken(t, s, r.id, tok)
+		if !r.lastRead.IsZero() {
+			must(t, "RecordReads", s.RecordReads(t.Context(), []storage.Read{{ConnectionID: r.id, At: r.lastRead}}))
+		}
+	}
+	// An older mark never moves the read time back; unknown ids are
+	// ignored, and the same id twice keeps its latest.
+	must(t, "RecordReads", s.RecordReads(t.Context(), []storage.Read{
+		{ConnectionID: "read-recently", At: now.Add(-5 * time.Hour)},
+		{ConnectionID: "no-such-connection", At: now},
+		{ConnectionID: "read-long-ago", At: now.Add(-4 * time.Hour)},
+		{ConnectionID: "read-long-ago", At: now.Add(-3*time.Hour + time.Second)},
+	}))
+	must(t, "RecordReads of nothing", s.RecordReads(t.Context(), nil))
+
+	for _, tc := range []struct {
+		name string
+		f    storage.DueFilter
+		want []string
+	}{
+		{"read within the hour", storage.DueFilter{Now: now, ExpiringBefore: now.Add(expiringWithin), ReadSince: now.Add(-time.Hour)},
+			[]string{"never-read-new", "read-recently"}},
+		{"read within four hours", storage.DueFilter{Now: now, ExpiringBefore: now.Add(expiringWithin), ReadSince: now.Add(-4 * time.Hour)},
+			[]string{"never-read-new", "read-long-ago", "read-recently"}},
+		{"mark moved forward by a second", storage.DueFilter{Now: now, ExpiringBefore: now.Add(expiringWithin), ReadSince: now.Add(-3 * time.Hour)},
+			[]string{"never-read-new", "read-long-ago", "read-recently"}},
+		{"keep-alive of one provider only", storage.DueFilter{Now: now,
+			KeepAlive: []storage.KeepAlive{{ProviderID: "prov-3", UntouchedBefore: now.Add(-untouchedFor)}, {ProviderID: "prov-2"}}},
+			[]string{"idle-listed-provider"}},
+		{"both reasons", storage.DueFilter{Now: now, ExpiringBefore: now.Add(expiringWithin), ReadSince: now.Add(-time.Hour),
+			KeepAlive: []storage.KeepAlive{{ProviderID: "prov-3", UntouchedBefore: now.Add(-untouchedFor)}}},
+			[]string{"idle-listed-provider", "never-read-new", "read-recently"}},
+		{"nothing asked", storage.DueFilter{Now: now}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.DueForRefresh(t.Context(), tc.f)
+			must(t, "DueForRefresh", err)
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("DueForRefresh = %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
 
 func withStatus(status storage.ConnectionStatus) func(*storage.Connection, *storage.Token) *storage.Token {

@@ -65,6 +65,7 @@ func runRefresh(t *testing.T, open func(t *testing.T) storage.Storage) {
 	})
 
 	t.Run("DueForRefresh", func(t *testing.T) { runDueForRefresh(t, open) })
+	t.Run("DueInUse", func(t *testing.T) { runDueInUse(t, open) })
 
 	t.Run("LeaseClaimRace", func(t *testing.T) {
 		now := baseTime()
