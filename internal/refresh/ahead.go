@@ -19,8 +19,12 @@ type AheadOptions struct {
 	// that were created) within it are refreshed ahead (1 h: one lifetime
 	// of the usual access token); the others are refreshed when next read.
 	ReadWindow  time.Duration
-	Concurrency int // refreshes at once (4)
-	Batch       int // connections per pass (50)
+	Concurrency int // refreshes at once (4), grown with the batch
+	// Batch is the connections a pass claims (50) while there is no
+	// backlog; a pass that finds a full batch doubles it for the next one,
+	// up to MaxBatch (1,000), and one that finds less than half halves it.
+	Batch    int
+	MaxBatch int
 }
 
 // Defaults fills in zero values.
@@ -40,6 +44,29 @@ func (o *AheadOptions) Defaults() {
 	if o.Batch <= 0 {
 		o.Batch = 50
 	}
+	if o.MaxBatch < o.Batch {
+		o.MaxBatch = max(o.Batch, 1000)
+	}
+}
+
+// nextBatch is the batch after a pass that claimed got connections with a
+// batch of cur: doubled when the pass was full (a backlog), halved when it
+// was less than half full, within [opts.Batch, opts.MaxBatch].
+func nextBatch(cur, got int, opts AheadOptions) int {
+	switch {
+	case got >= cur:
+		cur *= 2
+	case got < cur/2:
+		cur /= 2
+	}
+	return min(max(cur, opts.Batch), opts.MaxBatch)
+}
+
+// claimFor is how long a pass holds the connections it claimed: other
+// replicas' passes leave them alone meanwhile. A pass ends when its
+// refreshes do, well within it; a crashed broker's claims simply lapse.
+func claimFor(opts AheadOptions) time.Duration {
+	return max(2*time.Minute, 4*opts.Interval)
 }
 
 // DefaultReadWindow is AheadOptions.ReadWindow's default.
@@ -66,8 +93,10 @@ type IdleLifetimes interface {
 // Ahead runs one refresh-ahead pass: tokens about to expire of connections
 // read recently, and grants about to lapse at providers whose refresh
 // tokens die when idle, are refreshed before an agent has to wait for it.
-// It returns how many connections it refreshed. Safe with many replicas:
-// each refresh claims the connection's lease first.
+// It returns how many connections it refreshed. Made for many replicas:
+// a pass claims its connections (see storage.DueFilter.ClaimUntil), so
+// concurrent passes split the work, and each refresh still takes the
+// connection's lease.
 func (r *Refresher) Ahead(ctx context.Context, opts AheadOptions) (int, error) {
 	opts.Defaults()
 	now := r.now()
@@ -78,8 +107,12 @@ func (r *Refresher) Ahead(ctx context.Context, opts AheadOptions) (int, error) {
 			return 0, err
 		}
 	}
+	batch := int(r.batch.Load())
+	if batch < opts.Batch || batch > opts.MaxBatch {
+		batch = opts.Batch
+	}
 	f := storage.DueFilter{Now: now, ExpiringBefore: now.Add(opts.Window), ReadSince: now.Add(-opts.ReadWindow),
-		Limit: opts.Batch}
+		Limit: batch, ClaimUntil: now.Add(claimFor(opts))}
 	for id, life := range idle {
 		f.KeepAlive = append(f.KeepAlive, storage.KeepAlive{ProviderID: id, UntouchedBefore: now.Add(-keepAliveAfter(life))})
 	}
@@ -88,11 +121,14 @@ func (r *Refresher) Ahead(ctx context.Context, opts AheadOptions) (int, error) {
 		return 0, err
 	}
 	r.m.Queue.Set(float64(len(ids)))
+	r.batch.Store(int64(nextBatch(batch, len(ids), opts)))
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		done int
-		sem  = make(chan struct{}, opts.Concurrency)
+		// Concurrency grows with the batch (8 times at most), so that a
+		// larger batch does not make a pass proportionally longer.
+		sem = make(chan struct{}, min(opts.Concurrency*batch/opts.Batch, 8*opts.Concurrency))
 	)
 	for _, id := range ids {
 		sem <- struct{}{}
@@ -116,6 +152,11 @@ func (r *Refresher) Ahead(ctx context.Context, opts AheadOptions) (int, error) {
 		}()
 	}
 	wg.Wait()
+	// Done with them: a connection that was not due yet, or failed, is
+	// due again at its next_refresh_at, not when the claim runs out.
+	if err := r.store.ReleaseClaims(context.WithoutCancel(ctx), ids); err != nil {
+		r.log.WarnContext(ctx, "releasing refresh-ahead claims", "connections", len(ids), "err", err)
+	}
 	return done, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,7 @@ type Store interface {
 	GetToken(ctx context.Context, connectionID string) (storage.Token, error)
 	UpdateConnection(ctx context.Context, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error)
 	DueForRefresh(ctx context.Context, f storage.DueFilter) ([]string, error)
+	ReleaseClaims(ctx context.Context, ids []string) error
 }
 
 // Vault seals and opens token sets.
@@ -129,6 +131,8 @@ type Refresher struct {
 	now     func() time.Time
 	tracer  trace.Tracer
 	flights flight
+	// batch is the refresh-ahead pass's current batch (see nextBatch).
+	batch atomic.Int64
 }
 
 // New returns a Refresher.

@@ -68,10 +68,18 @@ type Storage interface {
 	UpdateConnection(ctx context.Context, id string, fn func(Connection, *Token) (Connection, TokenChange, error)) (Connection, error)
 	// DueForRefresh returns the ids of active connections that have a token
 	// row and are due by f (see DueFilter). A connection whose lease is held
-	// (RefreshLeaseUntil after f.Now) or that is backing off (NextRefreshAt
-	// after f.Now) is left out. Soonest expiry first, unknown expiries last,
-	// ties by id; at most f.Limit (0 or less means 100).
+	// (RefreshLeaseUntil after f.Now), that is backing off (NextRefreshAt
+	// after f.Now) or that a pass claimed until after f.Now is left out.
+	// Soonest expiry first, unknown expiries last, ties by id; at most
+	// f.Limit (0 or less means 100). With f.ClaimUntil set, the connections
+	// returned are claimed until then, atomically: concurrent calls, from
+	// any process, never return the same connection while its claim holds
+	// (PostgreSQL skips rows another claimer holds locked; SQLite's single
+	// writer claims one call at a time).
 	DueForRefresh(ctx context.Context, f DueFilter) ([]string, error)
+	// ReleaseClaims ends the claims DueForRefresh took on ids (a pass is
+	// done with them); unknown or unclaimed ids are ignored.
+	ReleaseClaims(ctx context.Context, ids []string) error
 	// RecordReads moves each connection's last read time forward to the
 	// given time (never back). Unknown ids are ignored; a backend may skip
 	// a row another transaction holds locked rather than wait for it (the
@@ -253,6 +261,8 @@ type DueFilter struct {
 	ReadSince      time.Time
 	KeepAlive      []KeepAlive
 	Limit          int
+	// ClaimUntil, when set, claims the connections returned until then.
+	ClaimUntil time.Time
 }
 
 // KeepAlive asks for the connections of one provider left unrefreshed

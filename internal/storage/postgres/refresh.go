@@ -11,19 +11,20 @@ import (
 	"github.com/dromos-dev/dromos/internal/storage"
 )
 
-// dueForRefresh is a UNION of the two reasons a connection is due rather
-// than one OR across the join, so that each arm range-scans its own index:
-// refresh ahead walks connections_active_last_used (the connections in use,
-// however large the table), keep-alive walks
-// connections_active_provider_touched once per listed provider. The status
-// is a literal because the partial indexes' predicate has to match it.
-const dueForRefresh = `SELECT id FROM (
+// dueRows is a UNION of the two reasons a connection is due rather than one
+// OR across the join, so that each arm range-scans its own index: refresh
+// ahead walks connections_active_last_used (the connections in use, however
+// large the table), keep-alive walks connections_active_provider_touched
+// once per listed provider. The status is a literal because the partial
+// indexes' predicate has to match it.
+const dueRows = `SELECT id, expires_at FROM (
     SELECT c.id, t.expires_at
     FROM connections c JOIN tokens t ON t.connection_id = c.id
     WHERE COALESCE(c.last_read_at, c.created_at) >= $3 AND c.status = 'active'
         AND t.expires_at < $2
         AND (c.refresh_lease_until IS NULL OR c.refresh_lease_until <= $1)
         AND (c.next_refresh_at IS NULL OR c.next_refresh_at <= $1)
+        AND (c.refresh_claim_until IS NULL OR c.refresh_claim_until <= $1)
     UNION
     SELECT c.id, t.expires_at
     FROM unnest($4::text[], $5::timestamptz[]) AS k(provider_id, untouched_before)
@@ -32,16 +33,45 @@ const dueForRefresh = `SELECT id FROM (
     JOIN tokens t ON t.connection_id = c.id
     WHERE (c.refresh_lease_until IS NULL OR c.refresh_lease_until <= $1)
         AND (c.next_refresh_at IS NULL OR c.next_refresh_at <= $1)
+        AND (c.refresh_claim_until IS NULL OR c.refresh_claim_until <= $1)
 ) due
 ORDER BY expires_at ASC NULLS LAST, id
 LIMIT $6`
 
+const dueForRefresh = `SELECT id FROM (` + dueRows + `) due ORDER BY expires_at ASC NULLS LAST, id`
+
+// claimDue claims what dueRows finds: rows another pass holds locked are
+// skipped rather than waited for (SKIP LOCKED), and a row another pass
+// claimed and committed meanwhile is re-checked against the claim after
+// the lock and left out, so concurrent passes of many replicas split the
+// work. The ids go through arrays (id = ANY) so that both steps are primary
+// key lookups, whatever the planner guesses of the CTE's size.
+const claimDue = `WITH due AS (` + dueRows + `),
+locked AS (
+    SELECT c.id FROM connections c
+    WHERE c.id = ANY(ARRAY(SELECT id FROM due)) AND c.status = 'active'
+        AND (c.refresh_claim_until IS NULL OR c.refresh_claim_until <= $1)
+    FOR NO KEY UPDATE SKIP LOCKED
+),
+claimed AS (
+    UPDATE connections c SET refresh_claim_until = $7
+    WHERE c.id = ANY(ARRAY(SELECT id FROM locked))
+    RETURNING c.id
+)
+SELECT claimed.id FROM claimed JOIN due ON due.id = claimed.id
+ORDER BY due.expires_at ASC NULLS LAST, claimed.id`
+
 // DueForRefresh returns the ids of active connections with a token that
-// are due by f, whose lease is free at f.Now and whose retry time has come.
+// are due by f, whose lease is free at f.Now, whose retry time has come and
+// that no pass holds claimed; with f.ClaimUntil, it claims them.
 func (s *Store) DueForRefresh(ctx context.Context, f storage.DueFilter) ([]string, error) {
 	provs, befores := keepAliveArgs(f.KeepAlive)
-	rows, err := s.pool.Query(ctx, dueForRefresh,
-		nullTime(f.Now), nullTime(f.ExpiringBefore), readSince(f.ReadSince), provs, befores, limit(f.Limit))
+	args := []any{nullTime(f.Now), nullTime(f.ExpiringBefore), readSince(f.ReadSince), provs, befores, limit(f.Limit)}
+	q := dueForRefresh
+	if !f.ClaimUntil.IsZero() {
+		q, args = claimDue, append(args, f.ClaimUntil)
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, wrap("due for refresh", err)
 	}
@@ -50,6 +80,18 @@ func (s *Store) DueForRefresh(ctx context.Context, f storage.DueFilter) ([]strin
 		return nil, wrap("due for refresh", err)
 	}
 	return ids, nil
+}
+
+const releaseClaims = `UPDATE connections SET refresh_claim_until = NULL
+WHERE id = ANY($1::text[]) AND refresh_claim_until IS NOT NULL`
+
+// ReleaseClaims ends the claims on ids.
+func (s *Store) ReleaseClaims(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, releaseClaims, ids)
+	return wrap("release claims", err)
 }
 
 // readSince is the lower bound on the last read time: a zero one takes

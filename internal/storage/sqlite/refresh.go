@@ -24,7 +24,8 @@ const dueAhead = `SELECT c.id, t.expires_at
     WHERE COALESCE(c.last_read_at, c.created_at) >= ?3 AND c.status = 'active'
         AND t.expires_at < ?2
         AND (c.refresh_lease_until IS NULL OR c.refresh_lease_until <= ?1)
-        AND (c.next_refresh_at IS NULL OR c.next_refresh_at <= ?1)`
+        AND (c.next_refresh_at IS NULL OR c.next_refresh_at <= ?1)
+        AND (c.refresh_claim_until IS NULL OR c.refresh_claim_until <= ?1)`
 
 // dueKeepAlive is the keep-alive arm for one provider (?4 and ?5 are
 // renumbered per provider): connections left unrefreshed for long.
@@ -32,14 +33,16 @@ const dueKeepAlive = `SELECT c.id, t.expires_at
     FROM connections c INDEXED BY connections_active_provider_touched JOIN tokens t ON t.connection_id = c.id
     WHERE c.provider_id = ?%d AND COALESCE(c.last_refresh_at, c.created_at) < ?%d AND c.status = 'active'
         AND (c.refresh_lease_until IS NULL OR c.refresh_lease_until <= ?1)
-        AND (c.next_refresh_at IS NULL OR c.next_refresh_at <= ?1)`
+        AND (c.next_refresh_at IS NULL OR c.next_refresh_at <= ?1)
+        AND (c.refresh_claim_until IS NULL OR c.refresh_claim_until <= ?1)`
 
 // DueForRefresh returns the ids of active connections with a token that
-// are due by f, whose lease is free at f.Now and whose retry time has come.
+// are due by f, whose lease is free at f.Now, whose retry time has come and
+// that no pass holds claimed; with f.ClaimUntil, it claims them in the same
+// write transaction (SQLite has one writer: claims never overlap).
 // It is a UNION of one arm per reason (and per keep-alive provider) rather
 // than one OR across the join, so that each arm range-scans its own index.
 func (s *Store) DueForRefresh(ctx context.Context, f storage.DueFilter) ([]string, error) {
-	const op = "due for refresh"
 	since := boundNanos(f.ReadSince)
 	if f.ReadSince.IsZero() {
 		since = int64(math.MinInt64)
@@ -54,7 +57,62 @@ func (s *Store) DueForRefresh(ctx context.Context, f storage.DueFilter) ([]strin
 		arms = append(arms, fmt.Sprintf(dueKeepAlive, len(args)-1, len(args)))
 	}
 	q := "SELECT id FROM (\n" + strings.Join(arms, "\nUNION\n") + "\n)\nORDER BY expires_at ASC NULLS LAST, id\nLIMIT ?4"
-	rows, err := s.read.QueryContext(ctx, q, args...)
+	if f.ClaimUntil.IsZero() {
+		return queryIDs(ctx, s.read, q, args)
+	}
+	var ids []string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if ids, err = queryIDs(ctx, tx, q, args); err != nil {
+			return err
+		}
+		stmt, err := tx.PrepareContext(ctx, `UPDATE connections SET refresh_claim_until = ? WHERE id = ?`)
+		if err != nil {
+			return wrap("claim due connections", err)
+		}
+		defer stmt.Close()
+		until := boundNanos(f.ClaimUntil)
+		for _, id := range ids {
+			if _, err := stmt.ExecContext(ctx, until, id); err != nil {
+				return wrap("claim due connections", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// ReleaseClaims ends the claims on ids, in one transaction.
+func (s *Store) ReleaseClaims(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `UPDATE connections SET refresh_claim_until = NULL
+            WHERE id = ? AND refresh_claim_until IS NOT NULL`)
+		if err != nil {
+			return wrap("release claims", err)
+		}
+		defer stmt.Close()
+		for _, id := range ids {
+			if _, err := stmt.ExecContext(ctx, id); err != nil {
+				return wrap("release claims", err)
+			}
+		}
+		return nil
+	})
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func queryIDs(ctx context.Context, db querier, q string, args []any) ([]string, error) {
+	const op = "due for refresh"
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, wrap(op, err)
 	}

@@ -3,6 +3,8 @@ package storagetest
 import (
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -366,4 +368,91 @@ func last(ids []string) string {
 		return ""
 	}
 	return ids[len(ids)-1]
+}
+
+// runDueClaims: passes that claim split the due connections between them,
+// however many run at once, and a claim holds until its time.
+func runDueClaims(t *testing.T, open func(t *testing.T) storage.Storage) {
+	now := baseTime()
+	s := open(t)
+	const n = 40
+	var all []string
+	for i := range n {
+		id := fmt.Sprintf("c%02d", i)
+		all = append(all, id)
+		createConnection(t, s, dueConnection(id, now))
+		tok := newToken(id, "t")
+		tok.ExpiresAt = now.Add(time.Minute)
+		putToken(t, s, id, tok)
+	}
+	before, err := s.GetConnection(t.Context(), all[0])
+	must(t, "GetConnection", err)
+	f := dueFilter(now, now.Add(expiringWithin), now.Add(-untouchedFor), n)
+	f.ClaimUntil = now.Add(time.Minute)
+
+	const passes = 6
+	results := make([][]string, passes)
+	errs := make([]error, passes)
+	var wg sync.WaitGroup
+	for i := range passes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = s.DueForRefresh(t.Context(), f)
+		}()
+	}
+	wg.Wait()
+	var got []string
+	for i := range passes {
+		must(t, "claiming DueForRefresh", errs[i])
+		if !slices.IsSortedFunc(results[i], strings.Compare) {
+			t.Errorf("pass %d: %q not in expiry-then-id order", i, results[i])
+		}
+		got = append(got, results[i]...)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, all) {
+		t.Fatalf("concurrent claims returned %d ids in all (%q), want each of the %d exactly once", len(got), got, n)
+	}
+
+	// Claimed: no pass sees them before the claim's time, claiming or not.
+	for _, at := range []time.Time{now, f.ClaimUntil.Add(-time.Millisecond)} {
+		g := f
+		g.Now = at
+		if ids, err := s.DueForRefresh(t.Context(), g); err != nil || len(ids) != 0 {
+			t.Fatalf("claim at %v: %q, %v; want none while claimed", at.Sub(now), ids, err)
+		}
+		g.ClaimUntil = time.Time{}
+		if ids, err := s.DueForRefresh(t.Context(), g); err != nil || len(ids) != 0 {
+			t.Fatalf("look at %v: %q, %v; want none while claimed", at.Sub(now), ids, err)
+		}
+	}
+	// From the claim's time on they are due again, and a plain look does
+	// not claim.
+	g := f
+	g.Now, g.ClaimUntil = f.ClaimUntil, time.Time{}
+	for range 2 {
+		if ids, err := s.DueForRefresh(t.Context(), g); err != nil || len(ids) != n {
+			t.Fatalf("after the claim: %d ids, %v; want %d", len(ids), err, n)
+		}
+	}
+	// Released: due again at once.
+	g = f
+	g.Now, g.ClaimUntil = f.ClaimUntil, f.ClaimUntil.Add(time.Minute)
+	if ids, err := s.DueForRefresh(t.Context(), g); err != nil || len(ids) != n {
+		t.Fatalf("claim again after the first claim ran out: %d ids, %v; want %d", len(ids), err, n)
+	}
+	must(t, "ReleaseClaims", s.ReleaseClaims(t.Context(), append(all[:3:3], "no-such-connection")))
+	must(t, "ReleaseClaims of nothing", s.ReleaseClaims(t.Context(), nil))
+	g.ClaimUntil = time.Time{}
+	if ids, err := s.DueForRefresh(t.Context(), g); err != nil || !slices.Equal(ids, all[:3]) {
+		t.Fatalf("after releasing three: %q, %v; want %q", ids, err, all[:3])
+	}
+	// A claim leaves the connection itself alone: no version, no update
+	// time, no planned refresh changed.
+	c, err := s.GetConnection(t.Context(), all[0])
+	must(t, "GetConnection", err)
+	if c.Version != before.Version || !c.NextRefreshAt.Equal(before.NextRefreshAt) || !c.UpdatedAt.Equal(before.UpdatedAt) {
+		t.Fatalf("claimed connection changed: version %d, next refresh %v, updated %v", c.Version, c.NextRefreshAt, c.UpdatedAt)
+	}
 }

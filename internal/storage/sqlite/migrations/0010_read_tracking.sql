@@ -3,6 +3,9 @@
 -- indexes that let the background worker's queries grow with the connections
 -- in use rather than with the table.
 ALTER TABLE connections ADD COLUMN last_read_at INTEGER;
+-- A refresh-ahead pass claims the connections it will work on until this
+-- time, so that other replicas' passes take others instead of racing.
+ALTER TABLE connections ADD COLUMN refresh_claim_until INTEGER;
 
 -- The refresh-ahead arm of DueForRefresh range-scans connections read (or,
 -- never read, created) recently: the hot set, however large the table.
