@@ -73,6 +73,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 				Name: "token_refresh_client_errors_total", Help: "Refreshes refused for the broker's client credentials (invalid_client), by provider."}, []string{"provider"}),
 			Queue: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "token_refresh_ahead_queue", Help: "Connections found due by the last refresh-ahead pass."}),
+			ProviderCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "token_provider_calls_total", Help: "Refresh calls to providers' token endpoints by provider and kind (on_read, forced, ahead, keep_alive)."}, []string{"provider", "kind"}),
+			Deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "token_provider_calls_deferred_total", Help: "Refreshes the provider's call budget put off, by provider and kind."}, []string{"provider", "kind"}),
+			BudgetLeft: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "token_provider_budget_left", Help: "Calls left in the provider's current one-minute budget (token_calls_per_minute), as last counted."}, []string{"provider"}),
 		},
 		oldKeyRows: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vault_ciphertexts_on_old_keys", Help: "Ciphertexts not under the primary encryption key, as of the last count (rotate-keys or the hourly worker count)."}),
@@ -99,7 +105,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.consents, m.consentsOpenID, m.exchanges, m.exchangeSeconds, m.idTokens,
 			m.tokenGets, m.callbacks, m.httpRequests, m.httpSeconds,
-			m.refresh.Refreshes, m.refresh.Seconds, m.refresh.LockWait, m.refresh.ClientErrors, m.refresh.Queue, m.oldKeyRows, m.auditDropped,
+			m.refresh.Refreshes, m.refresh.Seconds, m.refresh.LockWait, m.refresh.ClientErrors, m.refresh.Queue,
+			m.refresh.ProviderCalls, m.refresh.Deferred, m.refresh.BudgetLeft, m.oldKeyRows, m.auditDropped,
 			m.readMarks.Written, m.readMarks.Dropped)
 	}
 	return m

@@ -88,6 +88,11 @@ type Profile struct {
 	// grant does not lapse; 0 means refresh tokens do not lapse when idle,
 	// and nothing is refreshed just to keep it alive.
 	RefreshTokenIdleLifetimeSeconds int64 `json:"refresh_token_idle_lifetime_seconds,omitempty"`
+	// TokenCallsPerMinute caps the broker's refreshes at the provider's
+	// token endpoint, counted in the database across every replica; a
+	// fifth of it (at least one call) is kept for refreshes an agent is
+	// waiting on. 0 means no cap.
+	TokenCallsPerMinute int `json:"token_calls_per_minute,omitempty"`
 	// Resource is an RFC 8707 resource indicator sent on the authorization,
 	// token and refresh requests, so the tokens are issued for that
 	// resource only (an MCP server's URL).
@@ -255,6 +260,9 @@ func (p *Profile) Validate() error {
 		if a == "" || len(a) > 255 || ctrlchar.Index(a) >= 0 {
 			add("trusted_audiences[%d] must be 1-255 characters without control characters", i)
 		}
+	}
+	if p.TokenCallsPerMinute < 0 {
+		add("token_calls_per_minute must not be negative")
 	}
 	if p.RefreshTokenIdleLifetimeSeconds < 0 {
 		add("refresh_token_idle_lifetime_seconds must not be negative")

@@ -197,9 +197,19 @@ func (r *Refresher) ahead(ctx context.Context, id string, opts AheadOptions, idl
 	// stopping: cut short between the provider's answer and the write, a
 	// rotated refresh token would be lost. The exchange client's timeouts
 	// bound it.
-	after, _, err := r.flights.do(id, func() (storage.Connection, tokenset.Set, error) {
-		return r.shared(context.WithoutCancel(ctx), id, tok.UpdatedAt, false)
+	kind := KindAhead
+	if !r.due(opts.Window, tok) {
+		kind = KindKeepAlive
+	}
+	// A flight of its own: a reader must not share a background refresh
+	// that the provider budget may put off; the lease still makes the two
+	// take turns.
+	after, _, err := r.flights.do("ahead:"+id, func() (storage.Connection, tokenset.Set, error) {
+		return r.shared(context.WithoutCancel(ctx), id, tok.UpdatedAt, false, kind)
 	})
+	if errors.Is(err, errDeferred) {
+		return false // counted in the deferred metric
+	}
 	if err != nil {
 		r.log.InfoContext(ctx, "refresh-ahead did not refresh", "connection_id", id, "err", err)
 		return false

@@ -46,6 +46,8 @@ type Store interface {
 	UpdateConnection(ctx context.Context, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error)
 	DueForRefresh(ctx context.Context, f storage.DueFilter) ([]string, error)
 	ReleaseClaims(ctx context.Context, ids []string) error
+	TakeProviderCall(ctx context.Context, c storage.ProviderCall) (taken bool, left int, err error)
+	ThrottleProvider(ctx context.Context, providerID string, until time.Time) error
 }
 
 // Vault seals and opens token sets.
@@ -91,6 +93,13 @@ type Metrics struct {
 	LockWait     prometheus.Histogram
 	ClientErrors *prometheus.CounterVec // by provider
 	Queue        prometheus.Gauge
+	// ProviderCalls counts refresh calls to providers by provider and kind
+	// (on_read, forced, ahead, keep_alive); Deferred the ones the provider
+	// budget put off; BudgetLeft is each provider's calls left in the
+	// current minute for the last caller's kind.
+	ProviderCalls *prometheus.CounterVec
+	Deferred      *prometheus.CounterVec
+	BudgetLeft    *prometheus.GaugeVec
 }
 
 // Config tunes the refresher; zero durations take the defaults.
@@ -160,6 +169,7 @@ var (
 	errNoToken   = errors.New("connection has no token")
 	errBackoff   = errors.New("refresh backing off after provider trouble")
 	errChanged   = errors.New("connection changed meanwhile")
+	errDeferred  = errors.New("refresh deferred: the provider's call budget is spent")
 )
 
 // flight is the in-process single-flight: concurrent readers of one

@@ -77,6 +77,16 @@ type Storage interface {
 	// (PostgreSQL skips rows another claimer holds locked; SQLite's single
 	// writer claims one call at a time).
 	DueForRefresh(ctx context.Context, f DueFilter) ([]string, error)
+	// TakeProviderCall counts one call to a provider's token endpoint in
+	// the window starting at c.WindowStart if the window has room: fewer
+	// than c.Limit calls counted (c.ThrottledLimit while the provider is
+	// throttled past c.Now). A later window starts the count again. It
+	// returns whether the call was counted and how many the window has
+	// left for this kind of caller. Atomic across processes.
+	TakeProviderCall(ctx context.Context, c ProviderCall) (taken bool, left int, err error)
+	// ThrottleProvider keeps the provider throttled until until (never
+	// shortening an earlier throttle).
+	ThrottleProvider(ctx context.Context, providerID string, until time.Time) error
 	// ReleaseClaims ends the claims DueForRefresh took on ids (a pass is
 	// done with them); unknown or unclaimed ids are ignored.
 	ReleaseClaims(ctx context.Context, ids []string) error
@@ -271,6 +281,15 @@ type DueFilter struct {
 type KeepAlive struct {
 	ProviderID      string
 	UntouchedBefore time.Time
+}
+
+// ProviderCall asks to count one call to a provider's token endpoint.
+type ProviderCall struct {
+	ProviderID     string
+	Now            time.Time
+	WindowStart    time.Time
+	Limit          int
+	ThrottledLimit int
 }
 
 // Read says a connection's token was read at At.

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -153,4 +154,40 @@ func (s *Store) RecordReads(ctx context.Context, reads []storage.Read) error {
 	}
 	_, err := s.pool.Exec(ctx, recordReads, ids, ats)
 	return wrap("record reads", err)
+}
+
+// takeProviderCall counts a call when the window has room; a row of an
+// earlier window starts again at one. The WHERE is re-checked under the
+// row lock, so concurrent callers never count past the limit.
+const takeProviderCall = `UPDATE provider_budgets SET
+    calls = CASE WHEN window_start < $2 THEN 1 ELSE calls + 1 END,
+    window_start = GREATEST(window_start, $2)
+WHERE provider_id = $1
+    AND (CASE WHEN window_start < $2 THEN 0 ELSE calls END) <
+        (CASE WHEN throttled_until > $3 THEN $5::int ELSE $4::int END)
+RETURNING calls, CASE WHEN throttled_until > $3 THEN $5::int ELSE $4::int END`
+
+// TakeProviderCall counts one call to the provider if its window has room.
+func (s *Store) TakeProviderCall(ctx context.Context, c storage.ProviderCall) (bool, int, error) {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO provider_budgets (provider_id, window_start) VALUES ($1, $2)
+        ON CONFLICT (provider_id) DO NOTHING`, c.ProviderID, c.WindowStart); err != nil {
+		return false, 0, wrap("take provider call", err)
+	}
+	var calls, limit int
+	err := s.pool.QueryRow(ctx, takeProviderCall, c.ProviderID, c.WindowStart, c.Now, c.Limit, c.ThrottledLimit).Scan(&calls, &limit)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, 0, nil
+	}
+	if err != nil {
+		return false, 0, wrap("take provider call", err)
+	}
+	return true, max(limit-calls, 0), nil
+}
+
+// ThrottleProvider keeps the provider throttled until until.
+func (s *Store) ThrottleProvider(ctx context.Context, providerID string, until time.Time) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO provider_budgets (provider_id, window_start, throttled_until) VALUES ($1, $2, $2)
+        ON CONFLICT (provider_id) DO UPDATE SET throttled_until = GREATEST(provider_budgets.throttled_until, EXCLUDED.throttled_until)`,
+		providerID, until)
+	return wrap("throttle provider", err)
 }

@@ -168,3 +168,48 @@ func boundNanos(t time.Time) any {
 	}
 	return t.UnixNano()
 }
+
+// TakeProviderCall counts one call to the provider if its window has room,
+// in one write transaction (SQLite's single writer makes it atomic).
+func (s *Store) TakeProviderCall(ctx context.Context, c storage.ProviderCall) (bool, int, error) {
+	const op = "take provider call"
+	taken, left := false, 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO provider_budgets (provider_id, window_start) VALUES (?, ?)
+            ON CONFLICT (provider_id) DO NOTHING`, c.ProviderID, boundNanos(c.WindowStart)); err != nil {
+			return wrap(op, err)
+		}
+		var start, calls int64
+		var throttled sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT window_start, calls, throttled_until FROM provider_budgets WHERE provider_id = ?`,
+			c.ProviderID).Scan(&start, &calls, &throttled); err != nil {
+			return wrap(op, err)
+		}
+		limit := c.Limit
+		if throttled.Valid && throttled.Int64 > c.Now.UnixNano() {
+			limit = c.ThrottledLimit
+		}
+		if ws := c.WindowStart.UnixNano(); start < ws {
+			start, calls = ws, 0
+		}
+		if calls >= int64(limit) {
+			return nil
+		}
+		calls++
+		if _, err := tx.ExecContext(ctx, `UPDATE provider_budgets SET window_start = ?, calls = ? WHERE provider_id = ?`,
+			start, calls, c.ProviderID); err != nil {
+			return wrap(op, err)
+		}
+		taken, left = true, limit-int(calls)
+		return nil
+	})
+	return taken, left, err
+}
+
+// ThrottleProvider keeps the provider throttled until until.
+func (s *Store) ThrottleProvider(ctx context.Context, providerID string, until time.Time) error {
+	_, err := s.write.ExecContext(ctx, `INSERT INTO provider_budgets (provider_id, window_start, throttled_until) VALUES (?1, ?2, ?2)
+        ON CONFLICT (provider_id) DO UPDATE SET throttled_until = max(COALESCE(throttled_until, 0), excluded.throttled_until)`,
+		providerID, boundNanos(until))
+	return wrap("throttle provider", err)
+}

@@ -456,3 +456,78 @@ func runDueClaims(t *testing.T, open func(t *testing.T) storage.Storage) {
 		t.Fatalf("claimed connection changed: version %d, next refresh %v, updated %v", c.Version, c.NextRefreshAt, c.UpdatedAt)
 	}
 }
+
+// runProviderBudget: the per-provider call budget holds under concurrent
+// callers, starts again with each window, and a throttle lowers it.
+func runProviderBudget(t *testing.T, open func(t *testing.T) storage.Storage) {
+	s := open(t)
+	now := baseTime()
+	w0 := now.Truncate(time.Minute)
+	call := storage.ProviderCall{ProviderID: "prov-1", Now: now, WindowStart: w0, Limit: 10, ThrottledLimit: 2}
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	taken, lefts := 0, map[int]bool{}
+	for range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, left, err := s.TakeProviderCall(t.Context(), call)
+			if err != nil {
+				t.Errorf("TakeProviderCall: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if ok {
+				taken++
+				lefts[left] = true
+			}
+		}()
+	}
+	wg.Wait()
+	if taken != 10 || len(lefts) != 10 || !lefts[0] || !lefts[9] {
+		t.Fatalf("30 concurrent calls against a limit of 10: %d taken, lefts %v; want 10 taken, lefts 9 … 0", taken, lefts)
+	}
+	// Another provider has its own budget.
+	other := call
+	other.ProviderID = "prov-2"
+	if ok, left, err := s.TakeProviderCall(t.Context(), other); err != nil || !ok || left != 9 {
+		t.Fatalf("other provider: %v %d %v", ok, left, err)
+	}
+	// The next window starts again.
+	next := call
+	next.Now, next.WindowStart = now.Add(time.Minute), w0.Add(time.Minute)
+	if ok, left, err := s.TakeProviderCall(t.Context(), next); err != nil || !ok || left != 9 {
+		t.Fatalf("next window: %v %d %v; want taken, 9 left", ok, left, err)
+	}
+	// A throttle lowers the limit until it ends; a shorter one later does
+	// not shorten it.
+	must(t, "ThrottleProvider", s.ThrottleProvider(t.Context(), "prov-1", next.Now.Add(2*time.Minute)))
+	must(t, "ThrottleProvider", s.ThrottleProvider(t.Context(), "prov-1", next.Now.Add(time.Minute)))
+	for i, want := range []bool{true, false} {
+		ok, _, err := s.TakeProviderCall(t.Context(), next)
+		if err != nil || ok != want {
+			t.Fatalf("throttled call %d: %v, %v; want %v (2 allowed, 2 counted)", i, ok, err, want)
+		}
+	}
+	background := next
+	background.ThrottledLimit = 0
+	later := background
+	later.Now, later.WindowStart = next.Now.Add(90*time.Second), next.WindowStart.Add(time.Minute)
+	if ok, _, err := s.TakeProviderCall(t.Context(), later); err != nil || ok {
+		t.Fatalf("background call while throttled: %v, %v; want refused", ok, err)
+	}
+	after := background
+	after.Now, after.WindowStart = next.Now.Add(2*time.Minute), next.WindowStart.Add(2*time.Minute)
+	if ok, _, err := s.TakeProviderCall(t.Context(), after); err != nil || !ok {
+		t.Fatalf("background call once the throttle ended: %v, %v; want taken", ok, err)
+	}
+	// A throttle of a provider never counted creates its budget.
+	must(t, "ThrottleProvider", s.ThrottleProvider(t.Context(), "prov-3", now.Add(5*time.Minute)))
+	third := background
+	third.ProviderID = "prov-3"
+	if ok, _, err := s.TakeProviderCall(t.Context(), third); err != nil || ok {
+		t.Fatalf("call to a newly throttled provider: %v, %v; want refused", ok, err)
+	}
+}

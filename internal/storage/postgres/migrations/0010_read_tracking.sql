@@ -21,3 +21,13 @@ CREATE STATISTICS connections_last_used_stats ON (COALESCE(last_read_at, created
 CREATE STATISTICS connections_last_touched_stats ON (COALESCE(last_refresh_at, created_at)) FROM connections;
 -- The old keep-alive index served one global keep-alive for every provider.
 DROP INDEX connections_active_last_touched;
+
+-- Per-provider budget of token endpoint calls (refreshes), counted here so
+-- that every replica shares it: calls in the current one-minute window, and
+-- until when a provider's 429 keeps background refreshes away.
+CREATE TABLE provider_budgets (
+    provider_id     TEXT PRIMARY KEY,
+    window_start    timestamptz NOT NULL,
+    calls           integer NOT NULL DEFAULT 0,
+    throttled_until timestamptz
+);

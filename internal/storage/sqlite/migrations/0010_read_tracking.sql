@@ -16,3 +16,13 @@ CREATE INDEX connections_active_provider_touched ON connections (provider_id, CO
     WHERE status = 'active';
 -- The old keep-alive index served one global keep-alive for every provider.
 DROP INDEX connections_active_last_touched;
+
+-- Per-provider budget of token endpoint calls (refreshes), counted here so
+-- that every replica shares it: calls in the current one-minute window, and
+-- until when a provider's 429 keeps background refreshes away.
+CREATE TABLE provider_budgets (
+    provider_id     TEXT PRIMARY KEY,
+    window_start    INTEGER NOT NULL,
+    calls           INTEGER NOT NULL DEFAULT 0,
+    throttled_until INTEGER
+);
