@@ -25,7 +25,7 @@
 //   - AppendAudit requires a non-zero Time, since the storage layer has no
 //     clock of its own;
 //   - DueForRefresh is the UNION of its two reasons, each served by an index
-//     of migration 0008 (which adds statistics on their expressions: the
+//     of migration 0010 (which adds statistics on their expressions: the
 //     planner takes none from a partial index); a zero ExpiringBefore
 //     matches nothing on its side. A claiming call locks rows FOR NO KEY
 //     UPDATE SKIP LOCKED, so replicas split the due connections; the

@@ -30,7 +30,7 @@
 //     id, newest first;
 //   - AppendAudit requires a non-zero Time;
 //   - DueForRefresh is the UNION of its reasons (one keep-alive arm per
-//     provider), each pinned to an index of migration 0008 with INDEXED BY;
+//     provider), each pinned to an index of migration 0010 with INDEXED BY;
 //     a zero ExpiringBefore matches nothing on its side, a bound outside the
 //     storable years is clamped. A claiming call selects and claims in one
 //     write transaction: SQLite's single writer makes it the only claimer.
