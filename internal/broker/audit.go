@@ -155,11 +155,15 @@ func (b *Broker) FlushAudit() {
 	b.rejections.Flush(context.Background())
 }
 
-// Close writes the queued audit events and stops the queue. Call it before
-// closing the store.
+// FlushReads writes the pending last-read marks now (tests, benchmarks).
+func (b *Broker) FlushReads() { b.reads.Flush() }
+
+// Close writes the queued audit events, rejected callbacks and last-read
+// marks and stops their writers. Call it before closing the store.
 func (b *Broker) Close() {
 	b.auditq.Close()
 	b.rejections.Close()
+	b.reads.Close()
 }
 
 // storableText is s as every store keeps it: valid UTF-8 (PostgreSQL

@@ -29,6 +29,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/mcp"
 	"github.com/dromos-dev/dromos/internal/mcpconnect"
 	"github.com/dromos-dev/dromos/internal/provider"
+	"github.com/dromos-dev/dromos/internal/readmark"
 	"github.com/dromos-dev/dromos/internal/refresh"
 	"github.com/dromos-dev/dromos/internal/registry"
 	"github.com/dromos-dev/dromos/internal/rejections"
@@ -167,6 +168,7 @@ type Broker struct {
 	refresher  *refresh.Refresher
 	guards     *guards
 	auditq     *auditq.Queue
+	reads      *readmark.Marks
 	stepups    *stepup.Manager
 	mcp        *mcpconnect.Connector
 	webhooks   *endpoint.Manager
@@ -198,7 +200,7 @@ func New(cfg Config, d Deps) (*Broker, error) {
 		m: newMetrics(d.Registerer), gather: d.Gatherer, stepups: stepup.New(d.Store, cfg.StepUpLimits),
 	}
 	b.refresher = refresh.New(refresh.Config{Margin: cfg.RefreshMargin, LeaseTTL: cfg.LeaseTTL, LockWait: cfg.LockWait},
-		refresh.Deps{Store: d.Store, Vault: d.Vault, Exch: d.Exchange, Grants: refreshGrants{b}, Metrics: b.m.refresh,
+		refresh.Deps{Store: d.Store, Vault: d.Vault, Exch: d.Exchange, Grants: refreshGrants{b}, Idle: idleLifetimes{d.Store}, Metrics: b.m.refresh,
 			Logger: d.Logger, Now: d.Now, Tracer: d.Tracer})
 	providers, err := registry.New(registry.Deps{Store: d.Store, Vault: d.Vault, Discovery: d.Discovery,
 		Catalog: d.Catalog, NetGuard: cfg.ProviderNetGuard,
@@ -230,6 +232,7 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	if err := b.newWebhooks(cfg, d); err != nil {
 		return nil, err
 	}
+	b.reads = readmark.New(d.Store, readmark.Options{}, b.m.readMarks, d.Logger, d.Now)
 	b.handler = httpapi.Middleware(b.routes(b.guard), b.log, b.now, b.m.observeHTTP)
 	b.inProcess = httpapi.Middleware(b.routes(markInProcess), b.log, b.now, b.m.observeHTTP)
 	return b, nil

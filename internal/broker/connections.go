@@ -331,6 +331,8 @@ func (b *Broker) readToken(r *http.Request, q url.Values, autoRefresh, withIDTok
 		}
 	}
 	b.m.tokenRead(c.ProviderName, set.IDToken != "" && withIDToken)
+	// Off the critical path: an in-memory mark, written in batches.
+	b.reads.Read(c.ID)
 	if set.IDToken != "" && withIDToken {
 		b.m.idTokens.Inc()
 	}

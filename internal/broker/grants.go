@@ -2,9 +2,12 @@ package broker
 
 import (
 	"context"
+	"time"
 
 	"github.com/dromos-dev/dromos/internal/idtoken"
+	"github.com/dromos-dev/dromos/internal/provider"
 	"github.com/dromos-dev/dromos/internal/refresh"
+	"github.com/dromos-dev/dromos/internal/storage"
 )
 
 // refreshGrants gives the refresher what it needs of a registered
@@ -36,4 +39,26 @@ func (g refreshGrants) Grant(ctx context.Context, providerID string) (refresh.Gr
 		}
 	}
 	return grant, nil
+}
+
+// idleLifetimes lists the providers whose refresh tokens lapse when idle
+// (refresh_token_idle_lifetime_seconds), for the worker's keep-alive. It
+// reads the stored profiles on every pass: a handful of rows, and a
+// provider updated by another replica counts at once.
+type idleLifetimes struct{ store storage.Storage }
+
+func (l idleLifetimes) IdleLifetimes(ctx context.Context) (map[string]time.Duration, error) {
+	rows, err := l.store.ListProviders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]time.Duration{}
+	for _, row := range rows {
+		prof, err := provider.FromStoredConfig(row.Config)
+		if err != nil || prof.RefreshTokenIdleLifetimeSeconds <= 0 {
+			continue
+		}
+		out[row.ID] = time.Duration(prof.RefreshTokenIdleLifetimeSeconds) * time.Second
+	}
+	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dromos-dev/dromos/internal/httpapi"
+	"github.com/dromos-dev/dromos/internal/readmark"
 	"github.com/dromos-dev/dromos/internal/refresh"
 )
 
@@ -23,6 +24,7 @@ type metrics struct {
 	refresh         refresh.Metrics
 	oldKeyRows      prometheus.Gauge
 	auditDropped    prometheus.Counter
+	readMarks       readmark.Metrics
 	httpRequests    *prometheus.CounterVec
 	httpSeconds     *prometheus.HistogramVec
 
@@ -71,11 +73,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 				Name: "token_refresh_client_errors_total", Help: "Refreshes refused for the broker's client credentials (invalid_client), by provider."}, []string{"provider"}),
 			Queue: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "token_refresh_ahead_queue", Help: "Connections found due by the last refresh-ahead pass."}),
+			ProviderCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "token_provider_calls_total", Help: "Refresh calls to providers' token endpoints by provider and kind (on_read, forced, ahead, keep_alive)."}, []string{"provider", "kind"}),
+			Deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "token_provider_calls_deferred_total", Help: "Refreshes the provider's call budget put off, by provider and kind."}, []string{"provider", "kind"}),
+			BudgetLeft: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "token_provider_budget_left", Help: "Calls left in the provider's current one-minute budget (token_calls_per_minute), as last counted."}, []string{"provider"}),
 		},
 		oldKeyRows: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vault_ciphertexts_on_old_keys", Help: "Ciphertexts not under the primary encryption key, as of the last count (rotate-keys or the hourly worker count)."}),
 		auditDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "audit_events_lost_total", Help: "Queued audit events (token reads) a failed batch write lost."}),
+		readMarks: readmark.Metrics{
+			Written: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "token_read_marks_written_total", Help: "Connections' last read times written (at most one a minute per connection)."}),
+			Dropped: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "token_read_marks_dropped_total", Help: "Last read times not written (pending set full or write failed): those connections are refreshed on read."}),
+		},
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "broker_http_requests_total", Help: "Broker HTTP requests by route and status."}, []string{"route", "status"}),
 		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -91,7 +105,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.consents, m.consentsOpenID, m.exchanges, m.exchangeSeconds, m.idTokens,
 			m.tokenGets, m.callbacks, m.httpRequests, m.httpSeconds,
-			m.refresh.Refreshes, m.refresh.Seconds, m.refresh.LockWait, m.refresh.ClientErrors, m.refresh.Queue, m.oldKeyRows, m.auditDropped)
+			m.refresh.Refreshes, m.refresh.Seconds, m.refresh.LockWait, m.refresh.ClientErrors, m.refresh.Queue,
+			m.refresh.ProviderCalls, m.refresh.Deferred, m.refresh.BudgetLeft, m.oldKeyRows, m.auditDropped,
+			m.readMarks.Written, m.readMarks.Dropped)
 	}
 	return m
 }

@@ -64,10 +64,16 @@ func TestWorkerSkipsConnectionsWithoutRefreshToken(t *testing.T) {
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "gh-" + r.PostFormValue("code"), "token_type": "bearer"})
 		})
-		h.registerProvider(f.profile("nort"))
+		// Both providers' refresh tokens lapse after 36 idle hours: kept
+		// alive after 24.
+		nortProf := f.profile("nort")
+		nortProf["refresh_token_idle_lifetime_seconds"] = 36 * 3600
+		h.registerProvider(nortProf)
 		p := newRotatingProvider(t)
 		p.set(func(p *rotatingProvider) { p.noExpiry = true })
-		h.registerProvider(p.profile("opaque"))
+		opaqueProf := p.profile("opaque")
+		opaqueProf["refresh_token_idle_lifetime_seconds"] = 36 * 3600
+		h.registerProvider(opaqueProf)
 		var nort []string
 		for range 8 {
 			nort = append(nort, connect(t, h, "nort"))

@@ -29,8 +29,10 @@ type rotatingProvider struct {
 	ttl       int
 	delay     time.Duration
 	fail      func() (int, string) // optional: status and body to answer refreshes with
-	noExpiry  bool
-	jwtExp    int64
+	// retryAfter, when set, goes with a failed answer as Retry-After.
+	retryAfter string
+	noExpiry   bool
+	jwtExp     int64
 }
 
 // set changes the provider's behaviour under its lock (the server reads it
@@ -74,12 +76,15 @@ func (p *rotatingProvider) serve(w http.ResponseWriter, r *http.Request) {
 	case "refresh_token":
 		p.refreshes.Add(1)
 		p.mu.Lock()
-		delay, fail := p.delay, p.fail
+		delay, fail, retryAfter := p.delay, p.fail, p.retryAfter
 		p.mu.Unlock()
 		time.Sleep(delay)
 		if fail != nil {
 			st, body := fail()
 			w.Header().Set("Content-Type", "application/json")
+			if retryAfter != "" {
+				w.Header().Set("Retry-After", retryAfter)
+			}
 			w.WriteHeader(st)
 			_, _ = w.Write([]byte(body))
 			return

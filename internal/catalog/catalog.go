@@ -78,12 +78,14 @@ type Template struct {
 	TokenRequestHeaders map[string]string `json:"token_request_headers,omitempty"`
 	// Refresh is one of the Refresh… constants; Offline says what makes
 	// the provider return a refresh token.
-	Refresh              string        `json:"refresh"`
-	Offline              string        `json:"offline"`
-	TokenLifetimeSeconds int64         `json:"token_lifetime_seconds,omitempty"`
-	Quirks               []string      `json:"quirks,omitempty"`
-	CallbackParams       []string      `json:"callback_params,omitempty"`
-	Placeholders         []Placeholder `json:"placeholders,omitempty"`
+	Refresh              string `json:"refresh"`
+	Offline              string `json:"offline"`
+	TokenLifetimeSeconds int64  `json:"token_lifetime_seconds,omitempty"`
+	// RefreshTokenIdleLifetimeSeconds: see provider.Profile.
+	RefreshTokenIdleLifetimeSeconds int64         `json:"refresh_token_idle_lifetime_seconds,omitempty"`
+	Quirks                          []string      `json:"quirks,omitempty"`
+	CallbackParams                  []string      `json:"callback_params,omitempty"`
+	Placeholders                    []Placeholder `json:"placeholders,omitempty"`
 	// AuthMode is the provider's provider.Mode… ("" is oauth2_code); a
 	// key-based template (api_key, basic) has Credential instead of the
 	// OAuth fields, and an OAuth template may name its RFC 8628 endpoint.
@@ -255,6 +257,9 @@ func validateTemplate(t Template) []string {
 	}
 	if t.TokenLifetimeSeconds < 0 {
 		add("token_lifetime_seconds must not be negative")
+	}
+	if t.RefreshTokenIdleLifetimeSeconds < 0 {
+		add("refresh_token_idle_lifetime_seconds must not be negative")
 	}
 	known := provider.KnownQuirks()
 	for _, q := range t.Quirks {

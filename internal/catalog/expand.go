@@ -123,6 +123,9 @@ func expandTemplate(t Template, p provider.Profile) (provider.Profile, error) {
 	if out.APIAuth == nil {
 		out.APIAuth = cloneAPIAuth(t.APIAuth)
 	}
+	if out.RefreshTokenIdleLifetimeSeconds == 0 {
+		out.RefreshTokenIdleLifetimeSeconds = t.RefreshTokenIdleLifetimeSeconds
+	}
 	out.Normalize()
 	if err := out.Validate(); err != nil {
 		return provider.Profile{}, fmt.Errorf("catalog: template %q: %w", t.Name, err)

@@ -131,6 +131,9 @@ func writeTemplate(b *strings.Builder, t Template) {
 	if t.TokenLifetimeSeconds > 0 {
 		w("- **Assumed access-token lifetime:** %d s (the provider sends no `expires_in`)\n", t.TokenLifetimeSeconds)
 	}
+	if t.RefreshTokenIdleLifetimeSeconds > 0 {
+		w("- **Refresh-token idle lifetime:** %d days (kept alive by a refresh after two thirds of it)\n", t.RefreshTokenIdleLifetimeSeconds/86400)
+	}
 	w("- **Client authentication:** `%s`; **PKCE:** %s\n", t.TokenEndpointAuthMethod, strings.ReplaceAll(t.PKCE, "_", " "))
 	if len(t.AuthParams) > 0 {
 		w("- **Authorization parameters:** %s\n", code(joinedPairs(t.AuthParams, "=")))

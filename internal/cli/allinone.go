@@ -12,6 +12,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/localbroker"
 	"github.com/dromos-dev/dromos/internal/logging"
+	"github.com/dromos-dev/dromos/internal/refresh"
 	"github.com/dromos-dev/dromos/internal/state"
 )
 
@@ -77,7 +78,7 @@ func runServe(ctx context.Context, args []string, ios ioSet, env config.Env) err
 	}
 	warnBrokerSettings(cfg.Broker, log)
 	log.Info("broker and gateway ready", "base_url", cfg.Broker.BaseURL, "redirect_uri", cfg.Broker.RedirectURI())
-	stopWorker := startWorker(ctx, svc)
+	stopWorker := startWorker(ctx, svc, refresh.AheadOptions{ReadWindow: cfg.Broker.RefreshAheadReadWindow})
 	defer stopWorker()
 	return runServers(ctx, log,
 		httpListener("broker", lim.Listener("broker", lns[0]), svc.Handler(), log),

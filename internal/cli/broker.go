@@ -65,7 +65,7 @@ func runBroker(ctx context.Context, args []string, ios ioSet, env config.Env) er
 	}
 	warnBrokerSettings(cfg, log)
 	log.Info("broker ready", "base_url", cfg.BaseURL, "redirect_uri", cfg.RedirectURI())
-	stopWorker := startWorker(ctx, svc)
+	stopWorker := startWorker(ctx, svc, broker.WorkerOptions{ReadWindow: cfg.RefreshAheadReadWindow})
 	defer stopWorker()
 	return runServers(ctx, log, httpListener("broker", lim.Listener("broker", ln), tr.Handler("broker", svc.Handler()), log))
 }
@@ -86,12 +86,12 @@ func warnBrokerSettings(cfg config.Broker, log *slog.Logger) {
 // is called (or ctx ends). stop waits for it: refreshes in flight finish
 // (they do not follow the context) before the store closes under them.
 // Deferred, it also stops the worker when the servers fail on their own.
-func startWorker(ctx context.Context, svc *broker.Broker) (stop func()) {
+func startWorker(ctx context.Context, svc *broker.Broker, opts broker.WorkerOptions) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		svc.RunWorker(ctx, broker.WorkerOptions{})
+		svc.RunWorker(ctx, opts)
 	}()
 	return func() {
 		cancel()

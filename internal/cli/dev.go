@@ -17,6 +17,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/demoprovider"
 	"github.com/dromos-dev/dromos/internal/logging"
 	"github.com/dromos-dev/dromos/internal/provider"
+	"github.com/dromos-dev/dromos/internal/refresh"
 )
 
 const (
@@ -133,7 +134,7 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 	go func() {
 		ready <- registerDemo(ctx, svc, issuer, secrets.DemoClientSecret)
 	}()
-	stopWorker := startWorker(ctx, svc)
+	stopWorker := startWorker(ctx, svc, refresh.AheadOptions{ReadWindow: cfg.RefreshAheadReadWindow})
 	defer stopWorker()
 	errc := make(chan error, 1)
 	go func() { errc <- runServers(ctx, log, servers...) }()

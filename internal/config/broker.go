@@ -54,7 +54,10 @@ type Broker struct {
 	WebhookTimeout      time.Duration
 	WebhookRetryMaxWait time.Duration
 	WebhookDisableAfter time.Duration
-	LogLevel            slog.Level
+	// RefreshAheadReadWindow: the worker refreshes ahead only connections
+	// read within it; the others are refreshed when next read.
+	RefreshAheadReadWindow time.Duration
+	LogLevel               slog.Level
 	// Production is DROMOS_ENV=production: insecure settings refuse to start.
 	Production bool
 	// MCPClientMetadataURL is where the broker's Client ID Metadata
@@ -120,6 +123,8 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   WEBHOOK_TIMEOUT         bound on one webhook delivery attempt (default 10s)
   WEBHOOK_RETRY_MAX_WAIT  cap on each wait between webhook retries (default 0: the ~24h schedule)
   WEBHOOK_DISABLE_AFTER   disable a webhook endpoint failing this long (default 120h; 0 never)
+  REFRESH_AHEAD_READ_WINDOW  refresh tokens ahead of expiry only for connections read within this
+                          (default 1h, one lifetime of the usual access token); others refresh on read
   LOG_LEVEL               debug, info, warn or error (default info)
   REVOCATION_RETRY_PERIOD how long a revocation the provider failed is retried (default 72h)
   REVOCATION_MIN_BACKOFF  wait after the first failed revocation, doubling (default 30s)
@@ -151,6 +156,7 @@ func LoadBroker(env Env) (Broker, error) {
 		ConnectionRetention:        r.duration("CONNECTION_RETENTION", 168*time.Hour),
 		AllowedReturnDomains:       r.list("ALLOWED_RETURN_DOMAINS"),
 		MaxConnections:             r.count("MAX_CONNECTIONS", 0),
+		RefreshAheadReadWindow:     r.duration("REFRESH_AHEAD_READ_WINDOW", time.Hour),
 		WebhookTimeout:             r.duration("WEBHOOK_TIMEOUT", 10*time.Second),
 		WebhookRetryMaxWait:        r.duration("WEBHOOK_RETRY_MAX_WAIT", 0),
 		WebhookDisableAfter:        r.duration("WEBHOOK_DISABLE_AFTER", 120*time.Hour),
@@ -173,6 +179,9 @@ func LoadBroker(env Env) (Broker, error) {
 		b.MCPClientMetadataURL = r.absURL("MCP_CLIENT_METADATA_URL", v)
 	case strings.HasPrefix(b.BaseURL, "https://"):
 		b.MCPClientMetadataURL = b.BaseURL + MCPClientMetadataPath
+	}
+	if b.RefreshAheadReadWindow <= 0 {
+		probs.add("REFRESH_AHEAD_READ_WINDOW must be a positive duration such as 1h")
 	}
 	if msg := redirectPathProblem(b.RedirectPath); msg != "" {
 		probs.add("REDIRECT_PATH %s", msg)

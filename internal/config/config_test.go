@@ -531,3 +531,20 @@ func TestGatewayStatePublicKeys(t *testing.T) {
 		t.Fatalf("neither: %v", err)
 	}
 }
+
+func TestBrokerRefreshAheadReadWindow(t *testing.T) {
+	env := Env{"ENCRYPTION_KEY": key32, "STATE_KEY": key32b}
+	if b, err := LoadBroker(env); err != nil || b.RefreshAheadReadWindow != time.Hour {
+		t.Fatalf("default: %v %v, want 1h", b.RefreshAheadReadWindow, err)
+	}
+	env["REFRESH_AHEAD_READ_WINDOW"] = "15m"
+	if b, err := LoadBroker(env); err != nil || b.RefreshAheadReadWindow != 15*time.Minute {
+		t.Fatalf("15m: %v %v", b.RefreshAheadReadWindow, err)
+	}
+	for _, bad := range []string{"0", "-1h", "an hour"} {
+		env["REFRESH_AHEAD_READ_WINDOW"] = bad
+		if _, err := LoadBroker(env); err == nil || !strings.Contains(err.Error(), "REFRESH_AHEAD_READ_WINDOW") {
+			t.Fatalf("%q: %v, want a REFRESH_AHEAD_READ_WINDOW problem", bad, err)
+		}
+	}
+}

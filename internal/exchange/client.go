@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -207,6 +208,10 @@ func (c *Client) tokenCall(ctx context.Context, op string, ep Endpoint, form url
 	err := c.post(ctx, op, ep.TokenURL, ep, form, func(r response) error {
 		var err error
 		tok, err = ParseResponseWith(ep.parseOptions(), r.status, r.contentType, r.body, r.received)
+		var e *Error
+		if errors.As(err, &e) && (e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500) {
+			e.RetryAfter = r.retryAfter
+		}
 		return err
 	})
 	if err != nil {
@@ -305,6 +310,7 @@ type response struct {
 	contentType string
 	body        []byte
 	received    time.Time
+	retryAfter  time.Duration
 }
 
 func (c *Client) roundTrip(ctx context.Context, target string, ep Endpoint, method AuthMethod, form url.Values) (response, error) {
@@ -353,7 +359,8 @@ func (c *Client) roundTrip(ctx context.Context, target string, ep Endpoint, meth
 	}
 	defer resp.Body.Close()
 
-	r := response{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type")}
+	r := response{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"),
+		retryAfter: retryAfter(resp.Header.Get("Retry-After"), c.now())}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		return r, fmt.Errorf("%w (HTTP %d)", ErrRedirect, resp.StatusCode)
 	}
@@ -370,6 +377,24 @@ func (c *Client) roundTrip(ctx context.Context, target string, ep Endpoint, meth
 	r.body = data
 	r.received = c.now()
 	return r, nil
+}
+
+// maxRetryAfter bounds a provider's Retry-After: a broken or hostile
+// header must not stop refreshes for days.
+const maxRetryAfter = time.Hour
+
+// retryAfter parses a Retry-After header: delay-seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
 }
 
 // hostOf is what logs show of a URL: enough to tell providers apart, without

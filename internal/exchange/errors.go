@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -46,6 +47,9 @@ type Error struct {
 	Code        string
 	Description string
 	URI         string
+	// RetryAfter is the provider's Retry-After (seconds or a date, at most
+	// an hour) on a 429 or 5xx answer; 0 when it sent none.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -82,6 +82,17 @@ type Profile struct {
 	// JWT with exp, for providers whose tokens expire without saying so
 	// (Salesforce's session timeout). 0 means unknown.
 	TokenLifetimeSeconds int64 `json:"token_lifetime_seconds,omitempty"`
+	// RefreshTokenIdleLifetimeSeconds is how long the provider keeps an
+	// unused refresh token (Microsoft: 90 days). The background worker
+	// refreshes connections left unrefreshed for two thirds of it, so the
+	// grant does not lapse; 0 means refresh tokens do not lapse when idle,
+	// and nothing is refreshed just to keep it alive.
+	RefreshTokenIdleLifetimeSeconds int64 `json:"refresh_token_idle_lifetime_seconds,omitempty"`
+	// TokenCallsPerMinute caps the broker's refreshes at the provider's
+	// token endpoint, counted in the database across every replica; a
+	// fifth of it (at least one call) is kept for refreshes an agent is
+	// waiting on. 0 means no cap.
+	TokenCallsPerMinute int `json:"token_calls_per_minute,omitempty"`
 	// Resource is an RFC 8707 resource indicator sent on the authorization,
 	// token and refresh requests, so the tokens are issued for that
 	// resource only (an MCP server's URL).
@@ -249,6 +260,12 @@ func (p *Profile) Validate() error {
 		if a == "" || len(a) > 255 || ctrlchar.Index(a) >= 0 {
 			add("trusted_audiences[%d] must be 1-255 characters without control characters", i)
 		}
+	}
+	if p.TokenCallsPerMinute < 0 {
+		add("token_calls_per_minute must not be negative")
+	}
+	if p.RefreshTokenIdleLifetimeSeconds < 0 {
+		add("refresh_token_idle_lifetime_seconds must not be negative")
 	}
 	for k := range p.AuthParams {
 		if reservedAuthParams[strings.ToLower(k)] {

@@ -13,11 +13,18 @@ import (
 
 // AheadOptions tune a refresh-ahead pass; zero values take defaults.
 type AheadOptions struct {
-	Interval    time.Duration // between passes (15 s); refreshes are spread over a tenth of it
-	Window      time.Duration // refresh tokens expiring within this (2 min; at most a third of their lifetime)
-	KeepAlive   time.Duration // refresh connections untouched this long (24 h)
-	Concurrency int           // refreshes at once (4)
-	Batch       int           // connections per pass (50)
+	Interval time.Duration // between passes (15 s); refreshes are spread over a tenth of it
+	Window   time.Duration // refresh tokens expiring within this (2 min; at most a third of their lifetime)
+	// ReadWindow: only connections whose token was read (or, never read,
+	// that were created) within it are refreshed ahead (1 h: one lifetime
+	// of the usual access token); the others are refreshed when next read.
+	ReadWindow  time.Duration
+	Concurrency int // refreshes at once (4), grown with the batch
+	// Batch is the connections a pass claims (50) while there is no
+	// backlog; a pass that finds a full batch doubles it for the next one,
+	// up to MaxBatch (1,000), and one that finds less than half halves it.
+	Batch    int
+	MaxBatch int
 }
 
 // Defaults fills in zero values.
@@ -28,8 +35,8 @@ func (o *AheadOptions) Defaults() {
 	if o.Window <= 0 {
 		o.Window = 2 * time.Minute
 	}
-	if o.KeepAlive <= 0 {
-		o.KeepAlive = 24 * time.Hour
+	if o.ReadWindow <= 0 {
+		o.ReadWindow = DefaultReadWindow
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
@@ -37,25 +44,91 @@ func (o *AheadOptions) Defaults() {
 	if o.Batch <= 0 {
 		o.Batch = 50
 	}
+	if o.MaxBatch < o.Batch {
+		o.MaxBatch = max(o.Batch, 1000)
+	}
 }
 
-// Ahead runs one refresh-ahead pass: tokens about to expire, and grants
-// untouched for the keep-alive period, are refreshed before an agent has to
-// wait for it. It returns how many connections it refreshed. Safe with
-// many replicas: each refresh claims the connection's lease first.
+// nextBatch is the batch after a pass that claimed got connections with a
+// batch of cur: doubled when the pass was full (a backlog), halved when it
+// was less than half full, within [opts.Batch, opts.MaxBatch].
+func nextBatch(cur, got int, opts AheadOptions) int {
+	switch {
+	case got >= cur:
+		cur *= 2
+	case got < cur/2:
+		cur /= 2
+	}
+	return min(max(cur, opts.Batch), opts.MaxBatch)
+}
+
+// claimFor is how long a pass holds the connections it claimed: other
+// replicas' passes leave them alone meanwhile. A pass ends when its
+// refreshes do, well within it; a crashed broker's claims simply lapse.
+func claimFor(opts AheadOptions) time.Duration {
+	return max(2*time.Minute, 4*opts.Interval)
+}
+
+// DefaultReadWindow is AheadOptions.ReadWindow's default.
+const DefaultReadWindow = time.Hour
+
+// keepAliveShare: a connection of a provider whose refresh tokens lapse
+// when idle is refreshed once it has gone unrefreshed for this share of
+// the idle lifetime (two thirds: 60 of Microsoft's 90 days), leaving a
+// third of it for retries after provider trouble.
+const keepAliveNum, keepAliveDen = 2, 3
+
+// keepAliveAfter is how long a connection of a provider with refresh
+// token idle lifetime idle may go unrefreshed.
+func keepAliveAfter(idle time.Duration) time.Duration {
+	return idle / keepAliveDen * keepAliveNum
+}
+
+// IdleLifetimes lists the providers whose refresh tokens lapse when
+// unused, with how long they last unused (provider id → lifetime).
+type IdleLifetimes interface {
+	IdleLifetimes(ctx context.Context) (map[string]time.Duration, error)
+}
+
+// Ahead runs one refresh-ahead pass: tokens about to expire of connections
+// read recently, and grants about to lapse at providers whose refresh
+// tokens die when idle, are refreshed before an agent has to wait for it.
+// It returns how many connections it refreshed. Made for many replicas:
+// a pass claims its connections (see storage.DueFilter.ClaimUntil), so
+// concurrent passes split the work, and each refresh still takes the
+// connection's lease.
 func (r *Refresher) Ahead(ctx context.Context, opts AheadOptions) (int, error) {
 	opts.Defaults()
 	now := r.now()
-	ids, err := r.store.DueForRefresh(ctx, now, now.Add(opts.Window), now.Add(-opts.KeepAlive), opts.Batch)
+	idle := map[string]time.Duration{}
+	if r.idle != nil {
+		var err error
+		if idle, err = r.idle.IdleLifetimes(ctx); err != nil {
+			return 0, err
+		}
+	}
+	batch := int(r.batch.Load())
+	if batch < opts.Batch || batch > opts.MaxBatch {
+		batch = opts.Batch
+	}
+	f := storage.DueFilter{Now: now, ExpiringBefore: now.Add(opts.Window), ReadSince: now.Add(-opts.ReadWindow),
+		Limit: batch, ClaimUntil: now.Add(claimFor(opts))}
+	for id, life := range idle {
+		f.KeepAlive = append(f.KeepAlive, storage.KeepAlive{ProviderID: id, UntouchedBefore: now.Add(-keepAliveAfter(life))})
+	}
+	ids, err := r.store.DueForRefresh(ctx, f)
 	if err != nil {
 		return 0, err
 	}
 	r.m.Queue.Set(float64(len(ids)))
+	r.batch.Store(int64(nextBatch(batch, len(ids), opts)))
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		done int
-		sem  = make(chan struct{}, opts.Concurrency)
+		// Concurrency grows with the batch (8 times at most), so that a
+		// larger batch does not make a pass proportionally longer.
+		sem = make(chan struct{}, min(opts.Concurrency*batch/opts.Batch, 8*opts.Concurrency))
 	)
 	for _, id := range ids {
 		sem <- struct{}{}
@@ -71,7 +144,7 @@ func (r *Refresher) Ahead(ctx context.Context, opts AheadOptions) (int, error) {
 				case <-time.After(rand.N(spread)):
 				}
 			}
-			if r.ahead(ctx, id, opts) {
+			if r.ahead(ctx, id, opts, idle) {
 				mu.Lock()
 				done++
 				mu.Unlock()
@@ -79,10 +152,15 @@ func (r *Refresher) Ahead(ctx context.Context, opts AheadOptions) (int, error) {
 		}()
 	}
 	wg.Wait()
+	// Done with them: a connection that was not due yet, or failed, is
+	// due again at its next_refresh_at, not when the claim runs out.
+	if err := r.store.ReleaseClaims(context.WithoutCancel(ctx), ids); err != nil {
+		r.log.WarnContext(ctx, "releasing refresh-ahead claims", "connections", len(ids), "err", err)
+	}
 	return done, nil
 }
 
-func (r *Refresher) ahead(ctx context.Context, id string, opts AheadOptions) bool {
+func (r *Refresher) ahead(ctx context.Context, id string, opts AheadOptions, idle map[string]time.Duration) bool {
 	c, err := r.store.GetConnection(ctx, id)
 	if err != nil || c.Status != storage.StatusActive {
 		return false
@@ -95,25 +173,43 @@ func (r *Refresher) ahead(ctx context.Context, id string, opts AheadOptions) boo
 	if last.IsZero() {
 		last = c.CreatedAt
 	}
-	if keepAlive := last.Add(opts.KeepAlive); !r.now().After(keepAlive) && !r.due(opts.Window, tok) {
+	// keepAlive is when the grant must be used again; zero for a provider
+	// whose refresh tokens do not lapse when idle.
+	var keepAlive time.Time
+	if life, ok := idle[c.ProviderID]; ok && life > 0 {
+		keepAlive = last.Add(keepAliveAfter(life))
+	}
+	if (keepAlive.IsZero() || !r.now().After(keepAlive)) && !r.due(opts.Window, tok) {
 		// Picked because its expiry is within the window, but the window
 		// is bounded by the token's lifetime and it is not due yet: say
 		// when it is, so that passes leave it alone until then instead of
 		// picking it again every time.
 		next := dueAt(opts.Window, tok)
-		if next.IsZero() || keepAlive.Before(next) {
+		if next.IsZero() || (!keepAlive.IsZero() && keepAlive.Before(next)) {
 			next = keepAlive
 		}
-		r.planNext(ctx, c, tok, next)
+		if !next.IsZero() {
+			r.planNext(ctx, c, tok, next)
+		}
 		return false
 	}
 	// Once started, a refresh runs to its end even when the worker is
 	// stopping: cut short between the provider's answer and the write, a
 	// rotated refresh token would be lost. The exchange client's timeouts
 	// bound it.
-	after, _, err := r.flights.do(id, func() (storage.Connection, tokenset.Set, error) {
-		return r.shared(context.WithoutCancel(ctx), id, tok.UpdatedAt, false)
+	kind := KindAhead
+	if !r.due(opts.Window, tok) {
+		kind = KindKeepAlive
+	}
+	// A flight of its own: a reader must not share a background refresh
+	// that the provider budget may put off; the lease still makes the two
+	// take turns.
+	after, _, err := r.flights.do("ahead:"+id, func() (storage.Connection, tokenset.Set, error) {
+		return r.shared(context.WithoutCancel(ctx), id, tok.UpdatedAt, false, kind)
 	})
+	if errors.Is(err, errDeferred) {
+		return false // counted in the deferred metric
+	}
 	if err != nil {
 		r.log.InfoContext(ctx, "refresh-ahead did not refresh", "connection_id", id, "err", err)
 		return false

@@ -58,7 +58,11 @@ func (r *Refresher) Current(ctx context.Context, c storage.Connection, tok stora
 		key = "force:" + c.ID
 	}
 	return r.flights.do(key, func() (storage.Connection, tokenset.Set, error) {
-		return r.shared(context.WithoutCancel(ctx), c.ID, tok.UpdatedAt, force)
+		kind := KindOnRead
+		if force {
+			kind = KindForced
+		}
+		return r.shared(context.WithoutCancel(ctx), c.ID, tok.UpdatedAt, force, kind)
 	})
 }
 
@@ -72,7 +76,7 @@ func (r *Refresher) Current(ctx context.Context, c storage.Connection, tok stora
 // before, a waiter took it only when it was outside the refresh margin, so
 // with tokens that live less than the margin every waiter refreshed once
 // more.
-func (r *Refresher) shared(ctx context.Context, id string, seen time.Time, force bool) (_ storage.Connection, _ tokenset.Set, err error) {
+func (r *Refresher) shared(ctx context.Context, id string, seen time.Time, force bool, kind string) (_ storage.Connection, _ tokenset.Set, err error) {
 	ctx, span := tracing.Start(ctx, r.tracer, "token.refresh", attribute.Bool("dromos.refresh.forced", force))
 	defer func() {
 		if err != nil {
@@ -117,7 +121,7 @@ func (r *Refresher) shared(ctx context.Context, id string, seen time.Time, force
 		switch {
 		case err == nil:
 			r.m.LockWait.Observe(r.now().Sub(start).Seconds())
-			return r.held(ctx, claimed, *current, owner, force)
+			return r.held(ctx, claimed, *current, owner, force, kind)
 		case errors.Is(err, errFreshNow):
 			r.m.LockWait.Observe(r.now().Sub(start).Seconds())
 			conn, gerr := r.store.GetConnection(ctx, id)
@@ -159,7 +163,7 @@ func (r *Refresher) shared(ctx context.Context, id string, seen time.Time, force
 
 // held runs with the lease held: it calls the provider and records the
 // outcome, always releasing the lease.
-func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.Token, owner string, force bool) (storage.Connection, tokenset.Set, error) {
+func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.Token, owner string, force bool, kind string) (storage.Connection, tokenset.Set, error) {
 	start := r.now()
 	set, err := tokenset.Open(r.vault, c, tok)
 	if err != nil {
@@ -171,6 +175,9 @@ func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.
 		// broker asks for a new token instead, under the same lease, so
 		// readers share one request as they share a refresh.
 		if g, gerr := r.grants.Grant(ctx, c.ProviderID); gerr == nil && g.Profile.Grant == provider.GrantClientCredentials {
+			if !r.spend(ctx, c, g.Profile, kind) {
+				return r.deferred(ctx, c, owner, set, kind)
+			}
 			fresh, err := r.xchg.ClientCredentials(ctx, g.Endpoint, c.Scopes)
 			if err == nil {
 				if err = g.Profile.NormalizeTokenResponse(fresh); err == nil {
@@ -197,6 +204,9 @@ func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.
 		return r.expire(ctx, c, owner, "no_refresh_token")
 	}
 	grant, err := r.grants.Grant(ctx, c.ProviderID)
+	if err == nil && !r.spend(ctx, c, grant.Profile, kind) {
+		return r.deferred(ctx, c, owner, set, kind)
+	}
 	if err == nil {
 		var fresh *exchange.Token
 		if fresh, err = r.xchg.Refresh(ctx, grant.Endpoint, set.RefreshToken, nil); err == nil {
@@ -216,6 +226,7 @@ func (r *Refresher) failed(ctx context.Context, c storage.Connection, owner stri
 		class = exchange.ClassTransient // provider missing or discovery down: not the grant's fault
 	}
 	r.log.WarnContext(ctx, "token refresh failed", "connection_id", c.ID, "provider", c.ProviderName, "class", string(class), "err", err)
+	r.throttleOn(ctx, c, err)
 	switch class {
 	case exchange.ClassInvalidGrant:
 		r.observe("invalid_grant", start)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,7 +44,10 @@ type Store interface {
 	GetConnection(ctx context.Context, id string) (storage.Connection, error)
 	GetToken(ctx context.Context, connectionID string) (storage.Token, error)
 	UpdateConnection(ctx context.Context, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error)
-	DueForRefresh(ctx context.Context, now, expiringBefore, untouchedBefore time.Time, limit int) ([]string, error)
+	DueForRefresh(ctx context.Context, f storage.DueFilter) ([]string, error)
+	ReleaseClaims(ctx context.Context, ids []string) error
+	TakeProviderCall(ctx context.Context, c storage.ProviderCall) (taken bool, left int, err error)
+	ThrottleProvider(ctx context.Context, providerID string, until time.Time) error
 }
 
 // Vault seals and opens token sets.
@@ -89,6 +93,13 @@ type Metrics struct {
 	LockWait     prometheus.Histogram
 	ClientErrors *prometheus.CounterVec // by provider
 	Queue        prometheus.Gauge
+	// ProviderCalls counts refresh calls to providers by provider and kind
+	// (on_read, forced, ahead, keep_alive); Deferred the ones the provider
+	// budget put off; BudgetLeft is each provider's calls left in the
+	// current minute for the last caller's kind.
+	ProviderCalls *prometheus.CounterVec
+	Deferred      *prometheus.CounterVec
+	BudgetLeft    *prometheus.GaugeVec
 }
 
 // Config tunes the refresher; zero durations take the defaults.
@@ -101,10 +112,13 @@ type Config struct {
 
 // Deps are the refresher's collaborators.
 type Deps struct {
-	Store   Store
-	Vault   Vault
-	Exch    Exchanger
-	Grants  Grants
+	Store  Store
+	Vault  Vault
+	Exch   Exchanger
+	Grants Grants
+	// Idle lists the providers whose grants the worker keeps alive; nil
+	// keeps none alive.
+	Idle    IdleLifetimes
 	Metrics Metrics
 	Logger  *slog.Logger
 	Now     func() time.Time
@@ -120,11 +134,14 @@ type Refresher struct {
 	vault   Vault
 	xchg    Exchanger
 	grants  Grants
+	idle    IdleLifetimes
 	m       Metrics
 	log     *slog.Logger
 	now     func() time.Time
 	tracer  trace.Tracer
 	flights flight
+	// batch is the refresh-ahead pass's current batch (see nextBatch).
+	batch atomic.Int64
 }
 
 // New returns a Refresher.
@@ -141,7 +158,7 @@ func New(cfg Config, d Deps) *Refresher {
 	if cfg.Instance == "" {
 		cfg.Instance = newLeaseOwner("broker")
 	}
-	return &Refresher{cfg: cfg, store: d.Store, vault: d.Vault, xchg: d.Exch, grants: d.Grants, m: d.Metrics,
+	return &Refresher{cfg: cfg, store: d.Store, vault: d.Vault, xchg: d.Exch, grants: d.Grants, idle: d.Idle, m: d.Metrics,
 		log: d.Logger, now: d.Now, tracer: d.Tracer}
 }
 
@@ -152,6 +169,7 @@ var (
 	errNoToken   = errors.New("connection has no token")
 	errBackoff   = errors.New("refresh backing off after provider trouble")
 	errChanged   = errors.New("connection changed meanwhile")
+	errDeferred  = errors.New("refresh deferred: the provider's call budget is spent")
 )
 
 // flight is the in-process single-flight: concurrent readers of one

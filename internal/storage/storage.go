@@ -67,14 +67,34 @@ type Storage interface {
 	// all in one transaction.
 	UpdateConnection(ctx context.Context, id string, fn func(Connection, *Token) (Connection, TokenChange, error)) (Connection, error)
 	// DueForRefresh returns the ids of active connections that have a token
-	// row and are due: their token expires (non-zero ExpiresAt) before
-	// expiringBefore, or their LastRefreshAt (CreatedAt when never
-	// refreshed) is before untouchedBefore. A connection whose lease is held
-	// (RefreshLeaseUntil after now) or that is backing off (NextRefreshAt
-	// after now) is left out. Soonest expiry first, unknown expiries last,
-	// ties by id; at most limit (0 or less means 100). A zero bound switches
-	// that reason off.
-	DueForRefresh(ctx context.Context, now, expiringBefore, untouchedBefore time.Time, limit int) ([]string, error)
+	// row and are due by f (see DueFilter). A connection whose lease is held
+	// (RefreshLeaseUntil after f.Now), that is backing off (NextRefreshAt
+	// after f.Now) or that a pass claimed until after f.Now is left out.
+	// Soonest expiry first, unknown expiries last, ties by id; at most
+	// f.Limit (0 or less means 100). With f.ClaimUntil set, the connections
+	// returned are claimed until then, atomically: concurrent calls, from
+	// any process, never return the same connection while its claim holds
+	// (PostgreSQL skips rows another claimer holds locked; SQLite's single
+	// writer claims one call at a time).
+	DueForRefresh(ctx context.Context, f DueFilter) ([]string, error)
+	// TakeProviderCall counts one call to a provider's token endpoint in
+	// the window starting at c.WindowStart if the window has room: fewer
+	// than c.Limit calls counted (c.ThrottledLimit while the provider is
+	// throttled past c.Now). A later window starts the count again. It
+	// returns whether the call was counted and how many the window has
+	// left for this kind of caller. Atomic across processes.
+	TakeProviderCall(ctx context.Context, c ProviderCall) (taken bool, left int, err error)
+	// ThrottleProvider keeps the provider throttled until until (never
+	// shortening an earlier throttle).
+	ThrottleProvider(ctx context.Context, providerID string, until time.Time) error
+	// ReleaseClaims ends the claims DueForRefresh took on ids (a pass is
+	// done with them); unknown or unclaimed ids are ignored.
+	ReleaseClaims(ctx context.Context, ids []string) error
+	// RecordReads moves each connection's last read time forward to the
+	// given time (never back). Unknown ids are ignored; a backend may skip
+	// a row another transaction holds locked rather than wait for it (the
+	// mark is advisory: it only decides what is refreshed ahead).
+	RecordReads(ctx context.Context, reads []Read) error
 	// ListConnectionIDs pages through every connection id in ascending
 	// order: ids greater than after, at most limit (0 or less means 100).
 	// Maintenance (key rotation) walks the table with it.
@@ -235,6 +255,49 @@ type ConnectionFilter struct {
 	// CreatedAt-then-ID order: a keyset page cursor, stable under inserts.
 	After *ConnectionKey
 	Limit int // 0 means 100
+}
+
+// DueFilter selects the connections the refresh-ahead worker works on.
+// A connection is due for either of two reasons:
+//
+//   - refresh ahead: its token expires (non-zero ExpiresAt) before
+//     ExpiringBefore and it was last read (created, when never read) at or
+//     after ReadSince; a zero ExpiringBefore switches this reason off, a zero
+//     ReadSince takes every connection however long unread;
+//   - keep-alive: its provider is listed in KeepAlive and its LastRefreshAt
+//     (CreatedAt when never refreshed) is before that entry's
+//     UntouchedBefore.
+type DueFilter struct {
+	Now            time.Time
+	ExpiringBefore time.Time
+	ReadSince      time.Time
+	KeepAlive      []KeepAlive
+	Limit          int
+	// ClaimUntil, when set, claims the connections returned until then.
+	ClaimUntil time.Time
+}
+
+// KeepAlive asks for the connections of one provider left unrefreshed
+// since before UntouchedBefore, so that their refresh tokens are used
+// before the provider lets them lapse.
+type KeepAlive struct {
+	ProviderID      string
+	UntouchedBefore time.Time
+}
+
+// ProviderCall asks to count one call to a provider's token endpoint.
+type ProviderCall struct {
+	ProviderID     string
+	Now            time.Time
+	WindowStart    time.Time
+	Limit          int
+	ThrottledLimit int
+}
+
+// Read says a connection's token was read at At.
+type Read struct {
+	ConnectionID string
+	At           time.Time
 }
 
 // ConnectionKey is a connection's place in the listing order.

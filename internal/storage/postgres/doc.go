@@ -25,5 +25,12 @@
 //   - AppendAudit requires a non-zero Time, since the storage layer has no
 //     clock of its own;
 //   - DueForRefresh is the UNION of its two reasons, each served by an index
-//     of migration 0002; a zero bound matches nothing on its side.
+//     of migration 0011 (which adds statistics on their expressions: the
+//     planner takes none from a partial index); a zero ExpiringBefore
+//     matches nothing on its side. A claiming call locks rows FOR NO KEY
+//     UPDATE SKIP LOCKED, so replicas split the due connections; the
+//     claim is a column of its own (refresh_claim_until), so it changes
+//     neither Version nor UpdatedAt. TestBackgroundQueriesUseIndexes checks
+//     the plans of the background queries on a seeded table;
+//   - RecordReads skips rows another transaction holds locked.
 package postgres

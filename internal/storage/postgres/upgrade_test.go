@@ -90,7 +90,7 @@ func TestUpgradeKeepsRows(t *testing.T) {
 	if tok.ExpirySource != "" || !tok.ExpiresAt.Equal(now.Add(time.Minute)) {
 		t.Fatalf("old token: ExpirySource %q ExpiresAt %v", tok.ExpirySource, tok.ExpiresAt)
 	}
-	due, err := s.DueForRefresh(ctx, now, now.Add(5*time.Minute), now.Add(-24*time.Hour), 0)
+	due, err := s.DueForRefresh(ctx, storage.DueFilter{Now: now, ExpiringBefore: now.Add(5 * time.Minute)})
 	if err != nil || !slices.Equal(due, []string{"c1"}) {
 		t.Fatalf("DueForRefresh = %q, %v; want [c1]", due, err)
 	}

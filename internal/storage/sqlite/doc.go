@@ -29,7 +29,9 @@
 //   - ListConnections orders by created_at, then id; ListAudit by time, then
 //     id, newest first;
 //   - AppendAudit requires a non-zero Time;
-//   - DueForRefresh is the UNION of its two reasons, each pinned to an index
-//     of migration 0002 with INDEXED BY; a zero bound matches nothing on its
-//     side, one outside the storable years is clamped.
+//   - DueForRefresh is the UNION of its reasons (one keep-alive arm per
+//     provider), each pinned to an index of migration 0011 with INDEXED BY;
+//     a zero ExpiringBefore matches nothing on its side, a bound outside the
+//     storable years is clamped. A claiming call selects and claims in one
+//     write transaction: SQLite's single writer makes it the only claimer.
 package sqlite

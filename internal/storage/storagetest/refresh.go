@@ -65,6 +65,9 @@ func runRefresh(t *testing.T, open func(t *testing.T) storage.Storage) {
 	})
 
 	t.Run("DueForRefresh", func(t *testing.T) { runDueForRefresh(t, open) })
+	t.Run("DueInUse", func(t *testing.T) { runDueInUse(t, open) })
+	t.Run("DueClaims", func(t *testing.T) { runDueClaims(t, open) })
+	t.Run("ProviderBudget", func(t *testing.T) { runProviderBudget(t, open) })
 
 	t.Run("LeaseClaimRace", func(t *testing.T) {
 		now := baseTime()
