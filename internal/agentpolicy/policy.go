@@ -140,9 +140,6 @@ func (p Policy) Equal(q Policy) bool {
 		sameSet(p.Providers, q.Providers) && sameSet(p.Scopes, q.Scopes)
 }
 
-// IsZero reports whether p has no option set.
-func (p Policy) IsZero() bool { return p.Equal(Policy{}) }
-
 func sameSet(a, b []string) bool {
 	if len(a) != len(b) {
 		return false

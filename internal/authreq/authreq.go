@@ -29,15 +29,12 @@ type Target struct {
 	RequirePAR bool
 }
 
-// Pushes reports whether a request for prof at t is pushed.
-func Pushes(prof *provider.Profile, t Target) bool { return t.RequirePAR || prof.UsePAR }
-
 // URL returns the browser's URL for req. When the request is pushed, it
 // authenticates at t.PAR as the client does at the token endpoint; client
 // builds that endpoint (and is only called then, so the client secret is
 // opened only when it is needed).
 func URL(ctx context.Context, p Pusher, prof *provider.Profile, t Target, client func() (exchange.Endpoint, error), req provider.AuthRequest) (string, error) {
-	if !Pushes(prof, t) {
+	if !t.RequirePAR && !prof.UsePAR {
 		return prof.AuthorizationURL(t.Auth, req)
 	}
 	if t.PAR == "" {

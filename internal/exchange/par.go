@@ -2,7 +2,6 @@ package exchange
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -56,41 +55,26 @@ func (c *Client) PushAuthorization(ctx context.Context, parURL string, ep Endpoi
 			}
 			return err
 		}
-		var body struct {
-			RequestURI string          `json:"request_uri"`
-			ExpiresIn  json.RawMessage `json:"expires_in"`
+		if len(r.body) == 0 {
+			return fmt.Errorf("%w: empty pushed authorization answer", ErrMalformed)
 		}
-		if err := json.Unmarshal(r.body, &body); err != nil {
-			return fmt.Errorf("%w: pushed authorization answer is not JSON", ErrMalformed)
+		fields, err := decodeJSON(r.body)
+		if err != nil {
+			return err
 		}
-		exp, err := expiresSeconds(body.ExpiresIn)
+		requestURI, _ := fields["request_uri"].(string)
+		exp, ok := expiresIn(fields["expires_in"])
 		switch {
-		case err != nil || exp <= 0:
+		case !ok:
 			return fmt.Errorf("%w: pushed authorization answer without a positive expires_in", ErrMalformed)
-		case body.RequestURI == "" || len(body.RequestURI) > maxRequestURI || strings.ContainsAny(body.RequestURI, " \t\r\n"):
+		case requestURI == "" || len(requestURI) > maxRequestURI || strings.ContainsAny(requestURI, " \t\r\n"):
 			return fmt.Errorf("%w: pushed authorization answer without a usable request_uri", ErrMalformed)
 		}
-		out = PushedRequest{RequestURI: body.RequestURI, ExpiresIn: time.Duration(exp) * time.Second}
+		out = PushedRequest{RequestURI: requestURI, ExpiresIn: time.Duration(exp) * time.Second}
 		return nil
 	})
 	if err != nil {
 		return PushedRequest{}, err
 	}
 	return out, nil
-}
-
-// expiresSeconds reads expires_in as a JSON number (or numeric string, as
-// some providers write it).
-func expiresSeconds(raw json.RawMessage) (int64, error) {
-	s := strings.Trim(string(raw), `"`)
-	var n json.Number = json.Number(s)
-	v, err := n.Int64()
-	if err != nil {
-		f, ferr := n.Float64()
-		if ferr != nil {
-			return 0, err
-		}
-		v = int64(f)
-	}
-	return v, nil
 }
