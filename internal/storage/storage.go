@@ -121,6 +121,8 @@ type Storage interface {
 	StepUpStore
 	// Revocations still to make at providers.
 	RevocationStore
+	// Device authorization grants being polled.
+	DeviceStore
 
 	// Webhook endpoints, lifecycle events and deliveries.
 	WebhookStore

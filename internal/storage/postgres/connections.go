@@ -93,21 +93,28 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 // wait).
 func (s *Store) CreatePendingConnection(ctx context.Context, c storage.Connection, maxPending int) error {
 	op := fmt.Sprintf("create pending connection %q", c.ID)
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('dromos.pending:' || $1, 0))`, c.ClientName); err != nil {
-			return wrap(op, err)
-		}
-		var n int
-		err := tx.QueryRow(ctx, `SELECT count(*) FROM connections
-WHERE client_name = $1 AND status = 'pending' AND expires_at > $2`, c.ClientName, c.CreatedAt).Scan(&n)
-		if err != nil {
-			return wrap(op, err)
-		}
-		if n >= maxPending {
-			return fmt.Errorf("postgres: %s: %w (%d pending)", op, storage.ErrLimitReached, n)
-		}
+	return s.inTx(ctx, func(tx pgx.Tx) error { return insertPending(ctx, tx, c, maxPending, op) })
+}
+
+// insertPending counts the client's pending connections under a lock per
+// client and inserts c when there is room (always when maxPending <= 0).
+func insertPending(ctx context.Context, tx pgx.Tx, c storage.Connection, maxPending int, op string) error {
+	if maxPending <= 0 {
 		return wrap(op, insertConnection(ctx, tx, c))
-	})
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('dromos.pending:' || $1, 0))`, c.ClientName); err != nil {
+		return wrap(op, err)
+	}
+	var n int
+	err := tx.QueryRow(ctx, `SELECT count(*) FROM connections
+WHERE client_name = $1 AND status = 'pending' AND expires_at > $2`, c.ClientName, c.CreatedAt).Scan(&n)
+	if err != nil {
+		return wrap(op, err)
+	}
+	if n >= maxPending {
+		return fmt.Errorf("postgres: %s: %w (%d pending)", op, storage.ErrLimitReached, n)
+	}
+	return wrap(op, insertConnection(ctx, tx, c))
 }
 
 // PurgeConnections deletes failed, never-active connections, purgeBatch

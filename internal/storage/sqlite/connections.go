@@ -107,7 +107,14 @@ func (s *Store) CreatePendingConnection(ctx context.Context, c storage.Connectio
 	if err := checkTimes(c.CreatedAt); err != nil {
 		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error { return insertPending(ctx, tx, c, maxPending, op) })
+}
+
+// insertPending counts the client's pending connections and inserts c
+// when there is room (always when maxPending <= 0); the caller's
+// IMMEDIATE transaction keeps other writers out in between.
+func insertPending(ctx context.Context, tx *sql.Tx, c storage.Connection, maxPending int, op string) error {
+	if maxPending > 0 {
 		var n int
 		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM connections
 WHERE client_name = ? AND status = 'pending' AND expires_at > ?`, c.ClientName, nanos(c.CreatedAt)).Scan(&n)
@@ -117,8 +124,8 @@ WHERE client_name = ? AND status = 'pending' AND expires_at > ?`, c.ClientName, 
 		if n >= maxPending {
 			return fmt.Errorf("sqlite: %s: %w (%d pending)", op, storage.ErrLimitReached, n)
 		}
-		return insertConnection(ctx, tx, c, op)
-	})
+	}
+	return insertConnection(ctx, tx, c, op)
 }
 
 // PurgeConnections deletes failed, never-active connections, purgeBatch

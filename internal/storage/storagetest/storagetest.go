@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Storage) {
 	t.Run("Confirmation", func(t *testing.T) { runConfirmation(t, open) })
 	t.Run("Listing", func(t *testing.T) { runListing(t, open) })
 	t.Run("Revocations", func(t *testing.T) { runRevocations(t, open) })
+	t.Run("DeviceGrants", func(t *testing.T) { runDeviceGrants(t, open) })
 	t.Run("Ping", func(t *testing.T) {
 		s := open(t)
 		if err := s.Ping(t.Context()); err != nil {
