@@ -22,6 +22,8 @@ func (b *Broker) connectByMode(w http.ResponseWriter, r *http.Request, req conse
 		}
 		req.ProviderID = prov.Row.ID
 		return true, b.machineConnection(w, r, req)
+	case provider.ModeDeviceCode:
+		return true, b.deviceConnection(w, r, req, prov)
 	case provider.ModeAPIKey, provider.ModeBasic:
 		return true, b.keyConnection(w, r, req, prov)
 	case provider.ModeCode:

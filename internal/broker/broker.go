@@ -22,6 +22,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/auditq"
 	"github.com/dromos-dev/dromos/internal/catalog"
 	"github.com/dromos-dev/dromos/internal/credential"
+	"github.com/dromos-dev/dromos/internal/devicepoll"
 	"github.com/dromos-dev/dromos/internal/discovery"
 	"github.com/dromos-dev/dromos/internal/exchange"
 	"github.com/dromos-dev/dromos/internal/httpapi"
@@ -112,6 +113,8 @@ type Config struct {
 	Webhooks delivery.Config
 	// Revocation tunes retries of failed revocations (zero: defaults).
 	Revocation revocation.Options
+	// DevicePoll tunes the device grant poller (zero: defaults).
+	DevicePoll devicepoll.Options
 	// RejectionAuditWindow is how long refused callbacks are counted per
 	// reason and client address before one audit row each is written
 	// (zero: one minute).
@@ -174,6 +177,7 @@ type Broker struct {
 	webhooks   *endpoint.Manager
 	dispatcher *delivery.Dispatcher
 	revoker    *revocation.Revoker
+	devices    *devicepoll.Poller
 	rejections *rejections.Aggregator
 }
 
@@ -212,6 +216,12 @@ func New(cfg Config, d Deps) (*Broker, error) {
 	b.providers = providers
 	b.revoker, err = revocation.New(cfg.Revocation, revocation.Deps{Store: d.Store, Vault: d.Vault, Client: d.Exchange,
 		Resolve: b.revocationTarget, Audit: b.auditRevocation, Logger: d.Logger, Registerer: d.Registerer, Now: d.Now, Rand: d.Rand})
+	if err != nil {
+		return nil, err
+	}
+	b.devices, err = devicepoll.New(cfg.DevicePoll, devicepoll.Deps{Store: d.Store, Vault: d.Vault, Client: d.Exchange,
+		Resolve: b.deviceTokenEndpoint, Granted: b.deviceGranted, Failed: b.deviceFailed,
+		Logger: d.Logger, Registerer: d.Registerer, Now: d.Now})
 	if err != nil {
 		return nil, err
 	}

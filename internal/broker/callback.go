@@ -300,6 +300,16 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 			"class", string(class), "err", err)
 		return "exchange_failed"
 	}
+	return b.keepGrant(ctx, conn, prov, ends, ep, tok, kept, keeper)
+}
+
+// keepGrant checks what a grant (a code exchange's or a device poll's)
+// brought: the token response against the provider's quirks, the
+// id_token when there is one or openid was asked for, the bound or
+// expected account and the provider data; then it seals the token set and
+// hands it to keeper. It returns "" on success or the short failure
+// reason; a grant that is not kept is revoked as completeExchange says.
+func (b *Broker) keepGrant(ctx context.Context, conn storage.Connection, prov registry.Provider, ends registry.Endpoints, ep exchange.Endpoint, tok *exchange.Token, kept map[string]string, keeper grantKeeper) (failure string) {
 	// unexpected: the account is not the one the agent expected.
 	unexpected := false
 	defer func() {

@@ -73,6 +73,14 @@ type consentResponse struct {
 	// credentials, a submitted key): active, or failed with StatusReason.
 	Status       string `json:"status,omitempty"`
 	StatusReason string `json:"status_reason,omitempty"`
+	// The device flow's answer (RFC 8628 §3.2), set instead of AuthURL
+	// for an oauth2_device_code provider: what the person opens and types.
+	// The device code itself never leaves the broker.
+	VerificationURI         string `json:"verification_uri,omitempty"`
+	VerificationURIComplete string `json:"verification_uri_complete,omitempty"`
+	UserCode                string `json:"user_code,omitempty"`
+	ExpiresIn               int64  `json:"expires_in,omitempty"`
+	Interval                int64  `json:"interval,omitempty"`
 }
 
 const (

@@ -26,6 +26,9 @@ func (b *Broker) RunWorker(ctx context.Context, opts WorkerOptions) {
 	// Revocations keep their own pace (their backoff may be shorter
 	// than the refresh pass).
 	go b.revoker.Run(ctx)
+	// Device grants are polled at their providers' intervals, which are
+	// seconds, not the refresh pass's minutes.
+	go b.devices.Run(ctx)
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
 	var lastCount time.Time

@@ -31,6 +31,10 @@ type Metadata struct {
 	// is pushed, and whether the server accepts only pushed requests.
 	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint,omitempty"`
 	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests,omitempty"`
+
+	// DeviceAuthorizationEndpoint is RFC 8628 §4's: where a device flow
+	// starts.
+	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint,omitempty"`
 }
 
 // validate checks a decoded document against the issuer it was fetched for.
@@ -58,6 +62,7 @@ func validate(md Metadata, issuer string, issuerURL *url.URL) error {
 		{"userinfo_endpoint", md.UserinfoEndpoint},
 		{"revocation_endpoint", md.RevocationEndpoint},
 		{"pushed_authorization_request_endpoint", md.PushedAuthorizationRequestEndpoint},
+		{"device_authorization_endpoint", md.DeviceAuthorizationEndpoint},
 	}
 	for _, ep := range endpoints {
 		if ep.value == "" {

@@ -78,6 +78,12 @@ func (s *grpcServer) RequestConnection(ctx context.Context, in *dromosv1.Request
 		ProviderId:   out.ProviderID,
 		Status:       out.Status,
 		StatusReason: out.StatusReason,
+
+		VerificationUri:         out.VerificationURI,
+		VerificationUriComplete: out.VerificationURIComplete,
+		UserCode:                out.UserCode,
+		ExpiresIn:               out.ExpiresIn,
+		Interval:                out.Interval,
 	}, nil
 }
 

@@ -150,6 +150,14 @@ type requestConnectionAnswer struct {
 	// needed no consent (a submitted key, client credentials).
 	Status       string `json:"status,omitempty"`
 	StatusReason string `json:"status_reason,omitempty"`
+	// The device flow's fields are additive: set instead of authUrl for
+	// an oauth2_device_code provider (RFC 8628 §3.2, device code left
+	// out).
+	VerificationURI         string `json:"verification_uri,omitempty"`
+	VerificationURIComplete string `json:"verification_uri_complete,omitempty"`
+	UserCode                string `json:"user_code,omitempty"`
+	ExpiresIn               int64  `json:"expires_in,omitempty"`
+	Interval                int64  `json:"interval,omitempty"`
 }
 
 func (g *Gateway) requestConnection(w http.ResponseWriter, r *http.Request, c Caller) {

@@ -68,6 +68,14 @@ type ConnectionGrant struct {
 	// that needed no consent; AuthURL is then empty.
 	Status       string
 	StatusReason string
+	// VerificationURI, VerificationURIComplete and UserCode are what the
+	// person opens and types for a device flow (Status pending, AuthURL
+	// empty); ExpiresIn and Interval are in seconds.
+	VerificationURI         string
+	VerificationURIComplete string
+	UserCode                string
+	ExpiresIn               int64
+	Interval                int64
 }
 
 // ConnectionStatus is a connection's status in contract terms.
@@ -276,7 +284,7 @@ func (s *service) RequestConnection(ctx context.Context, c Caller, r ConnectionR
 		return ConnectionGrant{}, errUnverifiedState(errors.New("reconnect answered with another connection"))
 	case !canonicalUUID(consent.ConnectionID):
 		return ConnectionGrant{}, errUnverifiedState(errors.New("consent connection id is not a canonical UUID"))
-	case !absoluteHTTP(consent.AuthURL) && !(consent.AuthURL == "" && (r.Grant == "client_credentials" || noConsent(consent.Status))):
+	case !absoluteHTTP(consent.AuthURL) && !(consent.AuthURL == "" && (r.Grant == "client_credentials" || noConsent(consent.Status) || deviceFlow(consent))):
 		// A client_credentials or key connection has no consent and so no authUrl.
 		return ConnectionGrant{}, errUnverifiedState(errors.New("consent authUrl is not an absolute http(s) URL"))
 	}
@@ -294,7 +302,19 @@ func (s *service) RequestConnection(ctx context.Context, c Caller, r ConnectionR
 		ProviderID:   consent.ProviderID,
 		Status:       consent.Status,
 		StatusReason: consent.StatusReason,
+
+		VerificationURI:         consent.VerificationURI,
+		VerificationURIComplete: consent.VerificationURIComplete,
+		UserCode:                consent.UserCode,
+		ExpiresIn:               consent.ExpiresIn,
+		Interval:                consent.Interval,
 	}, nil
+}
+
+// deviceFlow reports whether the broker started a device flow: a pending
+// connection the person finishes at verification_uri with user_code.
+func deviceFlow(c brokerclient.Consent) bool {
+	return c.Status == StatusPending && absoluteHTTP(c.VerificationURI) && c.UserCode != ""
 }
 
 // checkPolicy refuses a request outside the providers and scopes the

@@ -174,6 +174,9 @@ type Endpoints struct {
 	// only pushed requests.
 	PAR        string
 	RequirePAR bool
+	// Device is the device authorization endpoint (RFC 8628), "" when
+	// the provider has none.
+	Device string
 }
 
 // Endpoints resolves p's URLs. Discovery that cannot be reached is an
@@ -181,7 +184,7 @@ type Endpoints struct {
 func (g *Registry) Endpoints(ctx context.Context, prov Provider) (Endpoints, error) {
 	p := prov.Profile
 	e := Endpoints{Issuer: p.Issuer, Auth: p.AuthURL, Token: p.TokenURL, Revocation: p.RevocationURL,
-		Userinfo: p.UserinfoURL, JWKS: p.JWKSURL, PAR: p.PARURL}
+		Userinfo: p.UserinfoURL, JWKS: p.JWKSURL, PAR: p.PARURL, Device: p.DeviceAuthorizationURL}
 	if !p.EnableDiscovery {
 		return e, nil
 	}
@@ -220,6 +223,9 @@ func (g *Registry) Endpoints(ctx context.Context, prov Provider) (Endpoints, err
 	// re-submits it).
 	fill("pushed_authorization", &e.PAR, md.PushedAuthorizationRequestEndpoint, "")
 	e.RequirePAR = md.RequirePushedAuthorizationRequests
+	// The client authenticates at the device endpoint too: the same rule
+	// as PAR.
+	fill("device_authorization", &e.Device, md.DeviceAuthorizationEndpoint, "")
 	if e.JWKS == "" {
 		e.JWKS = md.JWKSURI
 	}

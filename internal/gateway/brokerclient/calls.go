@@ -69,9 +69,17 @@ type Consent struct {
 	ProviderID   string    `json:"provider_id"`
 	ConnectionID string    `json:"connection_id"`
 	ExpiresAt    time.Time `json:"expires_at"`
-	// Status is active or failed when the connection needed no consent.
+	// Status is active or failed when the connection needed no consent,
+	// pending for a device flow.
 	Status       string `json:"status"`
 	StatusReason string `json:"status_reason"`
+	// The device flow's answer (RFC 8628 §3.2 without the device code,
+	// which stays in the broker); ExpiresIn and Interval are seconds.
+	VerificationURI         string `json:"verification_uri"`
+	VerificationURIComplete string `json:"verification_uri_complete"`
+	UserCode                string `json:"user_code"`
+	ExpiresIn               int64  `json:"expires_in"`
+	Interval                int64  `json:"interval"`
 }
 
 // Connection holds the fields of a broker connection the gateway uses.

@@ -444,10 +444,20 @@ type RequestConnectionResponse struct {
 	ProviderId   string                 `protobuf:"bytes,5,opt,name=provider_id,proto3" json:"provider_id,omitempty"`
 	// Additive: "active" or "failed" when the connection needed no consent
 	// (a submitted credential, client credentials); empty otherwise.
-	Status        string `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
-	StatusReason  string `protobuf:"bytes,7,opt,name=status_reason,proto3" json:"status_reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Status       string `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
+	StatusReason string `protobuf:"bytes,7,opt,name=status_reason,proto3" json:"status_reason,omitempty"`
+	// Additive, for a provider with auth_mode oauth2_device_code (RFC 8628):
+	// set instead of auth_url, with status "pending". The person opens
+	// verification_uri (or verification_uri_complete, which carries the code)
+	// and types user_code; expires_in and interval are seconds. The device
+	// code itself never leaves the broker.
+	VerificationUri         string `protobuf:"bytes,8,opt,name=verification_uri,proto3" json:"verification_uri,omitempty"`
+	VerificationUriComplete string `protobuf:"bytes,9,opt,name=verification_uri_complete,proto3" json:"verification_uri_complete,omitempty"`
+	UserCode                string `protobuf:"bytes,10,opt,name=user_code,proto3" json:"user_code,omitempty"`
+	ExpiresIn               int64  `protobuf:"varint,11,opt,name=expires_in,proto3" json:"expires_in,omitempty"`
+	Interval                int64  `protobuf:"varint,12,opt,name=interval,proto3" json:"interval,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *RequestConnectionResponse) Reset() {
@@ -527,6 +537,41 @@ func (x *RequestConnectionResponse) GetStatusReason() string {
 		return x.StatusReason
 	}
 	return ""
+}
+
+func (x *RequestConnectionResponse) GetVerificationUri() string {
+	if x != nil {
+		return x.VerificationUri
+	}
+	return ""
+}
+
+func (x *RequestConnectionResponse) GetVerificationUriComplete() string {
+	if x != nil {
+		return x.VerificationUriComplete
+	}
+	return ""
+}
+
+func (x *RequestConnectionResponse) GetUserCode() string {
+	if x != nil {
+		return x.UserCode
+	}
+	return ""
+}
+
+func (x *RequestConnectionResponse) GetExpiresIn() int64 {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return 0
+}
+
+func (x *RequestConnectionResponse) GetInterval() int64 {
+	if x != nil {
+		return x.Interval
+	}
+	return 0
 }
 
 type CheckConnectionRequest struct {
@@ -1617,7 +1662,7 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
 	"\x10CredentialsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xea\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xae\x03\n" +
 	"\x19RequestConnectionResponse\x12\x19\n" +
 	"\bauth_url\x18\x01 \x01(\tR\aauthUrl\x12$\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\rconnection_id\x12\x14\n" +
@@ -1625,7 +1670,15 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12 \n" +
 	"\vprovider_id\x18\x05 \x01(\tR\vprovider_id\x12\x16\n" +
 	"\x06status\x18\x06 \x01(\tR\x06status\x12$\n" +
-	"\rstatus_reason\x18\a \x01(\tR\rstatus_reason\">\n" +
+	"\rstatus_reason\x18\a \x01(\tR\rstatus_reason\x12*\n" +
+	"\x10verification_uri\x18\b \x01(\tR\x10verification_uri\x12<\n" +
+	"\x19verification_uri_complete\x18\t \x01(\tR\x19verification_uri_complete\x12\x1c\n" +
+	"\tuser_code\x18\n" +
+	" \x01(\tR\tuser_code\x12\x1e\n" +
+	"\n" +
+	"expires_in\x18\v \x01(\x03R\n" +
+	"expires_in\x12\x1a\n" +
+	"\binterval\x18\f \x01(\x03R\binterval\">\n" +
 	"\x16CheckConnectionRequest\x12$\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\"\xfd\x02\n" +
 	"\x17CheckConnectionResponse\x123\n" +
