@@ -106,6 +106,25 @@ type Connection struct {
 	// when the user must consent at AuthURL.
 	Status       string
 	StatusReason string
+	// Device is set, and AuthURL empty, when the provider uses the device
+	// authorization grant (RFC 8628): show the person Device.UserCode and
+	// Device.VerificationURI, then poll CheckConnection (or
+	// WaitForActive) until the connection is active or failed
+	// (access_denied, expired_token). Status is then StatusPending.
+	Device *DeviceCode
+}
+
+// DeviceCode is what a person needs to finish a device flow on another
+// device: open VerificationURI and type UserCode, or open
+// VerificationURIComplete, which carries the code. The code is valid for
+// ExpiresIn; the broker polls the provider every Interval. The device code
+// the provider issued stays in the broker.
+type DeviceCode struct {
+	VerificationURI         string
+	VerificationURIComplete string
+	UserCode                string
+	ExpiresIn               time.Duration
+	Interval                time.Duration
 }
 
 // Connection statuses as the gateway reports them.
@@ -185,6 +204,12 @@ func (c *Client) RequestConnection(ctx context.Context, in RequestConnectionInpu
 		ProviderID   string   `json:"provider_id"`
 		Status       string   `json:"status"`
 		StatusReason string   `json:"status_reason"`
+
+		VerificationURI         string `json:"verification_uri"`
+		VerificationURIComplete string `json:"verification_uri_complete"`
+		UserCode                string `json:"user_code"`
+		ExpiresIn               int64  `json:"expires_in"`
+		Interval                int64  `json:"interval"`
 	}
 	err := c.do(ctx, call{method: http.MethodPost, route: "/v1/request-connection", path: "/v1/request-connection", body: body}, &out)
 	if err != nil {
@@ -193,7 +218,16 @@ func (c *Client) RequestConnection(ctx context.Context, in RequestConnectionInpu
 	if (out.AuthURL == "" && in.Grant != "client_credentials" && out.Status == "") || out.ConnectionID == "" {
 		return nil, errors.New("dromos: request-connection answer lacks authUrl or connection_id")
 	}
-	return (*Connection)(&out), nil
+	conn := &Connection{AuthURL: out.AuthURL, ConnectionID: out.ConnectionID, State: out.State, Scopes: out.Scopes,
+		ProviderID: out.ProviderID, Status: out.Status, StatusReason: out.StatusReason}
+	if out.UserCode != "" || out.VerificationURI != "" {
+		if out.UserCode == "" || out.VerificationURI == "" {
+			return nil, errors.New("dromos: request-connection answer has a device flow without user_code or verification_uri")
+		}
+		conn.Device = &DeviceCode{VerificationURI: out.VerificationURI, VerificationURIComplete: out.VerificationURIComplete,
+			UserCode: out.UserCode, ExpiresIn: time.Duration(out.ExpiresIn) * time.Second, Interval: time.Duration(out.Interval) * time.Second}
+	}
+	return conn, nil
 }
 
 // CheckConnection reports whether the user has finished consent.

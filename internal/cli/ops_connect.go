@@ -32,7 +32,8 @@ type connectFlags struct {
 
 func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) error {
 	var f connectFlags
-	fs := newFlags("connect", "Connects a user's account through the gateway, as an agent would: prints the consent URL,\n"+
+	fs := newFlags("connect", "Connects a user's account through the gateway, as an agent would: prints the consent URL\n"+
+		"(for a device-code provider, the verification page and the user code),\n"+
 		"waits until the user has approved (a progress line on a terminal, quiet otherwise), then prints\n"+
 		"the connection id and a summary of its token.", connectEnvHelp, ios)
 	fs.StringVar(&f.gateway, "gateway", "", "gateway URL (default $"+envGatewayURL+" or "+defaultGatewayURL+")")
@@ -97,8 +98,21 @@ func runConnect(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	if f.json {
 		urlOut = ios.err
 	}
-	fmt.Fprintf(urlOut, "Open this URL in a browser to connect %s for user %s:\n\n  %s\n\n",
-		printable(firstNonEmpty(f.provider, f.mcp)), printable(f.user), printable(conn.AuthURL))
+	if d := conn.Device; d != nil {
+		// A device flow: the person opens the page on any device and
+		// types the code; the broker polls the provider meanwhile.
+		fmt.Fprintf(urlOut, "To connect %s for user %s, open this page on any device:\n\n  %s\n\nand enter the code:\n\n  %s\n\n",
+			printable(f.provider), printable(f.user), printable(d.VerificationURI), printable(d.UserCode))
+		if d.VerificationURIComplete != "" {
+			fmt.Fprintf(urlOut, "(or open %s, which carries the code)\n\n", printable(d.VerificationURIComplete))
+		}
+		if d.ExpiresIn > 0 {
+			fmt.Fprintf(urlOut, "The code expires in %s.\n\n", d.ExpiresIn)
+		}
+	} else {
+		fmt.Fprintf(urlOut, "Open this URL in a browser to connect %s for user %s:\n\n  %s\n\n",
+			printable(firstNonEmpty(f.provider, f.mcp)), printable(f.user), printable(conn.AuthURL))
+	}
 
 	waitCtx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
