@@ -21,7 +21,7 @@ type panvaOP struct {
 	issuer string
 }
 
-func startPanvaOP(t *testing.T, redirectURI string, requirePAR bool) *panvaOP {
+func startPanvaOP(t *testing.T, redirectURI string, requirePAR bool, env ...string) *panvaOP {
 	t.Helper()
 	dir, err := filepath.Abs("../../test/oidc-provider")
 	if err != nil {
@@ -37,6 +37,7 @@ func startPanvaOP(t *testing.T, redirectURI string, requirePAR bool) *panvaOP {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CLIENT_ID=dromos-par", "CLIENT_SECRET=par-client-secret-0123456789",
 		"REDIRECT_URI="+redirectURI, "REQUIRE_PAR="+map[bool]string{true: "true", false: "false"}[requirePAR])
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

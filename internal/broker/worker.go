@@ -68,6 +68,12 @@ func (b *Broker) RefreshDue(ctx context.Context, opts WorkerOptions) (int, error
 	return b.refresher.Ahead(ctx, opts)
 }
 
+// PollDevices runs one pass of the device grant poller: every grant due
+// now is polled once. It returns how many were polled.
+func (b *Broker) PollDevices(ctx context.Context) (int, error) {
+	return b.devices.Pass(ctx)
+}
+
 var errNoLongerPending = errors.New("no longer pending")
 
 // exchangeGrace is how long a connection may stay exchanging.

@@ -3,6 +3,8 @@
 // the environment:
 //   CLIENT_ID, CLIENT_SECRET, REDIRECT_URI  the one registered client
 //   REQUIRE_PAR=true                        accept only pushed requests (RFC 9126)
+//   DEVICE_FLOW=true                        enable the device authorization grant
+//                                           (RFC 8628) and allow it to the client
 // The login and consent pages are the provider's development interactions:
 // any login name is accepted, with any password.
 import http from 'node:http';
@@ -17,6 +19,8 @@ const env = (name) => {
   return v;
 };
 
+const deviceFlow = process.env.DEVICE_FLOW === 'true';
+
 const server = http.createServer();
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address();
@@ -26,7 +30,8 @@ server.listen(0, '127.0.0.1', () => {
       client_id: env('CLIENT_ID'),
       client_secret: env('CLIENT_SECRET'),
       redirect_uris: [env('REDIRECT_URI')],
-      grant_types: ['authorization_code', 'refresh_token'],
+      grant_types: ['authorization_code', 'refresh_token',
+        ...(deviceFlow ? ['urn:ietf:params:oauth:grant-type:device_code'] : [])],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
     }],
@@ -36,6 +41,7 @@ server.listen(0, '127.0.0.1', () => {
         requirePushedAuthorizationRequests: process.env.REQUIRE_PAR === 'true',
       },
       revocation: { enabled: true },
+      deviceFlow: { enabled: deviceFlow },
     },
     claims: { openid: ['sub'], email: ['email', 'email_verified'] },
     async findAccount(_ctx, id) {
@@ -49,7 +55,7 @@ server.listen(0, '127.0.0.1', () => {
   });
   // Count pushed requests and authorization requests that carried their
   // parameters in the URL, so tests can tell what crossed which channel.
-  const seen = { par: 0, frontChannelState: 0 };
+  const seen = { par: 0, frontChannelState: 0, tokenRequests: 0 };
   server.on('request', (req, res) => {
     const u = new URL(req.url, issuer);
     if (u.pathname === '/test/seen') {
@@ -59,6 +65,7 @@ server.listen(0, '127.0.0.1', () => {
     }
     if (u.pathname === '/request' && req.method === 'POST') seen.par += 1;
     if (u.pathname === '/auth' && u.searchParams.has('state')) seen.frontChannelState += 1;
+    if (u.pathname === '/token' && req.method === 'POST') seen.tokenRequests += 1;
     provider.callback()(req, res);
   });
   console.log(JSON.stringify({ issuer }));
