@@ -33,16 +33,28 @@ import (
 	"github.com/dromos-dev/dromos/internal/vault"
 )
 
-// clock is a settable test clock.
+// clock is a settable test clock; with real set it follows the wall
+// clock (tests of timing across replicas).
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu   sync.Mutex
+	t    time.Time
+	real bool
 }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.real {
+		return time.Now().UTC()
+	}
 	return c.t
+}
+
+// RealTime makes the clock follow the wall clock from now on.
+func (c *clock) RealTime() {
+	c.mu.Lock()
+	c.real = true
+	c.mu.Unlock()
 }
 
 func (c *clock) Advance(d time.Duration) {
