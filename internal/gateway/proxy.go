@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,7 +12,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http/httpguts"
 
+	"github.com/dromos-dev/dromos/internal/credential"
 	"github.com/dromos-dev/dromos/internal/gateway/brokerclient"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/proxy"
@@ -121,8 +125,38 @@ func (p *proxyRoute) target(ctx context.Context, c Caller, id string) (proxy.Tar
 	return t, nil
 }
 
-func asProxyToken(t brokerclient.Token) proxy.Token {
-	return proxy.Token{Value: secret.String(t.AccessToken), ExpiresAt: t.ExpiresAt}
+// proxyToken is what the proxy injects for a token answer: the access
+// token under the provider's api_auth rule or, for an api_key or basic
+// connection, the credential object under its own rule (header name and
+// prefix, Authorization: Basic for a user/password pair).
+func proxyToken(t brokerclient.Token, err error) (proxy.Token, error) {
+	if err != nil {
+		return proxy.Token{}, err
+	}
+	raw, ok := t.Extras["credential"]
+	if !ok {
+		return proxy.Token{Value: secret.String(t.AccessToken), ExpiresAt: t.ExpiresAt}, nil
+	}
+	var c credential.Credential
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return proxy.Token{}, badCredential(errors.New("credential member is not an object of strings"))
+	}
+	if c.Type != credential.TypeAPIKey && c.Type != credential.TypeBasic {
+		return proxy.Token{}, badCredential(fmt.Errorf("credential of type %q", c.Type))
+	}
+	if c.Type == credential.TypeBasic {
+		c.Header = credential.DefaultHeader
+	}
+	v := c.HeaderValue()
+	if !httpguts.ValidHeaderFieldName(c.Header) || !httpguts.ValidHeaderFieldValue(v) || c.Value == "" && c.Type == credential.TypeAPIKey {
+		// Never the value in the error: it is the key.
+		return proxy.Token{}, badCredential(fmt.Errorf("credential of type %s with an unusable header %q or value", c.Type, c.Header))
+	}
+	return proxy.Token{Value: secret.String(v), ExpiresAt: t.ExpiresAt, Header: http.CanonicalHeaderKey(c.Header)}, nil
+}
+
+func badCredential(cause error) error {
+	return httpapi.BadGateway(brokerclient.CodeBrokerError, "the broker sent an unusable credential", cause)
 }
 
 // proxyCall is ANY /v1/proxy/{connection_id}/{path...}.
@@ -178,8 +212,7 @@ func (p *proxyRoute) forward(w http.ResponseWriter, r *http.Request, c Caller, i
 		Agent: c.Name, Target: t, Base: base, Path: escaped, Query: query,
 		Token: func(ctx context.Context) (proxy.Token, error) {
 			return p.tokens.Get(ctx, key, func(ctx context.Context) (proxy.Token, error) {
-				tok, err := p.svc.broker.Token(ctx, id, c.Name)
-				return asProxyToken(tok), err
+				return proxyToken(p.svc.broker.Token(ctx, id, c.Name))
 			})
 		},
 		Refresh: func(ctx context.Context, stale secret.String) (proxy.Token, error) {
@@ -187,7 +220,7 @@ func (p *proxyRoute) forward(w http.ResponseWriter, r *http.Request, c Caller, i
 				start := p.now()
 				tok, err := p.svc.broker.Refresh(ctx, id, c.Name)
 				p.svc.metrics.refreshed(refreshResult(err), p.now().Sub(start))
-				return asProxyToken(tok), err
+				return proxyToken(tok, err)
 			})
 		},
 		Drop: func() { p.tokens.Drop(key) },

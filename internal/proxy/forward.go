@@ -193,7 +193,9 @@ func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, c Call) (Recor
 	resp, err := f.send(ctx, r, u, c.Target, tok, counted, replay)
 	if err == nil && resp.StatusCode == http.StatusUnauthorized {
 		c.Drop()
-		if replay != nil {
+		// A key or password is not refreshed: the 401 is the answer (the
+		// next call reads the credential again, a rotated one included).
+		if replay != nil && !tok.Credential() {
 			// One forced refresh (shared with every caller that saw the
 			// same token refused) and one retry with the new token.
 			drain(resp)
@@ -281,7 +283,11 @@ func (f *Forwarder) send(ctx context.Context, in *http.Request, u *url.URL, t Ta
 	for k, vs := range t.constant {
 		out.Header[k] = vs
 	}
-	out.Header.Set(t.header, t.prefix+tok.Value.Reveal())
+	if tok.Credential() {
+		out.Header.Set(tok.Header, tok.Value.Reveal())
+	} else {
+		out.Header.Set(t.header, t.prefix+tok.Value.Reveal())
+	}
 	switch {
 	case replay != nil && len(replay) == 0:
 		out.Body, out.ContentLength = http.NoBody, 0

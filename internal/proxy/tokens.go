@@ -13,7 +13,17 @@ type Token struct {
 	Value secret.String
 	// ExpiresAt is zero when the provider gave no expiry.
 	ExpiresAt time.Time
+	// Header, when set, is the connection's own rule for sending Value,
+	// which then holds the header's whole value: an api_key or basic
+	// connection's credential (X-Api-Key: KEY, Authorization: Basic …).
+	// It replaces the provider's api_auth rule. Such a credential is never
+	// refreshed: a provider 401 is passed back to the agent.
+	Header string
 }
+
+// Credential reports whether t is an api_key or basic credential rather
+// than an OAuth access token.
+func (t Token) Credential() bool { return t.Header != "" }
 
 // Fetch reads (or refreshes) one connection's token at the broker.
 type Fetch func(ctx context.Context) (Token, error)
