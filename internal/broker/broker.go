@@ -286,6 +286,7 @@ func (b *Broker) routes(guard func(http.Handler) http.Handler) http.Handler {
 	guarded("POST /connections/{id}/refresh", b.refreshToken)
 	guarded("DELETE /connections/{id}", b.deleteConnection)
 	guarded("GET /audit", b.listAudit)
+	guarded("POST /audit/proxy-calls", b.recordProxyCalls)
 
 	mux.HandleFunc("GET "+b.cfg.RedirectPath, func(w http.ResponseWriter, r *http.Request) {
 		if !b.limited(b.guards.callback, w, r) {

@@ -60,6 +60,9 @@ func runServe(ctx context.Context, args []string, ios ioSet, env config.Env) err
 	if err != nil {
 		return err
 	}
+	// Before svc.Close: the last proxy audit records go into the broker's
+	// audit queue, which svc.Close then writes.
+	defer closeGateway(gw)
 	// One cap for the process: its three listeners share its files.
 	lim, err := connLimiter(cfg.Broker.MaxConnections, log, reg)
 	if err != nil {

@@ -126,7 +126,9 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 	if err != nil {
 		return err
 	}
-	servers = append(servers, gw.listeners...)
+	// The gateway's listeners stop first: the last one's stop hands the
+	// proxy's queued audit records to the broker, still serving then.
+	servers = append(gw.listeners, servers...)
 
 	// Register the demo provider once the broker answers, through the same
 	// discovery path a real issuer takes.

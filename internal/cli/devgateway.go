@@ -68,7 +68,20 @@ func startDevGateway(_ context.Context, f devFlags, brokerURL string, s devSecre
 		grpcAddr: publicHostPort(grpcLn.Addr(), f.listen),
 		listeners: []listener{
 			httpListener("gateway-http", lim.Listener("gateway-http", httpLn), h, log),
-			grpcListener(lim.Listener("gateway-grpc", grpcLn), gw),
+			closingGateway(grpcListener(lim.Listener("gateway-grpc", grpcLn), gw), gw),
 		},
 	}, nil
+}
+
+// closingGateway is l whose stop, once l has stopped, closes the gateway:
+// its last proxy audit records go to the broker, which must still be
+// serving (dev stops the gateway's listeners before the broker's).
+func closingGateway(l listener, gw *gateway.Gateway) listener {
+	stop := l.stop
+	l.stop = func(ctx context.Context) error {
+		err := stop(ctx)
+		gw.Close(ctx)
+		return err
+	}
+	return l
 }

@@ -50,9 +50,18 @@ func runGateway(ctx context.Context, args []string, ios ioSet, env config.Env) e
 		httpLn.Close()
 		return err
 	}
+	defer closeGateway(gw)
 	return runServers(ctx, log,
 		httpListener("gateway-http", lim.Listener("gateway-http", httpLn), tr.Handler("gateway", gw.HTTPHandler()), log),
 		grpcListener(lim.Listener("gateway-grpc", grpcLn), gw))
+}
+
+// closeGateway delivers the gateway's last proxy audit records once its
+// servers have stopped, waiting at most 10 s for the broker.
+func closeGateway(gw *gateway.Gateway) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	gw.Close(ctx)
 }
 
 // grpcListener serves the gateway's gRPC service; shutdown drains calls

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/dromos-dev/dromos/internal/gateway/brokerclient"
+	"github.com/dromos-dev/dromos/internal/proxyaudit"
 )
 
 // Broker is what the gateway asks of the broker. *brokerclient.Client does
@@ -26,6 +27,9 @@ type Broker interface {
 	Providers(ctx context.Context) ([]brokerclient.Provider, error)
 	// ProviderAPI is a provider's API proxy configuration.
 	ProviderAPI(ctx context.Context, id string) (brokerclient.ProviderAPI, error)
+	// RecordProxyCalls hands the broker a batch of the API proxy's audit
+	// records (the gateway stores nothing itself).
+	RecordProxyCalls(ctx context.Context, events []proxyaudit.Event) error
 	// ConfirmConnection presents the application's confirmation of its
 	// user (never retried: the value is single-use).
 	ConfirmConnection(ctx context.Context, req brokerclient.ConfirmRequest) (brokerclient.Confirmation, error)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -145,6 +146,11 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	g.handler = g.routes()
 	return g, nil
 }
+
+// Close hands the API proxy's queued audit records to the broker and
+// stops their sender; ctx bounds the wait. Call it once the servers have
+// stopped (records of later calls are dropped and counted).
+func (g *Gateway) Close(ctx context.Context) { g.proxy.audit.Close(ctx) }
 
 // HTTPHandler returns the REST API, /health, /metrics and /openapi.yaml.
 func (g *Gateway) HTTPHandler() http.Handler { return g.handler }

@@ -18,6 +18,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/gateway/brokerclient"
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/proxy"
+	"github.com/dromos-dev/dromos/internal/proxyaudit"
 	"github.com/dromos-dev/dromos/internal/secret"
 )
 
@@ -38,6 +39,8 @@ type proxyRoute struct {
 	svc     *service
 	now     func() time.Time
 	metrics *proxyMetrics
+	// audit queues the calls' audit records for the broker.
+	audit *proxyaudit.Batcher
 
 	mu      sync.Mutex
 	targets map[string]targetEntry
@@ -61,6 +64,8 @@ func newProxyRoute(cfg proxy.Config, svc *service, reg prometheus.Registerer, no
 		svc:     svc,
 		now:     now,
 		metrics: m,
+		audit: proxyaudit.NewBatcher(svc.broker.RecordProxyCalls, proxyaudit.BatcherOptions{Logger: svc.log,
+			Dropped: func(reason string, n int) { m.auditDropped.WithLabelValues(reason).Add(float64(n)) }}),
 		targets: map[string]targetEntry{},
 	}, nil
 }
@@ -240,12 +245,18 @@ func (g *Gateway) auditProxy(ctx context.Context, rec proxy.Record, id string, e
 	g.observeProxy(ctx, rec, id, status)
 }
 
-// observeProxy counts a call and writes its audit record: who, which
-// connection, where, how it went. No query, header, body or token.
+// observeProxy counts a call, logs it and queues its audit record for the
+// broker: who, which connection, where, how it went. No query, header,
+// body or token.
 func (g *Gateway) observeProxy(ctx context.Context, rec proxy.Record, id string, status int) {
 	g.proxy.metrics.observe(rec.Provider, status, rec.Elapsed)
 	attrs := append(rec.LogAttrs(), slog.String("connection_id", id), slog.Int("answered", status))
 	g.log.LogAttrs(ctx, slog.LevelInfo, "proxy call", attrs...)
+	g.proxy.audit.Add(proxyaudit.Event{
+		Time: g.now().Add(-rec.Elapsed).UTC(), Agent: rec.Agent, ConnectionID: id, Provider: rec.Provider,
+		Method: rec.Method, Host: rec.Host, Path: rec.Path, Status: status,
+		BytesIn: rec.BytesIn, BytesOut: rec.BytesOut, DurationUS: rec.Elapsed.Microseconds(), Retried: rec.Retried,
+	}.Clipped())
 }
 
 // proxyBases is GET /v1/proxy-bases/{connection_id}: the API bases the
@@ -288,6 +299,8 @@ func splitBase(raw string) (base, rest string) {
 type proxyMetrics struct {
 	calls    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// auditDropped counts audit records the broker never received.
+	auditDropped *prometheus.CounterVec
 	// series caches the children used on every call.
 	series httpapi.SeriesCache[proxyLabels, seriesPair]
 }
@@ -305,11 +318,15 @@ func newProxyMetrics(reg prometheus.Registerer) (*proxyMetrics, error) {
 			Help:    "Time of a call through the API proxy, bodies included, by provider.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"provider"}),
+		auditDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_proxy_audit_dropped_total",
+			Help: "Audit records of proxied calls that never reached the broker, by reason: queue_full, refused, shutdown.",
+		}, []string{"reason"}),
 	}
 	m.series.New = func(l proxyLabels) seriesPair {
 		return seriesPair{m.calls.WithLabelValues(l.provider, l.class), m.duration.WithLabelValues(l.provider)}
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.duration} {
+	for _, c := range []prometheus.Collector{m.calls, m.duration, m.auditDropped} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("proxy metrics: %w", err)
 		}

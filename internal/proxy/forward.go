@@ -160,7 +160,7 @@ func (f *Forwarder) Serve(w http.ResponseWriter, r *http.Request, c Call) (Recor
 	if err != nil {
 		return rec, err
 	}
-	rec.Host, rec.Path = u.Host, u.Path
+	rec.Host, rec.Path = u.Host, u.EscapedPath()
 	if !f.cfg.AllowPrivate && u.Scheme != "https" {
 		// Production: a token never travels in clear text.
 		return rec, &httpapi.Error{Status: http.StatusBadGateway, Code: CodeNotConfigured,
