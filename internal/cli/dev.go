@@ -30,6 +30,9 @@ type devFlags struct {
 	listen                            string
 	brokerPort, gatewayPort, grpcPort int
 	logLevel                          string
+	// demoAccessTTL is how long the demo provider's access tokens live:
+	// short to watch expiry and refresh (the proxy across an expiry).
+	demoAccessTTL time.Duration
 }
 
 func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error {
@@ -44,8 +47,13 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 	fs.IntVar(&f.gatewayPort, "gateway-port", 8090, "gateway HTTP port (0 picks a free one)")
 	fs.IntVar(&f.grpcPort, "grpc-port", 9090, "gateway gRPC port (0 picks a free one)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&f.demoAccessTTL, "demo-access-token-ttl", demoprovider.DefaultAccessTokenTTL,
+		"lifetime of the demo provider's access tokens, from 1s to 24h (short to watch tokens expire and refresh)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if f.demoAccessTTL < time.Second || f.demoAccessTTL > 24*time.Hour {
+		return fmt.Errorf("--demo-access-token-ttl must be from 1s to 24h")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
@@ -105,7 +113,7 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 	demo, err := demoprovider.New(demoprovider.Options{
 		Issuer: issuer, ClientID: demoClientID, ClientSecret: secrets.DemoClientSecret,
 		RedirectURIs: []string{cfg.RedirectURI()}, SigningKey: signingKey, Logger: log.With("component", "demo-provider"),
-		Now:       time.Now,
+		Now: time.Now, AccessTokenTTL: f.demoAccessTTL,
 		StateFile: filepath.Join(f.dataDir, "demo-provider.json"),
 	})
 	if err != nil {

@@ -48,11 +48,11 @@ type devProcess struct {
 
 var bannerLine = regexp.MustCompile(`^\s+(broker|gateway HTTP)\s+(http://\S+)`)
 
-// startDev runs `dromos dev` on free ports in dataDir and waits for its
-// banner.
-func startDev(t *testing.T, dataDir string) *devProcess {
+// startDev runs `dromos dev` on free ports in dataDir (with extra flags)
+// and waits for its banner.
+func startDev(t *testing.T, dataDir string, extra ...string) *devProcess {
 	t.Helper()
-	cmd := exec.Command(binary, "dev", "--data-dir", dataDir, "--broker-port", "0", "--gateway-port", "0", "--grpc-port", "0")
+	cmd := exec.Command(binary, append([]string{"dev", "--data-dir", dataDir, "--broker-port", "0", "--gateway-port", "0", "--grpc-port", "0"}, extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
