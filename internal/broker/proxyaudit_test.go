@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dromos-dev/dromos/internal/broker"
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/localbroker"
 	"github.com/dromos-dev/dromos/internal/logging"
@@ -189,5 +190,51 @@ func testProxyCallAudited(t *testing.T, dbURL string, inProcess bool) {
 		}
 		// Neither stored a row (proxyRows fails on a third).
 		proxyRows(t, s, 2)
+	}
+}
+
+// TestProxyCallsNeedTheBrokerKey: with API keys configured, only a caller
+// holding one (the gateway) may record proxy calls; a row for a
+// connection the broker does not know says so.
+func TestProxyCallsNeedTheBrokerKey(t *testing.T) {
+	const key = "gateway-key-0123456789"
+	h := newHarness(t, sqliteURL(t), func(c *broker.Config) {
+		c.RequireAPIKey = true
+		c.APIKeys = [][32]byte{sha(key)}
+	})
+	const unknown = "0b9c3a8e-6f7d-4c1e-9a2b-3c4d5e6f7a8b"
+	raw, _ := json.Marshal(proxyaudit.Batch{Events: []proxyaudit.Event{{Time: time.Now(), Agent: "agent-a",
+		ConnectionID: unknown, Method: "GET", Host: "api.example.com", Path: "/v1/x", Status: 404}}})
+	send := func(withKey bool) int {
+		req, _ := http.NewRequest("POST", h.srv.URL+"/audit/proxy-calls", strings.NewReader(string(raw)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Dromos-Gateway", "1")
+		if withKey {
+			req.Header.Set("X-Api-Key", key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	rows := func() []storage.AuditEvent {
+		h.broker.FlushAudit()
+		all, err := h.store.ListAudit(context.Background(), storage.AuditFilter{ConnectionID: unknown})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return all
+	}
+	if st := send(false); st != http.StatusUnauthorized || len(rows()) != 0 {
+		t.Fatalf("without the key: %d, %d rows", st, len(rows()))
+	}
+	if st := send(true); st != http.StatusAccepted {
+		t.Fatalf("with the key: %d", st)
+	}
+	got := rows()
+	if len(got) != 1 || got[0].Type != proxyaudit.EventType || got[0].Detail["ownership"] != "no_connection" || got[0].ProviderID != "" {
+		t.Fatalf("rows %+v", got)
 	}
 }
