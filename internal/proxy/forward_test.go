@@ -403,3 +403,37 @@ func TestForwardProductionRefusesPlainHTTPAndLoopback(t *testing.T) {
 		t.Fatal("a refused call reached the upstream")
 	}
 }
+
+// A connection's own credential goes in its own header, whatever the
+// provider's api_auth says (its constant headers still go), and a 401 is
+// passed back without a refresh.
+func TestForwardInjectsACredentialByItsOwnRule(t *testing.T) {
+	f, up, _, _ := setup(t, Config{})
+	up.h = func(w http.ResponseWriter, r *http.Request) {}
+	tg, err := Resolve("anthropic", API{BaseURLs: []string{up.srv.URL}, Auth: &provider.APIAuth{Header: "X-Shop-Token",
+		Headers: map[string]string{"Anthropic-Version": "2023-06-01"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refreshes atomic.Int64
+	call := Call{Agent: "a", Target: tg, Path: "v1/messages",
+		Token: func(context.Context) (Token, error) {
+			return Token{Value: secret.String("sk-key-1"), Header: "X-Api-Key"}, nil
+		},
+		Refresh: func(context.Context, secret.String) (Token, error) {
+			refreshes.Add(1)
+			return Token{Value: secret.String("sk-key-1"), Header: "X-Api-Key"}, nil
+		},
+		Drop: func() {},
+	}
+	w, rec, err := serve(f, call, "POST", "{}", map[string]string{"X-Api-Key": "agent-supplied"})
+	got := up.last().Header
+	if fmt.Sprint(got.Values("X-Api-Key")) != "[sk-key-1]" || got.Get("Anthropic-Version") != "2023-06-01" ||
+		got.Get("X-Shop-Token") != "" || got.Get("Authorization") != "" {
+		t.Fatalf("upstream headers %v", got)
+	}
+	// The upstream refuses anything but Bearer tok-1: a 401, passed back.
+	if err != nil || w.Code != http.StatusUnauthorized || rec.Retried || refreshes.Load() != 0 || up.hits.Load() != 1 {
+		t.Fatalf("refused credential: %v %d retried=%v, %d refreshes, %d upstream hits", err, w.Code, rec.Retried, refreshes.Load(), up.hits.Load())
+	}
+}
