@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/metadata"
+
+	dromosv1 "github.com/dromos-dev/dromos/api/proto/dromos/v1"
 	"github.com/dromos-dev/dromos/internal/broker"
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/localbroker"
@@ -159,6 +163,22 @@ func testProxyCallAudited(t *testing.T, dbURL string, inProcess bool) {
 			t.Fatalf("agent-b's attempt: %+v", r)
 		}
 
+		// Over gRPC (the stack's gateway over HTTP only): one more row.
+		rowsSoFar := 2
+		if !inProcess {
+			ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+agentKey)
+			out, err := s.grpc.ProxyCall(ctx, &dromosv1.ProxyCallRequest{ConnectionId: conn.ConnectionID, Path: "v1/models", Query: "secret=" + queryValue})
+			if err != nil || out.GetStatus() != http.StatusOK {
+				t.Fatalf("ProxyCall: %v %v", out.GetStatus(), err)
+			}
+			rowsSoFar = 3
+			r := proxyRows(t, s, rowsSoFar)[2]
+			if r.Actor != "agent-a" || r.Detail["method"] != "GET" || r.Detail["path"] != "/anthropic/v1/models" || r.Detail["status"] != "200" ||
+				strings.Contains(fmt.Sprint(r), queryValue) {
+				t.Fatalf("gRPC call's row: %+v", r)
+			}
+		}
+
 		// Straight to the broker: refused without the gateway mark, and a
 		// batch with one bad event is refused whole.
 		good := proxyaudit.Event{Time: time.Now(), Agent: "agent-a", ConnectionID: conn.ConnectionID, Method: "GET", Path: "/x", Status: 200}
@@ -188,8 +208,8 @@ func testProxyCallAudited(t *testing.T, dbURL string, inProcess bool) {
 				t.Fatalf("%s: %d %s, want %d", name, resp.StatusCode, body, tc.status)
 			}
 		}
-		// Neither stored a row (proxyRows fails on a third).
-		proxyRows(t, s, 2)
+		// Neither stored a row (proxyRows fails on one more).
+		proxyRows(t, s, rowsSoFar)
 	}
 }
 
