@@ -164,6 +164,16 @@ func (b *Batcher) deliver(onlyFull, final bool) {
 			b.mu.Unlock()
 			return
 		}
+		// However long the paths an agent asks for, a batch stays under
+		// the broker's body limit, so that no agent can make the broker
+		// refuse a batch holding the others' records.
+		size := 0
+		for i, e := range b.pending[:n] {
+			if size += e.maxEncodedSize(); size > maxBatchBytes && i > 0 {
+				n = i
+				break
+			}
+		}
 		batch := append([]Event(nil), b.pending[:n]...)
 		b.pending = append(b.pending[:0], b.pending[n:]...)
 		b.mu.Unlock()

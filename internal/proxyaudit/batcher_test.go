@@ -2,8 +2,10 @@ package proxyaudit
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -190,5 +192,38 @@ func TestBatcherCloseGivesUpWhenTheBrokerIsAway(t *testing.T) {
 	b.Close(context.Background())
 	if d.get("shutdown") != 3 {
 		t.Fatalf("dropped %v, want 3 at shutdown", d.n)
+	}
+}
+
+// Calls with the longest paths an agent can ask for, escaped at their
+// largest, still travel in batches the broker accepts (under its 1 MiB
+// body limit), however many there are.
+func TestBatcherKeepsBatchesUnderTheBodyLimit(t *testing.T) {
+	fb := &fakeBroker{}
+	sizes := make(chan int, 100)
+	send := func(ctx context.Context, events []Event) error {
+		raw, err := json.Marshal(Batch{Events: events})
+		if err != nil {
+			return err
+		}
+		sizes <- len(raw)
+		return fb.send(ctx, events)
+	}
+	b := NewBatcher(send, BatcherOptions{Interval: time.Hour})
+	defer b.Close(context.Background())
+	e := goodEvent()
+	e.Path = "/" + strings.Repeat("&", MaxPath-1) // "\u0026" each in JSON
+	for range MaxBatch {
+		b.Add(e.Clipped())
+	}
+	b.Flush()
+	if n, batches := fb.delivered(); n != MaxBatch || batches < 2 {
+		t.Fatalf("%d events in %d batches, want %d in several", n, batches, MaxBatch)
+	}
+	close(sizes)
+	for size := range sizes {
+		if size > 1<<20 {
+			t.Fatalf("a batch of %d bytes: the broker refuses bodies over 1 MiB", size)
+		}
 	}
 }

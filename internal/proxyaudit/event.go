@@ -60,6 +60,16 @@ type Event struct {
 	Retried bool `json:"retried"`
 }
 
+// maxBatchBytes bounds a batch's JSON encoding, well under the broker's
+// 1 MiB body limit.
+const maxBatchBytes = 768 << 10
+
+// maxEncodedSize is the most e's JSON encoding can take: every byte of
+// text escaped as \u00XX, and the names, numbers and punctuation.
+func (e Event) maxEncodedSize() int {
+	return 6*(len(e.Agent)+len(e.ConnectionID)+len(e.Provider)+len(e.Method)+len(e.Host)+len(e.Path)) + 256
+}
+
 // Batch is the body of the broker's POST /audit/proxy-calls.
 type Batch struct {
 	Events []Event `json:"events"`
