@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 
+	dromosv1 "github.com/dromos-dev/dromos/api/proto/dromos/v1"
 	"github.com/dromos-dev/dromos/internal/ctrlchar"
 	"github.com/dromos-dev/dromos/internal/gateway/brokerclient"
 	"github.com/dromos-dev/dromos/internal/httpapi"
@@ -92,4 +93,27 @@ func (g *Gateway) confirmConnection(w http.ResponseWriter, r *http.Request, c Ca
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, confirmConnectionAnswer(out))
+}
+
+// expectedIdentity is the gRPC ExpectedIdentity as the REST object: unset
+// stays nil, so an empty message is refused by the broker as an empty
+// REST object is.
+func expectedIdentity(m *dromosv1.ExpectedIdentity) *brokerclient.ExpectedIdentity {
+	if m == nil {
+		return nil
+	}
+	return &brokerclient.ExpectedIdentity{Email: m.GetEmail(), EmailDomain: m.GetEmailDomain(), Sub: m.GetSub()}
+}
+
+func (s *grpcServer) ConfirmConnection(ctx context.Context, in *dromosv1.ConfirmConnectionRequest) (*dromosv1.ConfirmConnectionResponse, error) {
+	c, err := s.caller(ctx)
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	out, err := s.g.svc.ConfirmConnection(ctx, c, in.GetConfirmation(), in.GetUserId())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &dromosv1.ConfirmConnectionResponse{ConnectionId: out.ConnectionID, Status: out.Status, Detail: out.Detail,
+		ContinueUrl: out.ContinueURL}, nil
 }

@@ -66,6 +66,10 @@ func (s *grpcServer) RequestConnection(ctx context.Context, in *dromosv1.Request
 		MCPServerURL: in.GetMcpServerUrl(),
 		Grant:        in.GetGrant(),
 		Credentials:  in.GetCredentials(),
+		ConfirmURL:   in.GetConfirmUrl(),
+		// The key's option is added by the service, as for REST.
+		RequireConfirmation: in.GetRequireConfirmation(),
+		ExpectedIdentity:    expectedIdentity(in.GetExpectedIdentity()),
 	})
 	if err != nil {
 		return nil, s.status(ctx, err)

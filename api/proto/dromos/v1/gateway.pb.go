@@ -330,9 +330,21 @@ type RequestConnectionRequest struct {
 	// status (active, or failed with status_reason credential_refused when
 	// the provider's verification request refused it). With connection_id it
 	// replaces that connection's credential (rotation).
-	Credentials   map[string]string `protobuf:"bytes,10,rep,name=credentials,proto3" json:"credentials,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Credentials map[string]string `protobuf:"bytes,10,rep,name=credentials,proto3" json:"credentials,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Additive: user confirmation. After consent the browser goes to
+	// confirm_url, with connection_id and a one-time confirmation added to
+	// its query, instead of to return_url; the connection serves no token
+	// until the application calls ConfirmConnection and sends the browser to
+	// its continue_url. Checked like return_url.
+	ConfirmUrl string `protobuf:"bytes,11,opt,name=confirm_url,proto3" json:"confirm_url,omitempty"`
+	// Refuses the request without confirm_url (agents with the
+	// require-confirmation option always require it).
+	RequireConfirmation bool `protobuf:"varint,12,opt,name=require_confirmation,proto3" json:"require_confirmation,omitempty"`
+	// Additive: who should consent; another account fails the connection
+	// with reason identity_mismatch and its grant is revoked.
+	ExpectedIdentity *ExpectedIdentity `protobuf:"bytes,13,opt,name=expected_identity,proto3" json:"expected_identity,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RequestConnectionRequest) Reset() {
@@ -435,6 +447,217 @@ func (x *RequestConnectionRequest) GetCredentials() map[string]string {
 	return nil
 }
 
+func (x *RequestConnectionRequest) GetConfirmUrl() string {
+	if x != nil {
+		return x.ConfirmUrl
+	}
+	return ""
+}
+
+func (x *RequestConnectionRequest) GetRequireConfirmation() bool {
+	if x != nil {
+		return x.RequireConfirmation
+	}
+	return false
+}
+
+func (x *RequestConnectionRequest) GetExpectedIdentity() *ExpectedIdentity {
+	if x != nil {
+		return x.ExpectedIdentity
+	}
+	return nil
+}
+
+// Who should consent to a new connection (the REST expected_identity
+// object). Set at least one field; each one set must match the id_token.
+type ExpectedIdentity struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The verified e-mail address, compared without regard to case.
+	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	// The domain of the verified e-mail address.
+	EmailDomain string `protobuf:"bytes,2,opt,name=email_domain,proto3" json:"email_domain,omitempty"`
+	// The id_token's subject, exactly.
+	Sub           string `protobuf:"bytes,3,opt,name=sub,proto3" json:"sub,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpectedIdentity) Reset() {
+	*x = ExpectedIdentity{}
+	mi := &file_dromos_v1_gateway_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpectedIdentity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpectedIdentity) ProtoMessage() {}
+
+func (x *ExpectedIdentity) ProtoReflect() protoreflect.Message {
+	mi := &file_dromos_v1_gateway_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpectedIdentity.ProtoReflect.Descriptor instead.
+func (*ExpectedIdentity) Descriptor() ([]byte, []int) {
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ExpectedIdentity) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *ExpectedIdentity) GetEmailDomain() string {
+	if x != nil {
+		return x.EmailDomain
+	}
+	return ""
+}
+
+func (x *ExpectedIdentity) GetSub() string {
+	if x != nil {
+		return x.Sub
+	}
+	return ""
+}
+
+type ConfirmConnectionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The value confirm_url received. A secret: never log it.
+	Confirmation string `protobuf:"bytes,1,opt,name=confirmation,proto3" json:"confirmation,omitempty"`
+	// The user signed in to the application.
+	UserId        string `protobuf:"bytes,2,opt,name=user_id,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmConnectionRequest) Reset() {
+	*x = ConfirmConnectionRequest{}
+	mi := &file_dromos_v1_gateway_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmConnectionRequest) ProtoMessage() {}
+
+func (x *ConfirmConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dromos_v1_gateway_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmConnectionRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ConfirmConnectionRequest) GetConfirmation() string {
+	if x != nil {
+		return x.Confirmation
+	}
+	return ""
+}
+
+func (x *ConfirmConnectionRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type ConfirmConnectionResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,proto3" json:"connection_id,omitempty"`
+	// "pending" until the browser comes back through continue_url.
+	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// "awaiting_confirmation" while status is pending.
+	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// Where the application sends the browser; one-time: never log it.
+	ContinueUrl   string `protobuf:"bytes,4,opt,name=continue_url,proto3" json:"continue_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmConnectionResponse) Reset() {
+	*x = ConfirmConnectionResponse{}
+	mi := &file_dromos_v1_gateway_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmConnectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmConnectionResponse) ProtoMessage() {}
+
+func (x *ConfirmConnectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dromos_v1_gateway_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmConnectionResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmConnectionResponse) Descriptor() ([]byte, []int) {
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ConfirmConnectionResponse) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *ConfirmConnectionResponse) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ConfirmConnectionResponse) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *ConfirmConnectionResponse) GetContinueUrl() string {
+	if x != nil {
+		return x.ContinueUrl
+	}
+	return ""
+}
+
 type RequestConnectionResponse struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	AuthUrl      string                 `protobuf:"bytes,1,opt,name=auth_url,json=authUrl,proto3" json:"auth_url,omitempty"`
@@ -462,7 +685,7 @@ type RequestConnectionResponse struct {
 
 func (x *RequestConnectionResponse) Reset() {
 	*x = RequestConnectionResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[4]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -474,7 +697,7 @@ func (x *RequestConnectionResponse) String() string {
 func (*RequestConnectionResponse) ProtoMessage() {}
 
 func (x *RequestConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[4]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -487,7 +710,7 @@ func (x *RequestConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestConnectionResponse.ProtoReflect.Descriptor instead.
 func (*RequestConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{4}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RequestConnectionResponse) GetAuthUrl() string {
@@ -583,7 +806,7 @@ type CheckConnectionRequest struct {
 
 func (x *CheckConnectionRequest) Reset() {
 	*x = CheckConnectionRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[5]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +818,7 @@ func (x *CheckConnectionRequest) String() string {
 func (*CheckConnectionRequest) ProtoMessage() {}
 
 func (x *CheckConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[5]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +831,7 @@ func (x *CheckConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConnectionRequest.ProtoReflect.Descriptor instead.
 func (*CheckConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{5}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CheckConnectionRequest) GetConnectionId() string {
@@ -622,6 +845,7 @@ type CheckConnectionResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Status ConnectionStatus       `protobuf:"varint,1,opt,name=status,proto3,enum=dromos.v1.ConnectionStatus" json:"status,omitempty"`
 	// The broker's finer status when it differs from status: "exchanging",
+	// "awaiting_confirmation" (reason "awaiting_user" or "awaiting_browser"),
 	// "expired" or "revoked". Empty otherwise.
 	Detail string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
 	// Why the connection failed, when the broker said.
@@ -642,7 +866,7 @@ type CheckConnectionResponse struct {
 
 func (x *CheckConnectionResponse) Reset() {
 	*x = CheckConnectionResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[6]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +878,7 @@ func (x *CheckConnectionResponse) String() string {
 func (*CheckConnectionResponse) ProtoMessage() {}
 
 func (x *CheckConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[6]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +891,7 @@ func (x *CheckConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConnectionResponse.ProtoReflect.Descriptor instead.
 func (*CheckConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{6}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CheckConnectionResponse) GetStatus() ConnectionStatus {
@@ -728,7 +952,7 @@ type StepUp struct {
 
 func (x *StepUp) Reset() {
 	*x = StepUp{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[7]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +964,7 @@ func (x *StepUp) String() string {
 func (*StepUp) ProtoMessage() {}
 
 func (x *StepUp) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[7]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +977,7 @@ func (x *StepUp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepUp.ProtoReflect.Descriptor instead.
 func (*StepUp) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{7}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StepUp) GetStatus() string {
@@ -786,7 +1010,7 @@ type GetTokenRequest struct {
 
 func (x *GetTokenRequest) Reset() {
 	*x = GetTokenRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +1022,7 @@ func (x *GetTokenRequest) String() string {
 func (*GetTokenRequest) ProtoMessage() {}
 
 func (x *GetTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[8]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +1035,7 @@ func (x *GetTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetTokenRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{8}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetTokenRequest) GetConnectionId() string {
@@ -830,7 +1054,7 @@ type RefreshTokenRequest struct {
 
 func (x *RefreshTokenRequest) Reset() {
 	*x = RefreshTokenRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +1066,7 @@ func (x *RefreshTokenRequest) String() string {
 func (*RefreshTokenRequest) ProtoMessage() {}
 
 func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[9]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +1079,7 @@ func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshTokenRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{9}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RefreshTokenRequest) GetConnectionId() string {
@@ -889,7 +1113,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -901,7 +1125,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[10]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -914,7 +1138,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{10}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Token) GetAccessToken() string {
@@ -983,7 +1207,7 @@ type ListProvidersRequest struct {
 
 func (x *ListProvidersRequest) Reset() {
 	*x = ListProvidersRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1219,7 @@ func (x *ListProvidersRequest) String() string {
 func (*ListProvidersRequest) ProtoMessage() {}
 
 func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[11]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1232,7 @@ func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
 func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{11}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListProvidersRequest) GetIncludeCatalog() bool {
@@ -1031,7 +1255,7 @@ type CatalogEntry struct {
 
 func (x *CatalogEntry) Reset() {
 	*x = CatalogEntry{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[12]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1267,7 @@ func (x *CatalogEntry) String() string {
 func (*CatalogEntry) ProtoMessage() {}
 
 func (x *CatalogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[12]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1280,7 @@ func (x *CatalogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatalogEntry.ProtoReflect.Descriptor instead.
 func (*CatalogEntry) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{12}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CatalogEntry) GetName() string {
@@ -1105,7 +1329,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[13]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1341,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[13]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1354,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{13}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Provider) GetName() string {
@@ -1164,7 +1388,7 @@ type ListProvidersResponse struct {
 
 func (x *ListProvidersResponse) Reset() {
 	*x = ListProvidersResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[14]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1400,7 @@ func (x *ListProvidersResponse) String() string {
 func (*ListProvidersResponse) ProtoMessage() {}
 
 func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[14]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1413,7 @@ func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
 func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{14}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListProvidersResponse) GetProviders() []*Provider {
@@ -1215,7 +1439,7 @@ type DeleteConnectionRequest struct {
 
 func (x *DeleteConnectionRequest) Reset() {
 	*x = DeleteConnectionRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[15]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1451,7 @@ func (x *DeleteConnectionRequest) String() string {
 func (*DeleteConnectionRequest) ProtoMessage() {}
 
 func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[15]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1464,7 @@ func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{15}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteConnectionRequest) GetConnectionId() string {
@@ -1258,7 +1482,7 @@ type DeleteConnectionResponse struct {
 
 func (x *DeleteConnectionResponse) Reset() {
 	*x = DeleteConnectionResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[16]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1494,7 @@ func (x *DeleteConnectionResponse) String() string {
 func (*DeleteConnectionResponse) ProtoMessage() {}
 
 func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[16]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1507,7 @@ func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{16}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{19}
 }
 
 type ListConnectionsRequest struct {
@@ -1302,7 +1526,7 @@ type ListConnectionsRequest struct {
 
 func (x *ListConnectionsRequest) Reset() {
 	*x = ListConnectionsRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[17]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1538,7 @@ func (x *ListConnectionsRequest) String() string {
 func (*ListConnectionsRequest) ProtoMessage() {}
 
 func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[17]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1551,7 @@ func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{17}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListConnectionsRequest) GetUserId() string {
@@ -1375,7 +1599,7 @@ type ListedConnection struct {
 
 func (x *ListedConnection) Reset() {
 	*x = ListedConnection{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[18]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1611,7 @@ func (x *ListedConnection) String() string {
 func (*ListedConnection) ProtoMessage() {}
 
 func (x *ListedConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[18]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1624,7 @@ func (x *ListedConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListedConnection.ProtoReflect.Descriptor instead.
 func (*ListedConnection) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{18}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListedConnection) GetConnectionId() string {
@@ -1428,7 +1652,7 @@ type ListConnectionsResponse struct {
 
 func (x *ListConnectionsResponse) Reset() {
 	*x = ListConnectionsResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[19]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1664,7 @@ func (x *ListConnectionsResponse) String() string {
 func (*ListConnectionsResponse) ProtoMessage() {}
 
 func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[19]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1677,7 @@ func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{19}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListConnectionsResponse) GetConnections() []*ListedConnection {
@@ -1479,7 +1703,7 @@ type GetConnectionRequest struct {
 
 func (x *GetConnectionRequest) Reset() {
 	*x = GetConnectionRequest{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[20]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1491,7 +1715,7 @@ func (x *GetConnectionRequest) String() string {
 func (*GetConnectionRequest) ProtoMessage() {}
 
 func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[20]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1504,7 +1728,7 @@ func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionRequest.ProtoReflect.Descriptor instead.
 func (*GetConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{20}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetConnectionRequest) GetConnectionId() string {
@@ -1532,7 +1756,7 @@ type GetConnectionResponse struct {
 
 func (x *GetConnectionResponse) Reset() {
 	*x = GetConnectionResponse{}
-	mi := &file_dromos_v1_gateway_proto_msgTypes[21]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1768,7 @@ func (x *GetConnectionResponse) String() string {
 func (*GetConnectionResponse) ProtoMessage() {}
 
 func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dromos_v1_gateway_proto_msgTypes[21]
+	mi := &file_dromos_v1_gateway_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1781,7 @@ func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionResponse.ProtoReflect.Descriptor instead.
 func (*GetConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{21}
+	return file_dromos_v1_gateway_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetConnectionResponse) GetConnectionId() string {
@@ -1642,7 +1866,7 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\x11ProxyCallResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x120\n" +
 	"\aheaders\x18\x02 \x03(\v2\x16.dromos.v1.ProxyHeaderR\aheaders\x12\x12\n" +
-	"\x04body\x18\x03 \x01(\fR\x04body\"\xd9\x04\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\"\xfa\x05\n" +
 	"\x18RequestConnectionRequest\x12\x18\n" +
 	"\auser_id\x18\x01 \x01(\tR\auser_id\x12$\n" +
 	"\rprovider_name\x18\x02 \x01(\tR\rprovider_name\x12\x16\n" +
@@ -1656,13 +1880,28 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\x0emcp_server_url\x18\b \x01(\tR\x0emcp_server_url\x12\x14\n" +
 	"\x05grant\x18\t \x01(\tR\x05grant\x12V\n" +
 	"\vcredentials\x18\n" +
-	" \x03(\v24.dromos.v1.RequestConnectionRequest.CredentialsEntryR\vcredentials\x1a;\n" +
+	" \x03(\v24.dromos.v1.RequestConnectionRequest.CredentialsEntryR\vcredentials\x12 \n" +
+	"\vconfirm_url\x18\v \x01(\tR\vconfirm_url\x122\n" +
+	"\x14require_confirmation\x18\f \x01(\bR\x14require_confirmation\x12I\n" +
+	"\x11expected_identity\x18\r \x01(\v2\x1b.dromos.v1.ExpectedIdentityR\x11expected_identity\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
 	"\x10CredentialsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xae\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
+	"\x10ExpectedIdentity\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x12\"\n" +
+	"\femail_domain\x18\x02 \x01(\tR\femail_domain\x12\x10\n" +
+	"\x03sub\x18\x03 \x01(\tR\x03sub\"X\n" +
+	"\x18ConfirmConnectionRequest\x12\"\n" +
+	"\fconfirmation\x18\x01 \x01(\tR\fconfirmation\x12\x18\n" +
+	"\auser_id\x18\x02 \x01(\tR\auser_id\"\x95\x01\n" +
+	"\x19ConfirmConnectionResponse\x12$\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\rconnection_id\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\"\n" +
+	"\fcontinue_url\x18\x04 \x01(\tR\fcontinue_url\"\xae\x03\n" +
 	"\x19RequestConnectionResponse\x12\x19\n" +
 	"\bauth_url\x18\x01 \x01(\tR\aauthUrl\x12$\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\rconnection_id\x12\x14\n" +
@@ -1774,7 +2013,7 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\x1dCONNECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CONNECTION_STATUS_PENDING\x10\x01\x12\x1c\n" +
 	"\x18CONNECTION_STATUS_ACTIVE\x10\x02\x12\x1c\n" +
-	"\x18CONNECTION_STATUS_FAILED\x10\x032\x86\b\n" +
+	"\x18CONNECTION_STATUS_FAILED\x10\x032\x8a\t\n" +
 	"\aGateway\x12\x81\x01\n" +
 	"\x11RequestConnection\x12#.dromos.v1.RequestConnectionRequest\x1a$.dromos.v1.RequestConnectionResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/request-connection\x12\x86\x01\n" +
 	"\x0fCheckConnection\x12!.dromos.v1.CheckConnectionRequest\x1a\".dromos.v1.CheckConnectionResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/check-connection/{connection_id}\x12[\n" +
@@ -1784,7 +2023,8 @@ const file_dromos_v1_gateway_proto_rawDesc = "" +
 	"\x0fListConnections\x12!.dromos.v1.ListConnectionsRequest\x1a\".dromos.v1.ListConnectionsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/connections\x12{\n" +
 	"\rGetConnection\x12\x1f.dromos.v1.GetConnectionRequest\x1a .dromos.v1.GetConnectionResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/connections/{connection_id}\x12i\n" +
 	"\rListProviders\x12\x1f.dromos.v1.ListProvidersRequest\x1a .dromos.v1.ListProvidersResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/providers\x12H\n" +
-	"\tProxyCall\x12\x1b.dromos.v1.ProxyCallRequest\x1a\x1c.dromos.v1.ProxyCallResponse\"\x00B;Z9github.com/dromos-dev/dromos/api/proto/dromos/v1;dromosv1b\x06proto3"
+	"\tProxyCall\x12\x1b.dromos.v1.ProxyCallRequest\x1a\x1c.dromos.v1.ProxyCallResponse\"\x00\x12\x81\x01\n" +
+	"\x11ConfirmConnection\x12#.dromos.v1.ConfirmConnectionRequest\x1a$.dromos.v1.ConfirmConnectionResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/confirm-connectionB;Z9github.com/dromos-dev/dromos/api/proto/dromos/v1;dromosv1b\x06proto3"
 
 var (
 	file_dromos_v1_gateway_proto_rawDescOnce sync.Once
@@ -1799,81 +2039,87 @@ func file_dromos_v1_gateway_proto_rawDescGZIP() []byte {
 }
 
 var file_dromos_v1_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_dromos_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_dromos_v1_gateway_proto_goTypes = []any{
 	(ConnectionStatus)(0),             // 0: dromos.v1.ConnectionStatus
 	(*ProxyHeader)(nil),               // 1: dromos.v1.ProxyHeader
 	(*ProxyCallRequest)(nil),          // 2: dromos.v1.ProxyCallRequest
 	(*ProxyCallResponse)(nil),         // 3: dromos.v1.ProxyCallResponse
 	(*RequestConnectionRequest)(nil),  // 4: dromos.v1.RequestConnectionRequest
-	(*RequestConnectionResponse)(nil), // 5: dromos.v1.RequestConnectionResponse
-	(*CheckConnectionRequest)(nil),    // 6: dromos.v1.CheckConnectionRequest
-	(*CheckConnectionResponse)(nil),   // 7: dromos.v1.CheckConnectionResponse
-	(*StepUp)(nil),                    // 8: dromos.v1.StepUp
-	(*GetTokenRequest)(nil),           // 9: dromos.v1.GetTokenRequest
-	(*RefreshTokenRequest)(nil),       // 10: dromos.v1.RefreshTokenRequest
-	(*Token)(nil),                     // 11: dromos.v1.Token
-	(*ListProvidersRequest)(nil),      // 12: dromos.v1.ListProvidersRequest
-	(*CatalogEntry)(nil),              // 13: dromos.v1.CatalogEntry
-	(*Provider)(nil),                  // 14: dromos.v1.Provider
-	(*ListProvidersResponse)(nil),     // 15: dromos.v1.ListProvidersResponse
-	(*DeleteConnectionRequest)(nil),   // 16: dromos.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),  // 17: dromos.v1.DeleteConnectionResponse
-	(*ListConnectionsRequest)(nil),    // 18: dromos.v1.ListConnectionsRequest
-	(*ListedConnection)(nil),          // 19: dromos.v1.ListedConnection
-	(*ListConnectionsResponse)(nil),   // 20: dromos.v1.ListConnectionsResponse
-	(*GetConnectionRequest)(nil),      // 21: dromos.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),     // 22: dromos.v1.GetConnectionResponse
-	nil,                               // 23: dromos.v1.RequestConnectionRequest.MetadataEntry
-	nil,                               // 24: dromos.v1.RequestConnectionRequest.CredentialsEntry
-	nil,                               // 25: dromos.v1.CheckConnectionResponse.ProviderDataEntry
-	nil,                               // 26: dromos.v1.Token.ExtrasEntry
-	(*structpb.Struct)(nil),           // 27: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),     // 28: google.protobuf.Timestamp
+	(*ExpectedIdentity)(nil),          // 5: dromos.v1.ExpectedIdentity
+	(*ConfirmConnectionRequest)(nil),  // 6: dromos.v1.ConfirmConnectionRequest
+	(*ConfirmConnectionResponse)(nil), // 7: dromos.v1.ConfirmConnectionResponse
+	(*RequestConnectionResponse)(nil), // 8: dromos.v1.RequestConnectionResponse
+	(*CheckConnectionRequest)(nil),    // 9: dromos.v1.CheckConnectionRequest
+	(*CheckConnectionResponse)(nil),   // 10: dromos.v1.CheckConnectionResponse
+	(*StepUp)(nil),                    // 11: dromos.v1.StepUp
+	(*GetTokenRequest)(nil),           // 12: dromos.v1.GetTokenRequest
+	(*RefreshTokenRequest)(nil),       // 13: dromos.v1.RefreshTokenRequest
+	(*Token)(nil),                     // 14: dromos.v1.Token
+	(*ListProvidersRequest)(nil),      // 15: dromos.v1.ListProvidersRequest
+	(*CatalogEntry)(nil),              // 16: dromos.v1.CatalogEntry
+	(*Provider)(nil),                  // 17: dromos.v1.Provider
+	(*ListProvidersResponse)(nil),     // 18: dromos.v1.ListProvidersResponse
+	(*DeleteConnectionRequest)(nil),   // 19: dromos.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),  // 20: dromos.v1.DeleteConnectionResponse
+	(*ListConnectionsRequest)(nil),    // 21: dromos.v1.ListConnectionsRequest
+	(*ListedConnection)(nil),          // 22: dromos.v1.ListedConnection
+	(*ListConnectionsResponse)(nil),   // 23: dromos.v1.ListConnectionsResponse
+	(*GetConnectionRequest)(nil),      // 24: dromos.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),     // 25: dromos.v1.GetConnectionResponse
+	nil,                               // 26: dromos.v1.RequestConnectionRequest.MetadataEntry
+	nil,                               // 27: dromos.v1.RequestConnectionRequest.CredentialsEntry
+	nil,                               // 28: dromos.v1.CheckConnectionResponse.ProviderDataEntry
+	nil,                               // 29: dromos.v1.Token.ExtrasEntry
+	(*structpb.Struct)(nil),           // 30: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 31: google.protobuf.Timestamp
 }
 var file_dromos_v1_gateway_proto_depIdxs = []int32{
 	1,  // 0: dromos.v1.ProxyCallRequest.headers:type_name -> dromos.v1.ProxyHeader
 	1,  // 1: dromos.v1.ProxyCallResponse.headers:type_name -> dromos.v1.ProxyHeader
-	23, // 2: dromos.v1.RequestConnectionRequest.metadata:type_name -> dromos.v1.RequestConnectionRequest.MetadataEntry
-	27, // 3: dromos.v1.RequestConnectionRequest.metadata_json:type_name -> google.protobuf.Struct
-	24, // 4: dromos.v1.RequestConnectionRequest.credentials:type_name -> dromos.v1.RequestConnectionRequest.CredentialsEntry
-	0,  // 5: dromos.v1.CheckConnectionResponse.status:type_name -> dromos.v1.ConnectionStatus
-	25, // 6: dromos.v1.CheckConnectionResponse.provider_data:type_name -> dromos.v1.CheckConnectionResponse.ProviderDataEntry
-	27, // 7: dromos.v1.CheckConnectionResponse.metadata:type_name -> google.protobuf.Struct
-	8,  // 8: dromos.v1.CheckConnectionResponse.step_up:type_name -> dromos.v1.StepUp
-	28, // 9: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	26, // 10: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
-	14, // 11: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
-	13, // 12: dromos.v1.ListProvidersResponse.catalog:type_name -> dromos.v1.CatalogEntry
-	7,  // 13: dromos.v1.ListedConnection.connection:type_name -> dromos.v1.CheckConnectionResponse
-	19, // 14: dromos.v1.ListConnectionsResponse.connections:type_name -> dromos.v1.ListedConnection
-	7,  // 15: dromos.v1.GetConnectionResponse.connection:type_name -> dromos.v1.CheckConnectionResponse
-	28, // 16: dromos.v1.GetConnectionResponse.created_at:type_name -> google.protobuf.Timestamp
-	28, // 17: dromos.v1.GetConnectionResponse.updated_at:type_name -> google.protobuf.Timestamp
-	28, // 18: dromos.v1.GetConnectionResponse.last_refresh_at:type_name -> google.protobuf.Timestamp
-	4,  // 19: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
-	6,  // 20: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
-	9,  // 21: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
-	10, // 22: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
-	16, // 23: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
-	18, // 24: dromos.v1.Gateway.ListConnections:input_type -> dromos.v1.ListConnectionsRequest
-	21, // 25: dromos.v1.Gateway.GetConnection:input_type -> dromos.v1.GetConnectionRequest
-	12, // 26: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
-	2,  // 27: dromos.v1.Gateway.ProxyCall:input_type -> dromos.v1.ProxyCallRequest
-	5,  // 28: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
-	7,  // 29: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
-	11, // 30: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
-	11, // 31: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
-	17, // 32: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
-	20, // 33: dromos.v1.Gateway.ListConnections:output_type -> dromos.v1.ListConnectionsResponse
-	22, // 34: dromos.v1.Gateway.GetConnection:output_type -> dromos.v1.GetConnectionResponse
-	15, // 35: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
-	3,  // 36: dromos.v1.Gateway.ProxyCall:output_type -> dromos.v1.ProxyCallResponse
-	28, // [28:37] is the sub-list for method output_type
-	19, // [19:28] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	26, // 2: dromos.v1.RequestConnectionRequest.metadata:type_name -> dromos.v1.RequestConnectionRequest.MetadataEntry
+	30, // 3: dromos.v1.RequestConnectionRequest.metadata_json:type_name -> google.protobuf.Struct
+	27, // 4: dromos.v1.RequestConnectionRequest.credentials:type_name -> dromos.v1.RequestConnectionRequest.CredentialsEntry
+	5,  // 5: dromos.v1.RequestConnectionRequest.expected_identity:type_name -> dromos.v1.ExpectedIdentity
+	0,  // 6: dromos.v1.CheckConnectionResponse.status:type_name -> dromos.v1.ConnectionStatus
+	28, // 7: dromos.v1.CheckConnectionResponse.provider_data:type_name -> dromos.v1.CheckConnectionResponse.ProviderDataEntry
+	30, // 8: dromos.v1.CheckConnectionResponse.metadata:type_name -> google.protobuf.Struct
+	11, // 9: dromos.v1.CheckConnectionResponse.step_up:type_name -> dromos.v1.StepUp
+	31, // 10: dromos.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	29, // 11: dromos.v1.Token.extras:type_name -> dromos.v1.Token.ExtrasEntry
+	17, // 12: dromos.v1.ListProvidersResponse.providers:type_name -> dromos.v1.Provider
+	16, // 13: dromos.v1.ListProvidersResponse.catalog:type_name -> dromos.v1.CatalogEntry
+	10, // 14: dromos.v1.ListedConnection.connection:type_name -> dromos.v1.CheckConnectionResponse
+	22, // 15: dromos.v1.ListConnectionsResponse.connections:type_name -> dromos.v1.ListedConnection
+	10, // 16: dromos.v1.GetConnectionResponse.connection:type_name -> dromos.v1.CheckConnectionResponse
+	31, // 17: dromos.v1.GetConnectionResponse.created_at:type_name -> google.protobuf.Timestamp
+	31, // 18: dromos.v1.GetConnectionResponse.updated_at:type_name -> google.protobuf.Timestamp
+	31, // 19: dromos.v1.GetConnectionResponse.last_refresh_at:type_name -> google.protobuf.Timestamp
+	4,  // 20: dromos.v1.Gateway.RequestConnection:input_type -> dromos.v1.RequestConnectionRequest
+	9,  // 21: dromos.v1.Gateway.CheckConnection:input_type -> dromos.v1.CheckConnectionRequest
+	12, // 22: dromos.v1.Gateway.GetToken:input_type -> dromos.v1.GetTokenRequest
+	13, // 23: dromos.v1.Gateway.RefreshToken:input_type -> dromos.v1.RefreshTokenRequest
+	19, // 24: dromos.v1.Gateway.DeleteConnection:input_type -> dromos.v1.DeleteConnectionRequest
+	21, // 25: dromos.v1.Gateway.ListConnections:input_type -> dromos.v1.ListConnectionsRequest
+	24, // 26: dromos.v1.Gateway.GetConnection:input_type -> dromos.v1.GetConnectionRequest
+	15, // 27: dromos.v1.Gateway.ListProviders:input_type -> dromos.v1.ListProvidersRequest
+	2,  // 28: dromos.v1.Gateway.ProxyCall:input_type -> dromos.v1.ProxyCallRequest
+	6,  // 29: dromos.v1.Gateway.ConfirmConnection:input_type -> dromos.v1.ConfirmConnectionRequest
+	8,  // 30: dromos.v1.Gateway.RequestConnection:output_type -> dromos.v1.RequestConnectionResponse
+	10, // 31: dromos.v1.Gateway.CheckConnection:output_type -> dromos.v1.CheckConnectionResponse
+	14, // 32: dromos.v1.Gateway.GetToken:output_type -> dromos.v1.Token
+	14, // 33: dromos.v1.Gateway.RefreshToken:output_type -> dromos.v1.Token
+	20, // 34: dromos.v1.Gateway.DeleteConnection:output_type -> dromos.v1.DeleteConnectionResponse
+	23, // 35: dromos.v1.Gateway.ListConnections:output_type -> dromos.v1.ListConnectionsResponse
+	25, // 36: dromos.v1.Gateway.GetConnection:output_type -> dromos.v1.GetConnectionResponse
+	18, // 37: dromos.v1.Gateway.ListProviders:output_type -> dromos.v1.ListProvidersResponse
+	3,  // 38: dromos.v1.Gateway.ProxyCall:output_type -> dromos.v1.ProxyCallResponse
+	7,  // 39: dromos.v1.Gateway.ConfirmConnection:output_type -> dromos.v1.ConfirmConnectionResponse
+	30, // [30:40] is the sub-list for method output_type
+	20, // [20:30] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_dromos_v1_gateway_proto_init() }
@@ -1881,14 +2127,14 @@ func file_dromos_v1_gateway_proto_init() {
 	if File_dromos_v1_gateway_proto != nil {
 		return
 	}
-	file_dromos_v1_gateway_proto_msgTypes[10].OneofWrappers = []any{}
+	file_dromos_v1_gateway_proto_msgTypes[13].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dromos_v1_gateway_proto_rawDesc), len(file_dromos_v1_gateway_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

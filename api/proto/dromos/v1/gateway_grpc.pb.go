@@ -38,6 +38,7 @@ const (
 	Gateway_GetConnection_FullMethodName     = "/dromos.v1.Gateway/GetConnection"
 	Gateway_ListProviders_FullMethodName     = "/dromos.v1.Gateway/ListProviders"
 	Gateway_ProxyCall_FullMethodName         = "/dromos.v1.Gateway/ProxyCall"
+	Gateway_ConfirmConnection_FullMethodName = "/dromos.v1.Gateway/ConfirmConnection"
 )
 
 // GatewayClient is the client API for Gateway service.
@@ -58,12 +59,12 @@ type GatewayClient interface {
 	// Deletes the connection: the broker revokes the grant at the provider
 	// when it can and forgets the tokens.
 	DeleteConnection(ctx context.Context, in *DeleteConnectionRequest, opts ...grpc.CallOption) (*DeleteConnectionResponse, error)
-	// Lists the providers agents may ask for.
 	// Additive: the calling agent's connections, oldest first, a page at a
 	// time; each item is what CheckConnection answers, with the id.
 	ListConnections(ctx context.Context, in *ListConnectionsRequest, opts ...grpc.CallOption) (*ListConnectionsResponse, error)
 	// Additive: CheckConnection with the connection's whole record.
 	GetConnection(ctx context.Context, in *GetConnectionRequest, opts ...grpc.CallOption) (*GetConnectionResponse, error)
+	// Lists the providers agents may ask for.
 	ListProviders(ctx context.Context, in *ListProvidersRequest, opts ...grpc.CallOption) (*ListProvidersResponse, error)
 	// Additive: the API proxy for small bodies (REST: ANY
 	// /v1/proxy/{connection_id}/{path}). The request goes to the
@@ -71,6 +72,15 @@ type GatewayClient interface {
 	// provider's status, headers and body. Bodies are bounded by the gRPC
 	// message size (64 KiB in, 4 MiB out).
 	ProxyCall(ctx context.Context, in *ProxyCallRequest, opts ...grpc.CallOption) (*ProxyCallResponse, error)
+	// Additive: the application's half of user confirmation. It presents
+	// the value its confirm_url received and the user signed in to it; a
+	// match answers the continue_url to send the browser to. Another user
+	// (user_mismatch), the value presented again (confirmation_reused) or
+	// five minutes after the consent (confirmation_expired) fail the
+	// connection and revoke its grant: FailedPrecondition with that code.
+	// A value this agent was not given: InvalidArgument
+	// invalid_confirmation.
+	ConfirmConnection(ctx context.Context, in *ConfirmConnectionRequest, opts ...grpc.CallOption) (*ConfirmConnectionResponse, error)
 }
 
 type gatewayClient struct {
@@ -171,6 +181,16 @@ func (c *gatewayClient) ProxyCall(ctx context.Context, in *ProxyCallRequest, opt
 	return out, nil
 }
 
+func (c *gatewayClient) ConfirmConnection(ctx context.Context, in *ConfirmConnectionRequest, opts ...grpc.CallOption) (*ConfirmConnectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConfirmConnectionResponse)
+	err := c.cc.Invoke(ctx, Gateway_ConfirmConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GatewayServer is the server API for Gateway service.
 // All implementations must embed UnimplementedGatewayServer
 // for forward compatibility.
@@ -189,12 +209,12 @@ type GatewayServer interface {
 	// Deletes the connection: the broker revokes the grant at the provider
 	// when it can and forgets the tokens.
 	DeleteConnection(context.Context, *DeleteConnectionRequest) (*DeleteConnectionResponse, error)
-	// Lists the providers agents may ask for.
 	// Additive: the calling agent's connections, oldest first, a page at a
 	// time; each item is what CheckConnection answers, with the id.
 	ListConnections(context.Context, *ListConnectionsRequest) (*ListConnectionsResponse, error)
 	// Additive: CheckConnection with the connection's whole record.
 	GetConnection(context.Context, *GetConnectionRequest) (*GetConnectionResponse, error)
+	// Lists the providers agents may ask for.
 	ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error)
 	// Additive: the API proxy for small bodies (REST: ANY
 	// /v1/proxy/{connection_id}/{path}). The request goes to the
@@ -202,6 +222,15 @@ type GatewayServer interface {
 	// provider's status, headers and body. Bodies are bounded by the gRPC
 	// message size (64 KiB in, 4 MiB out).
 	ProxyCall(context.Context, *ProxyCallRequest) (*ProxyCallResponse, error)
+	// Additive: the application's half of user confirmation. It presents
+	// the value its confirm_url received and the user signed in to it; a
+	// match answers the continue_url to send the browser to. Another user
+	// (user_mismatch), the value presented again (confirmation_reused) or
+	// five minutes after the consent (confirmation_expired) fail the
+	// connection and revoke its grant: FailedPrecondition with that code.
+	// A value this agent was not given: InvalidArgument
+	// invalid_confirmation.
+	ConfirmConnection(context.Context, *ConfirmConnectionRequest) (*ConfirmConnectionResponse, error)
 	mustEmbedUnimplementedGatewayServer()
 }
 
@@ -238,6 +267,9 @@ func (UnimplementedGatewayServer) ListProviders(context.Context, *ListProvidersR
 }
 func (UnimplementedGatewayServer) ProxyCall(context.Context, *ProxyCallRequest) (*ProxyCallResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ProxyCall not implemented")
+}
+func (UnimplementedGatewayServer) ConfirmConnection(context.Context, *ConfirmConnectionRequest) (*ConfirmConnectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfirmConnection not implemented")
 }
 func (UnimplementedGatewayServer) mustEmbedUnimplementedGatewayServer() {}
 func (UnimplementedGatewayServer) testEmbeddedByValue()                 {}
@@ -422,6 +454,24 @@ func _Gateway_ProxyCall_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Gateway_ConfirmConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfirmConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).ConfirmConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_ConfirmConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).ConfirmConnection(ctx, req.(*ConfirmConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Gateway_ServiceDesc is the grpc.ServiceDesc for Gateway service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -464,6 +514,10 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ProxyCall",
 			Handler:    _Gateway_ProxyCall_Handler,
+		},
+		{
+			MethodName: "ConfirmConnection",
+			Handler:    _Gateway_ConfirmConnection_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
