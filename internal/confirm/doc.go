@@ -26,7 +26,12 @@
 // read-check-write (storage.UpdateConnection), so a value is used once
 // even across replicas.
 //
+// A confirmation nobody completes lapses: Sweep, run by the broker's
+// background worker, fails the lapsed ones (confirmation_expired) as a
+// late value would, claiming each so replicas never fail one twice.
+//
 // Begin, User, Browser and Lapse are pure: they decide a transition. Run
-// applies one in a single UpdateConnection; revoking an erased grant at
-// the provider and answering the browser are the caller's.
+// applies one in a single UpdateConnection, Sweep applies Lapse to every
+// lapsed connection; revoking an erased grant at the provider, recording
+// the failure and answering the browser are the caller's.
 package confirm

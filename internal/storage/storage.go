@@ -66,6 +66,18 @@ type Storage interface {
 	// with Version incremented by one, plus the token change fn asks for,
 	// all in one transaction.
 	UpdateConnection(ctx context.Context, id string, fn func(Connection, *Token) (Connection, TokenChange, error)) (Connection, error)
+	// UpdateLapsedConfirmations runs fn, as UpdateConnection does (row
+	// lock, token change and lifecycle event in one transaction per
+	// connection), on up to limit (0 or less means 100) connections
+	// awaiting confirmation whose ConfirmationExpiresAt is at or before
+	// now, soonest lapsed first, and returns the connections written. Each
+	// is re-checked under its lock and left out when it is no longer
+	// awaiting or no longer lapsed, and PostgreSQL skips a row another
+	// transaction holds locked rather than wait for it, so concurrent
+	// calls, from any process, never run fn twice on one lapse. An error
+	// from fn stops the pass: it is returned unchanged with the
+	// connections written before it.
+	UpdateLapsedConfirmations(ctx context.Context, now time.Time, limit int, fn func(Connection, *Token) (Connection, TokenChange, error)) ([]Connection, error)
 	// DueForRefresh returns the ids of active connections that have a token
 	// row and are due by f (see DueFilter). A connection whose lease is held
 	// (RefreshLeaseUntil after f.Now), that is backing off (NextRefreshAt

@@ -210,13 +210,21 @@ func (s *Store) UpdateConnection(ctx context.Context, id string, fn func(storage
 
 // updateConnection is UpdateConnection inside the caller's transaction.
 func updateConnection(ctx context.Context, tx pgx.Tx, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error) {
+	op := fmt.Sprintf("update connection %q", id)
+	cur, err := scanConnection(tx.QueryRow(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = $1 FOR UPDATE`, id))
+	if err != nil {
+		return storage.Connection{}, wrap(op, err)
+	}
+	return updateLockedConnection(ctx, tx, cur, fn)
+}
+
+// updateLockedConnection is updateConnection once the row cur was read
+// from is locked.
+func updateLockedConnection(ctx context.Context, tx pgx.Tx, cur storage.Connection, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error) {
+	id := cur.ID
 	var out storage.Connection
 	err := func() error {
 		op := fmt.Sprintf("update connection %q", id)
-		cur, err := scanConnection(tx.QueryRow(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = $1 FOR UPDATE`, id))
-		if err != nil {
-			return wrap(op, err)
-		}
 		tok, err := getToken(ctx, tx, id)
 		var current *storage.Token
 		switch {

@@ -83,6 +83,10 @@ func TestBackgroundQueriesUseIndexes(t *testing.T) {
 		{"claim due", claimDue, append(slices.Clone(due), now.Add(2*time.Minute))},
 		{"record reads", recordReads, []any{ids, []time.Time{now, now, now}}},
 		{"release claims", releaseClaims, []any{ids}},
+		// The confirmation sweep: no connection awaits confirmation in
+		// the seed, the common case, which must cost nothing per row.
+		{"lapsed confirmations", lapsedConfirmations, []any{now, 100}},
+		{"lock lapsed confirmation", lockLapsed, []any{ids[0], now}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var raw []byte

@@ -232,13 +232,20 @@ func (s *Store) UpdateConnection(ctx context.Context, id string, fn func(storage
 
 // updateConnection is UpdateConnection inside the caller's transaction.
 func updateConnection(ctx context.Context, tx *sql.Tx, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error) {
+	cur, err := scanConnection(tx.QueryRowContext(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = ?`, id))
+	if err != nil {
+		return storage.Connection{}, wrap(fmt.Sprintf("update connection %q", id), err)
+	}
+	return updateReadConnection(ctx, tx, cur, fn)
+}
+
+// updateReadConnection is updateConnection once cur was read in the write
+// transaction.
+func updateReadConnection(ctx context.Context, tx *sql.Tx, cur storage.Connection, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error) {
+	id := cur.ID
 	op := fmt.Sprintf("update connection %q", id)
 	var out storage.Connection
 	err := func() error {
-		cur, err := scanConnection(tx.QueryRowContext(ctx, `SELECT `+connectionColumns+` FROM connections WHERE id = ?`, id))
-		if err != nil {
-			return wrap(op, err)
-		}
 		tok, err := getToken(ctx, tx, id)
 		var current *storage.Token
 		switch {

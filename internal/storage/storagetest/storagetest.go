@@ -24,6 +24,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Storage) {
 	t.Run("MCPClients", func(t *testing.T) { runMCPClients(t, open) })
 	t.Run("Webhooks", func(t *testing.T) { runWebhooks(t, open) })
 	t.Run("Confirmation", func(t *testing.T) { runConfirmation(t, open) })
+	t.Run("ConfirmationSweep", func(t *testing.T) { runSweep(t, open) })
 	t.Run("Listing", func(t *testing.T) { runListing(t, open) })
 	t.Run("Revocations", func(t *testing.T) { runRevocations(t, open) })
 	t.Run("DeviceGrants", func(t *testing.T) { runDeviceGrants(t, open) })
