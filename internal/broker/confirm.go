@@ -202,12 +202,45 @@ func (b *Broker) confirmBrowser(w http.ResponseWriter, r *http.Request) {
 // confirmationFailed revokes the erased grant at the provider and records
 // the failure. The value presented is never logged or audited.
 func (b *Broker) confirmationFailed(ctx context.Context, r *http.Request, res confirm.Result) {
+	b.auditPublic(r, b.revokeFailedConfirmation(ctx, res))
+}
+
+// revokeFailedConfirmation revokes a failed confirmation's erased grant,
+// counts and logs the failure, and returns its audit event.
+func (b *Broker) revokeFailedConfirmation(ctx context.Context, res confirm.Result) storage.AuditEvent {
 	revoked := b.revokeAtProvider(ctx, res.Conn, res.Erased)
 	b.m.callbacks.WithLabelValues("failed_" + res.Conn.StatusReason).Inc()
-	b.auditPublic(r, storage.AuditEvent{Type: "confirmation.failed", ConnectionID: res.Conn.ID, ProviderID: res.Conn.ProviderID,
-		Actor: res.Conn.ClientName, Detail: map[string]string{"reason": res.Conn.StatusReason, "revoked_at_provider": revoked}})
 	b.log.WarnContext(ctx, "confirmation failed; tokens erased", "connection_id", res.Conn.ID,
 		"reason", res.Conn.StatusReason, "revoked_at_provider", revoked)
+	return storage.AuditEvent{Type: "confirmation.failed", ConnectionID: res.Conn.ID, ProviderID: res.Conn.ProviderID,
+		Actor: res.Conn.ClientName, Detail: map[string]string{"reason": res.Conn.StatusReason, "revoked_at_provider": revoked}}
+}
+
+// sweepBatch is how many lapsed confirmations one claim takes.
+const sweepBatch = 100
+
+// SweepConfirmations fails every confirmation that lapsed without anyone
+// presenting a value (the worker runs it each interval), as a late value
+// would: grant revoked at the provider, tokens erased, connection.failed
+// for webhooks, confirmation.failed audited. It returns how many it failed.
+func (b *Broker) SweepConfirmations(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		res, err := confirm.Sweep(ctx, b.store, b.now().UTC(), sweepBatch)
+		// Those written are failed even when the pass then stopped:
+		// their grants go now.
+		for _, r := range res {
+			e := b.revokeFailedConfirmation(ctx, r)
+			e.Time = b.now().UTC()
+			if aerr := b.store.AppendAudit(context.WithoutCancel(ctx), e); aerr != nil {
+				b.log.WarnContext(ctx, "audit append failed", "type", e.Type, "connection_id", e.ConnectionID, "err", aerr)
+			}
+		}
+		n += len(res)
+		if err != nil || len(res) < sweepBatch || ctx.Err() != nil {
+			return n, err
+		}
+	}
 }
 
 // lapseConfirmation fails a confirmation that ran out without anyone

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dromos-dev/dromos/internal/broker"
+	"github.com/dromos-dev/dromos/internal/confirm"
 	"github.com/dromos-dev/dromos/internal/storage"
 )
 
@@ -357,5 +359,95 @@ func TestLapsedConfirmationIsRevokedOnRead(t *testing.T) {
 			t.Fatalf("read after expiry: %d %v", st, view)
 		}
 		s.wantErased(t, id, "confirmation_expired", value)
+	})
+}
+
+// A confirmation nobody completes and nobody reads does not keep its
+// grant either: the worker's sweep fails it once its five minutes are
+// over, as a late value would (revoked at the provider, erased, audited,
+// connection.failed for webhooks), and leaves one with time left alone.
+func TestWorkerSweepsLapsedConfirmations(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		s := newConfirmSetup(t, dbURL)
+		lapsed, value := s.startConfirmed(t, newBrowser(t), "c1")
+		s.h.clock.Advance(2 * time.Minute)
+		fresh, _ := s.startConfirmed(t, newBrowser(t), "c2")
+		s.h.clock.Advance(3 * time.Minute)
+
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); s.h.broker.RunWorker(ctx, broker.WorkerOptions{Interval: time.Hour}) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for s.h.status(lapsed) != storage.StatusFailed {
+			if time.Now().After(deadline) {
+				t.Fatal("the worker never failed the lapsed confirmation")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		<-done
+		s.wantErased(t, lapsed, "confirmation_expired", value)
+		evs, err := s.h.store.ListLifecycleEvents(context.Background(), lapsed)
+		if err != nil || len(evs) == 0 || evs[len(evs)-1].Type != storage.LifecycleFailed {
+			t.Fatalf("lifecycle events %v (%v), want connection.failed last", evs, err)
+		}
+		if st := s.h.status(fresh); st != storage.StatusAwaitingConfirmation {
+			t.Fatalf("confirmation with two minutes left: %s", st)
+		}
+		if _, err := s.h.store.GetToken(context.Background(), fresh); err != nil {
+			t.Fatalf("its token: %v", err)
+		}
+	})
+}
+
+// Sweeps running at once (replicas' workers) fail each lapsed
+// confirmation once: one revocation and one audit event per connection.
+func TestConcurrentSweepsRevokeOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		s := newConfirmSetup(t, dbURL)
+		var ids []string
+		for _, code := range []string{"c1", "c2", "c3"} {
+			id, _ := s.startConfirmed(t, newBrowser(t), code)
+			ids = append(ids, id)
+		}
+		s.h.clock.Advance(confirm.TTL)
+		const sweeps = 4
+		counts := make([]int, sweeps)
+		var wg sync.WaitGroup
+		for i := range sweeps {
+			wg.Go(func() {
+				n, err := s.h.broker.SweepConfirmations(context.Background())
+				if err != nil {
+					t.Error(err)
+				}
+				counts[i] = n
+			})
+		}
+		wg.Wait()
+		total := 0
+		for _, n := range counts {
+			total += n
+		}
+		if total != len(ids) || len(s.revokedTokens()) != len(ids) {
+			t.Fatalf("sweeps failed %v connections and revoked %d grants, want %d each", counts, len(s.revokedTokens()), len(ids))
+		}
+		for _, id := range ids {
+			events, err := s.h.store.ListAudit(context.Background(), storage.AuditFilter{ConnectionID: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, e := range events {
+				if e.Type == "confirmation.failed" {
+					n++
+				}
+			}
+			if n != 1 || s.h.status(id) != storage.StatusFailed {
+				t.Fatalf("%s: %d confirmation.failed events, status %s", id, n, s.h.status(id))
+			}
+		}
+		if n, err := s.h.broker.SweepConfirmations(context.Background()); n != 0 || err != nil {
+			t.Fatalf("a sweep after: %d (%v)", n, err)
+		}
 	})
 }

@@ -13,10 +13,11 @@ import (
 type WorkerOptions = refresh.AheadOptions
 
 // RunWorker refreshes tokens ahead of expiry (so agents rarely wait on a
-// provider), keeps idle grants alive, fails pending consents that ran out,
-// delivers lifecycle webhooks and retries failed revocations, until ctx
-// ends. Safe with many replicas: each refresh claims the connection's
-// lease first.
+// provider), keeps idle grants alive, fails pending consents and user
+// confirmations that ran out (revoking the latter's grants), delivers
+// lifecycle webhooks and retries failed revocations, until ctx ends. Safe
+// with many replicas: each refresh claims the connection's lease first,
+// each lapsed confirmation is claimed once.
 func (b *Broker) RunWorker(ctx context.Context, opts WorkerOptions) {
 	opts.Defaults()
 	// Webhook messages go out alongside, on their own goroutines, so a
@@ -51,6 +52,9 @@ func (b *Broker) RunWorker(ctx context.Context, opts WorkerOptions) {
 		}
 		if _, err := b.CleanupPending(ctx); err != nil && ctx.Err() == nil {
 			b.log.WarnContext(ctx, "pending clean-up failed", "err", err)
+		}
+		if _, err := b.SweepConfirmations(ctx); err != nil && ctx.Err() == nil {
+			b.log.WarnContext(ctx, "confirmation sweep failed", "err", err)
 		}
 		b.pruneAudit(ctx)
 		b.purgeConnections(ctx)
