@@ -121,7 +121,9 @@ func runDev(ctx context.Context, args []string, ios ioSet, env config.Env) error
 	}
 	mux := http.NewServeMux()
 	mux.Handle(demoPrefix+"/", http.StripPrefix(demoPrefix, demo.Handler()))
-	mux.HandleFunc("GET /dev/return", devReturnPage)
+	dc := newDevConfirm(baseURL, log.With("component", "dev-return"))
+	mux.HandleFunc("GET /dev/return", dc.returnPage)
+	mux.HandleFunc("POST /dev/confirm", dc.confirmPost)
 	mux.Handle("/", svc.Handler())
 
 	// One cap for the whole process: broker and gateway share its files.
