@@ -227,12 +227,15 @@ func (b *Broker) SweepConfirmations(ctx context.Context) (int, error) {
 	n := 0
 	for {
 		res, err := confirm.Sweep(ctx, b.store, b.now().UTC(), sweepBatch)
-		// Those written are failed even when the pass then stopped:
-		// their grants go now.
+		// Those written are failed even when the pass then stopped, or the
+		// worker is shutting down: their tokens are erased already, so
+		// their grants must go now (or be queued for retry) and be
+		// audited, whatever ctx says.
+		done := context.WithoutCancel(ctx)
 		for _, r := range res {
-			e := b.revokeFailedConfirmation(ctx, r)
+			e := b.revokeFailedConfirmation(done, r)
 			e.Time = b.now().UTC()
-			if aerr := b.store.AppendAudit(context.WithoutCancel(ctx), e); aerr != nil {
+			if aerr := b.store.AppendAudit(done, e); aerr != nil {
 				b.log.WarnContext(ctx, "audit append failed", "type", e.Type, "connection_id", e.ConnectionID, "err", aerr)
 			}
 		}

@@ -377,8 +377,9 @@ func TestWorkerSweepsLapsedConfirmations(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); s.h.broker.RunWorker(ctx, broker.WorkerOptions{Interval: time.Hour}) }()
+		// The pass ends with the audit event, after the revocation.
 		deadline := time.Now().Add(10 * time.Second)
-		for s.h.status(lapsed) != storage.StatusFailed {
+		for !s.audited(t, lapsed, "confirmation.failed") {
 			if time.Now().After(deadline) {
 				t.Fatal("the worker never failed the lapsed confirmation")
 			}
@@ -398,6 +399,22 @@ func TestWorkerSweepsLapsedConfirmations(t *testing.T) {
 			t.Fatalf("its token: %v", err)
 		}
 	})
+}
+
+// audited reports whether the connection's audit trail has an event of
+// type typ.
+func (s *confirmSetup) audited(t *testing.T, id, typ string) bool {
+	t.Helper()
+	events, err := s.h.store.ListAudit(context.Background(), storage.AuditFilter{ConnectionID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if e.Type == typ {
+			return true
+		}
+	}
+	return false
 }
 
 // Sweeps running at once (replicas' workers) fail each lapsed
