@@ -2,11 +2,13 @@ package broker_test
 
 import (
 	"context"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dromos-dev/dromos/internal/broker"
+	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/storage/storagetest"
 )
 
@@ -141,6 +143,119 @@ func TestRateLimitedProviderSlowsBackgroundWork(t *testing.T) {
 		n, err := h.broker.RefreshDue(context.Background(), opts)
 		if err != nil || n != 1 || p.refreshes.Load() != limited+2 {
 			t.Fatalf("pass after Retry-After: %d refreshed (%v), provider saw %d, want 1 and %d", n, err, p.refreshes.Load(), limited+2)
+		}
+	})
+}
+
+// TestCodeExchangesSpendProviderBudget: code exchanges take slots of the
+// provider's budget (3 a minute) with a read's priority: two exchanges use
+// up what background work may have, so a pass in that minute stays away
+// from the provider; a third exchange still gets the slot kept for users;
+// a fourth, with the budget spent and the next minute 25 s away, waits for
+// it instead of calling the provider; and one whose next minute is too far
+// off goes ahead over the budget rather than losing the user's code, still
+// counted, so background work keeps yielding.
+func TestCodeExchangesSpendProviderBudget(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h := newHarness(t, dbURL)
+		p := newRotatingProvider(t)
+		prof := p.profile("limited")
+		prof["token_calls_per_minute"] = 3
+		h.registerProvider(prof)
+		// A failure while a callback waits for the next minute must not
+		// leave it waiting on the test clock (the server's Close would
+		// wait for it).
+		t.Cleanup(func() { h.clock.Advance(2 * time.Minute) })
+		exchanges := func() int64 { return p.calls.Load() - p.refreshes.Load() }
+		// into moves the clock forward to sec seconds past a minute.
+		into := func(sec int) {
+			now := h.clock.Now()
+			h.clock.Advance((time.Duration(sec)*time.Second - now.Sub(now.Truncate(time.Minute)) + time.Minute) % time.Minute)
+		}
+		// callback finishes a consent off the test goroutine and reports
+		// its status, so that a wait shows as a callback not yet answered.
+		callback := func(c consentResp) <-chan int {
+			done := make(chan int, 1)
+			go func() {
+				resp, err := h.flow.Get(h.srv.URL + "/auth/callback?" + url.Values{"state": {c.State}, "code": {"c"}}.Encode())
+				if err != nil {
+					done <- 0
+					return
+				}
+				resp.Body.Close()
+				done <- resp.StatusCode
+			}()
+			return done
+		}
+		answered := func(done <-chan int, c consentResp) {
+			t.Helper()
+			select {
+			case st := <-done:
+				if st != 302 || h.status(c.ConnectionID) != storage.StatusActive {
+					t.Fatalf("callback: %d, connection %s", st, h.status(c.ConnectionID))
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("callback not answered")
+			}
+		}
+		opts := broker.WorkerOptions{Interval: time.Nanosecond, ReadWindow: 2 * time.Hour}
+
+		into(10)
+		due := connect(t, h, "limited")
+		if st, _ := h.token(due); st != 200 {
+			t.Fatalf("read: %d", st)
+		}
+		h.broker.FlushReads()
+		// due's token now has 30 to 90 s left: in the worker's window.
+		h.clock.Advance(time.Hour - 90*time.Second)
+		into(35)
+
+		// Two exchanges: all background work may use this minute.
+		connect(t, h, "limited")
+		connect(t, h, "limited")
+		if n, err := h.broker.RefreshDue(context.Background(), opts); err != nil || n != 0 || p.refreshes.Load() != 0 {
+			t.Fatalf("pass after two exchanges: %d refreshed (%v), provider saw %d refreshes; want none", n, err, p.refreshes.Load())
+		}
+		// The slot kept for users serves a third exchange at once.
+		connect(t, h, "limited")
+		if got := exchanges(); got != 4 {
+			t.Fatalf("provider saw %d exchanges, want 4", got)
+		}
+
+		// Budget spent, next minute in 25 s: the exchange waits for it.
+		waiting := h.consent("limited", nil, returnURL)
+		done := callback(waiting)
+		time.Sleep(300 * time.Millisecond)
+		select {
+		case st := <-done:
+			t.Fatalf("callback answered (%d) with the budget spent", st)
+		default:
+		}
+		if got := exchanges(); got != 4 {
+			t.Fatalf("provider saw %d exchanges while the budget was spent, want 4", got)
+		}
+		into(1)
+		answered(done, waiting)
+		if got := exchanges(); got != 5 {
+			t.Fatalf("provider saw %d exchanges after the wait, want 5", got)
+		}
+
+		// Two more fill the new minute; the next one cannot wait 59 s, so
+		// it goes ahead, counted over the budget.
+		connect(t, h, "limited")
+		connect(t, h, "limited")
+		over := h.consent("limited", nil, returnURL)
+		answered(callback(over), over)
+		if got := exchanges(); got != 8 {
+			t.Fatalf("provider saw %d exchanges, want 8", got)
+		}
+		if n, err := h.broker.RefreshDue(context.Background(), opts); err != nil || n != 0 || p.refreshes.Load() != 0 {
+			t.Fatalf("pass in a minute exchanges filled: %d refreshed (%v), provider saw %d refreshes", n, err, p.refreshes.Load())
+		}
+		// A new minute: the worker gets its share again.
+		h.clock.Advance(time.Minute)
+		if n, err := h.broker.RefreshDue(context.Background(), opts); err != nil || n != 1 || p.refreshes.Load() != 1 {
+			t.Fatalf("pass in the next minute: %d refreshed (%v), provider saw %d refreshes; want 1", n, err, p.refreshes.Load())
 		}
 	})
 }

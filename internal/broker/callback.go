@@ -290,10 +290,13 @@ func (b *Broker) completeExchange(ctx context.Context, conn storage.Connection, 
 		return "server_error"
 	}
 	ep := prov.TokenEndpoint(ends, clientSecret)
+	// The exchange spends the provider's call budget like a read's refresh.
+	b.refresher.TakeExchange(ctx, prov.Row.ID, prov.Row.Name, prov.Profile)
 	start := b.now()
 	tok, err := b.xchg.ExchangeCode(ctx, ep, code, string(verifier), b.RedirectURI())
 	b.m.exchangeSeconds.Observe(b.now().Sub(start).Seconds())
 	if err != nil {
+		b.refresher.ProviderAnswered(ctx, prov.Row.ID, prov.Row.Name, err)
 		class := exchange.Classify(err)
 		b.m.exchanges.WithLabelValues("error").Inc()
 		b.log.WarnContext(ctx, "code exchange failed", "connection_id", conn.ID, "provider", prov.Row.Name,

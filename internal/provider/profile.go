@@ -88,10 +88,10 @@ type Profile struct {
 	// grant does not lapse; 0 means refresh tokens do not lapse when idle,
 	// and nothing is refreshed just to keep it alive.
 	RefreshTokenIdleLifetimeSeconds int64 `json:"refresh_token_idle_lifetime_seconds,omitempty"`
-	// TokenCallsPerMinute caps the broker's refreshes at the provider's
-	// token endpoint, counted in the database across every replica; a
-	// fifth of it (at least one call) is kept for refreshes an agent is
-	// waiting on. 0 means no cap.
+	// TokenCallsPerMinute caps the broker's refreshes and code exchanges
+	// at the provider's token endpoint, counted in the database across
+	// every replica; a fifth of it (at least one call) is kept for
+	// refreshes an agent is waiting on and for exchanges. 0 means no cap.
 	TokenCallsPerMinute int `json:"token_calls_per_minute,omitempty"`
 	// Resource is an RFC 8707 resource indicator sent on the authorization,
 	// token and refresh requests, so the tokens are issued for that

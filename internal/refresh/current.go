@@ -175,7 +175,7 @@ func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.
 		// broker asks for a new token instead, under the same lease, so
 		// readers share one request as they share a refresh.
 		if g, gerr := r.grants.Grant(ctx, c.ProviderID); gerr == nil && g.Profile.Grant == provider.GrantClientCredentials {
-			if !r.spend(ctx, c, g.Profile, kind) {
+			if !r.spend(ctx, c.ProviderID, c.ProviderName, g.Profile, kind) {
 				return r.deferred(ctx, c, owner, set, kind)
 			}
 			fresh, err := r.xchg.ClientCredentials(ctx, g.Endpoint, c.Scopes)
@@ -204,7 +204,7 @@ func (r *Refresher) held(ctx context.Context, c storage.Connection, tok storage.
 		return r.expire(ctx, c, owner, "no_refresh_token")
 	}
 	grant, err := r.grants.Grant(ctx, c.ProviderID)
-	if err == nil && !r.spend(ctx, c, grant.Profile, kind) {
+	if err == nil && !r.spend(ctx, c.ProviderID, c.ProviderName, grant.Profile, kind) {
 		return r.deferred(ctx, c, owner, set, kind)
 	}
 	if err == nil {
@@ -226,7 +226,7 @@ func (r *Refresher) failed(ctx context.Context, c storage.Connection, owner stri
 		class = exchange.ClassTransient // provider missing or discovery down: not the grant's fault
 	}
 	r.log.WarnContext(ctx, "token refresh failed", "connection_id", c.ID, "provider", c.ProviderName, "class", string(class), "err", err)
-	r.throttleOn(ctx, c, err)
+	r.throttleOn(ctx, c.ProviderID, c.ProviderName, err)
 	switch class {
 	case exchange.ClassInvalidGrant:
 		r.observe("invalid_grant", start)
