@@ -4,7 +4,7 @@
 # its own scratch schema and drops it afterwards).
 PG_LOCAL := postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: test build lint bench fuzz deploy-test
+.PHONY: test build lint bench bench-scale fuzz deploy-test
 
 build:
 	go build -o dromos ./cmd/dromos
@@ -30,6 +30,13 @@ lint:
 # Pass flags with BENCH_FLAGS, e.g. make bench BENCH_FLAGS=-quick
 bench:
 	go run ./cmd/dromos-bench $(BENCH_FLAGS)
+
+# Scale benchmark (issue 21, docs/PERFORMANCE.md "Scale"): 200,000 seeded
+# connections on PostgreSQL, two broker replicas, the provider's refresh
+# calls by kind and token reads beside a 100-row database; about 6 minutes.
+# BENCH_FLAGS=-quick: 2,000 rows, under a minute.
+bench-scale:
+	go run ./cmd/dromos-bench -parts scale $(BENCH_FLAGS)
 
 # Short fuzzing of every parser of untrusted input (CI runs it after the
 # tests; seed corpora live in the tests and testdata/fuzz). FUZZTIME=1m for

@@ -31,6 +31,10 @@ const (
 	// (httputil.ReverseProxy processes): the transport-only ceiling of
 	// the split design, gateway → broker → answer.
 	PartTwoHop = "twohop"
+	// PartScale seeds a PostgreSQL database with ScaleRows connections and
+	// measures the background work and token reads of two broker replicas
+	// on it beside a database of 100; not run by default (minutes).
+	PartScale = "scale"
 )
 
 // PostgresEnv names the variable holding the PostgreSQL database the
@@ -83,6 +87,18 @@ type Options struct {
 	ReverseProxy Command
 	// KeepLogs keeps the work folder with every process's log.
 	KeepLogs bool
+
+	// The scale part: ScaleRows connections of which ScaleHotPercent are
+	// read, ScaleReadRate reads a second, for ScaleWarmup then
+	// ScaleDuration; then ScaleRounds closed-loop points (Warmup, Duration)
+	// at ScaleConcurrency on each database.
+	ScaleRows        int
+	ScaleHotPercent  float64
+	ScaleReadRate    float64
+	ScaleWarmup      time.Duration
+	ScaleDuration    time.Duration
+	ScaleConcurrency int
+	ScaleRounds      int
 }
 
 // Deps are what a run takes from its surroundings.
@@ -109,6 +125,13 @@ func DefaultOptions() Options {
 		Backends:           []string{BackendPostgres, BackendSQLite},
 		Parts:              []string{PartToken, PartServe, PartReference, PartTwoHop, PartRequest, PartStorm, PartProxy},
 		PostgresURL:        DefaultPostgresURL,
+		ScaleRows:          200_000,
+		ScaleHotPercent:    1,
+		ScaleReadRate:      20,
+		ScaleWarmup:        40 * time.Second,
+		ScaleDuration:      3 * time.Minute,
+		ScaleConcurrency:   16,
+		ScaleRounds:        2,
 	}
 }
 
@@ -140,14 +163,31 @@ func (o Options) Validate() error {
 	if o.Connections < 1 || o.Connections > 10000 {
 		errs = append(errs, errors.New("active connections out of 1..10000"))
 	}
+	if o.has(PartScale) {
+		if o.ScaleRows < scaleSmallRows || o.ScaleRows > 5_000_000 {
+			errs = append(errs, fmt.Errorf("scale rows out of %d..5000000", scaleSmallRows))
+		}
+		if o.ScaleHotPercent <= 0 || o.ScaleHotPercent > 100 {
+			errs = append(errs, errors.New("scale hot set must be a percentage in (0, 100]"))
+		}
+		if o.ScaleReadRate <= 0 || o.ScaleReadRate > 10000 {
+			errs = append(errs, errors.New("scale read rate out of (0, 10000] reads a second"))
+		}
+		if o.ScaleDuration <= 0 || o.ScaleWarmup < 0 {
+			errs = append(errs, errors.New("scale duration must be positive and warm-up not negative"))
+		}
+		if o.ScaleConcurrency < 1 || o.ScaleConcurrency > 4096 || o.ScaleRounds < 1 || o.ScaleRounds > 100 {
+			errs = append(errs, errors.New("scale concurrency out of 1..4096 or rounds out of 1..100"))
+		}
+	}
 	for _, b := range o.Backends {
 		if b != BackendPostgres && b != BackendSQLite {
 			errs = append(errs, fmt.Errorf("unknown backend %q (postgres, sqlite)", b))
 		}
 	}
 	for _, p := range o.Parts {
-		if !slices.Contains([]string{PartToken, PartReference, PartRequest, PartStorm, PartBroker, PartServe, PartTwoHop, PartProxy}, p) {
-			errs = append(errs, fmt.Errorf("unknown part %q (token, serve, reference, twohop, request, storm, broker, proxy)", p))
+		if !slices.Contains([]string{PartToken, PartReference, PartRequest, PartStorm, PartBroker, PartServe, PartTwoHop, PartProxy, PartScale}, p) {
+			errs = append(errs, fmt.Errorf("unknown part %q (token, serve, reference, twohop, request, storm, broker, proxy, scale)", p))
 		}
 	}
 	return errors.Join(errs...)
@@ -169,7 +209,7 @@ func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Opt
 			PostgresEnv, DefaultPostgresURL)
 		fs.PrintDefaults()
 	}
-	quick := fs.Bool("quick", false, "smoke test: 1 s per point, 200 ms warm-up")
+	quick := fs.Bool("quick", false, "smoke test: 1 s per point, 200 ms warm-up; scale part: 2,000 rows, 20 s after a 20 s warm-up")
 	fs.DurationVar(&o.Duration, "duration", o.Duration, "measured time per point")
 	fs.DurationVar(&o.Warmup, "warmup", o.Warmup, "unmeasured warm-up per point")
 	conns := fs.String("conns", joinInts(o.TokenConcurrency), "concurrency levels (HTTP connections) of the token reads, comma-separated")
@@ -178,9 +218,16 @@ func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Opt
 	fs.IntVar(&o.Connections, "active-connections", o.Connections, "active Dromos connections (consents) the token reads cycle through")
 	fs.DurationVar(&o.RefreshLatency, "refresh-latency", o.RefreshLatency, "delay of the fake provider's refresh answers")
 	backends := fs.String("backends", strings.Join(o.Backends, ","), "storage backends: postgres, sqlite")
-	parts := fs.String("parts", strings.Join(o.Parts, ","), "what to run: token (split broker + gateway), serve (dromos serve), reference, twohop (reference behind two\nreverse proxies), request, storm, proxy (API proxy vs a plain ReverseProxy, at the highest -conns), and broker (token reads without the gateway)")
+	parts := fs.String("parts", strings.Join(o.Parts, ","), "what to run: token (split broker + gateway), serve (dromos serve), reference, twohop (reference behind two\nreverse proxies), request, storm, proxy (API proxy vs a plain ReverseProxy, at the highest -conns), broker (token reads without the gateway)\nand scale (-scale-rows connections on PostgreSQL, two replicas, about 6 minutes; not run by default)")
 	fs.StringVar(&o.DromosBinary, "dromos", "", "use this dromos binary instead of building ./cmd/dromos")
 	fs.BoolVar(&o.KeepLogs, "keep-logs", false, "keep the work folder with every process's log")
+	fs.IntVar(&o.ScaleRows, "scale-rows", o.ScaleRows, "scale part: active connections seeded in the database")
+	fs.Float64Var(&o.ScaleHotPercent, "scale-hot", o.ScaleHotPercent, "scale part: percentage of the connections read (the hot set)")
+	fs.Float64Var(&o.ScaleReadRate, "scale-read-rate", o.ScaleReadRate, "scale part: steady token reads a second of the hot set")
+	fs.DurationVar(&o.ScaleWarmup, "scale-warmup", o.ScaleWarmup, "scale part: time before the provider's calls are counted")
+	fs.DurationVar(&o.ScaleDuration, "scale-duration", o.ScaleDuration, "scale part: time the provider's calls are counted")
+	fs.IntVar(&o.ScaleConcurrency, "scale-conns", o.ScaleConcurrency, "scale part: concurrency of the closed-loop token reads on each database")
+	fs.IntVar(&o.ScaleRounds, "scale-rounds", o.ScaleRounds, "scale part: closed-loop points on each database, alternating")
 	if err := fs.Parse(args); err != nil {
 		return Options{}, err
 	}
@@ -198,6 +245,17 @@ func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Opt
 		}
 		if !warmupSet {
 			o.Warmup = 200 * time.Millisecond
+		}
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["scale-rows"] {
+			o.ScaleRows = 2000
+		}
+		if !set["scale-duration"] {
+			o.ScaleDuration = 20 * time.Second
+		}
+		if !set["scale-warmup"] {
+			o.ScaleWarmup = 20 * time.Second
 		}
 	}
 	var err error

@@ -35,6 +35,9 @@ type fakeProvider struct {
 	issued   atomic.Int64
 	mu       sync.Mutex
 	perToken map[string]int
+	// observe, when set, sees the refresh token of every refresh grant as
+	// it arrives (the scale part classifies the calls).
+	observe func(refreshToken string)
 }
 
 func newFakeProvider(secret string, refreshDelay time.Duration) *fakeProvider {
@@ -95,6 +98,9 @@ func (p *fakeProvider) token(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.perToken[rt]++
 		p.mu.Unlock()
+		if p.observe != nil {
+			p.observe(rt)
+		}
 		if p.refreshDelay > 0 {
 			t := time.NewTimer(p.refreshDelay)
 			select {

@@ -83,6 +83,8 @@ type Report struct {
 	Storms  []Storm
 	Targets []Target
 	Notes   []string
+	// Scale is the scale part's result, when it ran.
+	Scale *Scale
 }
 
 const referenceBackend = "reference"
@@ -139,6 +141,7 @@ func (r *Report) evaluate(level int) {
 		t.Issue = targetProxyIssue
 		r.Targets = append(r.Targets, t)
 	}
+	r.evaluateScale()
 }
 
 // evaluateDeployments judges the targets of issue 22 at concurrency level
@@ -184,9 +187,11 @@ func (r *Report) Write(w io.Writer) error {
 	fmt.Fprintf(&b, "# Dromos benchmark, %s\n\n", f.Date.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "machine: %d CPUs (GOMAXPROCS %d) %s, %s, kernel %s; %s; PostgreSQL %s; load average before the run %s\n",
 		f.CPUs, f.GOMAXPROCS, f.CPUModel, f.OS, orDash(f.Kernel), f.GoVersion, orDash(f.PostgresVersion), orDash(f.LoadAverage))
-	fmt.Fprintf(&b, "load: closed loop, %s measured after %s warm-up per point, %d active connections, "+
-		"token answer %d B (reference %d B), provider refresh latency %s; load generator, fake provider and all servers share the machine\n\n",
-		f.Duration, f.Warmup, f.Connections, f.TokenBody, f.ReferenceBody, f.RefreshLatency)
+	if len(r.Points) > 0 || len(r.Storms) > 0 {
+		fmt.Fprintf(&b, "load: closed loop, %s measured after %s warm-up per point, %d active connections, "+
+			"token answer %d B (reference %d B), provider refresh latency %s; load generator, fake provider and all servers share the machine\n\n",
+			f.Duration, f.Warmup, f.Connections, f.TokenBody, f.ReferenceBody, f.RefreshLatency)
+	}
 
 	rows := [][]string{{"part", "backend", "conns", "req/s", "p50", "p99", "errors", "broker RSS", "gateway RSS",
 		"broker CPU/req", "gateway CPU/req", "CPU/req, all", "vs reference", "notes"}}
@@ -245,7 +250,12 @@ func (r *Report) Write(w io.Writer) error {
 		rows = append(rows, []string{"refresh storm (GET /v1/token)", s.Backend, fmt.Sprint(s.Size), "—",
 			fmtDur(s.P50), fmtDur(s.P99), fmt.Sprint(s.Errors), "—", "—", "—", "—", "—", "—", note})
 	}
-	writeTable(&b, rows, align)
+	if len(rows) > 1 {
+		writeTable(&b, rows, align)
+	}
+	if r.Scale != nil {
+		r.Scale.write(&b)
+	}
 
 	b.WriteString("\n")
 	trows := [][]string{{"issue", "target", "measured", "result"}}

@@ -69,9 +69,9 @@ func (r *runner) run(ctx context.Context) error {
 	if r.o.has(PartProxy) && r.o.ReverseProxy.Path == "" {
 		return errors.New("the proxy part needs Options.ReverseProxy")
 	}
-	needDromos := (r.o.has(PartToken) || r.o.has(PartRequest) || r.o.has(PartStorm) || r.o.has(PartBroker) || r.o.has(PartServe) || r.o.has(PartProxy)) &&
+	perBackend := (r.o.has(PartToken) || r.o.has(PartRequest) || r.o.has(PartStorm) || r.o.has(PartBroker) || r.o.has(PartServe) || r.o.has(PartProxy)) &&
 		len(r.o.Backends) > 0
-	if needDromos {
+	if perBackend || r.o.has(PartScale) {
 		bin := r.o.DromosBinary
 		if bin == "" {
 			r.d.Log.Info("building dromos")
@@ -92,8 +92,16 @@ func (r *runner) run(ctx context.Context) error {
 			}
 		}
 		for _, b := range r.o.Backends {
+			if !perBackend {
+				break
+			}
 			if err := r.backend(ctx, b, bin, keys, prov); err != nil {
 				return fmt.Errorf("%s: %w", b, err)
+			}
+		}
+		if r.o.has(PartScale) {
+			if err := r.scale(ctx, bin, keys); err != nil {
+				return err
 			}
 		}
 	}

@@ -125,3 +125,80 @@ func TestRunTiny(t *testing.T) {
 	}
 	t.Logf("\n%s", table)
 }
+
+// TestScaleTiny runs the scale part small on PostgreSQL: 2,000 seeded
+// connections, 10 % of them hot, two replicas per database, a few seconds.
+// It checks that the seeded rows are real ones (every read opens its sealed
+// token) and that the providers saw exactly the refreshes the seeded layout
+// calls for: the hot tokens that came into the refresh-ahead window, none
+// of an idle connection, none with a read waiting.
+func TestScaleTiny(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	u := os.Getenv(storagetest.PostgresEnv)
+	if u == "" {
+		t.Skip("needs PostgreSQL: set " + storagetest.PostgresEnv)
+	}
+	o := bench.DefaultOptions()
+	o.Parts, o.PostgresURL = []string{bench.PartScale}, u
+	o.Warmup, o.Duration = 200*time.Millisecond, 500*time.Millisecond
+	o.ScaleRows, o.ScaleHotPercent, o.ScaleReadRate = 2000, 10, 50
+	o.ScaleWarmup, o.ScaleDuration = 3*time.Second, 3*time.Second
+	o.ScaleConcurrency, o.ScaleRounds = 4, 1
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := bench.Run(ctx, o, bench.Deps{Now: time.Now, Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rep.Scale
+	if s == nil {
+		t.Fatalf("no scale result; notes: %v", rep.Notes)
+	}
+	if s.Rows != 2000 || s.Hot != 200 {
+		t.Errorf("%d rows, %d hot; want 2000 and 200", s.Rows, s.Hot)
+	}
+	if s.Steady.Requests == 0 || s.Steady.Errors != 0 {
+		t.Errorf("steady reads: %d, %d errors (%s)", s.Steady.Requests, s.Steady.Errors, s.Steady.FirstError)
+	}
+	for _, p := range append(append([]bench.Point(nil), s.Big...), s.Small...) {
+		if p.Requests == 0 || p.Errors != 0 || p.P99 < p.P50 {
+			t.Errorf("closed loop on %s: %d requests, %d errors (%s), p50 %s, p99 %s", p.Backend, p.Requests, p.Errors, p.FirstError, p.P50, p.P99)
+		}
+	}
+	w := s.Whole
+	// Every hot token in the refresh-ahead window by the seed's end is
+	// refreshed once (the second replica's first pass comes after it),
+	// none beyond the end; by a read only those already within the read
+	// margin when the reads began, before a pass could.
+	if hot := w.HotAhead + w.OnRead; hot < s.DueBySeed || hot > s.DueByEnd || s.DueBySeed == 0 {
+		t.Errorf("provider saw %d refreshes of hot tokens (%d on read), want %d..%d", hot, w.OnRead, s.DueBySeed, s.DueByEnd)
+	}
+	if w.OnRead > s.ReadDueBySeed {
+		t.Errorf("provider saw %d refreshes with a read waiting, want at most %d", w.OnRead, s.ReadDueBySeed)
+	}
+	if w.Cold != s.KeepAliveDueByEnd || w.Unexpected != 0 {
+		t.Errorf("provider saw %d refreshes of idle connections (want %d), %d of unknown tokens (want none)",
+			w.Cold, s.KeepAliveDueByEnd, w.Unexpected)
+	}
+	if s.ConnectionsBytes <= s.SmallConnectionsBytes || s.TokensBytes <= s.SmallTokensBytes || s.BrokerRSS == 0 {
+		t.Errorf("sizes: connections %d vs %d, tokens %d vs %d, RSS %d", s.ConnectionsBytes, s.SmallConnectionsBytes,
+			s.TokensBytes, s.SmallTokensBytes, s.BrokerRSS)
+	}
+	var out strings.Builder
+	if err := rep.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Scale: 2000 connections, 200 hot", "| ahead (hot, no read waiting) ", "refresh-ahead DB time per minute",
+		"| issue 21 ", "background provider calls within 10 %"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "rt-seed") || strings.Contains(out.String(), "at-seed") {
+		t.Errorf("a token reached the report:\n%s", out.String())
+	}
+	t.Logf("\n%s", out.String())
+}

@@ -74,11 +74,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Queue: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "token_refresh_ahead_queue", Help: "Connections found due by the last refresh-ahead pass."}),
 			ProviderCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-				Name: "token_provider_calls_total", Help: "Refresh calls to providers' token endpoints by provider and kind (on_read, forced, ahead, keep_alive)."}, []string{"provider", "kind"}),
+				Name: "token_provider_calls_total", Help: "Calls to providers' token endpoints by provider and kind: refreshes (on_read, forced, ahead, keep_alive) and code exchanges (exchange)."}, []string{"provider", "kind"}),
 			Deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "token_provider_calls_deferred_total", Help: "Refreshes the provider's call budget put off, by provider and kind."}, []string{"provider", "kind"}),
 			BudgetLeft: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 				Name: "token_provider_budget_left", Help: "Calls left in the provider's current one-minute budget (token_calls_per_minute), as last counted."}, []string{"provider"}),
+			AheadDBSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "token_refresh_ahead_db_seconds_total", Help: "Time refresh-ahead passes spent in database queries finding, reading and planning their work (the refreshes' own writes excluded)."}),
 		},
 		oldKeyRows: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vault_ciphertexts_on_old_keys", Help: "Ciphertexts not under the primary encryption key, as of the last count (rotate-keys or the hourly worker count)."}),
@@ -89,6 +91,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 				Name: "token_read_marks_written_total", Help: "Connections' last read times written (at most one a minute per connection)."}),
 			Dropped: prometheus.NewCounter(prometheus.CounterOpts{
 				Name: "token_read_marks_dropped_total", Help: "Last read times not written (pending set full or write failed): those connections are refreshed on read."}),
+			Seconds: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "token_read_marks_db_seconds_total", Help: "Time spent writing last read times to the database."}),
 		},
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "broker_http_requests_total", Help: "Broker HTTP requests by route and status."}, []string{"route", "status"}),
@@ -106,8 +110,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.consents, m.consentsOpenID, m.exchanges, m.exchangeSeconds, m.idTokens,
 			m.tokenGets, m.callbacks, m.httpRequests, m.httpSeconds,
 			m.refresh.Refreshes, m.refresh.Seconds, m.refresh.LockWait, m.refresh.ClientErrors, m.refresh.Queue,
-			m.refresh.ProviderCalls, m.refresh.Deferred, m.refresh.BudgetLeft, m.oldKeyRows, m.auditDropped,
-			m.readMarks.Written, m.readMarks.Dropped)
+			m.refresh.ProviderCalls, m.refresh.Deferred, m.refresh.BudgetLeft, m.refresh.AheadDBSeconds, m.oldKeyRows, m.auditDropped,
+			m.readMarks.Written, m.readMarks.Dropped, m.readMarks.Seconds)
 	}
 	return m
 }

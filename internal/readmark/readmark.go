@@ -38,6 +38,7 @@ type Options struct {
 type Metrics struct {
 	Written prometheus.Counter // marks written
 	Dropped prometheus.Counter // marks dropped: pending set full or the write failed
+	Seconds prometheus.Counter // time spent writing marks; nil counts nothing
 }
 
 // Marks records token reads. It is safe for concurrent use.
@@ -149,7 +150,12 @@ func (k *Marks) write() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	defer cancel()
-	if err := k.store.RecordReads(ctx, reads); err != nil {
+	start := k.now()
+	err := k.store.RecordReads(ctx, reads)
+	if k.m.Seconds != nil {
+		k.m.Seconds.Add(k.now().Sub(start).Seconds())
+	}
+	if err != nil {
 		k.m.Dropped.Add(float64(len(reads)))
 		k.mu.Lock()
 		for _, r := range reads {

@@ -116,7 +116,11 @@ func (r *Refresher) Ahead(ctx context.Context, opts AheadOptions) (int, error) {
 	for id, life := range idle {
 		f.KeepAlive = append(f.KeepAlive, storage.KeepAlive{ProviderID: id, UntouchedBefore: now.Add(-keepAliveAfter(life))})
 	}
-	ids, err := r.store.DueForRefresh(ctx, f)
+	var ids []string
+	err := r.timeDB(func() (err error) {
+		ids, err = r.store.DueForRefresh(ctx, f)
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -154,18 +158,22 @@ func (r *Refresher) Ahead(ctx context.Context, opts AheadOptions) (int, error) {
 	wg.Wait()
 	// Done with them: a connection that was not due yet, or failed, is
 	// due again at its next_refresh_at, not when the claim runs out.
-	if err := r.store.ReleaseClaims(context.WithoutCancel(ctx), ids); err != nil {
+	if err := r.timeDB(func() error { return r.store.ReleaseClaims(context.WithoutCancel(ctx), ids) }); err != nil {
 		r.log.WarnContext(ctx, "releasing refresh-ahead claims", "connections", len(ids), "err", err)
 	}
 	return done, nil
 }
 
 func (r *Refresher) ahead(ctx context.Context, id string, opts AheadOptions, idle map[string]time.Duration) bool {
-	c, err := r.store.GetConnection(ctx, id)
-	if err != nil || c.Status != storage.StatusActive {
-		return false
-	}
-	tok, err := r.store.GetToken(ctx, id)
+	var c storage.Connection
+	var tok storage.Token
+	err := r.timeDB(func() (err error) {
+		if c, err = r.store.GetConnection(ctx, id); err != nil || c.Status != storage.StatusActive {
+			return errChanged
+		}
+		tok, err = r.store.GetToken(ctx, id)
+		return err
+	})
 	if err != nil {
 		return false
 	}
@@ -189,7 +197,7 @@ func (r *Refresher) ahead(ctx context.Context, id string, opts AheadOptions, idl
 			next = keepAlive
 		}
 		if !next.IsZero() {
-			r.planNext(ctx, c, tok, next)
+			_ = r.timeDB(func() error { r.planNext(ctx, c, tok, next); return nil })
 		}
 		return false
 	}
@@ -237,4 +245,15 @@ func (r *Refresher) planNext(ctx context.Context, c storage.Connection, tok stor
 	if err != nil && !errors.Is(err, errChanged) {
 		r.log.WarnContext(ctx, "recording the next refresh time", "connection_id", c.ID, "err", err)
 	}
+}
+
+// timeDB runs a database step of a refresh-ahead pass and adds its time to
+// AheadDBSeconds.
+func (r *Refresher) timeDB(step func() error) error {
+	start := r.now()
+	err := step()
+	if r.m.AheadDBSeconds != nil {
+		r.m.AheadDBSeconds.Add(r.now().Sub(start).Seconds())
+	}
+	return err
 }

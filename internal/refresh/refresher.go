@@ -100,6 +100,12 @@ type Metrics struct {
 	ProviderCalls *prometheus.CounterVec
 	Deferred      *prometheus.CounterVec
 	BudgetLeft    *prometheus.GaugeVec
+	// AheadDBSeconds is the time refresh-ahead passes spent in the
+	// database finding and planning their work (the claim, each claimed
+	// connection's read, next-time writes, releasing the claims), the
+	// refreshes' own lease and write excluded: the background cost that
+	// must not grow with the number of connections. Nil counts nothing.
+	AheadDBSeconds prometheus.Counter
 }
 
 // Config tunes the refresher; zero durations take the defaults.
