@@ -79,6 +79,18 @@ func mean(ps []Point) (rps float64, p99 time.Duration, errs int) {
 	return rps / float64(len(ps)), p99 / time.Duration(len(ps)), errs
 }
 
+// meanCPU is the mean CPU per request of points.
+func meanCPU(ps []Point) time.Duration {
+	if len(ps) == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, p := range ps {
+		sum += p.TotalCPU
+	}
+	return sum / time.Duration(len(ps))
+}
+
 // evaluateScale adds issue 21's targets.
 func (r *Report) evaluateScale() {
 	s := r.Scale
@@ -166,6 +178,8 @@ func (s *Scale) write(b *strings.Builder) {
 		[]string{fmt.Sprintf("closed-loop token reads, %d conns: req/s", s.Concurrency), fmt.Sprintf("%.0f", bigRPS), fmt.Sprintf("%.0f", smallRPS),
 			"mean of " + roundsOf(s.Big) + " vs " + roundsOf(s.Small)},
 		[]string{"closed-loop p99", fmtDur(bigP99), fmtDur(smallP99), "mean of the rounds' p99"},
+		[]string{"closed-loop broker CPU per read", fmtCPU(meanCPU(s.Big)), fmtCPU(meanCPU(s.Small)),
+			"both replicas, PostgreSQL's own excluded: less sensitive than req/s to what else the machine runs"},
 		[]string{"broker peak RSS", fmtRSS(s.BrokerRSS), fmtRSS(s.SmallBrokerRSS), "the larger replica, since start"},
 		[]string{"connections table on disk", fmtBytes(s.ConnectionsBytes), fmtBytes(s.SmallConnectionsBytes), "pg_total_relation_size (heap, TOAST, indexes)"},
 		[]string{"tokens table on disk", fmtBytes(s.TokensBytes), fmtBytes(s.SmallTokensBytes), ""},

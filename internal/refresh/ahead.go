@@ -205,8 +205,12 @@ func (r *Refresher) ahead(ctx context.Context, id string, opts AheadOptions, idl
 	// stopping: cut short between the provider's answer and the write, a
 	// rotated refresh token would be lost. The exchange client's timeouts
 	// bound it.
+	// A grant past its keep-alive age is a keep-alive refresh even when its
+	// token is due too: an idle connection's token has long expired, and
+	// counting it as ahead would hide the keep-alive share (the scale
+	// benchmark's provider saw them as keep-alive, the metric as ahead).
 	kind := KindAhead
-	if !r.due(opts.Window, tok) {
+	if !keepAlive.IsZero() && r.now().After(keepAlive) {
 		kind = KindKeepAlive
 	}
 	// A flight of its own: a reader must not share a background refresh

@@ -17,7 +17,12 @@ import (
 // ahead walks connections_active_last_used (the connections in use, however
 // large the table), keep-alive walks connections_active_provider_touched
 // once per listed provider. The status is a literal because the partial
-// indexes' predicate has to match it.
+// indexes' predicate has to match it. The keep-alive arm is a LATERAL
+// subquery in the index's order with the pass's limit: its bound comes from
+// the unnested array, so the planner cannot estimate the range and, joined
+// plainly, guessed a third of the table and hashed all of tokens (a
+// sequential scan per pass, seen at 200,000 rows); ordered and limited, it
+// walks the index and stops.
 const dueRows = `SELECT id, expires_at FROM (
     SELECT c.id, t.expires_at
     FROM connections c JOIN tokens t ON t.connection_id = c.id
@@ -27,14 +32,19 @@ const dueRows = `SELECT id, expires_at FROM (
         AND (c.next_refresh_at IS NULL OR c.next_refresh_at <= $1)
         AND (c.refresh_claim_until IS NULL OR c.refresh_claim_until <= $1)
     UNION
-    SELECT c.id, t.expires_at
+    SELECT ka.id, ka.expires_at
     FROM unnest($4::text[], $5::timestamptz[]) AS k(provider_id, untouched_before)
-    JOIN connections c ON c.provider_id = k.provider_id
-        AND COALESCE(c.last_refresh_at, c.created_at) < k.untouched_before AND c.status = 'active'
-    JOIN tokens t ON t.connection_id = c.id
-    WHERE (c.refresh_lease_until IS NULL OR c.refresh_lease_until <= $1)
-        AND (c.next_refresh_at IS NULL OR c.next_refresh_at <= $1)
-        AND (c.refresh_claim_until IS NULL OR c.refresh_claim_until <= $1)
+    CROSS JOIN LATERAL (
+        SELECT c.id, t.expires_at
+        FROM connections c JOIN tokens t ON t.connection_id = c.id
+        WHERE c.provider_id = k.provider_id
+            AND COALESCE(c.last_refresh_at, c.created_at) < k.untouched_before AND c.status = 'active'
+            AND (c.refresh_lease_until IS NULL OR c.refresh_lease_until <= $1)
+            AND (c.next_refresh_at IS NULL OR c.next_refresh_at <= $1)
+            AND (c.refresh_claim_until IS NULL OR c.refresh_claim_until <= $1)
+        ORDER BY COALESCE(c.last_refresh_at, c.created_at)
+        LIMIT $6
+    ) ka
 ) due
 ORDER BY expires_at ASC NULLS LAST, id
 LIMIT $6`
