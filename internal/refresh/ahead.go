@@ -201,10 +201,6 @@ func (r *Refresher) ahead(ctx context.Context, id string, opts AheadOptions, idl
 		}
 		return false
 	}
-	// Once started, a refresh runs to its end even when the worker is
-	// stopping: cut short between the provider's answer and the write, a
-	// rotated refresh token would be lost. The exchange client's timeouts
-	// bound it.
 	// A grant past its keep-alive age is a keep-alive refresh even when its
 	// token is due too: an idle connection's token has long expired, and
 	// counting it as ahead would hide the keep-alive share (the scale
@@ -213,6 +209,10 @@ func (r *Refresher) ahead(ctx context.Context, id string, opts AheadOptions, idl
 	if !keepAlive.IsZero() && r.now().After(keepAlive) {
 		kind = KindKeepAlive
 	}
+	// Once started, a refresh runs to its end even when the worker is
+	// stopping: cut short between the provider's answer and the write, a
+	// rotated refresh token would be lost. The exchange client's timeouts
+	// bound it.
 	// A flight of its own: a reader must not share a background refresh
 	// that the provider budget may put off; the lease still makes the two
 	// take turns.
