@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -400,6 +401,11 @@ type withExtra struct {
 
 func (w withExtra) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra...)...) }
 
+// getConnectionTokenSQL is GetConnectionToken's query, prepared in Open.
+var getConnectionTokenSQL = `SELECT ` + qualifiedConnectionColumns + `,
+    t.connection_id, t.ciphertext, t.aad_version, t.expires_at, t.expiry_source, t.created_at, t.updated_at
+FROM connections c LEFT JOIN tokens t ON t.connection_id = c.id WHERE c.id = ?`
+
 // GetConnectionToken returns the connection and its token in one query.
 func (s *Store) GetConnectionToken(ctx context.Context, id string) (storage.Connection, *storage.Token, error) {
 	var (
@@ -408,9 +414,7 @@ func (s *Store) GetConnectionToken(ctx context.Context, id string) (storage.Conn
 		aadVersion                sql.NullInt64
 		expires, created, updated sql.NullInt64
 	)
-	row := s.read.QueryRowContext(ctx, `SELECT `+qualifiedConnectionColumns+`,
-    t.connection_id, t.ciphertext, t.aad_version, t.expires_at, t.expiry_source, t.created_at, t.updated_at
-FROM connections c LEFT JOIN tokens t ON t.connection_id = c.id WHERE c.id = ?`, id)
+	row := s.tokenRead.QueryRowContext(ctx, id)
 	c, err := scanConnection(withExtra{row, []any{&tokID, &ciphertext, &aadVersion, &expires, &source, &created, &updated}})
 	if err != nil {
 		return storage.Connection{}, nil, wrap(fmt.Sprintf("get connection and token %q", id), err)
@@ -420,4 +424,36 @@ FROM connections c LEFT JOIN tokens t ON t.connection_id = c.id WHERE c.id = ?`,
 	}
 	return c, &storage.Token{ConnectionID: tokID.String, Ciphertext: ciphertext, AADVersion: int(aadVersion.Int64), ExpiresAt: fromNanos(expires),
 		ExpirySource: source.String, CreatedAt: fromNanos(created), UpdatedAt: fromNanos(updated)}, nil
+}
+
+// ConnectionVersions reads the versions of the named connections by
+// primary key, the ids passed as one JSON array.
+func (s *Store) ConnectionVersions(ctx context.Context, ids []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: connection versions: %w", err)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT id, version FROM connections WHERE id IN (SELECT value FROM json_each(?))`, string(list))
+	if err != nil {
+		return nil, wrap("connection versions", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id string
+			v  int64
+		)
+		if err := rows.Scan(&id, &v); err != nil {
+			return nil, wrap("connection versions", err)
+		}
+		out[id] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("connection versions", err)
+	}
+	return out, nil
 }
