@@ -119,6 +119,14 @@ type Storage interface {
 	GetConnectionToken(ctx context.Context, id string) (Connection, *Token, error)
 	// GetToken returns the connection's stored token.
 	GetToken(ctx context.Context, connectionID string) (Token, error)
+	// ConnectionVersions returns the Version of each of the named
+	// connections that exists, in one query; ids that name none are left
+	// out. Every change to a connection or its token row goes through
+	// UpdateConnection (which grows Version) or deletes the row, so an
+	// unchanged version means the connection and its token are as they
+	// were: what a replica's token cache (internal/tokencache) checks its
+	// rows against.
+	ConnectionVersions(ctx context.Context, ids []string) (map[string]int64, error)
 
 	// Audit trail, append-only.
 	// AppendAudit appends the events in one transaction (all or none).

@@ -403,3 +403,31 @@ FROM connections c LEFT JOIN tokens t ON t.connection_id = c.id WHERE c.id = $1`
 	return c, &storage.Token{ConnectionID: tokID.String, Ciphertext: ciphertext, AADVersion: int(aadVersion.Int32), ExpiresAt: fromNullTime(expires),
 		ExpirySource: source.String, CreatedAt: fromNullTime(created), UpdatedAt: fromNullTime(updated)}, nil
 }
+
+// ConnectionVersions reads the versions of the named connections by
+// primary key.
+func (s *Store) ConnectionVersions(ctx context.Context, ids []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, version FROM connections WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, wrap("connection versions", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id string
+			v  int64
+		)
+		if err := rows.Scan(&id, &v); err != nil {
+			return nil, wrap("connection versions", err)
+		}
+		out[id] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("connection versions", err)
+	}
+	return out, nil
+}

@@ -67,6 +67,69 @@ func runTokens(t *testing.T, open func(t *testing.T) storage.Storage) {
 			t.Fatalf("unknown id: %v", err)
 		}
 	})
+	// ConnectionVersions is what a replica's token cache checks its rows
+	// against: it must move with every change to the connection or its
+	// token row (put, replace, delete, status change) and drop deleted
+	// connections.
+	t.Run("ConnectionVersions", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		got, err := s.ConnectionVersions(ctx, nil)
+		must(t, "ConnectionVersions of none", err)
+		if len(got) != 0 {
+			t.Fatalf("versions of no ids: %v", got)
+		}
+		createConnection(t, s, newConnection("cv-1"))
+		createConnection(t, s, newConnection("cv-2"))
+		versions := func() map[string]int64 {
+			t.Helper()
+			v, err := s.ConnectionVersions(ctx, []string{"cv-1", "cv-2", "cv-missing", "cv-1"})
+			must(t, "ConnectionVersions", err)
+			return v
+		}
+		v0 := versions()
+		if len(v0) != 2 || v0["cv-1"] != getConnection(t, s, "cv-1").Version || v0["cv-2"] != getConnection(t, s, "cv-2").Version {
+			t.Fatalf("versions %v", v0)
+		}
+		steps := []struct {
+			name string
+			fn   func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)
+		}{
+			{"token put", func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+				tok := newToken("cv-1", "first")
+				return c, storage.TokenChange{Put: &tok}, nil
+			}},
+			{"token replaced (refresh, re-seal)", func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+				tok := newToken("cv-1", "second")
+				tok.AADVersion = 3
+				return c, storage.TokenChange{Put: &tok}, nil
+			}},
+			{"status revoked", func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+				c.Status = storage.StatusRevoked
+				return c, storage.TokenChange{}, nil
+			}},
+			{"token deleted", func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+				return c, storage.TokenChange{Delete: true}, nil
+			}},
+		}
+		prev := v0["cv-1"]
+		for _, st := range steps {
+			_, err := s.UpdateConnection(ctx, "cv-1", st.fn)
+			must(t, "UpdateConnection "+st.name, err)
+			v := versions()
+			if v["cv-1"] <= prev {
+				t.Fatalf("%s: version %d, was %d", st.name, v["cv-1"], prev)
+			}
+			if v["cv-2"] != v0["cv-2"] {
+				t.Fatalf("%s: the other connection's version moved: %d, was %d", st.name, v["cv-2"], v0["cv-2"])
+			}
+			prev = v["cv-1"]
+		}
+		must(t, "DeleteConnection", s.DeleteConnection(ctx, "cv-1"))
+		if v := versions(); len(v) != 1 || v["cv-2"] != v0["cv-2"] {
+			t.Fatalf("after deletion: %v", v)
+		}
+	})
 	t.Run("PutReplaceDelete", func(t *testing.T) {
 		s := open(t)
 		createConnection(t, s, newConnection("c1"))
