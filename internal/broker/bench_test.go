@@ -24,6 +24,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/storage/storagetest"
+	"github.com/dromos-dev/dromos/internal/tokencache"
 	"github.com/dromos-dev/dromos/internal/tokenset"
 	"github.com/dromos-dev/dromos/internal/vault"
 )
@@ -226,15 +227,25 @@ func BenchmarkGetToken(b *testing.B) {
 		brk, ids := newBenchBroker(b, &stubStore{conns: map[string]storage.Connection{}, tokens: map[string]storage.Token{}})
 		benchTokenReads(b, brk, ids)
 	})
-	for _, backend := range []string{"sqlite", "postgres"} {
+	// "+cache": the store behind the token cache, as dromos broker and
+	// dromos serve run it (TOKEN_CACHE_STALENESS, on by default).
+	for _, backend := range []string{"sqlite", "postgres", "sqlite+cache", "postgres+cache"} {
 		b.Run("store="+backend, func(b *testing.B) {
 			url := "sqlite:" + b.TempDir() + "/dromos.db"
-			if backend == "postgres" {
+			if strings.HasPrefix(backend, "postgres") {
 				url = storagetest.PostgresURL(b)
 			}
 			store, err := database.Open(context.Background(), url, database.Options{Logger: logging.Discard(), Migrate: true})
 			if err != nil {
 				b.Fatal(err)
+			}
+			if strings.HasSuffix(backend, "+cache") {
+				cache, err := tokencache.New(store, tokencache.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				cache.Run(context.Background())
+				store = cache
 			}
 			b.Cleanup(func() { store.Close() })
 			brk, ids := newBenchBroker(b, store)

@@ -27,6 +27,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/revocation"
 	"github.com/dromos-dev/dromos/internal/state"
 	"github.com/dromos-dev/dromos/internal/storage"
+	"github.com/dromos-dev/dromos/internal/tokencache"
 	"github.com/dromos-dev/dromos/internal/tracing"
 	"github.com/dromos-dev/dromos/internal/vault"
 	"github.com/dromos-dev/dromos/internal/webhook/delivery"
@@ -150,6 +151,16 @@ func buildBrokerTraced(ctx context.Context, cfg config.Broker, log *slog.Logger,
 	store, err := database.Open(ctx, cfg.DatabaseURL, database.Options{Logger: log, Migrate: true, QueryTracer: tr.QueryTracer()})
 	if err != nil {
 		return nil, nil, err
+	}
+	if cfg.TokenCacheStaleness > 0 {
+		cache, err := tokencache.New(store, tokencache.Options{Staleness: cfg.TokenCacheStaleness, Now: now, Logger: log})
+		if err != nil {
+			store.Close()
+			return nil, nil, err
+		}
+		// Stopped by the store's Close, which every caller defers.
+		cache.Run(context.WithoutCancel(ctx))
+		store = cache
 	}
 	cat, err := catalog.Load()
 	if err != nil {

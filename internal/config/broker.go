@@ -57,7 +57,11 @@ type Broker struct {
 	// RefreshAheadReadWindow: the worker refreshes ahead only connections
 	// read within it; the others are refreshed when next read.
 	RefreshAheadReadWindow time.Duration
-	LogLevel               slog.Level
+	// TokenCacheStaleness bounds how long a change another replica made to
+	// a connection or its token can go unseen by this replica's token
+	// cache (internal/tokencache); 0 turns the cache off.
+	TokenCacheStaleness time.Duration
+	LogLevel            slog.Level
 	// Production is DROMOS_ENV=production: insecure settings refuse to start.
 	Production bool
 	// MCPClientMetadataURL is where the broker's Client ID Metadata
@@ -125,6 +129,10 @@ const BrokerVars = `  PORT                    listen port (default 8080)
   WEBHOOK_DISABLE_AFTER   disable a webhook endpoint failing this long (default 120h; 0 never)
   REFRESH_AHEAD_READ_WINDOW  refresh tokens ahead of expiry only for connections read within this
                           (default 1h, one lifetime of the usual access token); others refresh on read
+  TOKEN_CACHE_STALENESS   token reads are served from an in-memory cache of sealed token rows, checked
+                          against the database so that a change made by another replica (refresh,
+                          revocation, deletion, key rotation) is never served later than this
+                          (default 500ms, at most 10s; 0 turns the cache off)
   LOG_LEVEL               debug, info, warn or error (default info)
   REVOCATION_RETRY_PERIOD how long a revocation the provider failed is retried (default 72h)
   REVOCATION_MIN_BACKOFF  wait after the first failed revocation, doubling (default 30s)
@@ -157,6 +165,7 @@ func LoadBroker(env Env) (Broker, error) {
 		AllowedReturnDomains:       r.list("ALLOWED_RETURN_DOMAINS"),
 		MaxConnections:             r.count("MAX_CONNECTIONS", 0),
 		RefreshAheadReadWindow:     r.duration("REFRESH_AHEAD_READ_WINDOW", time.Hour),
+		TokenCacheStaleness:        r.duration("TOKEN_CACHE_STALENESS", 500*time.Millisecond),
 		WebhookTimeout:             r.duration("WEBHOOK_TIMEOUT", 10*time.Second),
 		WebhookRetryMaxWait:        r.duration("WEBHOOK_RETRY_MAX_WAIT", 0),
 		WebhookDisableAfter:        r.duration("WEBHOOK_DISABLE_AFTER", 120*time.Hour),
@@ -182,6 +191,9 @@ func LoadBroker(env Env) (Broker, error) {
 	}
 	if b.RefreshAheadReadWindow <= 0 {
 		probs.add("REFRESH_AHEAD_READ_WINDOW must be a positive duration such as 1h")
+	}
+	if b.TokenCacheStaleness < 0 || b.TokenCacheStaleness > 10*time.Second {
+		probs.add("TOKEN_CACHE_STALENESS must be a duration from 0 (off) to 10s")
 	}
 	if msg := redirectPathProblem(b.RedirectPath); msg != "" {
 		probs.add("REDIRECT_PATH %s", msg)

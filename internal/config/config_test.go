@@ -548,3 +548,22 @@ func TestBrokerRefreshAheadReadWindow(t *testing.T) {
 		}
 	}
 }
+
+func TestBrokerTokenCacheStaleness(t *testing.T) {
+	env := Env{"ENCRYPTION_KEY": key32, "STATE_KEY": key32b}
+	if b, err := LoadBroker(env); err != nil || b.TokenCacheStaleness != 500*time.Millisecond {
+		t.Fatalf("default: %v %v, want 500ms", b.TokenCacheStaleness, err)
+	}
+	for in, want := range map[string]time.Duration{"0": 0, "2s": 2 * time.Second, "10s": 10 * time.Second} {
+		env["TOKEN_CACHE_STALENESS"] = in
+		if b, err := LoadBroker(env); err != nil || b.TokenCacheStaleness != want {
+			t.Fatalf("%s: %v %v", in, b.TokenCacheStaleness, err)
+		}
+	}
+	for _, bad := range []string{"-1s", "11s", "soon"} {
+		env["TOKEN_CACHE_STALENESS"] = bad
+		if _, err := LoadBroker(env); err == nil || !strings.Contains(err.Error(), "TOKEN_CACHE_STALENESS") {
+			t.Fatalf("%q: %v, want a TOKEN_CACHE_STALENESS problem", bad, err)
+		}
+	}
+}
