@@ -86,5 +86,5 @@ func runServe(ctx context.Context, args []string, ios ioSet, env config.Env) err
 	return runServers(ctx, log,
 		httpListener("broker", lim.Listener("broker", lns[0]), svc.Handler(), log),
 		httpListener("gateway-http", lim.Listener("gateway-http", lns[1]), gw.HTTPHandler(), log),
-		grpcListener(lim.Listener("gateway-grpc", lns[2]), gw))
+		grpcListener(lim.Listener("gateway-grpc", lns[2]), gw, nil))
 }

@@ -68,7 +68,7 @@ func startDevGateway(_ context.Context, f devFlags, brokerURL string, s devSecre
 		grpcAddr: publicHostPort(grpcLn.Addr(), f.listen),
 		listeners: []listener{
 			httpListener("gateway-http", lim.Listener("gateway-http", httpLn), h, log),
-			closingGateway(grpcListener(lim.Listener("gateway-grpc", grpcLn), gw), gw),
+			closingGateway(grpcListener(lim.Listener("gateway-grpc", grpcLn), gw, nil), gw),
 		},
 	}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/dromos-dev/dromos/internal/config"
 	"github.com/dromos-dev/dromos/internal/gateway"
 	"github.com/dromos-dev/dromos/internal/logging"
+	"github.com/dromos-dev/dromos/internal/tracing"
 )
 
 func runGateway(ctx context.Context, args []string, ios ioSet, env config.Env) error {
@@ -53,7 +54,7 @@ func runGateway(ctx context.Context, args []string, ios ioSet, env config.Env) e
 	defer closeGateway(gw)
 	return runServers(ctx, log,
 		httpListener("gateway-http", lim.Listener("gateway-http", httpLn), tr.Handler("gateway", gw.HTTPHandler()), log),
-		grpcListener(lim.Listener("gateway-grpc", grpcLn), gw))
+		grpcListener(lim.Listener("gateway-grpc", grpcLn), gw, tr))
 }
 
 // closeGateway delivers the gateway's last proxy audit records once its
@@ -64,10 +65,11 @@ func closeGateway(gw *gateway.Gateway) {
 	gw.Close(ctx)
 }
 
-// grpcListener serves the gateway's gRPC service; shutdown drains calls
+// grpcListener serves the gateway's gRPC service, with a server span per
+// call when tracing is on (tr may be nil: off); shutdown drains calls
 // until the context ends, then stops hard.
-func grpcListener(ln net.Listener, gw *gateway.Gateway) listener {
-	srv := gw.GRPCServer()
+func grpcListener(ln net.Listener, gw *gateway.Gateway, tr *tracing.Tracing) listener {
+	srv := gw.GRPCServer(tr.GRPCServerOptions("gateway")...)
 	return listener{name: "gateway-grpc", ln: ln, serve: srv.Serve, stop: func(ctx context.Context) error {
 		done := make(chan struct{})
 		go func() { srv.GracefulStop(); close(done) }()

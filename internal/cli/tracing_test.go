@@ -17,8 +17,14 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	dromosv1 "github.com/dromos-dev/dromos/api/proto/dromos/v1"
 
 	"github.com/dromos-dev/dromos/internal/config"
 	"github.com/dromos-dev/dromos/internal/demoprovider"
@@ -36,9 +42,12 @@ import (
 // is due for a refresh. That read must be one trace: the gateway's server
 // span, its call to the broker (traceparent sent and continued), the
 // broker's server span, the refresh, the token endpoint call, the HTTP
-// call to the provider and the database queries. No attribute of any
-// span may hold a token, code, key or secret, and the broker's log lines
-// for the read carry the trace id.
+// call to the provider and the database queries. A read of the same token
+// over the gateway's gRPC API, sent with the agent's own traceparent, must
+// continue that trace through the broker to its query. No attribute of
+// any span may hold a token, code, key or secret (the agent's key travels
+// in the gRPC metadata), and the broker's log lines for the read carry the
+// trace id.
 func TestTraceCoversGatewayBrokerAndProvider(t *testing.T) {
 	db := storagetest.PostgresURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -202,12 +211,8 @@ func TestTraceCoversGatewayBrokerAndProvider(t *testing.T) {
 	if !root.IsValid() {
 		t.Fatalf("no gateway token read span among the read's %d spans", len(read))
 	}
-	byID := map[trace.SpanID]int{}
-	for i, s := range read {
-		byID[s.SpanContext().SpanID()] = i
-	}
 	// want: each span the read must hold, found by a predicate.
-	want := map[string]func(name string, kind trace.SpanKind, attrs map[string]string) bool{
+	want := map[string]spanMatch{
 		"gateway → broker call": func(_ string, k trace.SpanKind, a map[string]string) bool {
 			return k == trace.SpanKindClient && a["dromos.peer"] == "broker"
 		},
@@ -223,36 +228,59 @@ func TestTraceCoversGatewayBrokerAndProvider(t *testing.T) {
 			return a["db.system.name"] == "postgresql" && strings.HasPrefix(n, "db ")
 		},
 	}
-	for what, match := range want {
-		found := false
-		for _, s := range read {
-			a := attrMap(s.Attributes())
-			if !match(s.Name(), s.SpanKind(), a) {
-				continue
+	requireTrace(t, "the refreshing read", read, root, want)
+
+	// The same read over gRPC, called with a traceparent of the agent's
+	// own: the gateway's gRPC server span continues it, and the broker
+	// call, the broker's read and its query join that trace.
+	grpcLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpcSrv := gw.GRPCServer(tr.GRPCServerOptions("gateway")...)
+	go grpcSrv.Serve(grpcLn)
+	defer grpcSrv.Stop()
+	cc, err := grpc.NewClient(grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	agentTrace, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	agentSpan, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	before = len(exp.GetSpans())
+	gctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+keys["AGENT_KEY"],
+		"traceparent", "00-"+agentTrace.String()+"-"+agentSpan.String()+"-01")
+	third, err := dromosv1.NewGatewayClient(cc).GetToken(gctx, &dromosv1.GetTokenRequest{ConnectionId: conn.ConnectionID})
+	if err != nil {
+		t.Fatalf("gRPC token read: %v", err)
+	}
+	if third.GetAccessToken() != second.AccessToken {
+		t.Fatal("the gRPC read did not serve the refreshed token")
+	}
+	grpcRead := exp.GetSpans().Snapshots()[before:]
+	var grpcRoot trace.SpanContext
+	for _, s := range grpcRead {
+		a := attrMap(s.Attributes())
+		if s.SpanKind() == trace.SpanKindServer && s.Name() == "/dromos.v1.Gateway/GetToken" && a["dromos.service"] == "gateway" &&
+			a["rpc.system"] == "grpc" && a["rpc.method"] == "GetToken" && a["rpc.grpc.status_code"] == "0" {
+			grpcRoot = s.SpanContext()
+			if s.Parent().SpanID() != agentSpan {
+				t.Errorf("the gRPC server span's parent is %s, not the agent's %s", s.Parent().SpanID(), agentSpan)
 			}
-			found = true
-			if s.SpanContext().TraceID() != root.TraceID() {
-				t.Errorf("%s (%s) is in trace %s, not the gateway's %s", what, s.Name(), s.SpanContext().TraceID(), root.TraceID())
-			}
-			// Its parents lead to the gateway's server span.
-			p, hops := s.Parent(), 0
-			for p.SpanID() != root.SpanID() && hops < 20 {
-				i, ok := byID[p.SpanID()]
-				if !ok {
-					t.Errorf("%s (%s): parent %s is not a span of this read", what, s.Name(), p.SpanID())
-					break
-				}
-				p, hops = read[i].Parent(), hops+1
-			}
-		}
-		if !found {
-			names := []string{}
-			for _, s := range read {
-				names = append(names, fmt.Sprintf("%s/%s%v", s.Name(), s.SpanKind(), attrMap(s.Attributes())))
-			}
-			t.Errorf("the refreshing read has no %s span; spans: %v", what, names)
 		}
 	}
+	if !grpcRoot.IsValid() {
+		t.Fatalf("no gateway gRPC GetToken span among the gRPC read's %d spans", len(grpcRead))
+	}
+	if grpcRoot.TraceID() != agentTrace {
+		t.Errorf("the gRPC read is in trace %s, not the agent's %s", grpcRoot.TraceID(), agentTrace)
+	}
+	requireTrace(t, "the gRPC read", grpcRead, grpcRoot, map[string]spanMatch{
+		"gateway → broker call": want["gateway → broker call"],
+		"broker token read":     want["broker token read"],
+		"database query":        want["database query"],
+	})
+	spans = exp.GetSpans().Snapshots()
 
 	// No secret in any span of the whole run (consent, callback, exchange,
 	// both reads): names, attributes, events, status, resource.
@@ -341,4 +369,47 @@ func attrMap(kvs []attribute.KeyValue) map[string]string {
 		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
+}
+
+// spanMatch says whether a span is the one looked for.
+type spanMatch func(name string, kind trace.SpanKind, attrs map[string]string) bool
+
+// requireTrace checks that read holds a span for each of want, each in
+// root's trace with parents leading to root.
+func requireTrace(t *testing.T, label string, read []sdktrace.ReadOnlySpan, root trace.SpanContext, want map[string]spanMatch) {
+	t.Helper()
+	byID := map[trace.SpanID]int{}
+	for i, s := range read {
+		byID[s.SpanContext().SpanID()] = i
+	}
+	for what, match := range want {
+		found := false
+		for _, s := range read {
+			a := attrMap(s.Attributes())
+			if !match(s.Name(), s.SpanKind(), a) {
+				continue
+			}
+			found = true
+			if s.SpanContext().TraceID() != root.TraceID() {
+				t.Errorf("%s (%s) is in trace %s, not the gateway's %s", what, s.Name(), s.SpanContext().TraceID(), root.TraceID())
+			}
+			// Its parents lead to the gateway's server span.
+			p, hops := s.Parent(), 0
+			for p.SpanID() != root.SpanID() && hops < 20 {
+				i, ok := byID[p.SpanID()]
+				if !ok {
+					t.Errorf("%s (%s): parent %s is not a span of this read", what, s.Name(), p.SpanID())
+					break
+				}
+				p, hops = read[i].Parent(), hops+1
+			}
+		}
+		if !found {
+			names := []string{}
+			for _, s := range read {
+				names = append(names, fmt.Sprintf("%s/%s%v", s.Name(), s.SpanKind(), attrMap(s.Attributes())))
+			}
+			t.Errorf("%s has no %s span; spans: %v", label, what, names)
+		}
+	}
 }
