@@ -153,7 +153,7 @@ func buildBrokerTraced(ctx context.Context, cfg config.Broker, log *slog.Logger,
 		return nil, nil, err
 	}
 	if cfg.TokenCacheStaleness > 0 {
-		cache, err := tokencache.New(store, tokencache.Options{Staleness: cfg.TokenCacheStaleness, Now: now, Logger: log})
+		cache, err := tokencache.New(store, tokencache.Options{Staleness: cfg.TokenCacheStaleness, Now: now, Logger: log, Registerer: reg})
 		if err != nil {
 			store.Close()
 			return nil, nil, err

@@ -11,7 +11,9 @@
 // (storage.ConnectionVersions, by primary key), and a row whose version
 // moved or whose connection is gone is dropped. Every change to a
 // connection or its token goes through UpdateConnection, which grows the
-// version, or deletes the row, so nothing escapes the check.
+// version, or deletes the row, so nothing escapes the check. Rows nobody
+// read for a while are dropped instead of checked: the checks cost what
+// the connections in use need.
 //
 // The staleness bound is strict, not best effort: each row carries the
 // time of the last read or check that found it current (taken before that

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dromos-dev/dromos/internal/storage"
 )
 
@@ -19,6 +21,10 @@ const (
 	DefaultMaxEntries = 10000
 	// checkBatch bounds the ids of one version query.
 	checkBatch = 1000
+	// idleChecks: a row not read for this many half-bounds is dropped at
+	// the next check instead of checked, so the checks cost what the rows
+	// in use need, not what the cache once held.
+	idleChecks = 20
 )
 
 // Options tune the cache; the zero value takes the defaults.
@@ -34,6 +40,8 @@ type Options struct {
 	Now func() time.Time
 	// Logger gets the checker's failures (ids only, never row values).
 	Logger *slog.Logger
+	// Registerer gets the cache's metrics; nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // Store is a storage.Storage whose GetConnectionToken is served from
@@ -46,6 +54,7 @@ type Store struct {
 	max       int
 	now       func() time.Time
 	log       *slog.Logger
+	m         *metrics
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -64,6 +73,8 @@ type entry struct {
 	tok  *storage.Token // nil: the connection has no token row
 	// checked is when the last query that found this row current started.
 	checked time.Time
+	// read is when the row was last served.
+	read time.Time
 }
 
 // New wraps backend. Call Run to start the checker (without it every row
@@ -87,8 +98,10 @@ func New(backend storage.Storage, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Store{Storage: backend, staleness: opts.Staleness, max: opts.MaxEntries, now: opts.Now, log: opts.Logger,
-		entries: map[string]*entry{}}, nil
+	s := &Store{Storage: backend, staleness: opts.Staleness, max: opts.MaxEntries, now: opts.Now, log: opts.Logger,
+		entries: map[string]*entry{}}
+	s.m = newMetrics(opts.Registerer, s.Len)
+	return s, nil
 }
 
 // Staleness is the bound the cache keeps.
@@ -98,14 +111,20 @@ func (s *Store) Staleness() time.Duration { return s.staleness }
 // within Staleness, else reads it from the backend (and keeps it). The
 // answer is the caller's own copy.
 func (s *Store) GetConnectionToken(ctx context.Context, id string) (storage.Connection, *storage.Token, error) {
+	now := s.now()
 	s.mu.Lock()
 	e, ok := s.entries[id]
-	fresh := ok && s.now().Sub(e.checked) <= s.staleness
+	fresh := ok && now.Sub(e.checked) <= s.staleness
+	if fresh {
+		e.read = now
+	}
 	gen := s.gen
 	s.mu.Unlock()
 	if fresh {
+		s.m.hit.Inc()
 		return copyRow(e.conn, e.tok)
 	}
+	s.m.miss.Inc()
 	// Taken before the query: the row read is current as of a moment
 	// after this.
 	start := s.now()
@@ -118,7 +137,7 @@ func (s *Store) GetConnectionToken(ctx context.Context, id string) (storage.Conn
 		}
 		return c, tok, err
 	}
-	e = &entry{conn: c, tok: tok, checked: start}
+	e = &entry{conn: c, tok: tok, checked: start, read: start}
 	s.mu.Lock()
 	if s.gen == gen {
 		if _, held := s.entries[id]; !held && len(s.entries) >= s.max {
@@ -218,7 +237,12 @@ func (s *Store) Run(ctx context.Context) {
 			case <-stop:
 				return
 			case <-t.C:
-				if err := s.Check(ctx); err != nil && ctx.Err() == nil {
+				err := s.Check(ctx)
+				switch {
+				case err == nil:
+					s.m.checkOK.Inc()
+				case ctx.Err() == nil:
+					s.m.checkErr.Inc()
 					// Rows simply expire meanwhile: reads go to the database.
 					s.log.Warn("token cache: version check failed; reads go to the database until it succeeds", "error", err)
 				}
@@ -248,11 +272,19 @@ func (s *Store) Close() error {
 
 // Check confirms every cached row against the database's versions once:
 // rows whose version is unchanged are current as of the query's start,
-// others are dropped. Run calls it on its own; tests call it directly.
+// others are dropped, and so are rows nobody read for idleChecks
+// half-bounds. Run calls it on its own; tests call it directly.
 func (s *Store) Check(ctx context.Context) error {
+	idleSince := s.now().Add(-idleChecks * s.staleness / 2)
 	s.mu.Lock()
 	held := make(map[string]*entry, len(s.entries))
-	maps.Copy(held, s.entries)
+	for id, e := range s.entries {
+		if e.read.Before(idleSince) {
+			delete(s.entries, id)
+			continue
+		}
+		held[id] = e
+	}
 	s.mu.Unlock()
 	ids := slices.Collect(maps.Keys(held))
 	for len(ids) > 0 {

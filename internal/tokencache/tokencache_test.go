@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/storage/postgres"
 	"github.com/dromos-dev/dromos/internal/storage/sqlite"
@@ -85,6 +87,7 @@ func (c *clock) Add(d time.Duration) {
 const staleness = 500 * time.Millisecond
 
 type fixture struct {
+	reg   *prometheus.Registry
 	cache *tokencache.Store // replica A, cached
 	db    *counting         // what A's reads reach
 	other storage.Storage   // replica B, writing
@@ -95,11 +98,12 @@ func newFixture(t *testing.T, open replicas) *fixture {
 	a, b := open(t)
 	db := &counting{Storage: a}
 	clk := &clock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)}
-	cache, err := tokencache.New(db, tokencache.Options{Staleness: staleness, Now: clk.Now})
+	reg := prometheus.NewRegistry()
+	cache, err := tokencache.New(db, tokencache.Options{Staleness: staleness, Now: clk.Now, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{cache: cache, db: db, other: b, clk: clk}
+	return &fixture{reg: reg, cache: cache, db: db, other: b, clk: clk}
 }
 
 // connect creates an active connection with a sealed token tagged tag,
@@ -154,6 +158,38 @@ func TestCache(t *testing.T) {
 				}
 				if n := f.db.reads.Load(); n != 1 {
 					t.Fatalf("%d database reads for 5 token reads, want 1", n)
+				}
+				for name, want := range map[string]float64{`token_cache_reads_total{result="hit"}`: 4,
+					`token_cache_reads_total{result="miss"}`: 1, `token_cache_rows`: 1} {
+					if got := gathered(t, f.reg)[name]; got != want {
+						t.Errorf("%s = %v, want %v", name, got, want)
+					}
+				}
+			})
+
+			// Rows nobody reads stop costing checks: dropped after
+			// twenty half-bounds without a read, while a row in use stays.
+			t.Run("IdleRowsAreDropped", func(t *testing.T) {
+				f := newFixture(t, open)
+				f.connect(t, "hot", "hot")
+				f.connect(t, "idle", "idle")
+				f.read(t, "hot")
+				f.read(t, "idle")
+				for i := range 21 {
+					if n := f.cache.Len(); n != 2 && i < 20 {
+						t.Fatalf("after %d checks %d rows held, want 2", i, n)
+					}
+					f.clk.Add(staleness / 2)
+					if err := f.cache.Check(t.Context()); err != nil {
+						t.Fatal(err)
+					}
+					f.read(t, "hot")
+				}
+				if n := f.cache.Len(); n != 1 {
+					t.Fatalf("%d rows held, want only the one in use", n)
+				}
+				if n := f.db.reads.Load(); n != 2 {
+					t.Fatalf("%d database reads, want 2 (the row in use stayed cached)", n)
 				}
 			})
 
@@ -349,4 +385,29 @@ func TestCache(t *testing.T) {
 			})
 		})
 	}
+}
+
+// gathered is every sample of reg by name{labels}.
+func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetName() + "=\"" + l.GetValue() + "\"}"
+			}
+			switch {
+			case m.GetCounter() != nil:
+				out[name] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[name] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
 }
