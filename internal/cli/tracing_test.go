@@ -116,9 +116,10 @@ func TestTraceCoversGatewayBrokerAndProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	gatewayLog := &lockedBuffer{}
 	gw, err := gateway.New(gateway.Config{
 		BrokerBaseURL: gcfg.BrokerBaseURL, BrokerAPIKey: gcfg.BrokerAPIKey, StateKeys: gcfg.StateKeys, Clients: gcfg.Clients,
-	}, gateway.Deps{Logger: logging.Discard(), Now: time.Now, HTTPClient: tracedBrokerClient(tr)})
+	}, gateway.Deps{Logger: logging.New(gatewayLog, slog.LevelDebug), Now: time.Now, HTTPClient: tracedBrokerClient(tr)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,6 +275,10 @@ func TestTraceCoversGatewayBrokerAndProvider(t *testing.T) {
 	}
 	if grpcRoot.TraceID() != agentTrace {
 		t.Errorf("the gRPC read is in trace %s, not the agent's %s", grpcRoot.TraceID(), agentTrace)
+	}
+	// The gateway's log line for the call carries the agent's trace.
+	if !strings.Contains(gatewayLog.String(), `"trace_id":"`+agentTrace.String()+`"`) {
+		t.Errorf("no gateway log line of the gRPC read carries trace_id %s:\n%s", agentTrace, gatewayLog.String())
 	}
 	requireTrace(t, "the gRPC read", grpcRead, grpcRoot, map[string]spanMatch{
 		"gateway → broker call": want["gateway → broker call"],

@@ -189,13 +189,14 @@ func connectionOptions() []grpc.ServerOption {
 // GRPCServer returns a gRPC server with the dromos.v1.Gateway service,
 // server reflection and the standard health service (serving) registered.
 // Requests are limited to the REST body limit; opts come after the
-// gateway's own options and may override that.
+// gateway's own options and may override that. Interceptors in opts run
+// outside the gateway's own (a tracing span started there is in the
+// context of the gateway's log lines, as the HTTP middleware's is).
 func (g *Gateway) GRPCServer(opts ...grpc.ServerOption) *grpc.Server {
-	all := append([]grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(g.unaryRequestID),
-		grpc.MaxRecvMsgSize(maxRequestBody),
-	}, connectionOptions()...)
+	all := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(maxRequestBody)}, connectionOptions()...)
 	all = append(all, opts...)
+	// Chained interceptors run in the order their options come.
+	all = append(all, grpc.ChainUnaryInterceptor(g.unaryRequestID))
 	s := grpc.NewServer(all...)
 	dromosv1.RegisterGatewayServer(s, &grpcServer{g: g})
 	hs := health.NewServer()
