@@ -1,7 +1,9 @@
 // Package tokencache keeps the token read's row in memory: a cache of the
-// connections and SEALED token rows that GetConnectionToken returns, in
-// front of the storage backend, so that a token read of a hot connection
-// makes no database round trip. Rows stay sealed here; the broker opens
+// active connections and their SEALED token rows that GetConnectionToken
+// returns, in front of the storage backend, so that a token read of a hot
+// connection makes no database round trip. Rows of connections in any
+// other state are not kept: a connection activated elsewhere is served at
+// once. Rows stay sealed here; the broker opens
 // them with the vault on every read, as it does rows from the database.
 //
 // Every replica has its own cache and they share nothing but the

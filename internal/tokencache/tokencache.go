@@ -108,8 +108,9 @@ func New(backend storage.Storage, opts Options) (*Store, error) {
 func (s *Store) Staleness() time.Duration { return s.staleness }
 
 // GetConnectionToken returns the cached row when it was confirmed current
-// within Staleness, else reads it from the backend (and keeps it). The
-// answer is the caller's own copy.
+// within Staleness, else reads it from the backend (and keeps it when it
+// is an active connection with a token). The answer is the caller's own
+// copy.
 func (s *Store) GetConnectionToken(ctx context.Context, id string) (storage.Connection, *storage.Token, error) {
 	now := s.now()
 	s.mu.Lock()
@@ -136,6 +137,12 @@ func (s *Store) GetConnectionToken(ctx context.Context, id string) (storage.Conn
 			s.mu.Unlock()
 		}
 		return c, tok, err
+	}
+	if c.Status != storage.StatusActive || tok == nil {
+		// Only rows a read can serve are kept: a pending connection
+		// activated by another replica's callback, or one being
+		// confirmed, is seen active at once, not after the bound.
+		return copyRow(c, tok)
 	}
 	e = &entry{conn: c, tok: tok, checked: start, read: start}
 	s.mu.Lock()

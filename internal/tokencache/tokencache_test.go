@@ -280,6 +280,37 @@ func TestCache(t *testing.T) {
 				})
 			}
 
+			// Only active rows are kept: a connection activated by another
+			// replica's callback is served at once, however often it was
+			// read while pending.
+			t.Run("PendingIsNotCached", func(t *testing.T) {
+				f := newFixture(t, open)
+				now := time.Now().UTC().Truncate(time.Second)
+				if err := f.other.CreateConnection(t.Context(), storage.Connection{ID: "c1", ClientName: "agent", ProviderID: "p1",
+					ProviderName: "demo", Status: storage.StatusPending, CreatedAt: now, UpdatedAt: now}); err != nil {
+					t.Fatal(err)
+				}
+				for range 3 {
+					if c, got := f.read(t, "c1"); c.Status != storage.StatusPending || got != "" {
+						t.Fatalf("pending read: %s %q", c.Status, got)
+					}
+				}
+				f.put(t, f.other, "c1", "one", 1)
+				_, err := f.other.UpdateConnection(t.Context(), "c1", func(c storage.Connection, _ *storage.Token) (storage.Connection, storage.TokenChange, error) {
+					c.Status = storage.StatusActive
+					return c, storage.TokenChange{}, nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c, got := f.read(t, "c1"); c.Status != storage.StatusActive || got != "sealed:one" {
+					t.Fatalf("right after activation elsewhere: %s %q", c.Status, got)
+				}
+				if n := f.cache.Len(); n != 1 {
+					t.Fatalf("%d rows held, want the active one", n)
+				}
+			})
+
 			t.Run("LocalDeletionIsImmediate", func(t *testing.T) {
 				f := newFixture(t, open)
 				f.connect(t, "c1", "one")
