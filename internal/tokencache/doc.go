@@ -8,7 +8,7 @@
 //
 // Every replica has its own cache and they share nothing but the
 // database, so the cache must learn of changes other replicas (and the
-// `dromos rotate` command) make. It does so by checking: every
+// `dromos rotate-keys` command) make. It does so by checking: every
 // Staleness/2 one query reads the Version of every cached connection
 // (storage.ConnectionVersions, by primary key), and a row whose version
 // moved or whose connection is gone is dropped. Every change to a
