@@ -28,10 +28,13 @@ type deviceAS struct {
 	expires  int
 
 	mu      sync.Mutex
-	script  []string // OAuth error per poll; "" or past the end: a token
+	script  []string // OAuth error per poll ("http:503": that status); "" or past the end: a token
 	polls   []time.Time
 	codes   []string // device codes handed out
 	badPoll bool     // a poll carried a device code never handed out
+	// hold, when set before the first poll, keeps that poll's answer back
+	// until it is closed.
+	hold chan struct{}
 }
 
 func newDeviceAS(t *testing.T, interval, expires int, script ...string) *deviceAS {
@@ -62,7 +65,16 @@ func newDeviceAS(t *testing.T, interval, expires int, script ...string) *deviceA
 			answer = as.script[n]
 		}
 		as.mu.Unlock()
+		if hold := as.hold; hold != nil && n == 0 {
+			<-hold // the test acts while the first poll is in flight
+		}
 		w.Header().Set("Content-Type", "application/json")
+		if code, ok := strings.CutPrefix(answer, "http:"); ok {
+			st, _ := strconv.Atoi(code)
+			w.WriteHeader(st)
+			_, _ = w.Write([]byte(`{}`))
+			return
+		}
 		if answer != "" {
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = fmt.Fprintf(w, `{"error":%q}`, answer)
@@ -245,6 +257,45 @@ func TestDeviceGrantEndings(t *testing.T) {
 					t.Fatal("the grant row outlived its end")
 				}
 			})
+		}
+	})
+}
+
+// TestDevicePollBacksOff: a failed poll (HTTP 503, as for a connection
+// timeout) doubles the stored interval, 2 s → 4 s → 8 s (RFC 8628 §3.5),
+// so no replica polls again sooner; the OAuth answers that follow keep the
+// longer interval and the grant still completes.
+func TestDevicePollBacksOff(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h := newHarness(t, dbURL)
+		as := newDeviceAS(t, 2, 600, "http:503", "http:503", "authorization_pending")
+		as.register(h)
+		id, _ := h.deviceConsent("fake-device")
+		ctx := context.Background()
+		step := func(advance time.Duration, wantPolls, wantInterval int) {
+			t.Helper()
+			h.clock.Advance(advance)
+			if _, err := h.broker.PollDevices(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(as.pollTimes()); n != wantPolls {
+				t.Fatalf("after %v more: provider saw %d polls, want %d", advance, n, wantPolls)
+			}
+			if wantInterval == 0 {
+				return
+			}
+			if g, err := h.store.GetDeviceGrant(ctx, id); err != nil || g.IntervalSeconds != wantInterval {
+				t.Fatalf("grant %+v %v, want interval %d", g, err, wantInterval)
+			}
+		}
+		step(2*time.Second, 1, 4) // 503: 2 s doubled
+		step(3*time.Second, 1, 4) // not due yet
+		step(time.Second, 2, 8)   // 503 again: doubled again
+		step(7*time.Second, 2, 8) // not due yet
+		step(time.Second, 3, 8)   // authorization_pending keeps the interval
+		step(8*time.Second, 4, 0) // the token
+		if st := h.status(id); st != storage.StatusActive {
+			t.Fatalf("connection %s after the token", st)
 		}
 	})
 }

@@ -21,6 +21,11 @@ import (
 // SlowDownStep is what slow_down adds to the interval (RFC 8628 §3.5).
 const SlowDownStep = 5 * time.Second
 
+// MaxBackoffInterval bounds the exponential back-off after failed polls
+// (connection timeouts, 5xx, 429): the interval doubles with each one
+// (RFC 8628 §3.5) up to this, never below what the provider asked for.
+const MaxBackoffInterval = time.Minute
+
 // Options tune the poller; zero fields take the defaults.
 type Options struct {
 	// Tick is how often Run looks for due grants (default 1 s): a poll is
@@ -233,11 +238,14 @@ func (p *Poller) poll(ctx context.Context, g storage.DeviceGrant) {
 		p.polls.WithLabelValues("expired").Inc()
 		p.fail(ctx, conn, g, exchange.ErrCodeExpiredToken)
 	case exchange.Classify(err) == exchange.ClassTransient:
-		// RFC 8628 §3.5 asks for a back-off on connection timeouts; the
-		// interval is the floor, and the code's expiry the bound.
+		// RFC 8628 §3.5: on a connection timeout the client must poll
+		// less often, doubling the interval is recommended. The doubled
+		// interval is stored like slow_down's, so every replica backs off;
+		// the code's expiry still ends the grant.
 		p.polls.WithLabelValues("transient").Inc()
-		log.WarnContext(ctx, "device poll failed; retrying at the next interval", "class", string(exchange.ClassTransient), "err", err)
-		p.reschedule(ctx, g, g.IntervalSeconds, true)
+		next := backoff(g.IntervalSeconds)
+		log.WarnContext(ctx, "device poll failed; backing off", "class", string(exchange.ClassTransient), "interval_seconds", next, "err", err)
+		p.reschedule(ctx, g, next, true)
 	default:
 		p.polls.WithLabelValues("failed").Inc()
 		reason := "exchange_failed"
@@ -247,6 +255,16 @@ func (p *Poller) poll(ctx context.Context, g storage.DeviceGrant) {
 		log.WarnContext(ctx, "device poll refused", "class", string(exchange.Classify(err)), "err", err)
 		p.fail(ctx, conn, g, reason)
 	}
+}
+
+// backoff doubles a poll interval (in seconds) up to MaxBackoffInterval;
+// an interval already longer is kept.
+func backoff(interval int) int {
+	limit := int(MaxBackoffInterval / time.Second)
+	if interval >= limit {
+		return interval
+	}
+	return min(2*max(interval, 1), limit)
 }
 
 // reschedule stores the next poll one interval after now (the provider's
