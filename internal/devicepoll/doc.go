@@ -15,7 +15,9 @@
 // two polls closer than its interval, however many replicas run.
 // authorization_pending keeps the schedule; slow_down adds 5 s to the
 // interval for good (RFC 8628 §3.5) and the longer interval is stored, so
-// the next replica to claim the grant keeps it; access_denied and
+// the next replica to claim the grant keeps it; a poll that fails on the
+// way (timeout, network error, 429, 5xx) doubles the stored interval, up
+// to MaxBackoffInterval (§3.5's exponential back-off); access_denied and
 // expired_token, or the code's expires_in running out, end the grant and
 // the broker fails the connection with that reason. A token is handed to
 // the broker (Deps.Granted), which verifies and stores it exactly like an
