@@ -116,8 +116,11 @@ func New(opts Options, d Deps) (*Poller, error) {
 		[]string{"result"}))}, nil
 }
 
-// aad binds a sealed device code to its connection.
-func aad(connID string) []byte { return []byte("device_code:" + connID) }
+// CodeAAD is the additional data a device code is sealed with: it binds
+// the sealing to its connection (key rotation re-seals with it).
+func CodeAAD(connID string) []byte { return []byte("device_code:" + connID) }
+
+func aad(connID string) []byte { return CodeAAD(connID) }
 
 // NewGrant seals the device code of a fresh authorization for the pending
 // connection connID. The first poll is due one interval from now.

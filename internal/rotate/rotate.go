@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/dromos-dev/dromos/internal/binding"
+	"github.com/dromos-dev/dromos/internal/devicepoll"
 	"github.com/dromos-dev/dromos/internal/storage"
 	"github.com/dromos-dev/dromos/internal/tokenset"
 	"github.com/dromos-dev/dromos/internal/vault"
@@ -21,6 +22,8 @@ type Store interface {
 	UpdateConnection(ctx context.Context, id string, fn func(storage.Connection, *storage.Token) (storage.Connection, storage.TokenChange, error)) (storage.Connection, error)
 	ListWebhookEndpoints(ctx context.Context, f storage.WebhookEndpointFilter) ([]storage.WebhookEndpoint, error)
 	UpdateWebhookEndpoint(ctx context.Context, id string, fn func(storage.WebhookEndpoint) (storage.WebhookEndpoint, error)) (storage.WebhookEndpoint, error)
+	GetDeviceGrant(ctx context.Context, connectionID string) (storage.DeviceGrant, error)
+	UpdateDeviceGrant(ctx context.Context, connectionID string, fn func(storage.DeviceGrant) (storage.DeviceGrant, error)) (storage.DeviceGrant, error)
 }
 
 // Keyring is the vault's key ring.
@@ -65,7 +68,7 @@ func unopened(err error) (string, bool) {
 }
 
 // Keys re-seals every ciphertext (client secrets, webhook secrets, PKCE
-// verifiers, tokens) that is not under the primary encryption key. It runs online:
+// verifiers, tokens, device codes) that is not under the primary encryption key. It runs online:
 // each row is rewritten in its own short transaction, concurrently with
 // traffic, and a pass can be interrupted and run again (rows already on the
 // primary key are skipped). A row holding a ciphertext no key opens is
@@ -156,6 +159,15 @@ func Keys(ctx context.Context, store Store, kr Keyring, batch int, progress func
 			if rebound {
 				st.Rebound++
 			}
+			n, err = resealDeviceGrant(ctx, store, id, old, reseal)
+			if row, ok := unopened(err); ok {
+				st.Unopened = append(st.Unopened, row)
+				continue
+			}
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return st, err
+			}
+			st.Resealed += n
 		}
 		after = ids[len(ids)-1]
 		if progress != nil {
@@ -208,6 +220,31 @@ func resealWebhooks(ctx context.Context, store Store, old func([]byte) bool, res
 }
 
 var errNothingToReseal = errors.New("nothing to re-seal")
+
+// resealDeviceGrant moves the sealed device code of a pending device
+// connection (RFC 8628) to the primary key; a connection without a grant
+// is ErrNotFound.
+func resealDeviceGrant(ctx context.Context, store Store, id string, old func([]byte) bool, reseal func(ct, aad []byte) ([]byte, error)) (int, error) {
+	g, err := store.GetDeviceGrant(ctx, id)
+	if err != nil || !old(g.DeviceCode) {
+		return 0, err
+	}
+	n := 0
+	_, err = store.UpdateDeviceGrant(ctx, id, func(cur storage.DeviceGrant) (storage.DeviceGrant, error) {
+		n = 0
+		if !old(cur.DeviceCode) {
+			return cur, nil
+		}
+		ct, err := reseal(cur.DeviceCode, devicepoll.CodeAAD(cur.ConnectionID))
+		if err != nil {
+			return cur, &unopenedError{row: "device grant " + cur.ConnectionID, err: err}
+		}
+		cur.DeviceCode = ct
+		n = 1
+		return cur, nil
+	})
+	return n, err
+}
 
 func resealConnection(ctx context.Context, store Store, kr Keyring, id string, old func([]byte) bool) (int, bool, error) {
 	n, rebound := 0, false
@@ -307,6 +344,14 @@ func Usage(ctx context.Context, store Store, kr Keyring) (int, error) {
 			old(c.PKCEVerifier)
 			if t != nil {
 				old(t.Ciphertext)
+			}
+			if c.Status == storage.StatusPending {
+				// A pending device connection's sealed device code.
+				g, err := store.GetDeviceGrant(ctx, id)
+				if err != nil && !errors.Is(err, storage.ErrNotFound) {
+					return count, err
+				}
+				old(g.DeviceCode)
 			}
 		}
 		after = ids[len(ids)-1]

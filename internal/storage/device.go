@@ -28,9 +28,10 @@ type DeviceStore interface {
 	// writer claims one call at a time).
 	ClaimDeviceGrants(ctx context.Context, now, leaseUntil time.Time, limit int) ([]DeviceGrant, error)
 	// UpdateDeviceGrant loads the grant under a row lock, calls fn and
-	// writes back what fn returns (ConnectionID, ProviderID, DeviceCode and
-	// CreatedAt are kept). An error from fn is returned unchanged and
-	// nothing is written.
+	// writes back what fn returns (ConnectionID, ProviderID and CreatedAt
+	// are kept, and DeviceCode when fn returns it empty; key rotation
+	// re-seals it). An error from fn is returned unchanged and nothing is
+	// written.
 	UpdateDeviceGrant(ctx context.Context, connectionID string, fn func(DeviceGrant) (DeviceGrant, error)) (DeviceGrant, error)
 	// DeleteDeviceGrant removes the grant (the poll ended); a missing one
 	// is ErrNotFound.

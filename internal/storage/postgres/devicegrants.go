@@ -107,10 +107,13 @@ func (s *Store) UpdateDeviceGrant(ctx context.Context, connectionID string, fn f
 		if next.IntervalSeconds <= 0 {
 			return fmt.Errorf("postgres: %s: interval must be positive", op)
 		}
+		if len(next.DeviceCode) == 0 {
+			next.DeviceCode = cur.DeviceCode
+		}
 		out, err = scanDeviceGrant(tx.QueryRow(ctx, `UPDATE device_grants SET interval_seconds = $2, next_poll_at = $3,
-    expires_at = $4, polls = $5, last_polled_at = $6, updated_at = $7 WHERE connection_id = $1 RETURNING `+deviceGrantColumns,
+    expires_at = $4, polls = $5, last_polled_at = $6, updated_at = $7, device_code = $8 WHERE connection_id = $1 RETURNING `+deviceGrantColumns,
 			connectionID, next.IntervalSeconds, next.NextPollAt.UTC(), next.ExpiresAt.UTC(), next.Polls,
-			nullTime(next.LastPolledAt), next.UpdatedAt.UTC()))
+			nullTime(next.LastPolledAt), next.UpdatedAt.UTC(), next.DeviceCode))
 		return wrap(op, err)
 	})
 	if err != nil {

@@ -125,9 +125,12 @@ func (s *Store) UpdateDeviceGrant(ctx context.Context, connectionID string, fn f
 		if err := checkTimes(next.NextPollAt, next.ExpiresAt, next.LastPolledAt, next.UpdatedAt); err != nil {
 			return fmt.Errorf("sqlite: %s: %w", op, err)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE device_grants SET interval_seconds = ?, next_poll_at = ?, expires_at = ?,
+		if len(next.DeviceCode) == 0 {
+			next.DeviceCode = cur.DeviceCode
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE device_grants SET device_code = ?, interval_seconds = ?, next_poll_at = ?, expires_at = ?,
     polls = ?, last_polled_at = ?, updated_at = ? WHERE connection_id = ?`,
-			next.IntervalSeconds, next.NextPollAt.UnixNano(), next.ExpiresAt.UnixNano(), next.Polls,
+			next.DeviceCode, next.IntervalSeconds, next.NextPollAt.UnixNano(), next.ExpiresAt.UnixNano(), next.Polls,
 			nanos(next.LastPolledAt), next.UpdatedAt.UnixNano(), connectionID)
 		if err != nil {
 			return wrap(op, err)

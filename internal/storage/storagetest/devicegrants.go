@@ -131,17 +131,28 @@ func runDeviceGrants(t *testing.T, open func(t *testing.T) storage.Storage) {
 		}
 		next := t0.Add(10 * time.Second)
 		got, err := s.UpdateDeviceGrant(t.Context(), "u1", func(cur storage.DeviceGrant) (storage.DeviceGrant, error) {
-			cur.ConnectionID, cur.ProviderID, cur.DeviceCode = "other", "other", []byte("other")
+			cur.ConnectionID, cur.ProviderID, cur.CreatedAt, cur.DeviceCode = "other", "other", next, nil
 			cur.IntervalSeconds, cur.NextPollAt, cur.Polls, cur.LastPolledAt, cur.UpdatedAt = 10, next, 3, t0, t0
 			return cur, nil
 		})
 		must(t, "UpdateDeviceGrant", err)
-		want := d
+		want := d // an empty DeviceCode keeps the stored one
 		want.IntervalSeconds, want.NextPollAt, want.Polls, want.LastPolledAt, want.UpdatedAt = 10, next, 3, t0, t0
 		checkEqual(t, "updated grant", got, want)
 		stored, err := s.GetDeviceGrant(t.Context(), "u1")
 		must(t, "GetDeviceGrant", err)
 		checkEqual(t, "stored grant", stored, want)
+		// Key rotation writes a re-sealed device code.
+		got, err = s.UpdateDeviceGrant(t.Context(), "u1", func(cur storage.DeviceGrant) (storage.DeviceGrant, error) {
+			cur.DeviceCode = []byte("resealed-device-code")
+			return cur, nil
+		})
+		must(t, "UpdateDeviceGrant (re-seal)", err)
+		want.DeviceCode = []byte("resealed-device-code")
+		checkEqual(t, "re-sealed grant", got, want)
+		stored, err = s.GetDeviceGrant(t.Context(), "u1")
+		must(t, "GetDeviceGrant", err)
+		checkEqual(t, "stored re-sealed grant", stored, want)
 		if _, err := s.UpdateDeviceGrant(t.Context(), "missing", func(cur storage.DeviceGrant) (storage.DeviceGrant, error) { return cur, nil }); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("update of a missing grant: %v, want ErrNotFound", err)
 		}
