@@ -299,3 +299,70 @@ func TestDevicePollBacksOff(t *testing.T) {
 		}
 	})
 }
+
+// TestDevicePollShutdown: the worker is stopped while a poll is in flight
+// at the provider. RunWorker returns only after that poll's token is
+// stored (the caller closes the store next, and the device code is spent),
+// and a second grant claimed in the same pass but not yet polled is handed
+// back due at once, not left under the 2-minute lease.
+func TestDevicePollShutdown(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h := newHarness(t, dbURL, func(c *broker.Config) {
+			c.DevicePoll = devicepoll.Options{Tick: 50 * time.Millisecond, Parallel: 1}
+		})
+		as := newDeviceAS(t, 2, 600)
+		as.hold = make(chan struct{})
+		as.register(h)
+		first, _ := h.deviceConsent("fake-device")
+		second, _ := h.deviceConsent("fake-device")
+		h.clock.Advance(3 * time.Second)
+
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); h.broker.RunWorker(ctx, broker.WorkerOptions{Interval: time.Hour}) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for len(as.pollTimes()) == 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if len(as.pollTimes()) != 1 {
+			t.Fatalf("provider saw %d polls, want 1 in flight", len(as.pollTimes()))
+		}
+		cancel()
+		select {
+		case <-done:
+			close(as.hold)
+			t.Fatal("RunWorker returned while a device poll was in flight")
+		case <-time.After(300 * time.Millisecond):
+		}
+		close(as.hold)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Fatal("RunWorker did not return after the poll finished")
+		}
+		if n := len(as.pollTimes()); n != 1 {
+			t.Fatalf("provider saw %d polls after the shutdown, want 1", n)
+		}
+		polledID, otherID := first, second
+		if h.status(second) == storage.StatusActive {
+			polledID, otherID = second, first
+		}
+		if st := h.status(polledID); st != storage.StatusActive {
+			t.Fatalf("the polled connection is %s, want active", st)
+		}
+		var tok map[string]any
+		if st := h.do("GET", "/connections/"+polledID+"/token", nil, &tok); st != 200 || tok["access_token"] != "device-access-token" {
+			t.Fatalf("token read %d %v", st, tok)
+		}
+		g, err := h.store.GetDeviceGrant(context.Background(), otherID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Polls != 0 || g.NextPollAt.After(h.clock.Now()) {
+			t.Fatalf("the unpolled grant was not handed back: %d polls, next poll %v (now %v)", g.Polls, g.NextPollAt, h.clock.Now())
+		}
+		if st := h.status(otherID); st != storage.StatusPending {
+			t.Fatalf("the unpolled connection is %s, want pending", st)
+		}
+	})
+}

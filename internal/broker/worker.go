@@ -28,8 +28,12 @@ func (b *Broker) RunWorker(ctx context.Context, opts WorkerOptions) {
 	// than the refresh pass).
 	go b.revoker.Run(ctx)
 	// Device grants are polled at their providers' intervals, which are
-	// seconds, not the refresh pass's minutes.
-	go b.devices.Run(ctx)
+	// seconds, not the refresh pass's minutes. RunWorker waits for the
+	// polls in flight: a token answered for a spent device code must be
+	// stored before the caller closes the store.
+	devicesDone := make(chan struct{})
+	go func() { defer close(devicesDone); b.devices.Run(ctx) }()
+	defer func() { <-devicesDone }()
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
 	var lastCount time.Time

@@ -136,7 +136,9 @@ func (p *Poller) NewGrant(connID, providerID string, auth exchange.DeviceAuthori
 		CreatedAt: now, UpdatedAt: now}, nil
 }
 
-// Run polls due grants every Tick until ctx ends.
+// Run polls due grants every Tick until ctx ends, and returns only when
+// the polls in flight have finished: a token the provider handed over for
+// a spent device code must be stored before the store closes.
 func (p *Poller) Run(ctx context.Context) {
 	t := time.NewTicker(p.opts.Tick)
 	defer t.Stop()
@@ -153,7 +155,9 @@ func (p *Poller) Run(ctx context.Context) {
 }
 
 // Pass claims the grants due now, polls each once and returns how many it
-// polled.
+// polled. A poll once started finishes even when ctx ends (its answer may
+// spend the device code); the claimed grants not yet started when ctx
+// ends are handed back, due at once, for another replica.
 func (p *Poller) Pass(ctx context.Context) (int, error) {
 	now := p.d.Now()
 	due, err := p.d.Store.ClaimDeviceGrants(ctx, now, now.Add(p.opts.Lease), p.opts.Batch)
@@ -162,8 +166,15 @@ func (p *Poller) Pass(ctx context.Context) (int, error) {
 	}
 	sem := make(chan struct{}, p.opts.Parallel)
 	var wg sync.WaitGroup
+	polled := 0
 	for _, g := range due {
 		sem <- struct{}{}
+		if ctx.Err() != nil {
+			<-sem
+			p.release(context.WithoutCancel(ctx), g, now)
+			continue
+		}
+		polled++
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
@@ -171,7 +182,21 @@ func (p *Poller) Pass(ctx context.Context) (int, error) {
 		}()
 	}
 	wg.Wait()
-	return len(due), nil
+	return polled, nil
+}
+
+// release hands back a claimed grant that was not polled: due at the
+// claim's time again, so the next pass of any replica takes it (the
+// provider's interval had already passed then).
+func (p *Poller) release(ctx context.Context, g storage.DeviceGrant, due time.Time) {
+	_, err := p.d.Store.UpdateDeviceGrant(ctx, g.ConnectionID, func(cur storage.DeviceGrant) (storage.DeviceGrant, error) {
+		cur.NextPollAt = due.UTC()
+		return cur, nil
+	})
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		// The lease runs out and another pass polls it then.
+		p.d.Logger.WarnContext(ctx, "device poll: releasing an unpolled grant", "connection_id", g.ConnectionID, "err", err)
+	}
 }
 
 // poll makes one token request for g and acts on the answer.
