@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -366,3 +367,50 @@ func TestDevicePollShutdown(t *testing.T) {
 		}
 	})
 }
+
+// TestDeviceDeletedWhilePolling: the connection is deleted while its poll
+// is at the provider, which then answers with a token. Nothing comes
+// back: the connection stays deleted, no token or grant row is left, and
+// the grant is not polled again.
+func TestDeviceDeletedWhilePolling(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h := newHarness(t, dbURL)
+		as := newDeviceAS(t, 2, 600)
+		as.hold = make(chan struct{})
+		as.register(h)
+		id, _ := h.deviceConsent("fake-device")
+		h.clock.Advance(2 * time.Second)
+		passed := make(chan error, 1)
+		go func() { _, err := h.broker.PollDevices(context.Background()); passed <- err }()
+		deadline := time.Now().Add(10 * time.Second)
+		for len(as.pollTimes()) == 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		st := h.do("DELETE", "/connections/"+id, nil, nil)
+		close(as.hold)
+		if err := <-passed; err != nil {
+			t.Fatal(err)
+		}
+		if st != http.StatusNoContent {
+			t.Fatalf("delete: %d", st)
+		}
+		if _, err := h.store.GetConnection(context.Background(), id); !errorsIsNotFound(err) {
+			t.Fatalf("connection after the token: %v, want not found", err)
+		}
+		if _, err := h.store.GetToken(context.Background(), id); !errorsIsNotFound(err) {
+			t.Fatalf("token after the delete: %v, want not found", err)
+		}
+		if _, err := h.store.GetDeviceGrant(context.Background(), id); !errorsIsNotFound(err) {
+			t.Fatalf("grant after the delete: %v, want not found", err)
+		}
+		h.clock.Advance(10 * time.Second)
+		if _, err := h.broker.PollDevices(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(as.pollTimes()); n != 1 {
+			t.Fatalf("provider saw %d polls, want 1", n)
+		}
+	})
+}
+
+func errorsIsNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
