@@ -414,3 +414,72 @@ func TestDeviceDeletedWhilePolling(t *testing.T) {
 }
 
 func errorsIsNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+
+// TestDevicePollsTakeBudget: device polls count in the provider's
+// token_calls_per_minute at background priority. With a budget of 5, six
+// device connections due in one minute get 4 polls (one call is kept for
+// agents' reads, which still get it); the other two are deferred without
+// a provider call and polled in the next minute.
+func TestDevicePollsTakeBudget(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h := newHarness(t, dbURL)
+		var pending []string
+		for range 10 {
+			pending = append(pending, "authorization_pending")
+		}
+		as := newDeviceAS(t, 2, 600, pending...)
+		provID := h.registerProvider(map[string]any{"name": "fake-device", "auth_mode": "oauth2_device_code",
+			"token_url": as.srv.URL + "/token", "device_authorization_url": as.srv.URL + "/device", "token_calls_per_minute": 5,
+			"client_id": "dev-client", "client_secret": "dev-client-secret-0123456789", "token_endpoint_auth_method": "client_secret_post"})
+		var ids []string
+		for range 6 {
+			id, _ := h.deviceConsent("fake-device")
+			ids = append(ids, id)
+		}
+		// Well inside one budget minute.
+		start := h.clock.Now()
+		h.clock.Advance(start.Truncate(time.Minute).Add(time.Minute + 10*time.Second).Sub(start))
+		ctx := context.Background()
+		if _, err := h.broker.PollDevices(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(as.pollTimes()); n != 4 {
+			t.Fatalf("provider saw %d polls in the minute, want 4 (5 less the 1 kept for reads)", n)
+		}
+		// The call kept for reads is still there: a read takes it.
+		now := h.clock.Now()
+		ok, _, err := h.store.TakeProviderCall(ctx, storage.ProviderCall{ProviderID: provID, Now: now,
+			WindowStart: now.Truncate(time.Minute), Limit: 5, ThrottledLimit: 1})
+		if err != nil || !ok {
+			t.Fatalf("a read found the budget spent: %v %v", ok, err)
+		}
+		for _, id := range ids {
+			if st := h.status(id); st != storage.StatusPending {
+				t.Fatalf("connection %s is %s, want pending", id, st)
+			}
+		}
+		// The deferred two are due again one interval later, still in
+		// the spent minute: no call.
+		h.clock.Advance(2 * time.Second)
+		if _, err := h.broker.PollDevices(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(as.pollTimes()); n != 4 {
+			t.Fatalf("provider saw %d polls, want still 4", n)
+		}
+		// The next minute: four calls again, the two deferred grants
+		// first (polled longest ago), so none waits two minutes.
+		h.clock.Advance(time.Minute)
+		if _, err := h.broker.PollDevices(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(as.pollTimes()); n != 8 {
+			t.Fatalf("provider saw %d polls after two minutes, want 8", n)
+		}
+		for _, id := range ids {
+			if g, err := h.store.GetDeviceGrant(ctx, id); err != nil || g.Polls == 0 {
+				t.Fatalf("grant %s: %d polls (%v): starved by the budget", id, g.Polls, err)
+			}
+		}
+	})
+}

@@ -145,6 +145,17 @@ func (b *Broker) deviceTokenEndpoint(ctx context.Context, providerID string) (ex
 	return prov.TokenEndpoint(ends, secret), nil
 }
 
+// deviceBudget takes a call of the provider's token_calls_per_minute for a
+// device poll, at the priority of background refreshes.
+func (b *Broker) deviceBudget(ctx context.Context, providerID string) bool {
+	prov, err := b.providers.Lookup(ctx, providerID, "")
+	if err != nil {
+		// Not counted: the poll finds out what became of the provider.
+		return true
+	}
+	return b.refresher.TakeBackgroundCall(ctx, prov.Row.ID, prov.Row.Name, prov.Profile)
+}
+
 // deviceGranted keeps the token a device poll brought, checked exactly
 // like a code exchange's (package callback's keepGrant): the connection
 // leaves pending once, and only the winner stores the grant.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -85,7 +86,13 @@ type Deps struct {
 	Granted func(ctx context.Context, conn storage.Connection, ep exchange.Endpoint, tok *exchange.Token)
 	// Failed fails the pending connection with reason (access_denied,
 	// expired_token…).
-	Failed     func(ctx context.Context, conn storage.Connection, reason string)
+	Failed func(ctx context.Context, conn storage.Connection, reason string)
+	// Budget, when set, takes one call of the provider's budget before a
+	// poll (at background priority); false defers the poll by one
+	// interval without calling the provider. A pass asks for the grants
+	// polled longest ago first, so a spent budget does not starve the
+	// same grants minute after minute.
+	Budget     func(ctx context.Context, providerID string) bool
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -112,7 +119,7 @@ func New(opts Options, d Deps) (*Poller, error) {
 	}
 	return &Poller{opts: opts, d: d, polls: promreg.Register(d.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "dromos_device_polls_total",
-		Help: "Device grant polls of token endpoints by result: pending, slow_down, granted, denied, expired, failed, transient."},
+		Help: "Device grant polls of token endpoints by result: pending, slow_down, granted, denied, expired, failed, transient, deferred (the provider's call budget was spent; no call made)."},
 		[]string{"result"}))}, nil
 }
 
@@ -164,6 +171,9 @@ func (p *Poller) Pass(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Least recently polled first (never polled before all): the order
+	// the provider's budget is handed out in.
+	slices.SortStableFunc(due, func(a, b storage.DeviceGrant) int { return a.LastPolledAt.Compare(b.LastPolledAt) })
 	sem := make(chan struct{}, p.opts.Parallel)
 	var wg sync.WaitGroup
 	polled := 0
@@ -172,6 +182,13 @@ func (p *Poller) Pass(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			<-sem
 			p.release(context.WithoutCancel(ctx), g, now)
+			continue
+		}
+		// A lapsed code is failed without a call, so without the budget.
+		if p.d.Budget != nil && now.Before(g.ExpiresAt) && !p.d.Budget(ctx, g.ProviderID) {
+			<-sem
+			p.polls.WithLabelValues("deferred").Inc()
+			p.reschedule(context.WithoutCancel(ctx), g, g.IntervalSeconds, false)
 			continue
 		}
 		polled++

@@ -22,6 +22,9 @@ const (
 	// KindExchange is a user's authorization code redeemed at the
 	// callback: not a refresh, but the same token endpoint and budget.
 	KindExchange = "exchange"
+	// KindDevicePoll is not a refresh either: a device grant's poll of the
+	// token endpoint (package devicepoll), counted in the same budget.
+	KindDevicePoll = "device_poll"
 )
 
 // budgetWindow is the window provider calls are counted in.
@@ -41,7 +44,18 @@ const unlimited = 1 << 30
 // timeout (60 s).
 const exchangeMaxWait = 30 * time.Second
 
-func background(kind string) bool { return kind == KindAhead || kind == KindKeepAlive }
+func background(kind string) bool {
+	return kind == KindAhead || kind == KindKeepAlive || kind == KindDevicePoll
+}
+
+// TakeBackgroundCall takes one call from the provider's budget
+// (token_calls_per_minute) for background work that is not a refresh, a
+// device grant's poll: at background priority, so it never uses the
+// share kept for agents' reads nor calls a provider throttled after a
+// 429. false means wait for a later window.
+func (r *Refresher) TakeBackgroundCall(ctx context.Context, providerID, providerName string, p provider.Profile) bool {
+	return r.spend(ctx, providerID, providerName, p, KindDevicePoll)
+}
 
 // spend takes one call from the provider's budget, shared by every replica
 // through the database. Background refreshes may use the budget less the
