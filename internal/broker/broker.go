@@ -220,8 +220,8 @@ func New(cfg Config, d Deps) (*Broker, error) {
 		return nil, err
 	}
 	b.devices, err = devicepoll.New(cfg.DevicePoll, devicepoll.Deps{Store: d.Store, Vault: d.Vault, Client: d.Exchange,
-		Resolve: b.deviceTokenEndpoint, Granted: b.deviceGranted, Failed: b.deviceFailed, Budget: b.deviceBudget,
-		Logger: d.Logger, Registerer: d.Registerer, Now: d.Now})
+		Resolve: b.deviceTokenEndpoint, Granted: b.deviceGranted, Failed: b.deviceFailed,
+		Budget: b.deviceBudget, Throttled: b.deviceThrottled, Logger: d.Logger, Registerer: d.Registerer, Now: d.Now})
 	if err != nil {
 		return nil, err
 	}

@@ -483,3 +483,41 @@ func TestDevicePollsTakeBudget(t *testing.T) {
 		}
 	})
 }
+
+// TestDevicePoll429ThrottlesProvider: a device poll answered 429 throttles
+// the provider as a refresh's 429 does: the poll backs off, and another
+// device grant of that provider due meanwhile is not sent (deferred)
+// until the throttle (at least a minute) has passed.
+func TestDevicePoll429ThrottlesProvider(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h := newHarness(t, dbURL)
+		as := newDeviceAS(t, 2, 600, "http:429", "authorization_pending", "authorization_pending")
+		as.register(h)
+		first, _ := h.deviceConsent("fake-device")
+		h.clock.Advance(2 * time.Second)
+		ctx := context.Background()
+		if n, err := h.broker.PollDevices(ctx); err != nil || n != 1 {
+			t.Fatalf("first pass polled %d: %v", n, err)
+		}
+		second, _ := h.deviceConsent("fake-device")
+		h.clock.Advance(5 * time.Second) // both due
+		if _, err := h.broker.PollDevices(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(as.pollTimes()); n != 1 {
+			t.Fatalf("provider saw %d polls while throttled, want 1 (the 429)", n)
+		}
+		h.clock.Advance(time.Minute)
+		if _, err := h.broker.PollDevices(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(as.pollTimes()); n != 3 {
+			t.Fatalf("provider saw %d polls after the throttle, want 3", n)
+		}
+		for _, id := range []string{first, second} {
+			if st := h.status(id); st != storage.StatusPending {
+				t.Fatalf("connection %s is %s, want pending", id, st)
+			}
+		}
+	})
+}

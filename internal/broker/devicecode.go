@@ -156,6 +156,16 @@ func (b *Broker) deviceBudget(ctx context.Context, providerID string) bool {
 	return b.refresher.TakeBackgroundCall(ctx, prov.Row.ID, prov.Row.Name, prov.Profile)
 }
 
+// deviceThrottled throttles the provider after a device poll's 429, as
+// after a refresh's.
+func (b *Broker) deviceThrottled(ctx context.Context, providerID string, err error) {
+	name := ""
+	if prov, lerr := b.providers.Lookup(ctx, providerID, ""); lerr == nil {
+		name = prov.Row.Name
+	}
+	b.refresher.ProviderAnswered(ctx, providerID, name, err)
+}
+
 // deviceGranted keeps the token a device poll brought, checked exactly
 // like a code exchange's (package callback's keepGrant): the connection
 // leaves pending once, and only the winner stores the grant.

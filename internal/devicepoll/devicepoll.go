@@ -92,7 +92,10 @@ type Deps struct {
 	// interval without calling the provider. A pass asks for the grants
 	// polled longest ago first, so a spent budget does not starve the
 	// same grants minute after minute.
-	Budget     func(ctx context.Context, providerID string) bool
+	Budget func(ctx context.Context, providerID string) bool
+	// Throttled, when set, hears of every failed poll (a 429 or an answer
+	// with Retry-After throttles the provider's background work).
+	Throttled  func(ctx context.Context, providerID string, err error)
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -288,6 +291,9 @@ func (p *Poller) poll(ctx context.Context, g storage.DeviceGrant) {
 		// interval is stored like slow_down's, so every replica backs off;
 		// the code's expiry still ends the grant.
 		p.polls.WithLabelValues("transient").Inc()
+		if p.d.Throttled != nil {
+			p.d.Throttled(ctx, g.ProviderID, err)
+		}
 		next := backoff(g.IntervalSeconds)
 		log.WarnContext(ctx, "device poll failed; backing off", "class", string(exchange.ClassTransient), "interval_seconds", next, "err", err)
 		p.reschedule(ctx, g, next, true)

@@ -134,7 +134,7 @@ func (r *Refresher) TakeExchange(ctx context.Context, providerID, providerName s
 
 // ProviderAnswered lowers the provider's budget for background work, on
 // every replica, when err is a 429 (or carries Retry-After) from a call
-// the broker made outside a refresh (a code exchange).
+// the broker made outside a refresh (a code exchange, a device poll).
 func (r *Refresher) ProviderAnswered(ctx context.Context, providerID, providerName string, err error) {
 	r.throttleOn(ctx, providerID, providerName, err)
 }
