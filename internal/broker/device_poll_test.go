@@ -521,3 +521,53 @@ func TestDevicePoll429ThrottlesProvider(t *testing.T) {
 		}
 	})
 }
+
+// TestDevicePollLeaseNotOutlived: a pass whose provider is slow does not
+// start a claimed poll after half the lease has passed (another replica
+// may claim the grant when the lease ends, and the two polls would
+// overlap): it hands the grant back, due at once, and the next pass
+// polls it.
+func TestDevicePollLeaseNotOutlived(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h := newHarness(t, dbURL, func(c *broker.Config) {
+			c.DevicePoll = devicepoll.Options{Lease: 2 * time.Second, Parallel: 1}
+		})
+		as := newDeviceAS(t, 2, 600, "authorization_pending", "authorization_pending")
+		as.hold = make(chan struct{})
+		as.register(h)
+		first, _ := h.deviceConsent("fake-device")
+		second, _ := h.deviceConsent("fake-device")
+		h.clock.Advance(2 * time.Second)
+		ctx := context.Background()
+		passed := make(chan int, 1)
+		go func() { n, _ := h.broker.PollDevices(ctx); passed <- n }()
+		deadline := time.Now().Add(10 * time.Second)
+		for len(as.pollTimes()) == 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		h.clock.Advance(1500 * time.Millisecond) // the slow poll outlasts half the lease
+		close(as.hold)
+		if n := <-passed; n != 1 {
+			t.Fatalf("the pass polled %d grants, want 1", n)
+		}
+		if n := len(as.pollTimes()); n != 1 {
+			t.Fatalf("provider saw %d polls, want 1", n)
+		}
+		var handedBack storage.DeviceGrant
+		for _, id := range []string{first, second} {
+			g, err := h.store.GetDeviceGrant(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.Polls == 0 {
+				handedBack = g
+			}
+		}
+		if handedBack.ConnectionID == "" || handedBack.NextPollAt.After(h.clock.Now()) {
+			t.Fatalf("the unpolled grant was not handed back: %+v (now %v)", handedBack, h.clock.Now())
+		}
+		if n, err := h.broker.PollDevices(ctx); err != nil || n != 1 || len(as.pollTimes()) != 2 {
+			t.Fatalf("next pass polled %d (%v), provider saw %d, want 1 and 2", n, err, len(as.pollTimes()))
+		}
+	})
+}

@@ -33,7 +33,8 @@ type Options struct {
 	// at most this late after its interval.
 	Tick time.Duration
 	// Lease keeps a claimed grant from other replicas while it is polled;
-	// it must exceed one poll (two token endpoint attempts; default 2 min).
+	// a claimed poll starts only in the lease's first half, so half of it
+	// must exceed one poll (two token endpoint attempts; default 2 min).
 	Lease time.Duration
 	// Batch is how many grants one pass claims (default 50); Parallel how
 	// many of them are polled at once (default 8).
@@ -167,7 +168,8 @@ func (p *Poller) Run(ctx context.Context) {
 // Pass claims the grants due now, polls each once and returns how many it
 // polled. A poll once started finishes even when ctx ends (its answer may
 // spend the device code); the claimed grants not yet started when ctx
-// ends are handed back, due at once, for another replica.
+// ends, or half the lease has passed, are handed back, due at once, for
+// any replica.
 func (p *Poller) Pass(ctx context.Context) (int, error) {
 	now := p.d.Now()
 	due, err := p.d.Store.ClaimDeviceGrants(ctx, now, now.Add(p.opts.Lease), p.opts.Batch)
@@ -182,7 +184,10 @@ func (p *Poller) Pass(ctx context.Context) (int, error) {
 	polled := 0
 	for _, g := range due {
 		sem <- struct{}{}
-		if ctx.Err() != nil {
+		// A grant whose turn comes after half its lease (slow providers
+		// ahead of it in the batch) is handed back: another replica may
+		// claim it once the lease ends, and two polls must not overlap.
+		if ctx.Err() != nil || p.d.Now().Sub(now) > p.opts.Lease/2 {
 			<-sem
 			p.release(context.WithoutCancel(ctx), g, now)
 			continue
