@@ -325,3 +325,42 @@ func TestDevicePollLeaseNotOutlived(t *testing.T) {
 		}
 	})
 }
+
+// TestDeviceBackoffEndsAtExpiry: backed off to a 32 s interval with 20 s
+// of the code left, the grant is next due at the code's expiry, not after
+// it: it ends then as expired_token, without another call, and not later
+// as consent_expired through the pending clean-up.
+func TestDeviceBackoffEndsAtExpiry(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h := newHarness(t, dbURL)
+		as := newDeviceAS(t, 2, 50, "http:503", "http:503", "http:503", "http:503")
+		as.register(h)
+		id, _ := h.deviceConsent("fake-device")
+		ctx := context.Background()
+		created := h.clock.Now()
+		for _, wait := range []time.Duration{2, 4, 8, 16} { // 503s: 2 → 4 → 8 → 16 → 32 s
+			h.clock.Advance(wait * time.Second)
+			if _, err := h.broker.PollDevices(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		g, err := h.store.GetDeviceGrant(ctx, id)
+		if err != nil || g.Polls != 4 || g.IntervalSeconds != 32 {
+			t.Fatalf("grant %+v %v, want 4 polls and a 32 s interval", g, err)
+		}
+		if !g.NextPollAt.Equal(g.ExpiresAt) || g.ExpiresAt.Sub(created.Add(50*time.Second)).Abs() > time.Millisecond {
+			t.Fatalf("next poll %v, want the code's expiry %v", g.NextPollAt, g.ExpiresAt)
+		}
+		h.clock.Advance(g.ExpiresAt.Sub(h.clock.Now()))
+		if _, err := h.broker.PollDevices(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c, err := h.store.GetConnection(ctx, id)
+		if err != nil || c.Status != storage.StatusFailed || c.StatusReason != "expired_token" {
+			t.Fatalf("connection %s (%s): %v, want failed (expired_token)", c.Status, c.StatusReason, err)
+		}
+		if n := len(as.pollTimes()); n != 4 {
+			t.Fatalf("provider saw %d polls, want 4", n)
+		}
+	})
+}

@@ -324,12 +324,19 @@ func backoff(interval int) int {
 }
 
 // reschedule stores the next poll one interval after now (the provider's
-// answer, when polled says a request was made).
+// answer, when polled says a request was made), or at the code's expiry
+// when that comes first.
 func (p *Poller) reschedule(ctx context.Context, g storage.DeviceGrant, interval int, polled bool) {
 	done := p.d.Now().UTC()
 	_, err := p.d.Store.UpdateDeviceGrant(ctx, g.ConnectionID, func(cur storage.DeviceGrant) (storage.DeviceGrant, error) {
 		cur.IntervalSeconds = max(interval, cur.IntervalSeconds)
 		cur.NextPollAt, cur.UpdatedAt = done.Add(time.Duration(cur.IntervalSeconds)*time.Second), done
+		if cur.NextPollAt.After(cur.ExpiresAt) {
+			// Due no later than the code's expiry, when the grant ends
+			// with expired_token (without a call), before the pending
+			// clean-up could end it as consent_expired.
+			cur.NextPollAt = cur.ExpiresAt
+		}
 		if polled {
 			cur.Polls++
 			cur.LastPolledAt = done
