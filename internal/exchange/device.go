@@ -36,6 +36,10 @@ const (
 	maxUserCode     = 64
 	maxVerification = 2048
 	maxInterval     = time.Hour
+	// maxDeviceExpiry bounds how long the broker keeps a device code and
+	// polls for it (providers give 10 to 30 minutes): a provider answering
+	// days would keep a pending connection, and its polls, that long.
+	maxDeviceExpiry = time.Hour
 )
 
 // DeviceAuthorization is a device authorization answer (RFC 8628 §3.2).
@@ -125,7 +129,7 @@ func parseDeviceAuthorization(fields map[string]any) (DeviceAuthorization, error
 	if !ok {
 		return DeviceAuthorization{}, fmt.Errorf("%w: device authorization answer without a positive expires_in", ErrMalformed)
 	}
-	d.ExpiresIn = time.Duration(exp) * time.Second
+	d.ExpiresIn = min(time.Duration(exp)*time.Second, maxDeviceExpiry)
 	d.Interval = DefaultDeviceInterval
 	if raw, present := fields["interval"]; present {
 		iv, ok := expiresIn(raw)

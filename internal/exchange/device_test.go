@@ -131,3 +131,20 @@ func TestPollDevice(t *testing.T) {
 		t.Fatalf("empty device code: %v", err)
 	}
 }
+
+// TestDeviceExpiryBounded: a device code's expires_in is held to an hour
+// (providers give 10 to 30 minutes); a shorter one is kept as given.
+func TestDeviceExpiryBounded(t *testing.T) {
+	for given, want := range map[int]time.Duration{604800: time.Hour, 900: 15 * time.Minute} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = fmt.Fprintf(w, `{"device_code":"d-0123456789","user_code":"WDJB-MJHT","verification_uri":"https://e.com/d","expires_in":%d}`, given)
+		}))
+		ep := exchange.Endpoint{TokenURL: srv.URL + "/token", ClientID: "cid", AuthMethod: exchange.AuthNone}
+		d, err := exchange.New(exchange.Options{}).AuthorizeDevice(context.Background(), srv.URL+"/device", ep, nil)
+		srv.Close()
+		if err != nil || d.ExpiresIn != want {
+			t.Fatalf("expires_in %d: got %v (%v), want %v", given, d.ExpiresIn, err, want)
+		}
+	}
+}
