@@ -17,13 +17,16 @@ import (
 var errNoAuditTime = errors.New("audit event has no time")
 
 // AppendAudit stores the events with new ids (e.ID is ignored), in one
-// transaction and one round trip.
+// transaction, as one COPY: a busy proxy sends hundreds of events a
+// second, and COPY costs the broker (and the server) a fraction of one
+// INSERT per row. Like the INSERTs it replaced, a row PostgreSQL refuses
+// fails the whole call (package auditq then writes event by event).
 func (s *Store) AppendAudit(ctx context.Context, events ...storage.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	batch := &pgx.Batch{}
-	for _, e := range events {
+	rows := make([][]any, len(events))
+	for i, e := range events {
 		if e.Time.IsZero() {
 			return fmt.Errorf("postgres: append audit %q: %w", e.Type, errNoAuditTime)
 		}
@@ -31,15 +34,19 @@ func (s *Store) AppendAudit(ctx context.Context, events ...storage.AuditEvent) e
 		if err != nil {
 			return fmt.Errorf("postgres: append audit %q: encode detail: %w", e.Type, err)
 		}
-		batch.Queue(`INSERT INTO audit_events
-    (occurred_at, type, connection_id, provider_id, actor, client_ip, user_agent, detail)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			e.Time, e.Type, e.ConnectionID, e.ProviderID, e.Actor, e.ClientIP, e.UserAgent, detail)
+		var d any // NULL when there is no detail
+		if detail != nil {
+			d = detail
+		}
+		rows[i] = []any{e.Time, e.Type, e.ConnectionID, e.ProviderID, e.Actor, e.ClientIP, e.UserAgent, d}
 	}
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		return wrap(fmt.Sprintf("append %d audit events", len(events)), tx.SendBatch(ctx, batch).Close())
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, auditColumns, pgx.CopyFromRows(rows))
+		return wrap(fmt.Sprintf("append %d audit events", len(events)), err)
 	})
 }
+
+var auditColumns = []string{"occurred_at", "type", "connection_id", "provider_id", "actor", "client_ip", "user_agent", "detail"}
 
 // ListAudit returns the events matching f, newest first.
 func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
