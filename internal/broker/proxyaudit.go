@@ -1,12 +1,10 @@
 package broker
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/dromos-dev/dromos/internal/httpapi"
 	"github.com/dromos-dev/dromos/internal/proxyaudit"
-	"github.com/dromos-dev/dromos/internal/storage"
 )
 
 // recordProxyCalls is POST /audit/proxy-calls: a gateway's batch of API
@@ -27,21 +25,17 @@ func (b *Broker) recordProxyCalls(w http.ResponseWriter, r *http.Request) error 
 	if err := in.Check(b.now()); err != nil {
 		return httpapi.BadRequest("%s", err.Error())
 	}
-	ctx := r.Context()
-	conns := map[string]*storage.Connection{}
+	ids := make([]string, 0, len(in.Events))
 	for _, e := range in.Events {
-		if _, seen := conns[e.ConnectionID]; seen || e.ConnectionID == "" {
-			continue
+		if e.ConnectionID != "" {
+			ids = append(ids, e.ConnectionID)
 		}
-		c, err := b.store.GetConnection(ctx, e.ConnectionID)
-		switch {
-		case errors.Is(err, storage.ErrNotFound):
-			conns[e.ConnectionID] = nil
-		case err != nil:
-			return err // nothing queued yet: the gateway tries again
-		default:
-			conns[e.ConnectionID] = &c
-		}
+	}
+	// One query for every connection the batch names (a look-up per
+	// connection was a third of the broker's work for a busy proxy).
+	owners, err := b.store.ConnectionOwners(r.Context(), ids)
+	if err != nil {
+		return err // nothing queued yet: the gateway tries again
 	}
 	var ip string
 	if a := b.clientIP(r); a.IsValid() {
@@ -50,7 +44,7 @@ func (b *Broker) recordProxyCalls(w http.ResponseWriter, r *http.Request) error 
 	ua := storableText(r.UserAgent(), 256)
 	for _, e := range in.Events {
 		own, providerID := proxyaudit.NoConnection, ""
-		if c := conns[e.ConnectionID]; c != nil {
+		if c, ok := owners[e.ConnectionID]; ok && e.ConnectionID != "" {
 			own, providerID = proxyaudit.OwnedByOther, c.ProviderID
 			if c.ClientName == e.Agent {
 				own = proxyaudit.OwnedByAgent

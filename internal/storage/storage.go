@@ -127,6 +127,11 @@ type Storage interface {
 	// were: what a replica's token cache (internal/tokencache) checks its
 	// rows against.
 	ConnectionVersions(ctx context.Context, ids []string) (map[string]int64, error)
+	// ConnectionOwners returns the agent (client name) and provider of each
+	// of the named connections that exists, in one query; ids that name
+	// none are left out. The broker checks a gateway's batch of API proxy
+	// calls against it without one read per connection.
+	ConnectionOwners(ctx context.Context, ids []string) (map[string]ConnectionOwner, error)
 
 	// Audit trail, append-only.
 	// AppendAudit appends the events in one transaction (all or none).
@@ -392,4 +397,10 @@ type MCPClient struct {
 	Source    string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// ConnectionOwner is who a connection belongs to (ConnectionOwners).
+type ConnectionOwner struct {
+	ClientName string
+	ProviderID string
 }

@@ -457,3 +457,34 @@ func (s *Store) ConnectionVersions(ctx context.Context, ids []string) (map[strin
 	}
 	return out, nil
 }
+
+// ConnectionOwners implements storage.Storage.
+func (s *Store) ConnectionOwners(ctx context.Context, ids []string) (map[string]storage.ConnectionOwner, error) {
+	out := make(map[string]storage.ConnectionOwner, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: connection owners: %w", err)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT id, client_name, provider_id FROM connections WHERE id IN (SELECT value FROM json_each(?))`, string(list))
+	if err != nil {
+		return nil, wrap("connection owners", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id string
+			o  storage.ConnectionOwner
+		)
+		if err := rows.Scan(&id, &o.ClientName, &o.ProviderID); err != nil {
+			return nil, wrap("connection owners", err)
+		}
+		out[id] = o
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("connection owners", err)
+	}
+	return out, nil
+}

@@ -67,6 +67,37 @@ func runTokens(t *testing.T, open func(t *testing.T) storage.Storage) {
 			t.Fatalf("unknown id: %v", err)
 		}
 	})
+	// ConnectionOwners names each existing connection's agent and
+	// provider in one query, leaving out ids that name none.
+	t.Run("ConnectionOwners", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		got, err := s.ConnectionOwners(ctx, nil)
+		must(t, "ConnectionOwners of none", err)
+		if len(got) != 0 {
+			t.Fatalf("owners of no ids: %v", got)
+		}
+		a := newConnection("co-1")
+		b := newConnection("co-2")
+		b.ClientName, b.ProviderID = "agent-b", "prov-2"
+		createConnection(t, s, a)
+		createConnection(t, s, b)
+		got, err = s.ConnectionOwners(ctx, []string{"co-1", "co-2", "co-missing", "co-1"})
+		must(t, "ConnectionOwners", err)
+		want := map[string]storage.ConnectionOwner{
+			"co-1": {ClientName: a.ClientName, ProviderID: a.ProviderID},
+			"co-2": {ClientName: "agent-b", ProviderID: "prov-2"},
+		}
+		if len(got) != len(want) || got["co-1"] != want["co-1"] || got["co-2"] != want["co-2"] {
+			t.Fatalf("owners %v, want %v", got, want)
+		}
+		must(t, "DeleteConnection", s.DeleteConnection(ctx, "co-2"))
+		got, err = s.ConnectionOwners(ctx, []string{"co-1", "co-2"})
+		must(t, "ConnectionOwners after delete", err)
+		if _, ok := got["co-2"]; ok || len(got) != 1 {
+			t.Fatalf("owners after deleting co-2: %v", got)
+		}
+	})
 	// ConnectionVersions is what a replica's token cache checks its rows
 	// against: it must move with every change to the connection or its
 	// token row (put, replace, delete, status change) and drop deleted
