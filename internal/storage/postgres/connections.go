@@ -415,18 +415,15 @@ func (s *Store) ConnectionVersions(ctx context.Context, ids []string) (map[strin
 	if err != nil {
 		return nil, wrap("connection versions", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id string
-			v  int64
-		)
-		if err := rows.Scan(&id, &v); err != nil {
-			return nil, wrap("connection versions", err)
-		}
+	var (
+		id string
+		v  int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &v}, func() error {
 		out[id] = v
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, wrap("connection versions", err)
 	}
 	return out, nil
@@ -442,18 +439,15 @@ func (s *Store) ConnectionOwners(ctx context.Context, ids []string) (map[string]
 	if err != nil {
 		return nil, wrap("connection owners", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id string
-			o  storage.ConnectionOwner
-		)
-		if err := rows.Scan(&id, &o.ClientName, &o.ProviderID); err != nil {
-			return nil, wrap("connection owners", err)
-		}
+	var (
+		id string
+		o  storage.ConnectionOwner
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &o.ClientName, &o.ProviderID}, func() error {
 		out[id] = o
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, wrap("connection owners", err)
 	}
 	return out, nil

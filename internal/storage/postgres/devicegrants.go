@@ -72,16 +72,8 @@ RETURNING d.connection_id, d.provider_id, d.device_code, d.interval_seconds, d.n
 	if err != nil {
 		return nil, wrap(op, err)
 	}
-	defer rows.Close()
-	var out []storage.DeviceGrant
-	for rows.Next() {
-		d, err := scanDeviceGrant(rows)
-		if err != nil {
-			return nil, wrap(op, err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.DeviceGrant, error) { return scanDeviceGrant(r) })
+	if err != nil {
 		return nil, wrap(op, err)
 	}
 	// RETURNING gives no order; the oldest grants first.

@@ -92,16 +92,8 @@ RETURNING r.id, r.connection_id, r.provider_id, r.sealed, r.attempts, r.next_att
 	if err != nil {
 		return nil, wrap(op, err)
 	}
-	defer rows.Close()
-	var out []storage.Revocation
-	for rows.Next() {
-		r, err := scanRevocation(rows)
-		if err != nil {
-			return nil, wrap(op, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Revocation, error) { return scanRevocation(r) })
+	if err != nil {
 		return nil, wrap(op, err)
 	}
 	// RETURNING gives no order; callers get the soonest first.
